@@ -1,0 +1,7 @@
+"""``python -m conformance``: the same as the ``hmm-conformance`` command."""
+
+import sys
+
+from ._cli import main
+
+sys.exit(main())
