@@ -62,6 +62,7 @@ class HmmUpdateEvent(enum.Enum):
     INVALIDATE = "invalidate"
 
 
+@final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HmmUpdate:
     """``struct hmm_update``: what a mirror's ``sync_cpu_device_pagetables`` is asked to do."""
@@ -253,8 +254,10 @@ def hmm_mirror_unregister(mirror: HmmMirror) -> None:
     if not empty or mm is None:
         return
     mmu_notifier_unregister_no_release(hmm._notifier, mm)
-    if mm.hmm is hmm:
-        mm.hmm = None
+    # The kernel clears mm->hmm only if it still points here, against a concurrent
+    # re-creation; sequentially nothing can have replaced it.
+    assert mm.hmm is hmm, "mm->hmm still points at the hmm being freed"
+    mm.hmm = None
     # Ranges still on hmm._ranges now hang off freed memory (bug history #11).
     hmm.freed = True
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Container
 from dataclasses import dataclass
+from typing import final
 
 from ._errno import describe_result
 from ._mmu_notifier import (
@@ -39,6 +40,7 @@ __all__ = [
 MAX_OOM_REAP_RETRIES = 10
 
 
+@final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VmaReap:
     """What one attempt did with one vma."""
@@ -54,6 +56,7 @@ class VmaReap:
         return self.result == 0
 
 
+@final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReapAttempt:
     """One pass of ``oom_reap_task_mm`` over the mm."""
@@ -70,6 +73,7 @@ class ReapAttempt:
         return self.mmap_sem_taken and all(vma.reaped for vma in self.vmas)
 
 
+@final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OomReapReport:
     """The outcome of ``oom_reap_task``: every attempt, and whether the reaper gave up."""

@@ -54,6 +54,7 @@ class HmmPfnValue(enum.IntEnum):
     SPECIAL = 2
 
 
+@final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PfnEncoding:
     """A driver's encoding of snapshot entries: ``flags``, ``values`` and ``pfn_shift``.

@@ -18,6 +18,7 @@ from ._hmm import HmmUpdate
 __all__ = ["MirrorEvent", "ScriptedMirrorOps"]
 
 
+@final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MirrorEvent:
     """One callback that HMM made: ``sync`` with its update, or ``release``."""

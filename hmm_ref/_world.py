@@ -72,6 +72,7 @@ class PteKind(enum.Enum):
 _WITH_PFN = frozenset({PteKind.PRESENT, PteKind.DEVICE_PRIVATE})
 
 
+@final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Pte:
     """One CPU page-table entry. ``pfn`` and ``write`` only mean something for mapped kinds."""
@@ -115,6 +116,7 @@ PTE_MIGRATION = Pte(kind=PteKind.MIGRATION)
 PTE_POISON = Pte(kind=PteKind.POISON)
 
 
+@final
 @dataclass(frozen=True, eq=False, slots=True, kw_only=True)
 class Vma:
     """A virtual memory area ``[start, end)`` of one mm. Compared by identity, like the kernel's.
