@@ -7,6 +7,7 @@ Exit codes: 0 the candidate conforms (or the command succeeded), 1 a rule was vi
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import sys
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
@@ -30,11 +31,9 @@ class _ParserExitError(Exception):
 class _Parser(argparse.ArgumentParser):
     """An argparse parser that reports through exceptions instead of exiting the process."""
 
-    def print_help(self, file: object = None) -> NoReturn:
-        raise _ParserExitError(EXIT_OK, self.format_help())
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        raise _ParserExitError(status, message or "")
+    def _print_message(self, message: str, file: object = None) -> NoReturn:
+        # --help and --version print through here and then exit; both end the parse with 0.
+        raise _ParserExitError(EXIT_OK, message)
 
     def error(self, message: str) -> NoReturn:
         raise _ParserExitError(EXIT_USAGE, f"{self.prog}: error: {message}\n")
@@ -45,6 +44,11 @@ def _parser() -> _Parser:
         prog="hmm-conformance",
         description="Check implementations of the Linux HMM mirror protocol (blockable "
         "mmu notifiers) against the rules of docs/spec.md.",
+    )
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {importlib.metadata.version('hmm-conformance')}",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True

@@ -30,18 +30,19 @@ def _span(start: int, end: int) -> str:
 
 
 def _calls(journal: list[H.MirrorEvent]) -> str:
-    if not journal:
-        return "no mirror was called"
-    parts = []
-    for event in journal:
-        if event.update is None:
-            parts.append(f"{event.mirror}.release()")
-        else:
-            parts.append(
-                f"{event.mirror}(blockable={event.update.blockable}) -> "
-                f"{H.describe_result(event.reply)}"
-            )
-    return ", ".join(parts)
+    return ", ".join(
+        f"{event.mirror}(blockable={event.update.blockable}) -> {H.describe_result(event.reply)}"
+        for event in journal
+        if event.update is not None
+    )
+
+
+def _attempt(call: Callable[[], int]) -> str:
+    """What ``call`` returned, or the error it raised, spelled for the reader."""
+    try:
+        return H.describe_result(call())
+    except H.HmmError as error:
+        return f"{type(error).__name__}: {error}"
 
 
 def _two_mirrors(
@@ -51,8 +52,8 @@ def _two_mirrors(
     a = H.ScriptedMirrorOps("A", journal=journal)
     b = H.ScriptedMirrorOps("B", reply=reply_b, journal=journal)
     lines = [
-        f"register mirror A -> {H.describe_result(H.hmm_mirror_register(H.HmmMirror(a), mm))}",
-        f"register mirror B -> {H.describe_result(H.hmm_mirror_register(H.HmmMirror(b), mm))}",
+        f"register mirror A -> {_attempt(lambda: H.hmm_mirror_register(H.HmmMirror(a), mm))}",
+        f"register mirror B -> {_attempt(lambda: H.hmm_mirror_register(H.HmmMirror(b), mm))}",
     ]
     return journal, a, b, lines
 
@@ -165,11 +166,8 @@ def seed_defects() -> list[str]:
     H.hmm_mirror_register(first, mm)
     H.hmm_mirror_register(second, mm)
     H.hmm_mirror_unregister(first)
-    try:
-        H.hmm_mirror_register(H.HmmMirror(H.ScriptedMirrorOps("C")), mm)
-        livelock = "register C returned"
-    except H.WouldLivelockError as error:
-        livelock = f"register C -> WouldLivelockError: {error.message.split(';')[0]}"
+    late = H.HmmMirror(H.ScriptedMirrorOps("C"))
+    livelock = f"register C -> {_attempt(lambda: H.hmm_mirror_register(late, mm))}"
     rng = H.HmmRange(vma=vma, start=0x10000, end=0x12000)
     H.hmm_vma_get_pfns(rng)
     H.exit_mmap(mm)
