@@ -15,8 +15,8 @@ Rules of this module (each one cites kernel-semantics.md, "the seed" = mainline 
    mode the first exact ``-EAGAIN`` stops the loop and is the result; every other answer is
    ignored, and in blockable mode every answer is ignored.
 5. ``valid`` is sticky: only a new registration sets it back to True (§2.6).
-6. Release unlinks mirrors newest first and calls each one's release op with ``mirrors_sem``
-   dropped; it touches no range (§3.4).
+6. Release unlinks mirrors newest first and calls each one's release op, if it has one, with
+   ``mirrors_sem`` dropped; it touches no range (§3.4).
 
 Theory of operation. The kernel holds two locks: ``hmm->lock`` (a spinlock around the range
 list) and ``mirrors_sem`` (a rwsem around the mirror list, read-held for the whole mirror pass).
@@ -25,6 +25,12 @@ that registers or unregisters a mirror would ``down_write`` a semaphore its own 
 holds for read, which deadlocks in the kernel; the reference raises ``UsageError(DEADLOCK)``.
 Where the kernel would ``BUG()`` or corrupt a list because the caller broke the documented
 contract, the reference raises :class:`UsageError` before changing anything.
+
+One seed defect is absorbed rather than raised, because drivers reach it on their normal exit
+path: after release, the first ``hmm_mirror_unregister`` frees the hmm, and each later one (or a
+release op that unregisters the last listed mirror) reads that freed hmm. Without reuse of the
+memory the kernel finds the NULL ``mm`` it wrote before the free and returns; the reference
+returns the same way. A KASAN build of the seed reports these reads as use-after-free.
 """
 
 from __future__ import annotations
@@ -213,6 +219,7 @@ def hmm_mirror_register(mirror: HmmMirror, mm: MmStruct) -> int:
         )
     hmm = _hmm_register(mm, "hmm_mirror_register")
     if hmm is None:
+        mirror._hmm = None  # mirror->hmm = hmm_register(mm), which returned NULL
         return -Errno.ENOMEM
     hmm._check_not_in_mirror_pass("hmm_mirror_register")
     if hmm.mm is None:
@@ -276,14 +283,15 @@ def hmm_vma_get_pfns(range_: HmmRange) -> int:
         return -Errno.EINVAL
     if range_.end < vma.start or range_.end > vma.end:
         return -Errno.EINVAL
-    if range_.end <= range_.start:
-        # The seed has no such check: it registers the range and returns 0, and the later
-        # hmm_vma_range_done BUG()s (a start above end also corrupts memory on invalidation).
+    if range_.end < range_.start:
+        # The seed has no such check: it registers the range and returns 0, and the first
+        # overlapping invalidation zeroes a negative count of entries, far past the array.
+        # An empty range is accepted, as the seed accepts it; its range_done BUG()s.
         raise UsageError(
             UsageCode.RANGE_EMPTY,
             "hmm_vma_get_pfns",
-            f"range [{range_.start:#x}, {range_.end:#x}) is empty or reversed; the seed would "
-            "register it and BUG() in hmm_vma_range_done; give end > start",
+            f"range [{range_.start:#x}, {range_.end:#x}) is reversed; the seed would register "
+            "it and corrupt memory on the next overlapping invalidation; give end > start",
         )
     if range_._hmm is not None:
         raise UsageError(
@@ -385,8 +393,10 @@ def _hmm_release(hmm: Hmm) -> None:
     while hmm._mirrors:
         mirror = hmm._mirrors.pop(0)
         mirror._linked = False
-        assert mirror.ops is not None, "registered mirrors have ops"
-        mirror.ops.release()
+        # The release op is optional in the kernel: a mirror without one is unlinked silently.
+        release = getattr(mirror.ops, "release", None)
+        if release is not None:
+            release()
 
 
 @final

@@ -20,9 +20,9 @@ The caller's half of the contract is bookkept on the mm as *windows*: a start op
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from ._errno import describe_result
 from ._errors import UsageCode, UsageError
 from ._world import PAGE_SIZE, page_aligned
 
@@ -59,6 +59,17 @@ class MmuNotifier:
     def describe(self) -> str:
         """How the kernel log names this notifier's start op (the ``%pS`` of the pr_info)."""
         return f"{type(self).__qualname__}.invalidate_range_start"
+
+
+def _walk(mm: MmStruct) -> Iterator[MmuNotifier]:
+    """The notifiers as an SRCU list walk sees them while callbacks change the list.
+
+    A notifier added during the walk goes to the head, behind the walk; one removed before the
+    walk reaches it is not visited. Both follow from walking the live hlist.
+    """
+    for mn in list(mm.notifier_list):
+        if any(other is mn for other in mm.notifier_list):
+            yield mn
 
 
 def _check_bounds(function: str, start: int, end: int) -> None:
@@ -117,13 +128,12 @@ def mmu_notifier_invalidate_range_start(
     """
     _check_bounds("mmu_notifier_invalidate_range_start", start, end)
     result = 0
-    # The kernel walks the list under SRCU; a copy gives the same view to a callback that
-    # changes the list.
-    for mn in list(mm.notifier_list):
+    for mn in _walk(mm):
         ret = mn.invalidate_range_start(mm, start, end, blockable)
         if ret:
+            # The pr_info of 93065ac753e4, number and all ("%d").
             mm.printk(
-                f"{mn.describe()} callback failed with {describe_result(ret)} in "
+                f"{mn.describe()} callback failed with {ret} in "
                 f"{'' if blockable else 'non-'}blockable context."
             )
             result = ret
@@ -151,13 +161,17 @@ def mmu_notifier_invalidate_range_end(mm: MmStruct, start: int, end: int) -> Non
             f"no open invalidation of [{start:#x}, {end:#x}); call end only after a start "
             "that succeeded (a failed non-blockable start has no end)",
         )
-    for mn in list(mm.notifier_list):
+    for mn in _walk(mm):
         mn.invalidate_range_end(mm, start, end)
 
 
 def mmu_notifier_release(mm: MmStruct) -> None:
-    """``__mmu_notifier_release`` from ``exit_mmap``: every release op, then unlink them all."""
-    mm.exiting = True
-    for mn in list(mm.notifier_list):
+    """``__mmu_notifier_release`` from ``exit_mmap``: every release op, then unlink them all.
+
+    The mm counts as exited once the release ops have run: the seed lets a release op still
+    snapshot or register on the mm's existing hmm.
+    """
+    for mn in _walk(mm):
         mn.release(mm)
     mm.notifier_list.clear()
+    mm.exiting = True

@@ -7,7 +7,9 @@ The reaper is the caller the seed patch exists for. Rules (kernel-semantics §6,
 2. If that start fails, the vma is skipped: not unmapped, and **no end is called** for it
    (END-3). The attempt goes on with the next vma and counts as failed.
 3. If it succeeds, the vma's pages are unmapped and the normal end is called.
-4. An attempt whose mmap_sem trylock fails counts as failed without visiting any vma.
+4. An attempt whose mmap_sem trylock fails counts as failed without visiting any vma. An
+   attempt that finds ``MMF_OOM_SKIP`` already set (an earlier reaper, or ``exit_mmap``) counts
+   as done without visiting any vma. A successful pass logs "reaped process".
 5. Up to ``MAX_OOM_REAP_RETRIES`` (10) attempts; after the last failed one the reaper logs
    "unable to reap" and gives up. Either way it sets ``MMF_OOM_SKIP`` on the mm.
 """
@@ -18,7 +20,6 @@ from collections.abc import Container
 from dataclasses import dataclass
 from typing import final
 
-from ._errno import describe_result
 from ._mmu_notifier import (
     mmu_notifier_invalidate_range_end,
     mmu_notifier_invalidate_range_start,
@@ -65,11 +66,13 @@ class ReapAttempt:
     number: int
     #: False if the mmap_sem trylock failed, so no vma was visited.
     mmap_sem_taken: bool
-    vmas: tuple[VmaReap, ...]
+    #: True if MMF_OOM_SKIP was already set, so there was nothing left to do.
+    oom_skip: bool = False
+    vmas: tuple[VmaReap, ...] = ()
 
     @property
     def succeeded(self) -> bool:
-        """True if the lock was taken and every visited vma was reaped."""
+        """True if the lock was taken and every visited vma was reaped (or none needed it)."""
         return self.mmap_sem_taken and all(vma.reaped for vma in self.vmas)
 
 
@@ -105,6 +108,21 @@ def _reap_once(mm: MmStruct) -> tuple[VmaReap, ...]:
     return tuple(outcomes)
 
 
+def _reap_attempt(mm: MmStruct, number: int, mmap_sem_busy: Container[int]) -> ReapAttempt:
+    """``oom_reap_task_mm``: one attempt, under a trylock of mmap_sem."""
+    if number in mmap_sem_busy:
+        return ReapAttempt(number=number, mmap_sem_taken=False)
+    if mm.mmf_oom_skip:
+        return ReapAttempt(number=number, mmap_sem_taken=True, oom_skip=True)
+    attempt = ReapAttempt(number=number, mmap_sem_taken=True, vmas=_reap_once(mm))
+    if attempt.succeeded:
+        mm.printk(
+            f"oom_reaper: reaped process {mm.pid} ({mm.comm}), now "
+            f"anon-rss:{mm.rss_pages() * 4}kB, file-rss:0kB, shmem-rss:0kB"
+        )
+    return attempt
+
+
 def oom_reap_task(mm: MmStruct, *, mmap_sem_busy: Container[int] = frozenset()) -> OomReapReport:
     """Reap ``mm`` as the OOM reaper thread does; attempts in ``mmap_sem_busy`` find it locked.
 
@@ -113,31 +131,28 @@ def oom_reap_task(mm: MmStruct, *, mmap_sem_busy: Container[int] = frozenset()) 
     """
     attempts: list[ReapAttempt] = []
     for number in range(1, MAX_OOM_REAP_RETRIES + 1):
-        if number in mmap_sem_busy:
-            attempt = ReapAttempt(number=number, mmap_sem_taken=False, vmas=())
-        else:
-            attempt = ReapAttempt(number=number, mmap_sem_taken=True, vmas=_reap_once(mm))
-        attempts.append(attempt)
-        if attempt.succeeded:
+        attempts.append(_reap_attempt(mm, number, mmap_sem_busy))
+        if attempts[-1].succeeded:
             break
     gave_up = not attempts[-1].succeeded
     if gave_up:
-        skipped = [vma for vma in attempts[-1].vmas if not vma.reaped]
-        detail = ", ".join(
-            f"[{vma.start:#x}, {vma.end:#x}) {describe_result(vma.result)}" for vma in skipped
-        )
-        mm.printk(f"oom_reaper: unable to reap pid:{mm.pid} ({detail or 'mmap_sem busy'})")
+        mm.printk(f"oom_reaper: unable to reap pid:{mm.pid} ({mm.comm})")
     mm.mmf_oom_skip = True
     return OomReapReport(attempts=tuple(attempts), gave_up=gave_up)
 
 
-def exit_mmap(mm: MmStruct) -> None:
+def exit_mmap(mm: MmStruct, *, oom_victim: bool = False) -> None:
     """Process exit: release every notifier, then unmap every vma with a blockable start/end.
 
     After the release no notifier is registered any more, so the unmapping reaches nobody: a
-    range registered before exit is never invalidated (the seed's REL-3 defect).
+    range registered before exit is never invalidated (the seed's REL-3 defect). An OOM victim
+    is first reaped once more (result ignored) and marked ``MMF_OOM_SKIP``, as in 4.19, so a
+    reaper that comes later finds nothing to do.
     """
     mmu_notifier_release(mm)
+    if oom_victim:
+        _reap_once(mm)
+        mm.mmf_oom_skip = True
     for vma in mm.vmas:
         mmu_notifier_invalidate_range_start(mm, vma.start, vma.end)
         mm.clear_ptes(vma.start, vma.end)

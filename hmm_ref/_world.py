@@ -146,9 +146,10 @@ class Vma:
 class MmStruct:
     """An address space: vmas, the CPU page table, and the per-mm state HMM and notifiers use."""
 
-    def __init__(self, *, pid: int = 1) -> None:
-        #: The pid that the OOM reaper's messages name.
+    def __init__(self, *, pid: int = 1, comm: str = "app") -> None:
+        #: The owning task's pid and command name, as the OOM reaper's messages print them.
         self.pid = pid
+        self.comm = comm
         self._vmas: list[Vma] = []
         self._ptes: dict[int, Pte] = {}
         self._log: list[str] = []
@@ -232,6 +233,10 @@ class MmStruct:
             self._ptes.pop(addr >> PAGE_SHIFT, None)
         else:
             self._ptes[addr >> PAGE_SHIFT] = pte
+
+    def rss_pages(self) -> int:
+        """The number of present pages (the reaper's "rss"; every page counts as anonymous)."""
+        return sum(1 for pte in self._ptes.values() if pte.kind is PteKind.PRESENT)
 
     def clear_ptes(self, start: int, end: int) -> None:
         """Empty every entry in ``[start, end)`` (what ``unmap_page_range`` leaves behind)."""

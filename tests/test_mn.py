@@ -48,8 +48,8 @@ def test_MN_1_non_blockable_calls_everyone_and_returns_the_last_error() -> None:
     assert H.mmu_notifier_invalidate_range_start_nonblock(mm, page(0), page(1)) == EAGAIN
     assert log == ["n3", "n2", "n1", "n0"]  # newest registration first
     assert mm.dmesg == (
-        "n2_start callback failed with -ENOMEM in non-blockable context.",
-        "n0_start callback failed with -EAGAIN in non-blockable context.",
+        "n2_start callback failed with -12 in non-blockable context.",
+        "n0_start callback failed with -11 in non-blockable context.",
     )
 
 
@@ -58,7 +58,7 @@ def test_MN_1_blockable_ignores_errors() -> None:
     mm, log, _ = _chain(EAGAIN, 0)
     H.mmu_notifier_invalidate_range_start(mm, page(0), page(1))
     assert log == ["n1", "n0"]
-    assert mm.dmesg == ("n0_start callback failed with -EAGAIN in blockable context.",)
+    assert mm.dmesg == ("n0_start callback failed with -11 in blockable context.",)
     assert mm.open_windows == ((page(0), page(1)),)
     H.mmu_notifier_invalidate_range_end(mm, page(0), page(1))
 
@@ -71,7 +71,7 @@ def test_MN_1_hmm_is_one_notifier_among_others() -> None:
     assert H.mmu_notifier_invalidate_range_start_nonblock(mm, page(0), page(1)) == EAGAIN
     assert log == ["late", "n0"]
     assert mm.dmesg == (
-        "hmm_invalidate_range_start callback failed with -EAGAIN in non-blockable context.",
+        "hmm_invalidate_range_start callback failed with -11 in non-blockable context.",
     )
 
 
@@ -116,7 +116,7 @@ def test_MN_1_default_notifier_ops_do_nothing() -> None:
 
 
 def _three_vmas() -> H.MmStruct:
-    mm = H.MmStruct(pid=77)
+    mm = H.MmStruct(pid=77, comm="victim")
     for index in range(1, 4):
         mm.mmap(index * 0x10000, index * 0x10000 + 0x2000)
         mm.set_pte(index * 0x10000, H.Pte.present(index))
@@ -137,6 +137,9 @@ def test_MN_2_idle_mirrors_reaped_in_first_attempt() -> None:
     assert all(mm.pte(index * 0x10000) == H.PTE_NONE for index in range(1, 4))
     assert mm.open_windows == ()
     assert all(e.update is not None and not e.update.blockable for e in mirrors.journal)
+    assert mm.dmesg == (
+        "oom_reaper: reaped process 77 (victim), now anon-rss:0kB, file-rss:0kB, shmem-rss:0kB",
+    )
 
 
 def test_MN_2_busy_vma_skipped_others_reaped_then_give_up() -> None:
@@ -156,7 +159,7 @@ def test_MN_2_busy_vma_skipped_others_reaped_then_give_up() -> None:
     assert mm.pte(0x20000) == H.Pte.present(2)
     assert mm.pte(0x10000) == H.PTE_NONE
     assert mm.mmf_oom_skip
-    assert mm.dmesg[-1] == "oom_reaper: unable to reap pid:77 ([0x20000, 0x22000) -EAGAIN)"
+    assert mm.dmesg[-1] == "oom_reaper: unable to reap pid:77 (victim)"
 
 
 def test_MN_2_a_driver_that_becomes_idle_is_reaped_in_a_later_attempt() -> None:
@@ -189,7 +192,7 @@ def test_MN_2_all_attempts_contended_gives_up() -> None:
     report = H.oom_reap_task(mm, mmap_sem_busy=range(1, 11))
     assert report.gave_up
     assert mm.mmf_oom_skip
-    assert mm.dmesg == ("oom_reaper: unable to reap pid:77 (mmap_sem busy)",)
+    assert mm.dmesg == ("oom_reaper: unable to reap pid:77 (victim)",)
 
 
 def test_MN_2_special_vmas_are_not_reaped() -> None:
@@ -199,3 +202,49 @@ def test_MN_2_special_vmas_are_not_reaped() -> None:
     mm.mmap(0x20000, 0x22000)
     report = H.oom_reap_task(mm)
     assert [(v.start, v.reaped) for v in report.attempts[0].vmas] == [(0x20000, True)]
+
+
+def test_MN_2_a_second_reaper_finds_mmf_oom_skip_and_does_nothing() -> None:
+    """Once MMF_OOM_SKIP is set, an attempt visits no vma and counts as done, silently."""
+    mm = _three_vmas()
+    mirrors = Mirrors(mm)
+    mirrors.add("gpu", reply=EAGAIN)
+    assert H.oom_reap_task(mm).gave_up
+    mirrors.clear()
+    logged = len(mm.dmesg)
+    again = H.oom_reap_task(mm)
+    assert not again.gave_up
+    assert [(a.oom_skip, a.vmas) for a in again.attempts] == [(True, ())]
+    assert mirrors.journal == []
+    assert len(mm.dmesg) == logged
+
+
+def test_MN_2_an_oom_victim_reaped_at_exit_is_skipped_by_the_reaper() -> None:
+    """exit_mmap reaps an OOM victim itself and sets MMF_OOM_SKIP; the reaper then has nothing."""
+    mm = _three_vmas()
+    mirrors = Mirrors(mm)
+    mirrors.add("gpu", reply=EAGAIN)
+    H.exit_mmap(mm, oom_victim=True)
+    assert mm.mmf_oom_skip
+    assert mirrors.called() == []  # the notifiers were released before the reap
+    assert H.oom_reap_task(mm).attempts[0].oom_skip
+
+
+def test_MN_1_a_notifier_removed_during_the_walk_is_not_visited() -> None:
+    """The chain walks the live list: a notifier unlinked before its turn is skipped."""
+    mm, _ = make_mm()
+    log: list[str] = []
+    victim = Recording("victim", log)
+    H.mmu_notifier_register(victim, mm)
+
+    class Remover(Recording):
+        def invalidate_range_start(
+            self, mm: H.MmStruct, start: int, end: int, blockable: bool
+        ) -> int:
+            H.mmu_notifier_unregister_no_release(victim, mm)
+            H.mmu_notifier_register(Recording("added", log), mm)
+            return super().invalidate_range_start(mm, start, end, blockable)
+
+    H.mmu_notifier_register(Remover("remover", log), mm)
+    H.mmu_notifier_invalidate_range_start(mm, page(0), page(1))
+    assert log == ["remover"]

@@ -56,6 +56,20 @@ def test_REG_2_register_fails_with_enomem_when_allocation_fails() -> None:
     assert H.hmm_mirror_register(mirror, mm) == 0
 
 
+def test_REG_2_failed_register_leaves_mirror_hmm_null() -> None:
+    """-ENOMEM stores hmm_register's NULL in mirror->hmm, so a later unregister does nothing."""
+    first, _ = make_mm()
+    mirror = Mirrors(first).add("A")
+    H.exit_mmap(first)
+    second, _ = make_mm()
+    second.inject_alloc_failures(1)
+    assert H.hmm_mirror_register(mirror, second) == -H.Errno.ENOMEM
+    assert mirror.hmm is None
+    H.hmm_mirror_unregister(mirror)
+    assert first.hmm is not None
+    assert not first.hmm.freed
+
+
 def test_REG_3_unregistered_mirror_is_never_called_again() -> None:
     """After unregister, neither invalidations nor release reach the mirror."""
     mm, _ = make_mm()

@@ -97,3 +97,39 @@ def test_REL_3_release_leaves_ranges_valid_and_later_unmaps_miss_them() -> None:
     assert rng.valid
     assert rng.pfns == entries
     assert H.hmm_vma_range_done(rng) is True
+
+
+def test_REL_1_a_mirror_without_release_op_is_unlinked_silently() -> None:
+    """The release op is optional: release unlinks such a mirror and calls nothing."""
+    mm, _ = make_mm()
+
+    class SyncOnly:
+        def sync_cpu_device_pagetables(self, update: H.HmmUpdate) -> int:
+            return 0
+
+    mirror = H.HmmMirror(SyncOnly())  # type: ignore[arg-type]
+    assert H.hmm_mirror_register(mirror, mm) == 0
+    H.exit_mmap(mm)
+    assert not mirror.registered
+    assert mm.hmm is not None
+    assert mm.hmm.mirrors == ()
+
+
+def test_REL_1_a_release_op_may_still_snapshot_and_register() -> None:
+    """While release runs the mm still has its hmm: a release op's snapshot and register work."""
+    mm, vma = make_mm()
+    late = H.ScriptedMirrorOps("late")
+    taken: list[H.HmmRange] = []
+
+    class Busy:
+        def sync_cpu_device_pagetables(self, update: H.HmmUpdate) -> int:
+            return 0
+
+        def release(self) -> None:
+            taken.append(snapshot(vma, 0, 1))
+            assert H.hmm_mirror_register(H.HmmMirror(late), mm) == 0
+
+    assert H.hmm_mirror_register(H.HmmMirror(Busy()), mm) == 0
+    H.exit_mmap(mm)
+    assert late.releases == 1  # registered during release, released by the same loop
+    assert taken[0].valid  # never invalidated: the notifier was gone before the unmap

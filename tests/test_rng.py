@@ -259,10 +259,24 @@ def test_RNG_9_range_done_on_an_empty_range_is_refused(first: int, last: int) ->
     assert caught.value.function == "hmm_vma_range_done"
 
 
-def test_empty_snapshot_is_refused_before_registering() -> None:
-    """get_pfns on an empty range would register a range that BUGs later; it is refused."""
+def test_empty_snapshot_is_accepted_and_only_range_done_refuses_it() -> None:
+    """As in the seed, an empty range registers (returns 0); its range_done is the BUG()."""
     mm, vma = make_mm()
     rng = H.HmmRange(vma=vma, start=page(2), end=page(2))
+    assert H.hmm_vma_get_pfns(rng) == 0
+    assert rng.registered
+    invalidate(mm, page(0), page(4))
+    assert not rng.valid
+    with pytest.raises(H.UsageError) as caught:
+        H.hmm_vma_range_done(rng)
+    assert caught.value.code is H.UsageCode.RANGE_EMPTY
+    assert rng.registered
+
+
+def test_reversed_snapshot_is_refused_before_registering() -> None:
+    """A range with start > end would corrupt memory on invalidation; it is refused."""
+    mm, vma = make_mm()
+    rng = H.HmmRange(vma=vma, start=page(3), end=page(2))
     with pytest.raises(H.UsageError) as caught:
         H.hmm_vma_get_pfns(rng)
     assert caught.value.code is H.UsageCode.RANGE_EMPTY
