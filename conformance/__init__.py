@@ -1,10 +1,84 @@
-"""conformance: check implementations of the HMM mirror protocol against the rules in docs/spec.md.
+"""conformance: check implementations of the HMM mirror protocol against docs/spec.md.
 
-The engine (operations, adapters, oracle, state machine, reports) arrives with the engine issue;
-today this package holds the command-line entry point and the walk-through of the seed's
-scenarios (``hmm-conformance demo``).
+The public surface: the adapter protocol a candidate implements (:class:`Candidate`,
+:class:`Handshake`, :class:`Capability`, :class:`RangeView`, :class:`CpuView`, and the two
+signals :class:`CandidateRejected` and :class:`CandidateWouldHang`), the reference candidate
+(:func:`reference`), the operations a case is made of, and the command line (:func:`main`).
+The oracle's checks are in :mod:`conformance.oracle`, one per rule ID.
 """
 
+from ._adapter import PROTOCOL_VERSION as PROTOCOL_VERSION
+from ._adapter import AdapterError as AdapterError
+from ._adapter import Candidate as Candidate
+from ._adapter import CandidateRejected as CandidateRejected
+from ._adapter import CandidateWouldHang as CandidateWouldHang
+from ._adapter import Capability as Capability
+from ._adapter import CpuView as CpuView
+from ._adapter import Handshake as Handshake
+from ._adapter import RangeView as RangeView
 from ._cli import main as main
+from ._engine import BUDGETS as BUDGETS
+from ._engine import Budget as Budget
+from ._engine import Failure as Failure
+from ._engine import RunResult as RunResult
+from ._engine import replay as replay
+from ._engine import run as run
+from ._engine import start as start
+from ._model import Profile as Profile
+from ._ops import Case as Case
+from ._ops import CaseFormatError as CaseFormatError
+from ._ops import InvalidateEnd as InvalidateEnd
+from ._ops import InvalidateStart as InvalidateStart
+from ._ops import Observe as Observe
+from ._ops import Operation as Operation
+from ._ops import RangeDone as RangeDone
+from ._ops import RegisterMirror as RegisterMirror
+from ._ops import Release as Release
+from ._ops import SetCpuEntry as SetCpuEntry
+from ._ops import Snapshot as Snapshot
+from ._ops import UnregisterMirror as UnregisterMirror
+from ._ops import VmaSpec as VmaSpec
+from ._ops import World as World
+from ._ops import case_from_json as case_from_json
+from ._ops import case_to_json as case_to_json
+from ._reference import ReferenceCandidate as ReferenceCandidate
+from ._reference import reference as reference
 
-__all__ = ["main"]
+__all__ = [
+    "BUDGETS",
+    "PROTOCOL_VERSION",
+    "AdapterError",
+    "Budget",
+    "Candidate",
+    "CandidateRejected",
+    "CandidateWouldHang",
+    "Capability",
+    "Case",
+    "CaseFormatError",
+    "CpuView",
+    "Failure",
+    "Handshake",
+    "InvalidateEnd",
+    "InvalidateStart",
+    "Observe",
+    "Operation",
+    "Profile",
+    "RangeDone",
+    "RangeView",
+    "ReferenceCandidate",
+    "RegisterMirror",
+    "Release",
+    "RunResult",
+    "SetCpuEntry",
+    "Snapshot",
+    "UnregisterMirror",
+    "VmaSpec",
+    "World",
+    "case_from_json",
+    "case_to_json",
+    "main",
+    "reference",
+    "replay",
+    "run",
+    "start",
+]

@@ -1,24 +1,41 @@
 """The ``hmm-conformance`` command: a thin ``main(argv)`` over functions with injected streams.
 
-Exit codes: 0 the candidate conforms (or the command succeeded), 1 a rule was violated,
-2 a usage or setup error (one line on stderr naming the problem and the fix).
+Exit codes: 0 the candidate conforms (or the command succeeded), 1 a rule was violated (or the
+candidate crashed, hung or broke the protocol), 2 a usage or setup error, reported as one line on
+stderr that names the problem and the fix.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import json
+import re
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn, TextIO
 
+from ._adapter import AdapterError, load_factory
 from ._demo import run_demo
+from ._engine import BUDGETS, Budget, Failure, RunResult, budget_from_env, replay, run, start
+from ._model import Profile
+from ._ops import CaseFormatError, case_from_json
+from ._report import (
+    REPORT_FORMATS,
+    clause_matrix,
+    describe_failure,
+    render,
+    replay_document,
+    rule_rows,
+)
 
 __all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1
 EXIT_USAGE = 2
+DEFAULT_ADAPTER = "conformance:reference"
 
 
 class _ParserExitError(Exception):
@@ -39,23 +56,207 @@ class _Parser(argparse.ArgumentParser):
         raise _ParserExitError(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("a seed is not negative")
+    return value
+
+
 def _parser() -> _Parser:
     parser = _Parser(
         prog="hmm-conformance",
         description="Check implementations of the Linux HMM mirror protocol (blockable "
         "mmu notifiers) against the rules of docs/spec.md.",
     )
-    parser.add_argument(
-        "--version",
-        action="version",
-        version=f"%(prog)s {importlib.metadata.version('hmm-conformance')}",
-    )
+    version = importlib.metadata.version("hmm-conformance")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
+
+    adapter_help = (
+        f"candidate factory as MODULE:FACTORY (default: {DEFAULT_ADAPTER}, the reference)"
+    )
+    profile_help = "seed (default): the seed's rules; strict: also demand the later fixes"
+
+    run_cmd = commands.add_parser("run", help="check a candidate with generated, shrunk cases")
+    run_cmd.add_argument("--adapter", default=DEFAULT_ADAPTER, help=adapter_help)
+    run_cmd.add_argument(
+        "--profile", choices=[p.value for p in Profile], default="seed", help=profile_help
+    )
+    run_cmd.add_argument(
+        "--budget",
+        choices=sorted(BUDGETS),
+        default=None,
+        help="fast, ci (default, or $HMM_CONFORMANCE_BUDGET) or thorough",
+    )
+    run_cmd.add_argument(
+        "--examples", type=_positive, help="cases to generate (overrides the budget)"
+    )
+    run_cmd.add_argument(
+        "--steps", type=_positive, help="most steps in one case (overrides the budget)"
+    )
+    run_cmd.add_argument("--seed", type=_seed, help="random seed, to repeat a run exactly")
+    run_cmd.add_argument(
+        "--report",
+        nargs=2,
+        action="append",
+        default=[],
+        metavar=("FORMAT", "PATH"),
+        help=f"also write a report: FORMAT is one of {', '.join(REPORT_FORMATS)}",
+    )
+    run_cmd.add_argument(
+        "--replay-dir",
+        default="hmm-conformance-failures",
+        type=Path,
+        help="where a failing case is saved (default: %(default)s)",
+    )
+
+    replay_cmd = commands.add_parser("replay", help="re-run a saved case step by step")
+    replay_cmd.add_argument("file", type=Path, help="a replay file written by a failing run")
+    replay_cmd.add_argument("--adapter", default=DEFAULT_ADAPTER, help=adapter_help)
+    replay_cmd.add_argument(
+        "--profile",
+        choices=[p.value for p in Profile],
+        default=None,
+        help="override the profile recorded in the file",
+    )
+
     commands.add_parser(
         "demo", help="walk through the seed's scenarios with the reference and print each step"
     )
     return parser
+
+
+def _say(out: TextIO, text: str) -> None:
+    out.write(f"[hmm-conformance] {text}\n")
+    out.flush()
+
+
+def _budget(args: argparse.Namespace) -> Budget:
+    base = BUDGETS[args.budget] if args.budget else budget_from_env()
+    return Budget(
+        name=base.name if args.examples is None and args.steps is None else f"{base.name}+custom",
+        examples=args.examples or base.examples,
+        steps=args.steps or base.steps,
+    )
+
+
+def _save_replay(result: RunResult, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", result.handshake.name) or "candidate"
+    path = directory / f"{name}-{result.profile.value}-seed{result.seed}.json"
+    path.write_text(json.dumps(replay_document(result), indent=2) + "\n")
+    return path
+
+
+def command_run(args: argparse.Namespace, out: TextIO) -> int:
+    """``hmm-conformance run``."""
+    for kind, _ in args.report:
+        if kind not in REPORT_FORMATS:
+            raise AdapterError(f"--report {kind!r}: the formats are {', '.join(REPORT_FORMATS)}")
+    budget = _budget(args)
+    candidate, handshake = start(load_factory(args.adapter))
+    profile = Profile(args.profile)
+    capabilities = ", ".join(sorted(c.value for c in handshake.capabilities)) or "none"
+    _say(out, f"candidate {handshake.name} {handshake.version} (capabilities: {capabilities})")
+    marks = {max(1, budget.examples * q // 4) for q in (1, 2, 3)}
+
+    def progress(cases: int) -> None:
+        if cases in marks:
+            _say(out, f"{cases} cases checked")
+
+    try:
+        _say(
+            out,
+            f"profile {profile.value}, budget {budget.name}: {budget.examples} cases of "
+            f"up to {budget.steps} steps",
+        )
+        result = run(
+            candidate,
+            handshake,
+            profile=profile,
+            budget=budget,
+            seed_value=args.seed,
+            on_case=progress,
+        )
+    finally:
+        candidate.close()
+    _say(out, f"seed {result.seed} (repeat this run with --seed {result.seed})")
+    out.write("\n" + clause_matrix(rule_rows(result)) + "\n\n")
+    for kind, path in args.report:
+        Path(path).write_text(render(result, kind))
+        _say(out, f"{kind} report written to {path}")
+    if result.flaky is not None:
+        _say(out, f"NOT CONFORMING: {result.flaky}")
+        return EXIT_VIOLATION
+    if result.failure is None:
+        _say(
+            out,
+            f"conforms: no rule failed in {result.tally.cases} cases ({result.tally.steps} steps)",
+        )
+        return EXIT_OK
+    failure = result.failure
+    rules = sorted({v.rule or v.status.name for v in failure.verdicts})
+    count = len(failure.case.ops)
+    _say(
+        out, f"NOT CONFORMING: {', '.join(rules)}, shrunk to {count} operation{'s' * (count != 1)}:"
+    )
+    out.write(describe_failure(failure) + "\n")
+    _say(out, f"replay file: {_save_replay(result, args.replay_dir)}")
+    return EXIT_VIOLATION
+
+
+def command_replay(args: argparse.Namespace, out: TextIO) -> int:
+    """``hmm-conformance replay FILE``."""
+    try:
+        document = json.loads(args.file.read_text())
+    except OSError as error:
+        raise AdapterError(
+            f"cannot read replay file {str(args.file)!r}: {error.strerror}"
+        ) from None
+    except json.JSONDecodeError as error:
+        raise AdapterError(f"replay file {str(args.file)!r} is not JSON: {error}") from None
+    try:
+        case = case_from_json(document)
+    except CaseFormatError as error:
+        raise AdapterError(f"replay file {str(args.file)!r}: {error}") from None
+    recorded = document.get("profile", "seed") if isinstance(document, dict) else "seed"
+    profile_name = args.profile or recorded
+    if profile_name not in [p.value for p in Profile]:
+        raise AdapterError(f"replay file {str(args.file)!r}: unknown profile {profile_name!r}")
+    profile = Profile(profile_name)
+    candidate, handshake = start(load_factory(args.adapter))
+    try:
+        outcome = replay(candidate, handshake, case, profile, stop_at_failure=True)
+    finally:
+        candidate.close()
+    _say(
+        out,
+        f"replaying {len(case.ops)} operations against {handshake.name}, profile {profile.value}",
+    )
+    if isinstance(outcome, Failure):
+        out.write(describe_failure(outcome) + "\n")
+        rules = sorted({v.rule or v.status.name for v in outcome.verdicts})
+        _say(out, f"NOT CONFORMING: {', '.join(rules)}")
+        return EXIT_VIOLATION
+    for step in outcome:
+        out.write(f"{step.index + 1:>3}. {step.op.describe()}: ok\n")
+    _say(out, "every step held")
+    return EXIT_OK
 
 
 def main(
@@ -71,11 +272,17 @@ def main(
     try:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     except _ParserExitError as usage:
-        if usage.status == EXIT_OK:  # --help
+        if usage.status == EXIT_OK:  # --help, --version
             out.write(usage.message)
             return EXIT_OK
         err.write(usage.message)
         return usage.status
-    if args.command == "demo":
+    try:
+        if args.command == "run":
+            return command_run(args, out)
+        if args.command == "replay":
+            return command_replay(args, out)
         return run_demo(out)
-    raise AssertionError(f"unhandled command {args.command!r}")  # pragma: no cover
+    except AdapterError as error:
+        err.write(f"hmm-conformance: error: {error}\n")
+        return EXIT_USAGE

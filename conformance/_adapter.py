@@ -1,0 +1,228 @@
+"""The adapter protocol: how the harness drives a candidate HMM core.
+
+A candidate is any object with the methods of :class:`Candidate`. The harness creates it once per
+run through a factory (``MODULE:FACTORY``), reads its :class:`Handshake`, and then, for each test
+case, calls :meth:`Candidate.begin` with a fresh view of the CPU side followed by one method call
+per operation. The protocol is synchronous and does no I/O of its own; the wire adapter carries
+the same calls over a pipe.
+
+The harness hands the candidate:
+
+- a :class:`CpuView`: the vmas and CPU page-table entries, which the candidate reads the way
+  ``mm/hmm.c`` reads the mm (it never writes them);
+- for each mirror it registers, an ops object with ``sync_cpu_device_pagetables(update) -> int``
+  and ``release()`` (the :class:`hmm_ref.HmmMirrorOps` protocol), which the candidate calls as the
+  kernel calls a driver's mirror ops.
+
+A candidate reports a refused call (a usage error, RNG-9) by raising :class:`CandidateRejected`,
+and a call it would never return from (the seed's livelock, REG-5) by raising
+:class:`CandidateWouldHang`. Any other exception is a crash of the candidate.
+"""
+
+from __future__ import annotations
+
+import enum
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol, final
+
+from hmm_ref import HmmMirrorOps, PfnEncoding, Pte
+
+from ._ops import VmaSpec
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "AdapterError",
+    "Candidate",
+    "CandidateRejected",
+    "CandidateWouldHang",
+    "Capability",
+    "CpuView",
+    "Handshake",
+    "RangeView",
+    "check_handshake",
+    "load_factory",
+]
+
+#: The version of this protocol; a candidate declares the one it speaks in its handshake.
+PROTOCOL_VERSION: Final = 1
+
+
+@final
+class Capability(enum.Enum):
+    """What a candidate can be driven through; undeclared capabilities are never exercised."""
+
+    #: It implements release (``hmm_release``); without it no Release operation is generated.
+    RELEASE = "release"
+    #: Its ``observe`` may be called from inside a mirror callback (needed for INV-9).
+    OBSERVE_IN_CALLBACK = "observe-in-callback"
+    #: It can be driven through the ``strict`` profile's seed-defect sequences without hanging
+    #: (for example it raises :class:`CandidateWouldHang` where the seed would livelock).
+    STRICT = "strict"
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Handshake:
+    """What a candidate says about itself before the first case."""
+
+    protocol_version: int
+    name: str
+    version: str
+    capabilities: frozenset[Capability] = frozenset()
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RangeView:
+    """What the harness sees of a range: still registered?, its valid flag and its entries."""
+
+    registered: bool
+    valid: bool
+    entries: tuple[int, ...]
+
+
+class CpuView(Protocol):
+    """The CPU side of one case, read-only for the candidate."""
+
+    @property
+    def vmas(self) -> Sequence[VmaSpec]:
+        """The vmas in address order; ``Snapshot.vma`` indexes this sequence."""
+        ...
+
+    def pte(self, addr: int) -> Pte:
+        """The CPU page-table entry for the page containing ``addr``."""
+        ...
+
+
+class Candidate(Protocol):
+    """A candidate HMM core, as the harness drives it. Mirror and range ids are the case's."""
+
+    def handshake(self) -> Handshake:
+        """Protocol version, name, version and capabilities."""
+        ...
+
+    def begin(self, cpu: CpuView) -> None:
+        """Start a new case over ``cpu``: forget every mirror and range of the previous one."""
+        ...
+
+    def register(self, mirror: int, ops: HmmMirrorOps | None) -> int:
+        """``hmm_mirror_register`` of a new mirror called ``mirror`` with ``ops`` (None: no ops)."""
+        ...
+
+    def unregister(self, mirror: int) -> None:
+        """``hmm_mirror_unregister``; the mirror may be unknown or already unregistered."""
+        ...
+
+    def snapshot(self, range_id: int, vma: int, start: int, end: int, encoding: PfnEncoding) -> int:
+        """``hmm_vma_get_pfns`` of a new range ``range_id`` over ``[start, end)`` of ``vma``."""
+        ...
+
+    def observe(self, range_id: int) -> RangeView:
+        """The current state of range ``range_id`` (any range id seen in this case)."""
+        ...
+
+    def range_done(self, range_id: int) -> bool:
+        """``hmm_vma_range_done``; raise :class:`CandidateRejected` on misuse."""
+        ...
+
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        """HMM's ``invalidate_range_start``: 0 or a negative errno."""
+        ...
+
+    def invalidate_end(self, start: int, end: int) -> None:
+        """HMM's ``invalidate_range_end``."""
+        ...
+
+    def release(self) -> None:
+        """HMM's release: the mm is being torn down."""
+        ...
+
+    def close(self) -> None:
+        """The run is over; free what the candidate holds."""
+        ...
+
+
+class CandidateRejected(Exception):  # noqa: N818 - a signal from the candidate, not a fault
+    """Raised by a candidate that refuses a call as a usage error, leaving its state intact."""
+
+
+class CandidateWouldHang(Exception):  # noqa: N818 - a signal from the candidate, not a fault
+    """Raised by a candidate for a call it would never return from."""
+
+
+class AdapterError(Exception):
+    """The adapter could not be loaded or set up; the message names the problem and the fix."""
+
+
+_METHODS: Final = (
+    "handshake",
+    "begin",
+    "register",
+    "unregister",
+    "snapshot",
+    "observe",
+    "range_done",
+    "invalidate_start",
+    "invalidate_end",
+    "release",
+    "close",
+)
+
+
+def load_factory(spec: str) -> Callable[[], Candidate]:
+    """Resolve ``MODULE:FACTORY`` to a function that makes a candidate."""
+    module_name, colon, attribute = spec.partition(":")
+    if not colon or not module_name or not attribute:
+        raise AdapterError(
+            f"adapter {spec!r} is not of the form MODULE:FACTORY (for example "
+            "mypkg.hmm_adapter:make_candidate)"
+        )
+    if os.getcwd() not in sys.path:
+        # As `python -m` does: an adapter module next to the user is found.
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # any import-time failure is the user's module, reported as such
+        raise AdapterError(
+            f"adapter module {module_name!r} does not import ({type(error).__name__}: {error}); "
+            "check the name and that it is installed or on PYTHONPATH"
+        ) from error
+    factory = module
+    for part in attribute.split("."):
+        if not hasattr(factory, part):
+            raise AdapterError(f"module {module_name!r} has no attribute {attribute!r}")
+        factory = getattr(factory, part)
+    if not callable(factory):
+        raise AdapterError(f"{spec!r} is not callable; point at a function or class")
+
+    def make() -> Candidate:
+        candidate = factory()
+        missing = [name for name in _METHODS if not callable(getattr(candidate, name, None))]
+        if missing:
+            raise AdapterError(
+                f"{spec!r} returned {type(candidate).__name__}, which is not a candidate: it "
+                f"lacks {', '.join(missing)} (see conformance.Candidate)"
+            )
+        result: Candidate = candidate
+        return result
+
+    return make
+
+
+def check_handshake(handshake: object) -> Handshake:
+    """Accept a well-formed handshake of this protocol version, or raise :class:`AdapterError`."""
+    if not isinstance(handshake, Handshake):
+        raise AdapterError(
+            f"handshake() returned {type(handshake).__name__}; return conformance.Handshake"
+        )
+    if handshake.protocol_version != PROTOCOL_VERSION:
+        raise AdapterError(
+            f"candidate {handshake.name!r} speaks adapter protocol version "
+            f"{handshake.protocol_version}; this harness speaks {PROTOCOL_VERSION}. Upgrade "
+            "whichever is older"
+        )
+    return handshake

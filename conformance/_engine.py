@@ -1,0 +1,186 @@
+"""Running the suite: a Hypothesis run over many cases, and the replay of one saved case.
+
+:func:`run` starts the candidate once, runs the state machine for a budget of cases, and, if a
+case fails, replays the shrunk case on the same candidate step by step so that the report shows
+every step's verdicts. :func:`replay` runs a saved case the same way, without Hypothesis.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final, final
+
+from hypothesis import HealthCheck, Verbosity, seed, settings
+from hypothesis.errors import Flaky
+from hypothesis.stateful import run_state_machine_as_test
+
+from ._adapter import AdapterError, Candidate, Handshake, check_handshake
+from ._executor import Executor, StepOutcome, Tally
+from ._machine import CaseRecorder, StepFailedError, machine_for
+from ._model import Profile
+from ._ops import Case
+from .oracle import Verdict
+
+__all__ = ["BUDGETS", "Budget", "Failure", "RunResult", "budget_from_env", "replay", "run", "start"]
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Budget:
+    """How much to generate: cases, and the most steps in one case."""
+
+    name: str
+    examples: int
+    steps: int
+
+
+#: Settings profiles: ``fast`` for development, ``ci`` for CI (the default), ``thorough``.
+BUDGETS: Final = {
+    "fast": Budget(name="fast", examples=60, steps=25),
+    "ci": Budget(name="ci", examples=250, steps=40),
+    "thorough": Budget(name="thorough", examples=2000, steps=60),
+}
+BUDGET_ENV: Final = "HMM_CONFORMANCE_BUDGET"
+
+
+def budget_from_env(default: str = "ci") -> Budget:
+    """The budget named by ``$HMM_CONFORMANCE_BUDGET``, or ``default``."""
+    name = os.environ.get(BUDGET_ENV, default)
+    if name not in BUDGETS:
+        raise AdapterError(
+            f"${BUDGET_ENV}={name!r} is not a budget; use one of {', '.join(BUDGETS)}"
+        )
+    return BUDGETS[name]
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure:
+    """The shrunk failing case and its replay, step by step."""
+
+    case: Case
+    steps: tuple[StepOutcome, ...]
+    #: A crash in ``begin()``, before any step.
+    setup_crash: Verdict | None = None
+    #: False if the replay did not fail again: the candidate is not deterministic.
+    reproduced: bool = True
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        """The failing verdicts of the failing step (or the setup crash)."""
+        if self.setup_crash is not None:
+            return [self.setup_crash]
+        return self.steps[-1].failures() if self.steps else []
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult:
+    """What one run found."""
+
+    handshake: Handshake
+    profile: Profile
+    budget: Budget
+    seed: int
+    tally: Tally
+    failure: Failure | None
+    #: Set when Hypothesis saw a failure it could not reproduce (a nondeterministic candidate).
+    flaky: str | None = None
+
+    @property
+    def conforms(self) -> bool:
+        return self.failure is None and self.flaky is None
+
+
+def start(factory: Callable[[], Candidate]) -> tuple[Candidate, Handshake]:
+    """Make the candidate and read its handshake; :class:`AdapterError` if either fails."""
+    try:
+        candidate = factory()
+    except AdapterError:
+        raise
+    except Exception as error:
+        raise AdapterError(f"the adapter factory raised {type(error).__name__}: {error}") from error
+    try:
+        handshake = candidate.handshake()
+    except Exception as error:
+        raise AdapterError(f"handshake() raised {type(error).__name__}: {error}") from error
+    return candidate, check_handshake(handshake)
+
+
+def replay(
+    candidate: Candidate,
+    handshake: Handshake,
+    case: Case,
+    profile: Profile,
+    *,
+    tally: Tally | None = None,
+    stop_at_failure: bool = True,
+) -> Failure | tuple[StepOutcome, ...]:
+    """Run ``case`` step by step; a :class:`Failure` if a step fails, else every outcome."""
+    executor = Executor(candidate, handshake, profile, case.world, tally)
+    crash = executor.begin()
+    if crash is not None:
+        return Failure(case=case, steps=(), setup_crash=crash)
+    for op in case.ops:
+        if executor.step(op).failed and stop_at_failure:
+            return Failure(case=case, steps=tuple(executor.steps))
+    return tuple(executor.steps)
+
+
+def run(
+    candidate: Candidate,
+    handshake: Handshake,
+    *,
+    profile: Profile = Profile.SEED,
+    budget: Budget | None = None,
+    seed_value: int | None = None,
+    on_case: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Check ``candidate`` over a budget of generated cases; shrink and replay a failure."""
+    budget = budget or BUDGETS["ci"]
+    chosen_seed = seed_value if seed_value is not None else secrets.randbelow(2**32)
+    tally = Tally()
+    recorder = CaseRecorder(
+        make_executor=lambda world: Executor(candidate, handshake, profile, world, tally),
+        on_case=on_case,
+    )
+    machine = seed(chosen_seed)(machine_for(recorder))
+    flaky: str | None = None
+    try:
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=budget.examples,
+                stateful_step_count=budget.steps,
+                deadline=None,
+                database=None,
+                derandomize=False,
+                suppress_health_check=list(HealthCheck),
+                verbosity=Verbosity.quiet,
+                print_blob=False,
+            ),
+        )
+    except StepFailedError:
+        pass
+    except Flaky as error:
+        flaky = f"the candidate failed a case once and passed it on replay ({error})"
+    failure: Failure | None = None
+    if recorder.failing is not None and flaky is None:
+        world, ops = recorder.failing
+        outcome = replay(candidate, handshake, Case(world=world, ops=ops), profile)
+        if isinstance(outcome, Failure):
+            failure = outcome
+        else:
+            failure = Failure(case=Case(world=world, ops=ops), steps=outcome, reproduced=False)
+    return RunResult(
+        handshake=handshake,
+        profile=profile,
+        budget=budget,
+        seed=chosen_seed,
+        tally=tally,
+        failure=failure,
+        flaky=flaky,
+    )

@@ -1,0 +1,278 @@
+"""The executor: apply one operation to a candidate, observe, judge, advance the model.
+
+Every step goes the same way, whatever produced the operation (Hypothesis, the exhaustive
+engine, a replay file): the harness calls the candidate, recording every mirror callback and
+answering it from the operation's ``replies``; it then observes every range the case knows,
+hands (model before, operation, observation) to the oracle, and advances the model.
+
+A candidate that raises is a CRASH verdict with its traceback, one that answers with the wrong
+type is a PROTOCOL verdict naming the answer; neither escapes into the harness.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import final
+
+from hmm_ref import HmmMirrorOps, HmmUpdate
+
+from ._adapter import (
+    Candidate,
+    CandidateRejected,
+    CandidateWouldHang,
+    Capability,
+    Handshake,
+    RangeView,
+)
+from ._model import CallRecord, CpuState, Model, Observation, Profile
+from ._ops import (
+    InvalidateEnd,
+    InvalidateStart,
+    Observe,
+    Operation,
+    RangeDone,
+    RegisterMirror,
+    Release,
+    SetCpuEntry,
+    Snapshot,
+    UnregisterMirror,
+    World,
+)
+from .oracle import Status, Verdict, check_step
+
+__all__ = ["Executor", "StepOutcome", "Tally"]
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StepOutcome:
+    """One step: the operation, what was seen, and every verdict on it."""
+
+    index: int
+    op: Operation
+    observation: Observation
+    verdicts: tuple[Verdict, ...]
+
+    @property
+    def failed(self) -> bool:
+        return any(verdict.status.failed for verdict in self.verdicts)
+
+    def failures(self) -> list[Verdict]:
+        return [verdict for verdict in self.verdicts if verdict.status.failed]
+
+
+@final
+@dataclass(slots=True)
+class Tally:
+    """Verdict counts per rule across a run, and the latitudes taken (the clause matrix)."""
+
+    counts: dict[str, Counter[Status]] = field(default_factory=dict)
+    latitudes: dict[str, Counter[str]] = field(default_factory=dict)
+    harness: Counter[Status] = field(default_factory=Counter)
+    steps: int = 0
+    cases: int = 0
+
+    def add(self, verdicts: tuple[Verdict, ...]) -> None:
+        self.steps += 1
+        for verdict in verdicts:
+            if verdict.rule is None:
+                self.harness[verdict.status] += 1
+                continue
+            self.counts.setdefault(verdict.rule, Counter())[verdict.status] += 1
+            if verdict.latitude is not None:
+                self.latitudes.setdefault(verdict.rule, Counter())[verdict.latitude] += 1
+
+
+class _CandidateError(Exception):
+    """Internal: the candidate failed in a way that ends the step with a harness verdict."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.detail)
+        self.verdict = verdict
+
+
+def _crash(what: str) -> Verdict:
+    return Verdict(rule=None, status=Status.CRASH, detail=f"{what}\n{traceback.format_exc()}")
+
+
+@final
+class _HarnessMirror:
+    """The ops the harness gives the candidate for one mirror: answer and record each call."""
+
+    def __init__(self, executor: Executor, mirror: int) -> None:
+        self._executor = executor
+        self._mirror = mirror
+
+    def sync_cpu_device_pagetables(self, update: HmmUpdate) -> int:
+        return self._executor._on_sync(self._mirror, update)
+
+    def release(self) -> None:
+        self._executor._record(CallRecord(mirror=self._mirror, kind="release"))
+
+
+@final
+class Executor:
+    """Runs one case against one candidate, step by step."""
+
+    def __init__(
+        self,
+        candidate: Candidate,
+        handshake: Handshake,
+        profile: Profile,
+        world: World,
+        tally: Tally | None = None,
+    ) -> None:
+        self.candidate = candidate
+        self.cpu = CpuState(world)
+        self.model = Model(profile=profile, cpu=self.cpu, capabilities=handshake.capabilities)
+        self.tally = tally if tally is not None else Tally()
+        self.steps: list[StepOutcome] = []
+        self._calls: list[CallRecord] = []
+        self._op: Operation | None = None
+        self._callback_error: Verdict | None = None
+        self.tally.cases += 1
+
+    def begin(self) -> Verdict | None:
+        """Start the case on the candidate; a CRASH verdict if it fails."""
+        try:
+            self.candidate.begin(self.cpu)
+        except Exception:
+            return _crash("begin() raised")
+        return None
+
+    # -- callbacks from the candidate ---------------------------------------------------------
+
+    def _record(self, call: CallRecord) -> None:
+        self._calls.append(call)
+
+    def _on_sync(self, mirror: int, update: HmmUpdate) -> int:
+        op = self._op
+        reply = op.reply(mirror) if isinstance(op, InvalidateStart) else 0
+        seen: tuple[tuple[int, RangeView], ...] = ()
+        if Capability.OBSERVE_IN_CALLBACK in self.model.capabilities:
+            try:
+                seen = self._observe([r.id for r in self.model.registered_ranges()])
+            except _CandidateError as error:
+                self._callback_error = error.verdict
+        self._record(CallRecord(mirror=mirror, kind="sync", update=update, reply=reply, seen=seen))
+        return reply
+
+    # -- one step -----------------------------------------------------------------------------
+
+    def step(self, op: Operation) -> StepOutcome:
+        """Apply ``op``, judge it, and advance the model unless the step failed."""
+        self._op, self._calls, self._callback_error = op, [], None
+        try:
+            observation = self._apply(op)
+            if self._callback_error is not None:
+                raise _CandidateError(self._callback_error)
+            verdicts = tuple(check_step(self.model, op, observation))
+        except _CandidateError as error:
+            observation = Observation(calls=tuple(self._calls))
+            verdicts = (error.verdict,)
+        finally:
+            self._op = None
+        outcome = StepOutcome(
+            index=len(self.steps), op=op, observation=observation, verdicts=verdicts
+        )
+        self.steps.append(outcome)
+        self.tally.add(verdicts)
+        if not outcome.failed:
+            self.model.advance(op, observation)
+        return outcome
+
+    def _apply(self, op: Operation) -> Observation:
+        result: int | bool | None = None
+        rejected = would_hang = None
+        try:
+            result = self._call(op)
+        except CandidateRejected as error:
+            rejected = str(error) or type(error).__name__
+        except CandidateWouldHang as error:
+            would_hang = str(error) or type(error).__name__
+        except _CandidateError:
+            raise
+        except Exception:
+            raise _CandidateError(_crash(f"{op.name} raised")) from None
+        if would_hang is not None and not (isinstance(op, RegisterMirror) and self.model.poisoned):
+            raise _CandidateError(
+                Verdict(rule=None, status=Status.HANG, detail=f"{op.name}: {would_hang}")
+            )
+        watch = set(self.model.ranges)
+        if isinstance(op, Snapshot):
+            watch.add(op.range)
+        ranges = () if isinstance(op, SetCpuEntry) else self._observe(sorted(watch))
+        return Observation(
+            result=result,
+            rejected=rejected,
+            would_hang=would_hang,
+            calls=tuple(self._calls),
+            ranges=ranges,
+        )
+
+    def _call(self, op: Operation) -> int | bool | None:
+        candidate = self.candidate
+        if isinstance(op, RegisterMirror):
+            ops: HmmMirrorOps | None = _HarnessMirror(self, op.mirror) if op.with_ops else None
+            return self._typed(op, candidate.register(op.mirror, ops), int)
+        if isinstance(op, UnregisterMirror):
+            candidate.unregister(op.mirror)
+        elif isinstance(op, Snapshot):
+            answer = candidate.snapshot(op.range, op.vma, op.start, op.end, op.encoding)
+            return self._typed(op, answer, int)
+        elif isinstance(op, RangeDone):
+            return self._typed(op, candidate.range_done(op.range), bool)
+        elif isinstance(op, InvalidateStart):
+            answer = candidate.invalidate_start(op.start, op.end, op.blockable)
+            return self._typed(op, answer, int)
+        elif isinstance(op, InvalidateEnd):
+            candidate.invalidate_end(op.start, op.end)
+        elif isinstance(op, Release):
+            candidate.release()
+        else:
+            assert isinstance(op, Observe | SetCpuEntry), f"unknown operation {op!r}"
+        return None
+
+    @staticmethod
+    def _typed(op: Operation, answer: object, kind: type[int] | type[bool]) -> int | bool:
+        if kind is int and isinstance(answer, int) and not isinstance(answer, bool):
+            return answer
+        if kind is bool and isinstance(answer, bool):
+            return answer
+        raise _CandidateError(
+            Verdict(
+                rule=None,
+                status=Status.PROTOCOL,
+                detail=f"{op.name} answered {answer!r}, not a{'n int' if kind is int else ' bool'}",
+            )
+        )
+
+    def _observe(self, range_ids: list[int]) -> tuple[tuple[int, RangeView], ...]:
+        seen: list[tuple[int, RangeView]] = []
+        for range_id in range_ids:
+            try:
+                view: object = self.candidate.observe(range_id)  # untyped candidates exist
+            except CandidateRejected as error:
+                raise _CandidateError(
+                    Verdict(
+                        rule=None,
+                        status=Status.PROTOCOL,
+                        detail=f"observe(r{range_id}) was refused: {error}",
+                    )
+                ) from None
+            except Exception:
+                raise _CandidateError(_crash(f"observe(r{range_id}) raised")) from None
+            if not (
+                isinstance(view, RangeView) and all(type(entry) is int for entry in view.entries)
+            ):
+                raise _CandidateError(
+                    Verdict(
+                        rule=None,
+                        status=Status.PROTOCOL,
+                        detail=f"observe(r{range_id}) answered {view!r}, not a RangeView of ints",
+                    )
+                )
+            seen.append((range_id, view))
+        return tuple(seen)

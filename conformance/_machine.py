@@ -1,0 +1,312 @@
+"""The Hypothesis state machine: draws operations, hands them to the executor, lets Hypothesis
+shrink failing sequences.
+
+It is a thin layer. Every rule builds one operation, keeps the caller's side of the protocol
+with a precondition (CPU entries change only inside an open window that covers them, end only
+after a start that succeeded, no sequence that reaches a seed defect unless the strict profile
+is in force), and passes the operation to :meth:`Executor.step`. Mirror and range handles live
+in bundles; unregister and range_done consume theirs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, final
+
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    MultipleResults,
+    RuleBasedStateMachine,
+    consumes,
+    initialize,
+    multiple,
+    precondition,
+    rule,
+)
+
+from hmm_ref import (
+    DEFAULT_ENCODING,
+    PAGE_SIZE,
+    PTE_MIGRATION,
+    PTE_NONE,
+    PTE_POISON,
+    PTE_SWAP,
+    Errno,
+    PfnEncoding,
+    Pte,
+)
+
+from ._adapter import Capability
+from ._executor import Executor
+from ._model import Model
+from ._ops import (
+    InvalidateEnd,
+    InvalidateStart,
+    Observe,
+    Operation,
+    RangeDone,
+    RegisterMirror,
+    Release,
+    SetCpuEntry,
+    Snapshot,
+    UnregisterMirror,
+    VmaSpec,
+    World,
+)
+
+__all__ = ["ENCODINGS", "VMAS", "CaseRecorder", "StepFailedError", "machine_for"]
+
+#: The world's vmas: read-write, read-only, unreadable, special; contiguous, 16 pages in all.
+VMAS: Final = (
+    VmaSpec(start=0x10000, end=0x18000),
+    VmaSpec(start=0x18000, end=0x1C000, write=False),
+    VmaSpec(start=0x1C000, end=0x1E000, read=False),
+    VmaSpec(start=0x1E000, end=0x20000, special=True),
+)
+_LOW, _HIGH = VMAS[0].start, VMAS[-1].end
+_SNAPSHOTTABLE: Final = (0, 1)
+
+#: Drivers' encodings: ours; bits at the top with a small shift; amdgpu-like (NONE = 0).
+ENCODINGS: Final = (
+    DEFAULT_ENCODING,
+    PfnEncoding(flags=(1 << 63, 1 << 62, 1 << 61), values=(0xE, 0xF, 0xE), pfn_shift=4),
+    PfnEncoding(
+        flags=(0x1, 0x2, 0x0),
+        values=(0xFFFF_FFFF_FFFF_FFFE, 0x0, 0xFFFF_FFFF_FFFF_FFFC),
+        pfn_shift=12,
+    ),
+)
+
+#: What a mirror answers; shrinking prefers the first (0).
+REPLIES: Final = (0, -Errno.EAGAIN, -Errno.ENOMEM, -Errno.EIO)
+
+ptes: Final = st.one_of(
+    st.builds(Pte.present, st.integers(0x100, 0x1FF), write=st.booleans()),
+    st.just(PTE_NONE),
+    st.builds(Pte.device_private, st.integers(0x800, 0x8FF), write=st.booleans()),
+    st.sampled_from((PTE_SWAP, PTE_MIGRATION, PTE_POISON)),
+)
+
+
+def world_strategy() -> st.SearchStrategy[World]:
+    """The fixed vmas, with a drawn entry for each page of the snapshottable ones."""
+    pages = [
+        vma.start + index * PAGE_SIZE
+        for vma in (VMAS[i] for i in _SNAPSHOTTABLE)
+        for index in range(vma.npages)
+    ]
+    entries = st.lists(ptes, min_size=len(pages), max_size=len(pages))
+    return entries.map(
+        lambda drawn: World(
+            vmas=VMAS,
+            ptes=tuple(
+                (addr, pte) for addr, pte in zip(pages, drawn, strict=True) if pte != PTE_NONE
+            ),
+        )
+    )
+
+
+class StepFailedError(AssertionError):
+    """A step failed; raised inside the machine so that Hypothesis shrinks the sequence."""
+
+
+@final
+@dataclass(slots=True)
+class CaseRecorder:
+    """What the machines saw: the last failing case, and how many cases ran."""
+
+    make_executor: Callable[[World], Executor]
+    #: The world and operations of the last case that failed (Hypothesis ends on the shrunk one).
+    failing: tuple[World, tuple[Operation, ...]] | None = None
+    cases: int = 0
+    on_case: Callable[[int], None] | None = field(default=None)
+
+
+def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
+    """A state machine class that runs its cases through ``recorder.make_executor``."""
+
+    class HmmConformance(RuleBasedStateMachine):
+        mirrors = Bundle("mirrors")
+        retired = Bundle("retired")
+        ranges = Bundle("ranges")
+        finished = Bundle("finished")
+        empties = Bundle("empties")
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.executor: Executor | None = None
+            self.world: World | None = None
+            self.ops: list[Operation] = []
+            self.next_mirror = 0
+            self.next_range = 0
+
+        @property
+        def model(self) -> Model:
+            assert self.executor is not None, "the world comes first"
+            return self.executor.model
+
+        def _do(self, op: Operation) -> None:
+            assert self.executor is not None
+            assert self.world is not None
+            self.ops.append(op)
+            outcome = self.executor.step(op)
+            if outcome.failed:
+                recorder.failing = (self.world, tuple(self.ops))
+                raise StepFailedError("; ".join(v.describe() for v in outcome.failures()))
+
+        def _mirror_id(self) -> int:
+            self.next_mirror += 1
+            return self.next_mirror - 1
+
+        def _range_id(self) -> int:
+            self.next_range += 1
+            return self.next_range - 1
+
+        @initialize(target=mirrors, world=world_strategy(), count=st.integers(0, 3))
+        def set_up(self, world: World, count: int) -> MultipleResults[int]:
+            """The world, and a few mirrors to start with (so that invalidations meet some)."""
+            self.world = world
+            self.executor = recorder.make_executor(world)
+            crash = self.executor.begin()
+            if crash is not None:
+                recorder.failing = (world, ())
+                raise StepFailedError(crash.describe())
+            return multiple(*(self._register() for _ in range(count)))
+
+        def teardown(self) -> None:
+            recorder.cases += 1
+            if recorder.on_case is not None:
+                recorder.on_case(recorder.cases)
+
+        # -- mirrors ---------------------------------------------------------------------
+
+        @precondition(lambda self: self.model.may_register())
+        @rule(target=mirrors)
+        def register(self) -> int:
+            return self._register()
+
+        def _register(self) -> int:
+            mirror = self._mirror_id()
+            self._do(RegisterMirror(mirror=mirror))
+            return mirror
+
+        @precondition(lambda self: not self.model.released)
+        @rule()
+        def register_without_ops(self) -> None:
+            self._do(RegisterMirror(mirror=self._mirror_id(), with_ops=False))
+
+        @precondition(lambda self: self.model.may_unregister())
+        @rule(target=retired, mirror=consumes(mirrors))
+        def unregister(self, mirror: int) -> int:
+            self._do(UnregisterMirror(mirror=mirror))
+            return mirror
+
+        @rule(mirror=retired)
+        def unregister_again(self, mirror: int) -> None:
+            self._do(UnregisterMirror(mirror=mirror))
+
+        # -- ranges ----------------------------------------------------------------------
+
+        @precondition(lambda self: not self.model.released)
+        @rule(
+            target=ranges,
+            vma=st.sampled_from(_SNAPSHOTTABLE),
+            first=st.integers(0, 7),
+            length=st.integers(1, 8),
+            encoding=st.sampled_from(ENCODINGS),
+        )
+        def snapshot(self, vma: int, first: int, length: int, encoding: PfnEncoding) -> int:
+            span = VMAS[vma]
+            start = span.start + min(first, span.npages - 1) * PAGE_SIZE
+            end = min(start + length * PAGE_SIZE, span.end)
+            range_id = self._range_id()
+            self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=encoding))
+            return range_id
+
+        @precondition(lambda self: not self.model.released)
+        @rule(target=finished, kind=st.sampled_from(("beyond", "before", "unreadable", "special")))
+        def snapshot_refused(self, kind: str) -> int:
+            vma, start, end = {
+                "beyond": (0, VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE),
+                "before": (1, VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE),
+                "unreadable": (2, VMAS[2].start, VMAS[2].end),
+                "special": (3, VMAS[3].start, VMAS[3].end),
+            }[kind]
+            range_id = self._range_id()
+            self._do(
+                Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=DEFAULT_ENCODING)
+            )
+            return range_id
+
+        @precondition(lambda self: not self.model.released)
+        @rule(target=empties, page=st.integers(0, 7))
+        def snapshot_empty(self, page: int) -> int:
+            at = VMAS[0].start + page * PAGE_SIZE
+            range_id = self._range_id()
+            self._do(Snapshot(range=range_id, vma=0, start=at, end=at, encoding=DEFAULT_ENCODING))
+            return range_id
+
+        @rule(range_id=ranges)
+        def observe(self, range_id: int) -> None:
+            self._do(Observe(range=range_id))
+
+        @rule(target=finished, range_id=consumes(ranges))
+        def range_done(self, range_id: int) -> int:
+            self._do(RangeDone(range=range_id))
+            return range_id
+
+        @rule(range_id=finished)
+        def range_done_again(self, range_id: int) -> None:
+            self._do(RangeDone(range=range_id))
+
+        @rule(range_id=consumes(empties))
+        def range_done_empty(self, range_id: int) -> None:
+            self._do(RangeDone(range=range_id))
+
+        @rule()
+        def range_done_unknown(self) -> None:
+            self._do(RangeDone(range=self._range_id()))
+
+        # -- invalidations and the CPU ----------------------------------------------------
+
+        @precondition(lambda self: len(self.model.windows) < 3)
+        @rule(first=st.integers(0, 15), length=st.integers(1, 16), data=st.data())
+        def invalidate_start(self, first: int, length: int, data: st.DataObject) -> None:
+            self._start(first, length, True, data)
+
+        @rule(first=st.integers(0, 15), length=st.integers(1, 16), data=st.data())
+        def invalidate_start_nonblock(self, first: int, length: int, data: st.DataObject) -> None:
+            self._start(first, length, False, data)
+
+        def _start(self, first: int, length: int, blockable: bool, data: st.DataObject) -> None:
+            start = _LOW + first * PAGE_SIZE
+            end = min(start + length * PAGE_SIZE, _HIGH)
+            replies = tuple(
+                (mirror, reply)
+                for mirror in sorted(self.model.mirrors)
+                if (reply := data.draw(st.sampled_from(REPLIES), label=f"m{mirror} answers"))
+            )
+            self._do(InvalidateStart(start=start, end=end, blockable=blockable, replies=replies))
+
+        @precondition(lambda self: bool(self.model.windows))
+        @rule(data=st.data())
+        def invalidate_end(self, data: st.DataObject) -> None:
+            start, end = data.draw(st.sampled_from(sorted(self.model.windows.values())))
+            self._do(InvalidateEnd(start=start, end=end))
+
+        @precondition(lambda self: bool(self.model.changeable_pages()))
+        @rule(data=st.data())
+        def set_cpu_entry(self, data: st.DataObject) -> None:
+            addr = data.draw(st.sampled_from(self.model.changeable_pages()))
+            self._do(SetCpuEntry(addr=addr, pte=data.draw(ptes)))
+
+        @precondition(
+            lambda self: not self.model.released and Capability.RELEASE in self.model.capabilities
+        )
+        @rule()
+        def release(self) -> None:
+            self._do(Release())
+
+    return HmmConformance

@@ -1,0 +1,359 @@
+"""The model: what the rules say the state is, step by step, independent of any candidate.
+
+The oracle compares a candidate's observations with this model. The model is deliberately not
+``hmm_ref``: it states the rules' consequences (which mirrors are registered, which ranges must be
+valid, which entries must be what) and takes nothing from the reference but the encoding of an
+entry. Where a rule leaves latitude (a MAY rule), the model adopts what the candidate did.
+
+It also carries the caller's side of the protocol that generators must keep: which windows are
+open, which pages may change, and when an operation would reach a seed defect or one of the
+seed's known holes (see docs/spec.md, RNG-8 open points).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, final
+
+from hmm_ref import (
+    PAGE_SIZE,
+    PTE_NONE,
+    Errno,
+    HmmPfnValue,
+    HmmUpdate,
+    PfnEncoding,
+    Pte,
+    PteKind,
+)
+
+from ._adapter import Capability, RangeView
+from ._ops import (
+    InvalidateEnd,
+    InvalidateStart,
+    Observe,
+    Operation,
+    RangeDone,
+    RegisterMirror,
+    Release,
+    SetCpuEntry,
+    Snapshot,
+    UnregisterMirror,
+    VmaSpec,
+    World,
+)
+
+__all__ = ["CallRecord", "CpuState", "Model", "Observation", "Profile", "RangeState"]
+
+
+@final
+class Profile(enum.Enum):
+    """Which rules are in force."""
+
+    #: The seed's behaviour: MUST and MAY rules; seed-defect sequences are not generated.
+    SEED = "seed"
+    #: Also the SEED-DEFECT rules: their sequences are generated and the later fixes demanded.
+    STRICT = "strict"
+
+
+@final
+class CpuState:
+    """The CPU side of a case, owned by the harness; candidates see it as a ``CpuView``."""
+
+    def __init__(self, world: World) -> None:
+        self._vmas = world.vmas
+        self._ptes: dict[int, Pte] = {addr: pte for addr, pte in world.ptes if pte != PTE_NONE}
+
+    @property
+    def vmas(self) -> Sequence[VmaSpec]:
+        return self._vmas
+
+    def pte(self, addr: int) -> Pte:
+        return self._ptes.get(addr - addr % PAGE_SIZE, PTE_NONE)
+
+    def set_pte(self, addr: int, pte: Pte) -> None:
+        if pte == PTE_NONE:
+            self._ptes.pop(addr, None)
+        else:
+            self._ptes[addr] = pte
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallRecord:
+    """One callback the candidate made into a mirror during a step."""
+
+    mirror: int
+    kind: Literal["sync", "release"]
+    update: HmmUpdate | None = None
+    #: What the harness answered (the operation's reply for this mirror).
+    reply: int = 0
+    #: Ranges observed from inside the callback (capability observe-in-callback).
+    seen: tuple[tuple[int, RangeView], ...] = ()
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Observation:
+    """Everything the harness saw of one step."""
+
+    #: What the call returned (an int, a bool for range_done, None for void calls).
+    result: int | bool | None = None
+    #: Set if the candidate refused the call as a usage error.
+    rejected: str | None = None
+    #: Set if the candidate said it would never return from the call.
+    would_hang: str | None = None
+    calls: tuple[CallRecord, ...] = ()
+    #: The ranges observed right after the step, by id.
+    ranges: tuple[tuple[int, RangeView], ...] = ()
+
+    def range(self, range_id: int) -> RangeView | None:
+        return dict(self.ranges).get(range_id)
+
+    def syncs(self) -> list[CallRecord]:
+        return [call for call in self.calls if call.kind == "sync"]
+
+
+def exact_overlap(start: int, end: int, low: int, high: int) -> bool:
+    """True if ``[start, end)`` and ``[low, high)`` share a page."""
+    return start < high and low < end
+
+
+def snapshot_outcome(vma: VmaSpec, start: int, end: int) -> tuple[int, HmmPfnValue | None]:
+    """The result the rules demand of a snapshot, and the value every entry is filled with."""
+    if start < vma.start or start >= vma.end or end < vma.start or end > vma.end:
+        return -Errno.EINVAL, None
+    if vma.special:
+        return -Errno.EINVAL, HmmPfnValue.SPECIAL
+    if not vma.read:
+        return -Errno.EPERM, HmmPfnValue.NONE
+    return 0, None
+
+
+@final
+@dataclass(slots=True, kw_only=True)
+class RangeState:
+    """What the model knows of one range (a snapshot)."""
+
+    id: int
+    start: int
+    end: int
+    encoding: PfnEncoding
+    registered: bool
+    valid: bool
+    #: The entries last observed (the baseline later steps are compared with).
+    entries: tuple[int, ...]
+    #: Entries the seed's walk does not write (after a poisoned page): no rule binds them.
+    unwritten: frozenset[int] = frozenset()
+    #: Open windows that overlapped the range when it was snapshotted.
+    windows_at_snapshot: frozenset[int] = frozenset()
+    done: bool = False
+    failed: bool = False
+    at_release: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return self.end <= self.start
+
+    def page(self, index: int) -> int:
+        return self.start + index * PAGE_SIZE
+
+    def covers(self, addr: int) -> bool:
+        return self.start <= addr < self.end
+
+
+def expected_entries(cpu: CpuState, rng: RangeState) -> tuple[list[int], frozenset[int]]:
+    """The entries a walk of ``rng`` must produce now, and the indexes it need not write."""
+    entries: list[int] = []
+    unwritten: set[int] = set()
+    stopped = False
+    for index in range((rng.end - rng.start) // PAGE_SIZE):
+        pte = cpu.pte(rng.page(index))
+        if stopped:
+            unwritten.add(index)
+            entries.append(0)
+            continue
+        entries.append(rng.encoding.encode(pte))
+        stopped = pte.kind is PteKind.POISON
+    return entries, frozenset(unwritten)
+
+
+@final
+@dataclass(slots=True, kw_only=True)
+class Model:
+    """The state the rules define, advanced one operation at a time."""
+
+    profile: Profile
+    cpu: CpuState
+    #: What the candidate declared it can be driven through.
+    capabilities: frozenset[Capability] = frozenset()
+    #: Registered mirrors, newest first (the seed's list order).
+    mirrors: list[int] = field(default_factory=list)
+    #: Mirrors whose register was refused (no ops): never part of anything.
+    refused: set[int] = field(default_factory=set)
+    #: Mirrors that were unregistered: never to be called again.
+    gone: set[int] = field(default_factory=set)
+    #: Mirrors that were registered when the mm was released.
+    released_mirrors: set[int] = field(default_factory=set)
+    #: Every mirror ever registered successfully.
+    known: set[int] = field(default_factory=set)
+    #: True once a mirror was unregistered while others stayed (the seed's poisoned hmm).
+    poisoned: bool = False
+    released: bool = False
+    ranges: dict[int, RangeState] = field(default_factory=dict)
+    #: Open invalidation windows by id: ``[start, end)``.
+    windows: dict[int, tuple[int, int]] = field(default_factory=dict)
+    next_window: int = 0
+
+    # -- views for checks and generators ---------------------------------------------------
+
+    def registered_ranges(self) -> list[RangeState]:
+        return [r for r in self.ranges.values() if r.registered]
+
+    def bound_ranges(self) -> list[RangeState]:
+        """Registered ranges that invalidations must reach.
+
+        In the seed profile a range registered at release is out of reach afterwards: the seed
+        no longer hears of the mm at all (REL-3), and the rules on it are suspended there.
+        """
+        return [r for r in self.registered_ranges() if not (r.at_release and not self.strict())]
+
+    def window_covers(self, addr: int) -> bool:
+        return any(start <= addr < end for start, end in self.windows.values())
+
+    def changeable_pages(self) -> list[int]:
+        """Pages the CPU may change now: inside an open window, and not a seed hole.
+
+        A page is held back if a registered range snapshotted *inside* a still-open window
+        covering it covers it: the seed would report that range valid with a stale entry if
+        range_done came before the end (docs/spec.md, RNG-8 open point (a)).
+        """
+        pages: set[int] = set()
+        for start, end in self.windows.values():
+            pages.update(range(start, end, PAGE_SIZE))
+        held: set[int] = set()
+        for rng in self.registered_ranges():
+            for window in rng.windows_at_snapshot:
+                span = self.windows.get(window)
+                if span is not None:
+                    held.update(
+                        addr for addr in range(span[0], span[1], PAGE_SIZE) if rng.covers(addr)
+                    )
+        mapped = {addr for addr in pages if any(v.start <= addr < v.end for v in self.cpu.vmas)}
+        return sorted(mapped - held)
+
+    def may_unregister(self) -> bool:
+        """False if unregistering now could orphan a registered range (RNG-8 open point (b))."""
+        if not self.registered_ranges():
+            return True
+        return not self.released and len(self.mirrors) >= 2
+
+    def strict(self) -> bool:
+        """True if the SEED-DEFECT rules are in force: strict profile, and a candidate that
+        declared it can be driven through their sequences."""
+        return self.profile is Profile.STRICT and Capability.STRICT in self.capabilities
+
+    def may_register(self) -> bool:
+        """Registering a mirror is generated unless it reaches the seed's livelock (REG-5)."""
+        return not self.released and (not self.poisoned or self.strict())
+
+    # -- advancing ---------------------------------------------------------------------------
+
+    def advance(self, op: Operation, obs: Observation) -> None:
+        """Move to the state after ``op``, adopting ``obs`` where a rule leaves latitude."""
+        handler = getattr(self, f"_on_{op.name}")
+        handler(op, obs)
+        self._adopt(obs)
+
+    def _on_register(self, op: RegisterMirror, obs: Observation) -> None:
+        if not op.with_ops:
+            self.refused.add(op.mirror)
+        elif obs.result == 0:
+            self.mirrors.insert(0, op.mirror)
+            self.known.add(op.mirror)
+
+    def _on_unregister(self, op: UnregisterMirror, obs: Observation) -> None:
+        if op.mirror in self.mirrors:
+            self.mirrors.remove(op.mirror)
+            self.poisoned = self.poisoned or bool(self.mirrors)
+            self.gone.add(op.mirror)
+
+    def _on_range_done(self, op: RangeDone, obs: Observation) -> None:
+        rng = self.ranges.get(op.range)
+        if rng is not None and rng.registered and not rng.empty:
+            rng.registered = False
+            rng.done = True
+
+    def _on_invalidate_start(self, op: InvalidateStart, obs: Observation) -> None:
+        if op.blockable or obs.result == 0:
+            self.windows[self.next_window] = (op.start, op.end)
+            self.next_window += 1
+        self._invalidate(op.start, op.end)
+
+    def _on_invalidate_end(self, op: InvalidateEnd, obs: Observation) -> None:
+        for window, span in sorted(self.windows.items()):
+            if span == (op.start, op.end):
+                del self.windows[window]
+                break
+        self._invalidate(op.start, op.end)
+
+    def _on_set_pte(self, op: SetCpuEntry, obs: Observation) -> None:
+        self.cpu.set_pte(op.addr, op.pte)
+
+    def _on_release(self, op: Release, obs: Observation) -> None:
+        self.released = True
+        self.released_mirrors.update(self.mirrors)
+        self.mirrors.clear()
+        for rng in self.registered_ranges():
+            rng.at_release = True
+            if self.strict():
+                rng.valid = False
+
+    def _on_observe(self, op: Observe, obs: Observation) -> None:
+        pass
+
+    def _on_snapshot(self, op: Snapshot, obs: Observation) -> None:
+        vma = self.cpu.vmas[op.vma]
+        result, _ = snapshot_outcome(vma, op.start, op.end)
+        rng = RangeState(
+            id=op.range,
+            start=op.start,
+            end=op.end,
+            encoding=op.encoding,
+            registered=result == 0,
+            valid=result == 0,
+            entries=(),
+            failed=result != 0,
+            windows_at_snapshot=frozenset(
+                window
+                for window, (start, end) in self.windows.items()
+                if exact_overlap(start, end, op.start, op.end)
+            ),
+        )
+        if result == 0:
+            rng.unwritten = expected_entries(self.cpu, rng)[1]
+        self.ranges[op.range] = rng
+
+    def _invalidate(self, start: int, end: int) -> None:
+        for rng in self.bound_ranges():
+            if exact_overlap(start, end, rng.start, rng.end) or (
+                rng.empty and start < rng.start <= end
+            ):
+                rng.valid = False
+
+    def _adopt(self, obs: Observation) -> None:
+        """Take the observed entries as the new baseline, and the valid flag where it is free.
+
+        Only a range the update touches from below (RNG-5) may be valid or not; every other
+        flag is the model's own, already checked against the observation.
+        """
+        for range_id, view in obs.ranges:
+            rng = self.ranges.get(range_id)
+            if rng is None:
+                continue
+            rng.entries = view.entries
+            if rng.registered and rng.valid and not view.valid:
+                rng.valid = False
+            if rng.at_release and not self.strict():
+                rng.valid = view.valid  # suspended rules: the seed's REL-3 behaviour is free

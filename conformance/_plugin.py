@@ -1,0 +1,119 @@
+"""The pytest plugin: ``pytest --hmm-adapter=MODULE:FACTORY`` runs the suite in a user's tests.
+
+The option adds one test item, ``hmm-conformance[MODULE:FACTORY]``, which runs the same engine as
+``hmm-conformance run`` and fails with the clause matrix and the shrunk counterexample. Without
+the option the plugin does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import final
+
+import pytest
+
+from ._adapter import AdapterError, load_factory
+from ._engine import BUDGETS, budget_from_env, run, start
+from ._model import Profile
+from ._report import clause_matrix, describe_failure, replay_document, rule_rows
+
+__all__ = ["HmmConformanceItem"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hmm-conformance", "HMM mirror protocol conformance")
+    group.addoption(
+        "--hmm-adapter",
+        metavar="MODULE:FACTORY",
+        default=None,
+        help="check this candidate HMM core against the hmm-conformance rules",
+    )
+    group.addoption(
+        "--hmm-profile",
+        choices=[p.value for p in Profile],
+        default="seed",
+        help="rule profile: seed (default) or strict",
+    )
+    group.addoption(
+        "--hmm-budget",
+        choices=sorted(BUDGETS),
+        default=None,
+        help="fast, ci (default, or $HMM_CONFORMANCE_BUDGET) or thorough",
+    )
+    group.addoption("--hmm-seed", type=int, default=None, help="random seed, to repeat a run")
+
+
+class _ConformanceError(Exception):
+    """The candidate broke a rule; the message is the report."""
+
+
+@final
+class HmmConformanceItem(pytest.Item):
+    """One test: the whole conformance run against one adapter."""
+
+    def __init__(self, *, adapter: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.adapter = adapter
+
+    def runtest(self) -> None:
+        config = self.config
+        budget_name = config.getoption("--hmm-budget")
+        try:
+            budget = BUDGETS[budget_name] if budget_name else budget_from_env()
+            candidate, handshake = start(load_factory(self.adapter))
+        except AdapterError as error:
+            raise _ConformanceError(f"setup: {error}") from None
+        try:
+            result = run(
+                candidate,
+                handshake,
+                profile=Profile(config.getoption("--hmm-profile")),
+                budget=budget,
+                seed_value=config.getoption("--hmm-seed"),
+            )
+        finally:
+            candidate.close()
+        if result.conforms:
+            return
+        if result.failure is not None:
+            broken = sorted({v.rule or v.status.name for v in result.failure.verdicts})
+            headline = f"NOT CONFORMING: {', '.join(broken)} (seed {result.seed})"
+        else:
+            headline = f"NOT CONFORMING: {result.flaky} (seed {result.seed})"
+        text = [headline, clause_matrix(rule_rows(result))]
+        if result.failure is not None:
+            text.append(describe_failure(result.failure))
+            path = (
+                Path(str(config.rootpath))
+                / "hmm-conformance-failures"
+                / f"pytest-seed{result.seed}.json"
+            )
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(json.dumps(replay_document(result), indent=2) + "\n")
+            text.append(f"replay file: {path}")
+        raise _ConformanceError("\n".join(text))
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: str | None = None,
+    ) -> str:
+        if isinstance(excinfo.value, _ConformanceError):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, self.name
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    adapter = config.getoption("--hmm-adapter")
+    if adapter:
+        items.append(
+            HmmConformanceItem.from_parent(
+                session, name=f"hmm-conformance[{adapter}]", adapter=adapter
+            )
+        )

@@ -1,0 +1,381 @@
+"""Reports: the clause matrix, and the same facts as JSON, JUnit XML, KTAP v1 and Markdown.
+
+Every format is built from :func:`rule_rows` (one row per rule the core suite checks) and the
+run's failure, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, final
+from xml.etree import ElementTree
+
+from hmm_ref import describe_result
+
+from ._adapter import Capability
+from ._engine import Failure, RunResult
+from ._executor import StepOutcome
+from ._model import Profile
+from ._ops import case_to_json, op_to_json
+from ._rules import RULES, Level, Rule
+from .oracle import Status, Verdict
+
+__all__ = [
+    "REPORT_FORMAT",
+    "REPORT_FORMATS",
+    "RuleRow",
+    "clause_matrix",
+    "describe_failure",
+    "render",
+    "replay_document",
+    "rule_rows",
+]
+
+REPORT_FORMAT: Final = "hmm-conformance/report"
+REPORT_FORMATS: Final = ("json", "junit", "ktap", "md")
+CORE_GROUPS: Final = ("REG", "INV", "END", "RNG", "REL")
+
+#: The capability without which a rule's sequences are never generated.
+GATES: Final = {
+    "INV-9": Capability.OBSERVE_IN_CALLBACK,
+    "REL-1": Capability.RELEASE,
+    "REL-2": Capability.RELEASE,
+    "REL-3": Capability.RELEASE,
+}
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleRow:
+    """One line of the clause matrix."""
+
+    rule: Rule
+    #: ok, allowed, failed, never-reached, skipped or not-in-profile.
+    status: str
+    passed: int
+    allowed: int
+    failed: int
+    latitudes: tuple[tuple[str, int], ...]
+    note: str = ""
+
+    @property
+    def exercised(self) -> int:
+        return self.passed + self.allowed + self.failed
+
+
+def rule_rows(result: RunResult) -> list[RuleRow]:
+    """The clause matrix of a run: every rule of the core groups, in catalogue order."""
+    capabilities = result.handshake.capabilities
+    strict = result.profile is Profile.STRICT and Capability.STRICT in capabilities
+    failing = {v.rule for v in result.failure.verdicts} if result.failure else set()
+    rows = []
+    for rule in (r for r in RULES if r.group in CORE_GROUPS):
+        counts: Mapping[Status, int] = result.tally.counts.get(rule.id, {})
+        passed, allowed = counts.get(Status.PASS, 0), counts.get(Status.ALLOWED, 0)
+        failed = counts.get(Status.FAIL, 0)
+        gate = GATES.get(rule.id)
+        note = ""
+        if rule.id in failing or (failed and result.failure is not None):
+            status = "failed"
+        elif rule.level is Level.SEED_DEFECT and not strict:
+            status = "not-in-profile"
+            note = (
+                "strict profile only"
+                if result.profile is Profile.SEED
+                else "candidate did not declare the strict capability"
+            )
+        elif gate is not None and gate not in capabilities:
+            status, note = "skipped", f"needs capability {gate.value}"
+        elif allowed:
+            status = "allowed"
+        elif passed:
+            status = "ok"
+        else:
+            status = "never-reached"
+        latitudes = tuple(sorted(result.tally.latitudes.get(rule.id, {}).items()))
+        rows.append(
+            RuleRow(
+                rule=rule,
+                status=status,
+                passed=passed,
+                allowed=allowed,
+                failed=failed,
+                latitudes=latitudes,
+                note=note,
+            )
+        )
+    return rows
+
+
+def clause_matrix(rows: Sequence[RuleRow]) -> str:
+    """The clause matrix as a plain-text table."""
+    lines = [f"{'rule':<7}{'level':<13}{'exercised':>10}{'allowed':>9}{'failed':>8}  verdict"]
+    for row in rows:
+        verdict = row.status + (f" ({row.note})" if row.note else "")
+        if row.latitudes:
+            verdict += ": " + "; ".join(text for text, _ in row.latitudes[:2])
+        lines.append(
+            f"{row.rule.id:<7}{row.rule.level.value:<13}{row.exercised:>10}{row.allowed:>9}"
+            f"{row.failed:>8}  {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def _result_text(step: StepOutcome) -> str:
+    obs = step.observation
+    if obs.rejected is not None:
+        return "refused"
+    if obs.would_hang is not None:
+        return "never returns"
+    if isinstance(obs.result, bool):
+        return str(obs.result)
+    if isinstance(obs.result, int):
+        return describe_result(obs.result)
+    return ""
+
+
+def describe_failure(failure: Failure) -> str:
+    """The shrunk case as numbered, readable steps, with the rule broken and why."""
+    case = failure.case
+    lines = [
+        f"world: {len(case.world.vmas)} vmas, {len(case.world.ptes)} CPU entries set "
+        "(see the replay file)",
+    ]
+    if failure.setup_crash is not None:
+        lines.append(f"begin() crashed: {failure.setup_crash.detail}")
+        return "\n".join(lines)
+    for step in failure.steps:
+        shown = _result_text(step)
+        lines.append(
+            f"{step.index + 1:>3}. {step.op.describe()}" + (f" -> {shown}" if shown else "")
+        )
+        for call in step.observation.calls:
+            if call.kind == "release":
+                lines.append(f"       m{call.mirror}.release()")
+            elif call.update is not None:
+                lines.append(
+                    f"       m{call.mirror}.sync(blockable={call.update.blockable}) -> "
+                    f"{describe_result(call.reply)}"
+                )
+        for verdict in step.failures():
+            lines.append(f"       {verdict.describe()}")
+    if not failure.reproduced:
+        lines.append(
+            "the replay of this case did NOT fail again: the candidate is not deterministic"
+        )
+    return "\n".join(lines)
+
+
+def _verdict_json(verdict: Verdict) -> dict[str, Any]:
+    return {"rule": verdict.rule, "status": verdict.status.value, "detail": verdict.detail}
+
+
+def _step_json(step: StepOutcome) -> dict[str, Any]:
+    return {
+        "index": step.index,
+        "op": op_to_json(step.op),
+        "description": step.op.describe(),
+        "result": _result_text(step),
+        "verdicts": [_verdict_json(v) for v in step.verdicts if v.status is not Status.PASS],
+    }
+
+
+def _failure_json(failure: Failure) -> dict[str, Any]:
+    return {
+        "rules": sorted({v.rule for v in failure.verdicts if v.rule is not None}),
+        "verdicts": [_verdict_json(v) for v in failure.verdicts],
+        "reproduced": failure.reproduced,
+        "operations": len(failure.case.ops),
+        "case": case_to_json(failure.case),
+        "steps": [_step_json(step) for step in failure.steps],
+    }
+
+
+def _outcome(result: RunResult) -> str:
+    if result.flaky is not None:
+        return "flaky"
+    return "conforms" if result.failure is None else "violation"
+
+
+def to_json(result: RunResult, rows: Sequence[RuleRow]) -> dict[str, Any]:
+    """The JSON report (schema: ``conformance/schemas/report.schema.json``)."""
+    handshake = result.handshake
+    return {
+        "format": REPORT_FORMAT,
+        "version": 1,
+        "tool": {
+            "name": "hmm-conformance",
+            "version": importlib.metadata.version("hmm-conformance"),
+        },
+        "candidate": {
+            "name": handshake.name,
+            "version": handshake.version,
+            "protocol_version": handshake.protocol_version,
+            "capabilities": sorted(c.value for c in handshake.capabilities),
+        },
+        "profile": result.profile.value,
+        "budget": {
+            "name": result.budget.name,
+            "examples": result.budget.examples,
+            "steps": result.budget.steps,
+        },
+        "seed": result.seed,
+        "result": _outcome(result),
+        "flaky": result.flaky,
+        "totals": {
+            "cases": result.tally.cases,
+            "steps": result.tally.steps,
+            "crash": result.tally.harness.get(Status.CRASH, 0),
+            "hang": result.tally.harness.get(Status.HANG, 0),
+            "protocol": result.tally.harness.get(Status.PROTOCOL, 0),
+        },
+        "rules": [
+            {
+                "id": row.rule.id,
+                "level": row.rule.level.value,
+                "title": row.rule.title,
+                "status": row.status,
+                "note": row.note,
+                "exercised": row.exercised,
+                "passed": row.passed,
+                "allowed": row.allowed,
+                "failed": row.failed,
+                "latitudes": dict(row.latitudes),
+            }
+            for row in rows
+        ],
+        "failure": _failure_json(result.failure) if result.failure is not None else None,
+    }
+
+
+def to_junit(result: RunResult, rows: Sequence[RuleRow]) -> str:
+    """JUnit XML: one test case per rule; the failure carries the shrunk steps."""
+    suite = ElementTree.Element(
+        "testsuite",
+        name=f"hmm-conformance[{result.handshake.name}]",
+        tests=str(len(rows)),
+        failures=str(sum(row.status == "failed" for row in rows)),
+        skipped=str(
+            sum(row.status in ("skipped", "not-in-profile", "never-reached") for row in rows)
+        ),
+        errors=str(
+            1
+            if result.failure is not None and not any(row.status == "failed" for row in rows)
+            else 0
+        ),
+    )
+    ElementTree.SubElement(
+        ElementTree.SubElement(suite, "properties"),
+        "property",
+        name="seed",
+        value=str(result.seed),
+    )
+    for row in rows:
+        case = ElementTree.SubElement(
+            suite,
+            "testcase",
+            classname=f"hmm-conformance.{row.rule.group}",
+            name=f"{row.rule.id} {row.rule.title}",
+        )
+        if row.status == "failed" and result.failure is not None:
+            detail = "; ".join(v.detail for v in result.failure.verdicts if v.rule == row.rule.id)
+            failure = ElementTree.SubElement(case, "failure", message=detail or "failed")
+            failure.text = describe_failure(result.failure)
+        elif row.status in ("skipped", "not-in-profile", "never-reached"):
+            ElementTree.SubElement(case, "skipped", message=row.note or row.status)
+    if result.failure is not None and not any(row.status == "failed" for row in rows):
+        case = ElementTree.SubElement(
+            suite, "testcase", classname="hmm-conformance", name="harness"
+        )
+        error = ElementTree.SubElement(
+            case,
+            "error",
+            message="; ".join(v.describe().splitlines()[0] for v in result.failure.verdicts),
+        )
+        error.text = describe_failure(result.failure)
+    suites = ElementTree.Element("testsuites")
+    suites.append(suite)
+    ElementTree.indent(suites)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        + ElementTree.tostring(suites, encoding="unicode")
+        + "\n"
+    )
+
+
+def to_ktap(result: RunResult, rows: Sequence[RuleRow]) -> str:
+    """KTAP v1, the kernel's test output format: one test per rule."""
+    handshake = result.handshake
+    lines = [
+        "KTAP version 1",
+        f"1..{len(rows)}",
+        f"# hmm-conformance: {handshake.name}, profile {result.profile.value}, seed {result.seed}",
+    ]
+    broken = {v.rule for v in result.failure.verdicts} if result.failure is not None else set()
+    for number, row in enumerate(rows, start=1):
+        name = row.rule.id
+        if row.status == "failed":
+            if result.failure is not None and row.rule.id in broken:
+                lines.extend(f"# {line}" for line in describe_failure(result.failure).splitlines())
+            else:
+                lines.append(f"# {name} failed {row.failed} times while the case was being shrunk")
+            lines.append(f"not ok {number} {name}")
+        elif row.status in ("skipped", "not-in-profile", "never-reached"):
+            lines.append(f"ok {number} {name} # SKIP {row.note or row.status.replace('-', ' ')}")
+        else:
+            lines.append(f"ok {number} {name}")
+    return "\n".join(lines) + "\n"
+
+
+def to_markdown(result: RunResult, rows: Sequence[RuleRow]) -> str:
+    """A Markdown summary for a CI job page or a review comment."""
+    handshake = result.handshake
+    lines = [
+        f"# hmm-conformance: {handshake.name} {handshake.version}",
+        "",
+        f"Result: **{_outcome(result)}**; profile `{result.profile.value}`, budget "
+        f"`{result.budget.name}`, seed `{result.seed}`, {result.tally.cases} cases, "
+        f"{result.tally.steps} steps.",
+        "",
+        "| rule | level | exercised | allowed | failed | verdict |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        verdict = row.status + (f" ({row.note})" if row.note else "")
+        lines.append(
+            f"| {row.rule.id} | {row.rule.level.value} | {row.exercised} | {row.allowed} | "
+            f"{row.failed} | {verdict} |"
+        )
+    if result.failure is not None:
+        lines += ["", "## Counterexample", "", "```", describe_failure(result.failure), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def render(result: RunResult, kind: str) -> str:
+    """The report of ``result`` in format ``kind`` (one of :data:`REPORT_FORMATS`)."""
+    rows = rule_rows(result)
+    if kind == "json":
+        return json.dumps(to_json(result, rows), indent=2) + "\n"
+    if kind == "junit":
+        return to_junit(result, rows)
+    if kind == "ktap":
+        return to_ktap(result, rows)
+    if kind == "md":
+        return to_markdown(result, rows)
+    raise ValueError(f"unknown report format {kind!r}; one of {', '.join(REPORT_FORMATS)}")
+
+
+def replay_document(result: RunResult) -> dict[str, Any]:
+    """The replay file of a failing run: the case, and what it broke, for ``replay``."""
+    assert result.failure is not None
+    document = case_to_json(result.failure.case)
+    document.update(
+        profile=result.profile.value,
+        seed=result.seed,
+        candidate={"name": result.handshake.name, "version": result.handshake.version},
+        failure=_failure_json(result.failure)["verdicts"],
+    )
+    return document
