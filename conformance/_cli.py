@@ -18,13 +18,24 @@ from typing import NoReturn, TextIO
 
 from ._adapter import AdapterError, load_factory
 from ._demo import run_demo
-from ._engine import BUDGETS, Budget, Failure, RunResult, budget_from_env, replay, run, start
+from ._engine import (
+    BUDGETS,
+    Budget,
+    Failure,
+    RunResult,
+    budget_from_env,
+    close_quietly,
+    replay,
+    run,
+    start,
+)
 from ._model import Profile
 from ._ops import CaseFormatError, case_from_json
 from ._report import (
     REPORT_FORMATS,
     clause_matrix,
     describe_failure,
+    headline,
     render,
     replay_document,
     rule_rows,
@@ -179,12 +190,12 @@ def command_run(args: argparse.Namespace, out: TextIO) -> int:
         if cases in marks:
             _say(out, f"{cases} cases checked")
 
+    _say(
+        out,
+        f"profile {profile.value}, budget {budget.name}: {budget.examples} cases of "
+        f"up to {budget.steps} steps",
+    )
     try:
-        _say(
-            out,
-            f"profile {profile.value}, budget {budget.name}: {budget.examples} cases of "
-            f"up to {budget.steps} steps",
-        )
         result = run(
             candidate,
             handshake,
@@ -194,28 +205,19 @@ def command_run(args: argparse.Namespace, out: TextIO) -> int:
             on_case=progress,
         )
     finally:
-        candidate.close()
+        problem = close_quietly(candidate)
+    if problem is not None:
+        _say(out, problem)
     _say(out, f"seed {result.seed} (repeat this run with --seed {result.seed})")
     out.write("\n" + clause_matrix(rule_rows(result)) + "\n\n")
     for kind, path in args.report:
         Path(path).write_text(render(result, kind))
         _say(out, f"{kind} report written to {path}")
-    if result.flaky is not None:
-        _say(out, f"NOT CONFORMING: {result.flaky}")
-        return EXIT_VIOLATION
     if result.failure is None:
-        _say(
-            out,
-            f"conforms: no rule failed in {result.tally.cases} cases ({result.tally.steps} steps)",
-        )
-        return EXIT_OK
-    failure = result.failure
-    rules = sorted({v.rule or v.status.name for v in failure.verdicts})
-    count = len(failure.case.ops)
-    _say(
-        out, f"NOT CONFORMING: {', '.join(rules)}, shrunk to {count} operation{'s' * (count != 1)}:"
-    )
-    out.write(describe_failure(failure) + "\n")
+        _say(out, headline(result))
+        return EXIT_OK if result.conforms else EXIT_VIOLATION
+    _say(out, headline(result) + ":")
+    out.write(describe_failure(result.failure) + "\n")
     _say(out, f"replay file: {_save_replay(result, args.replay_dir)}")
     return EXIT_VIOLATION
 
@@ -243,7 +245,9 @@ def command_replay(args: argparse.Namespace, out: TextIO) -> int:
     try:
         outcome = replay(candidate, handshake, case, profile, stop_at_failure=True)
     finally:
-        candidate.close()
+        problem = close_quietly(candidate)
+    if problem is not None:
+        _say(out, problem)
     _say(
         out,
         f"replaying {len(case.ops)} operations against {handshake.name}, profile {profile.value}",

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, final
 
-from hypothesis import HealthCheck, Verbosity, seed, settings
+from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
@@ -73,7 +73,7 @@ class Failure:
         """The failing verdicts of the failing step (or the setup crash)."""
         if self.setup_crash is not None:
             return [self.setup_crash]
-        return self.steps[-1].failures() if self.steps else []
+        return self.steps[-1].failures()
 
 
 @final
@@ -130,6 +130,25 @@ def replay(
     return tuple(executor.steps)
 
 
+def replay_failure(
+    candidate: Candidate, handshake: Handshake, case: Case, profile: Profile
+) -> Failure:
+    """Replay a case that failed; if it does not fail again, say it was not reproduced."""
+    outcome = replay(candidate, handshake, case, profile)
+    if isinstance(outcome, Failure):
+        return outcome
+    return Failure(case=case, steps=outcome, reproduced=False)
+
+
+def close_quietly(candidate: Candidate) -> str | None:
+    """Close the candidate; a failure to close is reported, never raised."""
+    try:
+        candidate.close()
+    except Exception as error:
+        return f"the candidate's close() raised {type(error).__name__}: {error}"
+    return None
+
+
 def run(
     candidate: Candidate,
     handshake: Handshake,
@@ -161,6 +180,9 @@ def run(
                 suppress_health_check=list(HealthCheck),
                 verbosity=Verbosity.quiet,
                 print_blob=False,
+                # The explain phase annotates Hypothesis's own report, which we do not print;
+                # it costs more than the shrinking itself.
+                phases=[Phase.explicit, Phase.generate, Phase.target, Phase.shrink],
             ),
         )
     except StepFailedError:
@@ -170,11 +192,7 @@ def run(
     failure: Failure | None = None
     if recorder.failing is not None and flaky is None:
         world, ops = recorder.failing
-        outcome = replay(candidate, handshake, Case(world=world, ops=ops), profile)
-        if isinstance(outcome, Failure):
-            failure = outcome
-        else:
-            failure = Failure(case=Case(world=world, ops=ops), steps=outcome, reproduced=False)
+        failure = replay_failure(candidate, handshake, Case(world=world, ops=ops), profile)
     return RunResult(
         handshake=handshake,
         profile=profile,

@@ -282,13 +282,44 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
 
         def _start(self, first: int, length: int, blockable: bool, data: st.DataObject) -> None:
             start = _LOW + first * PAGE_SIZE
-            end = min(start + length * PAGE_SIZE, _HIGH)
+            self._draw_start(start, min(start + length * PAGE_SIZE, _HIGH), blockable, data)
+
+        def _draw_start(self, start: int, end: int, blockable: bool, data: st.DataObject) -> None:
+            # Newest first, the order the seed calls them in: shrinking away a mirror then
+            # keeps the answers of the ones the seed reaches first.
             replies = tuple(
-                (mirror, reply)
-                for mirror in sorted(self.model.mirrors)
-                if (reply := data.draw(st.sampled_from(REPLIES), label=f"m{mirror} answers"))
+                sorted(
+                    (mirror, reply)
+                    for mirror in self.model.mirrors
+                    if (reply := data.draw(st.sampled_from(REPLIES), label=f"m{mirror} answers"))
+                )
             )
             self._do(InvalidateStart(start=start, end=end, blockable=blockable, replies=replies))
+
+        @precondition(
+            lambda self: (
+                len(self.model.windows) < 3
+                and any(not r.empty for r in self.model.registered_ranges())
+            )
+        )
+        @rule(
+            below=st.booleans(),
+            length=st.integers(1, 2),
+            blockable=st.booleans(),
+            data=st.data(),
+        )
+        def invalidate_at_boundary(
+            self, below: bool, length: int, blockable: bool, data: st.DataObject
+        ) -> None:
+            """An update that ends where a range starts, or starts where it ends (RNG-4/5)."""
+            live = sorted((r.start, r.end) for r in self.model.registered_ranges() if not r.empty)
+            low, high = data.draw(st.sampled_from(live))
+            span = length * PAGE_SIZE
+            start, end = (low - span, low) if below else (high, high + span)
+            if start < _LOW or end > _HIGH:
+                start, end = (high, high + span) if below else (low - span, low)
+            # Ranges live in the first two vmas, so the span above always fits.
+            self._draw_start(max(start, _LOW), min(end, _HIGH), blockable, data)
 
         @precondition(lambda self: bool(self.model.windows))
         @rule(data=st.data())

@@ -219,9 +219,6 @@ class Model:
         """
         return [r for r in self.registered_ranges() if not (r.at_release and not self.strict())]
 
-    def window_covers(self, addr: int) -> bool:
-        return any(start <= addr < end for start, end in self.windows.values())
-
     def changeable_pages(self) -> list[int]:
         """Pages the CPU may change now: inside an open window, and not a seed hole.
 
@@ -292,10 +289,9 @@ class Model:
         self._invalidate(op.start, op.end)
 
     def _on_invalidate_end(self, op: InvalidateEnd, obs: Observation) -> None:
-        for window, span in sorted(self.windows.items()):
-            if span == (op.start, op.end):
-                del self.windows[window]
-                break
+        # END-3 held (the oracle checked it), so a window with this span is open.
+        window = min(w for w, span in self.windows.items() if span == (op.start, op.end))
+        del self.windows[window]
         self._invalidate(op.start, op.end)
 
     def _on_set_pte(self, op: SetCpuEntry, obs: Observation) -> None:
@@ -348,10 +344,8 @@ class Model:
         Only a range the update touches from below (RNG-5) may be valid or not; every other
         flag is the model's own, already checked against the observation.
         """
-        for range_id, view in obs.ranges:
-            rng = self.ranges.get(range_id)
-            if rng is None:
-                continue
+        for range_id, view in obs.ranges:  # the executor observes only ranges the model has
+            rng = self.ranges[range_id]
             rng.entries = view.entries
             if rng.registered and rng.valid and not view.valid:
                 rng.valid = False

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final, TypeAlias, final
 
-from hmm_ref import PAGE_SIZE, PfnEncoding, Pte, PteKind, describe_result
+from hmm_ref import PAGE_SIZE, HmmError, PfnEncoding, Pte, PteKind, describe_result
 
 __all__ = [
     "CASE_FORMAT",
@@ -86,6 +86,15 @@ class Operation:
         raise NotImplementedError
 
 
+def _span(name: str, start: int, end: int, *, empty: bool = False) -> None:
+    if start % PAGE_SIZE or end % PAGE_SIZE or start < 0:
+        raise CaseFormatError(f"{name}: [{start:#x}, {end:#x}) is not page aligned")
+    if end < start or (end == start and not empty):
+        raise CaseFormatError(
+            f"{name}: [{start:#x}, {end:#x}) is {'reversed' if end < start else 'empty'}"
+        )
+
+
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RegisterMirror(Operation):
@@ -122,6 +131,9 @@ class Snapshot(Operation):
     start: int
     end: int
     encoding: PfnEncoding
+
+    def __post_init__(self) -> None:
+        _span("snapshot", self.start, self.end, empty=True)
 
     def describe(self) -> str:
         return f"snapshot r{self.range} = [{self.start:#x}, {self.end:#x}) of vma {self.vma}"
@@ -162,6 +174,9 @@ class InvalidateStart(Operation):
     blockable: bool
     replies: tuple[tuple[int, int], ...] = ()
 
+    def __post_init__(self) -> None:
+        _span("invalidate_start", self.start, self.end)
+
     def reply(self, mirror: int) -> int:
         """What ``mirror`` answers in this start."""
         return dict(self.replies).get(mirror, 0)
@@ -184,6 +199,9 @@ class InvalidateEnd(Operation):
     start: int
     end: int
 
+    def __post_init__(self) -> None:
+        _span("invalidate_end", self.start, self.end)
+
     def describe(self) -> str:
         return f"invalidate_end [{self.start:#x}, {self.end:#x})"
 
@@ -196,6 +214,9 @@ class SetCpuEntry(Operation):
     name: ClassVar[str] = "set_pte"
     addr: int
     pte: Pte
+
+    def __post_init__(self) -> None:
+        _span("set_pte", self.addr, self.addr + PAGE_SIZE)
 
     def describe(self) -> str:
         pte = self.pte
@@ -390,7 +411,14 @@ def op_from_json(data: object, where: str = "op") -> Operation:
         raise CaseFormatError(
             f"{where}.op: unknown operation {name!r}; one of {', '.join(_PARSERS)}"
         )
-    return parser(reader)
+    try:
+        return parser(reader)
+    except CaseFormatError as error:
+        if str(error).startswith(where):
+            raise
+        raise CaseFormatError(f"{where}: {error}") from None
+    except (ValueError, HmmError) as error:  # a bad pte or encoding value
+        raise CaseFormatError(f"{where}: {error}") from None
 
 
 def world_to_json(world: World) -> Json:

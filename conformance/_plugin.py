@@ -14,9 +14,9 @@ from typing import final
 import pytest
 
 from ._adapter import AdapterError, load_factory
-from ._engine import BUDGETS, budget_from_env, run, start
+from ._engine import BUDGETS, budget_from_env, close_quietly, run, start
 from ._model import Profile
-from ._report import clause_matrix, describe_failure, replay_document, rule_rows
+from ._report import clause_matrix, describe_failure, headline, replay_document, rule_rows
 
 __all__ = ["HmmConformanceItem"]
 
@@ -73,22 +73,15 @@ class HmmConformanceItem(pytest.Item):
                 seed_value=config.getoption("--hmm-seed"),
             )
         finally:
-            candidate.close()
-        if result.conforms:
+            problem = close_quietly(candidate)
+        if result.conforms and problem is None:
             return
-        if result.failure is not None:
-            broken = sorted({v.rule or v.status.name for v in result.failure.verdicts})
-            headline = f"NOT CONFORMING: {', '.join(broken)} (seed {result.seed})"
-        else:
-            headline = f"NOT CONFORMING: {result.flaky} (seed {result.seed})"
-        text = [headline, clause_matrix(rule_rows(result))]
+        text = [f"{headline(result)} (seed {result.seed})", clause_matrix(rule_rows(result))]
+        if problem is not None:
+            text.append(problem)
         if result.failure is not None:
             text.append(describe_failure(result.failure))
-            path = (
-                Path(str(config.rootpath))
-                / "hmm-conformance-failures"
-                / f"pytest-seed{result.seed}.json"
-            )
+            path = config.rootpath / "hmm-conformance-failures" / f"pytest-seed{result.seed}.json"
             path.parent.mkdir(exist_ok=True)
             path.write_text(json.dumps(replay_document(result), indent=2) + "\n")
             text.append(f"replay file: {path}")

@@ -68,10 +68,7 @@ class ReferenceCandidate:
     def unregister(self, mirror: int) -> None:
         handle = self._mirrors.get(mirror)
         if handle is not None:
-            try:
-                H.hmm_mirror_unregister(handle)
-            except H.UsageError as error:
-                raise CandidateRejected(str(error)) from error
+            H.hmm_mirror_unregister(handle)
 
     def snapshot(
         self, range_id: int, vma: int, start: int, end: int, encoding: H.PfnEncoding
@@ -80,12 +77,10 @@ class ReferenceCandidate:
         target = self._vmas[vma]
         for addr in range(max(start, target.start), min(end, target.end), H.PAGE_SIZE):
             self._mm.set_pte(addr, self._cpu.pte(addr))
-        try:
-            handle = H.HmmRange(vma=target, start=start, end=end, encoding=encoding)
-            self._ranges[range_id] = handle
-            return H.hmm_vma_get_pfns(handle)
-        except H.UsageError as error:
-            raise CandidateRejected(str(error)) from error
+        # Operations are page aligned and never reversed (checked when they are made).
+        handle = H.HmmRange(vma=target, start=start, end=end, encoding=encoding)
+        self._ranges[range_id] = handle
+        return H.hmm_vma_get_pfns(handle)
 
     def _range(self, range_id: int) -> H.HmmRange:
         handle = self._ranges.get(range_id)

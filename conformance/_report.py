@@ -29,6 +29,7 @@ __all__ = [
     "RuleRow",
     "clause_matrix",
     "describe_failure",
+    "headline",
     "render",
     "replay_document",
     "rule_rows",
@@ -155,11 +156,12 @@ def describe_failure(failure: Failure) -> str:
         for call in step.observation.calls:
             if call.kind == "release":
                 lines.append(f"       m{call.mirror}.release()")
-            elif call.update is not None:
-                lines.append(
-                    f"       m{call.mirror}.sync(blockable={call.update.blockable}) -> "
-                    f"{describe_result(call.reply)}"
-                )
+                continue
+            assert call.update is not None, "a sync call carries its update"
+            lines.append(
+                f"       m{call.mirror}.sync(blockable={call.update.blockable}) -> "
+                f"{describe_result(call.reply)}"
+            )
         for verdict in step.failures():
             lines.append(f"       {verdict.describe()}")
     if not failure.reproduced:
@@ -167,6 +169,19 @@ def describe_failure(failure: Failure) -> str:
             "the replay of this case did NOT fail again: the candidate is not deterministic"
         )
     return "\n".join(lines)
+
+
+def headline(result: RunResult) -> str:
+    """One line: whether the candidate conforms, and if not, which rules it broke."""
+    if result.flaky is not None:
+        return f"NOT CONFORMING: {result.flaky}"
+    if result.failure is None:
+        return (
+            f"conforms: no rule failed in {result.tally.cases} cases ({result.tally.steps} steps)"
+        )
+    rules = ", ".join(sorted({v.rule or v.status.name for v in result.failure.verdicts}))
+    count = len(result.failure.case.ops)
+    return f"NOT CONFORMING: {rules}, shrunk to {count} operation{'s' * (count != 1)}"
 
 
 def _verdict_json(verdict: Verdict) -> dict[str, Any]:

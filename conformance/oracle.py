@@ -107,7 +107,9 @@ def _result(obs: Observation) -> str:
         return "a refusal"
     if obs.would_hang is not None:
         return "no return"
-    return describe_result(obs.result) if isinstance(obs.result, int) else repr(obs.result)
+    if isinstance(obs.result, bool) or obs.result is None:
+        return repr(obs.result)
+    return describe_result(obs.result)
 
 
 def _bad_entries(rng: RangeState, view: RangeView, start: int, end: int) -> list[str]:
@@ -515,12 +517,12 @@ def _untouchable(m: Model, op: Operation) -> list[tuple[str, RangeState]]:
                 or _touched_below(rng, op)
             ):
                 continue
-            if isinstance(op, Release) and m.strict():
-                continue
+            if isinstance(op, Release):
+                continue  # either way in the seed profile; REL-3 decides under strict
             keep.append(("RNG-4", rng))
         elif rng.done:
             keep.append(("RNG-7", rng))
-        elif rng.failed:
+        else:  # a snapshot that failed, so never registered
             keep.append(("RNG-2", rng))
     return keep
 
