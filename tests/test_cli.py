@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from conformance import main
+
+from . import candidates
 
 
 def _run(*argv: str) -> tuple[int, str, str]:
@@ -82,3 +86,222 @@ def test_module_entry_point_runs() -> None:
     )
     assert done.returncode == 0
     assert "hmm-conformance demo" in done.stdout
+
+
+def test_run_checks_the_reference_by_default_and_prints_the_matrix() -> None:
+    """`run` with no adapter checks the reference, prints progress and the matrix, exits 0."""
+    status, out, err = _run("run", "--budget", "fast", "--seed", "5")
+    assert status == 0, err
+    assert "candidate hmm_ref" in out
+    assert "cases checked" in out
+    assert "INV-5  MUST" in out
+    assert "[hmm-conformance] conforms: no rule failed" in out
+    assert "--seed 5" in out
+
+
+def test_run_of_a_broken_candidate_exits_1_with_steps_and_a_replay_file(tmp_path: Path) -> None:
+    """A violation prints the rule and the shrunk steps, writes a replay file and reports."""
+    replays = tmp_path / "failures"
+    json_report, ktap = tmp_path / "r.json", tmp_path / "r.ktap"
+    status, out, _ = _run(
+        "run",
+        "--adapter",
+        "tests.candidates:ParentTree",
+        "--budget",
+        "fast",
+        "--seed",
+        "5",
+        "--replay-dir",
+        str(replays),
+        "--report",
+        "json",
+        str(json_report),
+        "--report",
+        "ktap",
+        str(ktap),
+    )
+    assert status == 1
+    assert "NOT CONFORMING: INV-5, shrunk to 1 operation:" in out
+    assert "FAIL INV-5:" in out
+    [replay_file] = list(replays.iterdir())
+    assert f"replay file: {replay_file}" in out
+    assert json.loads(json_report.read_text())["result"] == "violation"
+    assert ktap.read_text().startswith("KTAP version 1\n")
+
+    status, out, _ = _run("replay", str(replay_file), "--adapter", "tests.candidates:ParentTree")
+    assert status == 1
+    assert "FAIL INV-5:" in out
+    status, out, _ = _run("replay", str(replay_file))
+    assert status == 0
+    assert "every step held" in out
+
+
+def test_run_options_override_the_budget_and_reach_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--examples/--steps adjust the budget; $HMM_CONFORMANCE_BUDGET picks the default one."""
+    monkeypatch.setenv("HMM_CONFORMANCE_BUDGET", "fast")
+    status, out, _ = _run("run", "--examples", "5", "--steps", "3", "--seed", "1")
+    assert status == 0
+    assert "budget fast+custom: 5 cases of up to 3 steps" in out
+    monkeypatch.setenv("HMM_CONFORMANCE_BUDGET", "huge")
+    status, _, err = _run("run")
+    assert status == 2
+    assert "$HMM_CONFORMANCE_BUDGET='huge' is not a budget" in err
+
+
+def test_run_strict_fails_the_reference_as_documented(tmp_path: Path) -> None:
+    """`--profile strict` fails the reference on a seed defect, exit 1."""
+    status, out, _ = _run(
+        "run",
+        "--profile",
+        "strict",
+        "--budget",
+        "fast",
+        "--seed",
+        "2",
+        "--replay-dir",
+        str(tmp_path),
+    )
+    assert status == 1
+    assert "NOT CONFORMING: REL-3" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["run", "--adapter", "no_such_module_xyz:make"],
+            "adapter module 'no_such_module_xyz' does not import (ModuleNotFoundError",
+        ),
+        (["run", "--adapter", "tests.candidates"], "is not of the form MODULE:FACTORY"),
+        (["run", "--adapter", "tests.candidates:missing"], "has no attribute 'missing'"),
+        (["run", "--adapter", "tests.candidates:NOT_CALLABLE"], "is not callable"),
+        (
+            ["run", "--adapter", "tests.candidates:not_a_candidate"],
+            "returned object, which is not a candidate: it lacks handshake",
+        ),
+        (
+            ["run", "--adapter", "tests.candidates:raising_factory"],
+            "the adapter factory raised ValueError: no device",
+        ),
+        (
+            ["run", "--adapter", "tests.candidates:OldProtocol"],
+            "speaks adapter protocol version 99; this harness speaks 1",
+        ),
+        (
+            ["run", "--adapter", "tests.candidates:BadHandshake"],
+            "handshake() returned dict; return conformance.Handshake",
+        ),
+        (["run", "--report", "html", "out.html"], "--report 'html': the formats are json"),
+        (["replay", "/nonexistent/case.json"], "cannot read replay file '/nonexistent/case.json'"),
+    ],
+)
+def test_setup_errors_exit_2_with_one_line_naming_the_fix(argv: list[str], message: str) -> None:
+    """Bad adapters, versions, formats and files: exit 2 and one line on stderr."""
+    status, _, err = _run(*argv)
+    assert status == 2
+    assert message in err
+    assert err.count("\n") == 1
+    assert err.startswith("hmm-conformance: error: ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--profile", "lenient"], "invalid choice: 'lenient'"),
+        (["run", "--examples", "0"], "0 must be at least 1"),
+        (["run", "--examples", "many"], "'many' is not a whole number"),
+        (["run", "--seed", "-3"], "a seed is not negative"),
+        (["run", "--seed", "x"], "'x' is not a whole number"),
+    ],
+)
+def test_bad_options_exit_2(argv: list[str], message: str) -> None:
+    """Unknown profiles and bad numbers are usage errors."""
+    status, _, err = _run(*argv)
+    assert status == 2
+    assert message in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "is not JSON"),
+        ('{"format": "other"}', "case.format: expected 'hmm-conformance/case'"),
+        (
+            '{"format": "hmm-conformance/case", "version": 1, "world": {"vmas": [], "ptes": []},'
+            ' "ops": [], "profile": "lenient"}',
+            "unknown profile 'lenient'",
+        ),
+    ],
+)
+def test_bad_replay_files_exit_2(tmp_path: Path, content: str, message: str) -> None:
+    """A replay file that is not JSON, not a case, or names an unknown profile: exit 2."""
+    path = tmp_path / "case.json"
+    path.write_text(content)
+    status, _, err = _run("replay", str(path))
+    assert status == 2
+    assert message in err
+
+
+def test_run_reports_a_flaky_candidate_and_a_bad_close(tmp_path: Path) -> None:
+    """A flaky candidate exits 1 with the reason; a close() that raises is reported, not fatal."""
+    candidates.Flaky.failed_once = False
+    status, out, _ = _run(
+        "run",
+        "--adapter",
+        "tests.candidates:Flaky",
+        "--budget",
+        "fast",
+        "--seed",
+        "1",
+        "--replay-dir",
+        str(tmp_path),
+    )
+    assert status == 1
+    assert "NOT CONFORMING: the candidate failed a case once" in out
+    status, out, _ = _run(
+        "run", "--adapter", "tests.candidates:BadClose", "--budget", "fast", "--seed", "1"
+    )
+    assert status == 0
+    assert "the candidate's close() raised OSError: device busy" in out
+
+
+def test_replay_can_override_the_profile_and_reports_close_problems(tmp_path: Path) -> None:
+    """--profile overrides the file's profile; a bad close() is a line, not a crash."""
+    path = tmp_path / "case.json"
+    path.write_text(
+        json.dumps(
+            {
+                "format": "hmm-conformance/case",
+                "version": 1,
+                "profile": "seed",
+                "world": {"vmas": [{"start": 65536, "end": 98304}], "ptes": []},
+                "ops": [
+                    {
+                        "op": "snapshot",
+                        "range": 0,
+                        "vma": 0,
+                        "start": 65536,
+                        "end": 69632,
+                        "encoding": {"flags": [1, 2, 4], "values": [16, 8, 32], "pfn_shift": 12},
+                    },
+                    {"op": "release"},
+                ],
+            }
+        )
+    )
+    status, out, _ = _run("replay", str(path))
+    assert status == 0
+    status, out, _ = _run("replay", str(path), "--profile", "strict")
+    assert status == 1
+    assert "FAIL REL-3" in out
+    status, out, _ = _run("replay", str(path), "--adapter", "tests.candidates:BadClose")
+    assert "close() raised OSError" in out
+
+
+def test_the_example_adapter_conforms_through_the_command_line() -> None:
+    """docs/writing-an-adapter.md's example runs from the command line and conforms."""
+    status, out, _ = _run("run", "--adapter", "examples.exact_core:make", "--seed", "5")
+    assert status == 0
+    assert "allowed: called m0, m1 (newest first would be m1, m0)" in out

@@ -1,0 +1,289 @@
+"""Small broken candidates for the engine's own tests (the public catalogue comes later).
+
+Each wraps the reference and changes one behaviour, the way a real bug would.
+"""
+
+from __future__ import annotations
+
+import hmm_ref as H
+from conformance import (
+    CandidateRejected,
+    CandidateWouldHang,
+    Capability,
+    CpuView,
+    Handshake,
+    RangeView,
+    ReferenceCandidate,
+)
+from hmm_ref import HmmMirrorOps, HmmUpdate, PfnEncoding
+
+EAGAIN = -H.Errno.EAGAIN
+
+
+class Wrapped:
+    """The reference, renamed; subclasses override one method to break one rule."""
+
+    name = "wrapped"
+
+    def __init__(self) -> None:
+        self.inner = ReferenceCandidate()
+
+    def handshake(self) -> Handshake:
+        inner = self.inner.handshake()
+        return Handshake(
+            protocol_version=inner.protocol_version,
+            name=self.name,
+            version="test",
+            capabilities=inner.capabilities,
+        )
+
+    def begin(self, cpu: CpuView) -> None:
+        self.inner.begin(cpu)
+
+    def register(self, mirror: int, ops: HmmMirrorOps | None) -> int:
+        return self.inner.register(mirror, ops)
+
+    def unregister(self, mirror: int) -> None:
+        self.inner.unregister(mirror)
+
+    def snapshot(self, range_id: int, vma: int, start: int, end: int, encoding: PfnEncoding) -> int:
+        return self.inner.snapshot(range_id, vma, start, end, encoding)
+
+    def observe(self, range_id: int) -> RangeView:
+        return self.inner.observe(range_id)
+
+    def range_done(self, range_id: int) -> bool:
+        return self.inner.range_done(range_id)
+
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        return self.inner.invalidate_start(start, end, blockable)
+
+    def invalidate_end(self, start: int, end: int) -> None:
+        self.inner.invalidate_end(start, end)
+
+    def release(self) -> None:
+        self.inner.release()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class ParentTree(Wrapped):
+    """The tree before the seed patch (6/7): every non-blockable start fails at once."""
+
+    name = "parent-tree"
+
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        if not blockable:
+            return EAGAIN
+        return super().invalidate_start(start, end, blockable)
+
+
+class _StoppingOps:
+    """Mirror ops that stop passing blockable updates on once one answered -EAGAIN."""
+
+    def __init__(self, owner: BlockableStops, ops: HmmMirrorOps) -> None:
+        self.owner = owner
+        self.ops = ops
+
+    def sync_cpu_device_pagetables(self, update: HmmUpdate) -> int:
+        if self.owner.stopped:
+            return 0
+        reply = self.ops.sync_cpu_device_pagetables(update)
+        if update.blockable and reply == EAGAIN:
+            self.owner.stopped = True
+        return reply
+
+    def release(self) -> None:
+        self.ops.release()
+
+
+class BlockableStops(Wrapped):
+    """Honours -EAGAIN in blockable mode too: the loop stops at the first one."""
+
+    name = "blockable-stops"
+    stopped = False
+
+    def register(self, mirror: int, ops: HmmMirrorOps | None) -> int:
+        return super().register(mirror, None if ops is None else _StoppingOps(self, ops))
+
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        self.stopped = False
+        return super().invalidate_start(start, end, blockable)
+
+
+class NoClear(Wrapped):
+    """Marks ranges invalid but never clears their entries."""
+
+    name = "no-clear"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frozen: dict[int, tuple[int, ...]] = {}
+
+    def snapshot(self, range_id: int, vma: int, start: int, end: int, encoding: PfnEncoding) -> int:
+        result = super().snapshot(range_id, vma, start, end, encoding)
+        self.frozen[range_id] = super().observe(range_id).entries
+        return result
+
+    def observe(self, range_id: int) -> RangeView:
+        view = super().observe(range_id)
+        return RangeView(
+            registered=view.registered, valid=view.valid, entries=self.frozen.get(range_id, ())
+        )
+
+
+class Crashes(Wrapped):
+    """Raises from the first non-blockable start."""
+
+    name = "crashes"
+
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        if not blockable:
+            raise RuntimeError("oops in invalidate_start")
+        return super().invalidate_start(start, end, blockable)
+
+
+class CrashesAtBegin(Wrapped):
+    """Raises when a case begins."""
+
+    name = "crashes-at-begin"
+
+    def begin(self, cpu: CpuView) -> None:
+        raise OSError("cannot set up")
+
+
+class Nonsense(Wrapped):
+    """Answers register with a string."""
+
+    name = "nonsense"
+
+    def register(self, mirror: int, ops: HmmMirrorOps | None) -> int:
+        super().register(mirror, ops)
+        return "0"  # type: ignore[return-value]
+
+
+class BadObserve(Wrapped):
+    """Answers observe with a tuple instead of a RangeView."""
+
+    name = "bad-observe"
+
+    def observe(self, range_id: int) -> RangeView:
+        return (True, True, ())  # type: ignore[return-value]
+
+
+class Hangs(Wrapped):
+    """Says that a blockable end would never return."""
+
+    name = "hangs"
+
+    def invalidate_end(self, start: int, end: int) -> None:
+        raise CandidateWouldHang("waits forever on a lock")
+
+
+class Flaky(Wrapped):
+    """Fails one non-blockable start, once per process, then behaves."""
+
+    name = "flaky"
+    failed_once = False
+
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        if not blockable and not Flaky.failed_once:
+            Flaky.failed_once = True
+            return EAGAIN
+        return super().invalidate_start(start, end, blockable)
+
+
+class NoStrict(Wrapped):
+    """The reference without the strict capability."""
+
+    name = "no-strict"
+
+    def handshake(self) -> Handshake:
+        inner = super().handshake()
+        return Handshake(
+            protocol_version=inner.protocol_version,
+            name=self.name,
+            version="test",
+            capabilities=inner.capabilities - {Capability.STRICT},
+        )
+
+
+class Minimal(Wrapped):
+    """The reference declaring no capability at all."""
+
+    name = "minimal"
+
+    def handshake(self) -> Handshake:
+        return Handshake(protocol_version=1, name=self.name, version="test")
+
+
+class OldProtocol(Wrapped):
+    """Speaks a protocol version this harness does not."""
+
+    def handshake(self) -> Handshake:
+        return Handshake(protocol_version=99, name="future", version="9")
+
+
+class BadHandshake(Wrapped):
+    """Answers the handshake with a dict."""
+
+    def handshake(self) -> Handshake:
+        return {"name": "x"}  # type: ignore[return-value]
+
+
+def not_a_candidate() -> object:
+    """A factory returning something that is not a candidate."""
+    return object()
+
+
+def raising_factory() -> Wrapped:
+    """A factory that fails."""
+    raise ValueError("no device")
+
+
+NOT_CALLABLE = 42
+
+
+class RaisingHandshake(Wrapped):
+    """Cannot even say who it is."""
+
+    def handshake(self) -> Handshake:
+        raise ConnectionError("no answer")
+
+
+class ForgetsRanges(Wrapped):
+    """Refuses to show a range it registered."""
+
+    name = "forgets-ranges"
+
+    def observe(self, range_id: int) -> RangeView:
+        raise CandidateRejected(f"what is r{range_id}?")
+
+
+class ObserveFailsInCallback(Wrapped):
+    """Its observe breaks when called from inside a mirror callback."""
+
+    name = "observe-fails-in-callback"
+    inside = False
+
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        self.inside = True
+        try:
+            return super().invalidate_start(start, end, blockable)
+        finally:
+            self.inside = False
+
+    def observe(self, range_id: int) -> RangeView:
+        if self.inside:
+            raise RuntimeError("observe while invalidating")
+        return super().observe(range_id)
+
+
+class BadClose(Wrapped):
+    """Conforms, but its close() raises."""
+
+    name = "bad-close"
+
+    def close(self) -> None:
+        raise OSError("device busy")

@@ -1,0 +1,276 @@
+"""The engine end to end: generated runs, shrinking, replays, and candidates that misbehave."""
+
+from __future__ import annotations
+
+import pytest
+
+import hmm_ref as H
+from conformance import (
+    BUDGETS,
+    AdapterError,
+    Case,
+    Failure,
+    InvalidateEnd,
+    InvalidateStart,
+    Profile,
+    RangeDone,
+    RegisterMirror,
+    Release,
+    RunResult,
+    Snapshot,
+    UnregisterMirror,
+    World,
+    reference,
+    replay,
+    run,
+    start,
+)
+from conformance._engine import close_quietly, replay_failure
+from conformance._machine import VMAS
+from conformance._report import rule_rows
+from conformance.oracle import Status
+from examples.exact_core import ExactCore
+
+from . import candidates as C
+
+SEED = 20261124
+WORLD = World(vmas=VMAS, ptes=((VMAS[0].start, H.Pte.present(0x100, write=True)),))
+
+
+def _run(factory: object, profile: Profile = Profile.SEED, budget: str = "ci") -> RunResult:
+    assert callable(factory)
+    candidate, handshake = start(factory)
+    return run(candidate, handshake, profile=profile, budget=BUDGETS[budget], seed_value=SEED)
+
+
+def _replay(factory: object, *ops: object, profile: Profile = Profile.SEED) -> Failure | None:
+    assert callable(factory)
+    candidate, handshake = start(factory)
+    case = Case(world=WORLD, ops=tuple(op for op in ops if not isinstance(op, str)))  # type: ignore[misc]
+    outcome = replay(candidate, handshake, case, profile)
+    return outcome if isinstance(outcome, Failure) else None
+
+
+def _rules(failure: Failure | None) -> set[str | None]:
+    assert failure is not None
+    return {verdict.rule for verdict in failure.verdicts}
+
+
+def test_reference_conforms_under_seed_and_exercises_every_rule() -> None:
+    """At the CI budget the reference conforms and no rule of the profile is left unreached."""
+    result = _run(reference)
+    assert result.conforms
+    statuses = {row.rule.id: row.status for row in rule_rows(result)}
+    assert statuses.pop("REG-5") == statuses.pop("REL-3") == "not-in-profile"
+    assert set(statuses.values()) == {"ok"}
+
+
+def test_strict_run_fails_the_reference_on_rel_3() -> None:
+    """Under strict the reference fails, as documented, with a two-step counterexample."""
+    result = _run(reference, Profile.STRICT)
+    assert result.failure is not None
+    assert _rules(result.failure) == {"REL-3"}
+    assert [op.name for op in result.failure.case.ops] == ["snapshot", "release"]
+
+
+def test_strict_reference_fails_reg_5_and_rel_3_on_their_sequences() -> None:
+    """Each seed defect's own sequence fails the reference under strict, against its rule."""
+    livelock = _replay(
+        reference,
+        RegisterMirror(mirror=0),
+        RegisterMirror(mirror=1),
+        UnregisterMirror(mirror=0),
+        RegisterMirror(mirror=2),
+        profile=Profile.STRICT,
+    )
+    assert _rules(livelock) == {"REG-5"}
+    assert livelock is not None
+    assert "never returns" in livelock.verdicts[0].detail
+    stale = _replay(
+        reference,
+        Snapshot(
+            range=0,
+            vma=0,
+            start=VMAS[0].start,
+            end=VMAS[0].start + H.PAGE_SIZE,
+            encoding=H.DEFAULT_ENCODING,
+        ),
+        Release(),
+        profile=Profile.STRICT,
+    )
+    assert _rules(stale) == {"REL-3"}
+
+
+def test_seed_profile_accepts_the_seed_and_the_fix_at_release() -> None:
+    """In the seed profile, a range may stay valid at release (seed) or turn invalid (fix)."""
+    ops = (
+        Snapshot(
+            range=0,
+            vma=0,
+            start=VMAS[0].start,
+            end=VMAS[0].start + H.PAGE_SIZE,
+            encoding=H.DEFAULT_ENCODING,
+        ),
+        Release(),
+        RangeDone(range=0),
+    )
+    assert _replay(reference, *ops) is None
+    assert _replay(ExactCore, *ops) is None
+
+
+def test_strict_needs_the_strict_capability() -> None:
+    """A candidate that does not declare strict is not driven into the defect sequences."""
+    result = _run(C.NoStrict, Profile.STRICT, "fast")
+    assert result.conforms
+    statuses = {row.rule.id: row.status for row in rule_rows(result)}
+    assert statuses["REG-5"] == statuses["REL-3"] == "not-in-profile"
+
+
+def test_undeclared_capabilities_are_skipped() -> None:
+    """Without release or observe-in-callback, the gated rules are SKIP, never generated."""
+    result = _run(C.Minimal, budget="fast")
+    assert result.conforms
+    statuses = {row.rule.id: row.status for row in rule_rows(result)}
+    assert {statuses[r] for r in ("INV-9", "REL-1", "REL-2", "REL-3")} <= {
+        "skipped",
+        "not-in-profile",
+    }
+    assert statuses["INV-9"] == "skipped"
+
+
+def test_a_candidate_taking_every_latitude_conforms_with_allowed_verdicts() -> None:
+    """The exact-overlap, oldest-first core conforms; its latitudes are reported, not failed."""
+    result = _run(ExactCore)
+    assert result.conforms
+    statuses = {row.rule.id: row.status for row in rule_rows(result)}
+    assert {statuses[r] for r in ("REG-4", "INV-7", "RNG-5", "REL-2")} == {"allowed"}
+
+
+@pytest.mark.parametrize(
+    ("factory", "rule", "most"),
+    [(C.ParentTree, "INV-5", 3), (C.BlockableStops, "INV-2", 3), (C.NoClear, "RNG-3", 4)],
+)
+def test_broken_candidates_are_caught_against_their_rule(
+    factory: type[C.Wrapped], rule: str, most: int
+) -> None:
+    """Each hand-broken candidate fails its own rule, shrunk to a few operations."""
+    result = _run(factory, budget="fast")
+    assert result.failure is not None
+    assert result.failure.reproduced
+    assert rule in _rules(result.failure)
+    assert len(result.failure.case.ops) <= most
+
+
+def test_a_raising_candidate_is_a_crash_verdict_with_its_traceback() -> None:
+    """An exception in the candidate becomes CRASH with the traceback; the harness goes on."""
+    result = _run(C.Crashes, budget="fast")
+    assert result.failure is not None
+    verdict = result.failure.verdicts[0]
+    assert verdict.status is Status.CRASH
+    assert "RuntimeError: oops in invalidate_start" in verdict.detail
+    assert isinstance(result.failure.case.ops[-1], InvalidateStart)
+
+
+def test_a_crash_at_begin_is_reported_before_any_step() -> None:
+    """A candidate that cannot begin a case fails with a CRASH and no steps."""
+    result = _run(C.CrashesAtBegin, budget="fast")
+    assert result.failure is not None
+    assert result.failure.setup_crash is not None
+    assert "OSError: cannot set up" in result.failure.setup_crash.detail
+    assert result.failure.case.ops == ()
+
+
+@pytest.mark.parametrize(
+    ("factory", "status", "words"),
+    [
+        (C.Nonsense, Status.PROTOCOL, "register answered '0', not an int"),
+        (C.BadObserve, Status.PROTOCOL, "not a RangeView"),
+        (C.Hangs, Status.HANG, "waits forever on a lock"),
+    ],
+)
+def test_misbehaving_candidates_get_their_verdict(
+    factory: type[C.Wrapped], status: Status, words: str
+) -> None:
+    """Nonsense answers are PROTOCOL, a call that would never return is HANG."""
+    result = _run(factory, budget="fast")
+    assert result.failure is not None
+    verdict = result.failure.verdicts[0]
+    assert verdict.status is status
+    assert words in verdict.detail
+
+
+def test_seed_profile_does_not_judge_the_livelock_sequence() -> None:
+    """Under seed, a register on a poisoned hmm is the seed's own defect: no verdict fails."""
+    assert (
+        _replay(
+            reference,
+            RegisterMirror(mirror=0),
+            RegisterMirror(mirror=1),
+            UnregisterMirror(mirror=0),
+            RegisterMirror(mirror=2),
+        )
+        is None
+    )
+
+
+def test_a_case_that_breaks_the_caller_protocol_is_reported_under_end_3() -> None:
+    """A hand-written end with no start is refused by the reference and reported as END-3."""
+    failure = _replay(reference, InvalidateEnd(start=VMAS[0].start, end=VMAS[0].end))
+    assert _rules(failure) == {"END-3"}
+
+
+def test_a_failure_that_does_not_happen_again_is_marked_not_reproduced() -> None:
+    """Replaying a 'failing' case that passes gives a Failure with reproduced=False."""
+    candidate, handshake = start(reference)
+    failure = replay_failure(
+        candidate, handshake, Case(world=WORLD, ops=(Release(),)), Profile.SEED
+    )
+    assert not failure.reproduced
+    assert [step.op for step in failure.steps] == [Release()]
+
+
+def test_flaky_candidates_are_caught_by_hypothesis() -> None:
+    """A candidate that fails once and then passes is reported flaky."""
+    C.Flaky.failed_once = False
+    result = _run(C.Flaky, budget="fast")
+    assert result.flaky is not None
+    assert "failed a case once and passed it on replay" in result.flaky
+
+
+@pytest.mark.parametrize(
+    ("factory", "status", "words"),
+    [
+        (C.ForgetsRanges, Status.PROTOCOL, "observe(r0) was refused: what is r0?"),
+        (C.ObserveFailsInCallback, Status.CRASH, "RuntimeError: observe while invalidating"),
+    ],
+)
+def test_observation_failures_are_the_candidates_fault(
+    factory: type[C.Wrapped], status: Status, words: str
+) -> None:
+    """An observe that fails, inside a callback or after a step, is CRASH or PROTOCOL."""
+    result = _run(factory, budget="fast")
+    assert result.failure is not None
+    assert result.failure.verdicts[0].status is status
+    assert words in result.failure.verdicts[0].detail
+
+
+def test_a_handshake_that_raises_is_a_setup_error() -> None:
+    """start() turns a raising handshake into an AdapterError that names it."""
+    with pytest.raises(AdapterError, match="handshake\\(\\) raised ConnectionError: no answer"):
+        start(C.RaisingHandshake)
+
+
+def test_close_failures_are_reported_not_raised() -> None:
+    """close_quietly returns the problem instead of raising it."""
+    assert close_quietly(C.BadClose()) == "the candidate's close() raised OSError: device busy"
+    assert close_quietly(C.Wrapped()) is None
+
+
+def test_hand_written_cases_outside_the_generators_reach_are_judged() -> None:
+    """Unregistering a mirror never registered is a no-op (REG-3); registering after exit is
+    refused by the reference, and a refused register fails REG-2."""
+    assert _replay(reference, UnregisterMirror(mirror=9)) is None
+    late = _replay(reference, Release(), RegisterMirror(mirror=0))
+    assert _rules(late) == {"REG-2"}
+    assert late is not None
+    assert "returned a refusal, not 0" in late.verdicts[0].detail

@@ -1,0 +1,547 @@
+"""The oracle, check by check: each failure mode of each rule gives FAIL against that rule.
+
+The model before the step comes from driving the reference through a prefix of operations;
+the observation of the last step is written by hand, as a broken candidate would produce it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+import hmm_ref as H
+from conformance import (
+    Capability,
+    Handshake,
+    InvalidateEnd,
+    InvalidateStart,
+    Observe,
+    Operation,
+    Profile,
+    RangeDone,
+    RangeView,
+    RegisterMirror,
+    Release,
+    SetCpuEntry,
+    Snapshot,
+    UnregisterMirror,
+    World,
+    reference,
+)
+from conformance._executor import Executor
+from conformance._machine import VMAS
+from conformance._model import CallRecord, Model, Observation
+from conformance.oracle import CHECKS, Status, Verdict, check_step
+
+ENC = H.DEFAULT_ENCODING
+EAGAIN, ENOMEM = -H.Errno.EAGAIN, -H.Errno.ENOMEM
+
+
+def page(index: int) -> int:
+    return VMAS[0].start + index * H.PAGE_SIZE
+
+
+WORLD = World(
+    vmas=VMAS, ptes=tuple((page(i), H.Pte.present(0x100 + i, write=True)) for i in range(8))
+)
+FRESH = tuple(ENC.encode(H.Pte.present(0x100 + i, write=True)) for i in range(4))
+REG0, REG1, REG2 = (RegisterMirror(mirror=m) for m in range(3))
+SNAP0 = Snapshot(range=0, vma=0, start=page(0), end=page(4), encoding=ENC)
+SNAP_HIGH = Snapshot(range=0, vma=0, start=page(4), end=page(8), encoding=ENC)
+START = InvalidateStart(start=page(0), end=page(1), blockable=True)
+NONBLOCK = InvalidateStart(start=page(0), end=page(1), blockable=False)
+END = InvalidateEnd(start=page(0), end=page(1))
+
+
+def model_after(
+    *ops: Operation,
+    profile: Profile = Profile.SEED,
+    capabilities: frozenset[Capability] = frozenset(Capability),
+) -> Model:
+    """The model after the reference took ``ops``."""
+    candidate = reference()
+    handshake = Handshake(protocol_version=1, name="ref", version="0", capabilities=capabilities)
+    executor = Executor(candidate, handshake, profile, WORLD)
+    assert executor.begin() is None
+    for op in ops:
+        assert not executor.step(op).failed, op
+    return executor.model
+
+
+def sync(
+    mirror: int,
+    op: InvalidateStart = START,
+    *,
+    reply: int = 0,
+    blockable: bool | None = None,
+    start: int | None = None,
+    seen: tuple[tuple[int, RangeView], ...] = (),
+) -> CallRecord:
+    update = H.HmmUpdate(
+        start=op.start if start is None else start,
+        end=op.end,
+        blockable=op.blockable if blockable is None else blockable,
+    )
+    return CallRecord(mirror=mirror, kind="sync", update=update, reply=reply, seen=seen)
+
+
+def release(mirror: int) -> CallRecord:
+    return CallRecord(mirror=mirror, kind="release")
+
+
+def view(
+    *, registered: bool = True, valid: bool = True, entries: tuple[int, ...] = FRESH
+) -> RangeView:
+    return RangeView(registered=registered, valid=valid, entries=entries)
+
+
+CLEARED = (0, *FRESH[1:])
+Case = tuple[Callable[[], Model], Operation, Observation, str, str]
+
+CASES: dict[str, Case] = {
+    "REG-1 no ops is not EINVAL": (
+        model_after,
+        RegisterMirror(mirror=5, with_ops=False),
+        Observation(result=0),
+        "REG-1",
+        "not -EINVAL",
+    ),
+    "REG-1 refused mirror called": (
+        lambda: model_after(RegisterMirror(mirror=5, with_ops=False)),
+        START,
+        Observation(result=0, calls=(sync(5),)),
+        "REG-1",
+        "refused at register",
+    ),
+    "REG-2 register fails": (model_after, REG0, Observation(result=ENOMEM), "REG-2", "not 0"),
+    "REG-2 register refused": (
+        model_after,
+        REG0,
+        Observation(rejected="no"),
+        "REG-2",
+        "returned a refusal, not 0",
+    ),
+    "REG-1 no-ops register hangs": (
+        model_after,
+        RegisterMirror(mirror=5, with_ops=False),
+        Observation(would_hang="stuck"),
+        "REG-1",
+        "returned no return, not -EINVAL",
+    ),
+    "INV-2 mirror skipped silently": (
+        lambda: model_after(REG0, REG1),
+        START,
+        Observation(result=0, calls=(sync(1),)),
+        "INV-2",
+        "blockable start did not call m0",
+    ),
+    "REG-3 gone mirror called": (
+        lambda: model_after(REG0, REG1, UnregisterMirror(mirror=0)),
+        START,
+        Observation(result=0, calls=(sync(1), sync(0))),
+        "REG-3",
+        "m0 called after unregister",
+    ),
+    "REG-3 unregister refused": (
+        lambda: model_after(REG0),
+        UnregisterMirror(mirror=0),
+        Observation(rejected="busy"),
+        "REG-3",
+        "was refused: busy",
+    ),
+    "REG-3 unregister calls": (
+        lambda: model_after(REG0),
+        UnregisterMirror(mirror=0),
+        Observation(calls=(sync(0),)),
+        "REG-3",
+        "unregister called m0",
+    ),
+    "REG-5 register fails after poison": (
+        lambda: model_after(REG0, REG1, UnregisterMirror(mirror=0), profile=Profile.STRICT),
+        REG2,
+        Observation(result=ENOMEM),
+        "REG-5",
+        "returned -ENOMEM",
+    ),
+    "INV-1 sync outside a start": (
+        lambda: model_after(REG0),
+        REG1,
+        Observation(result=0, calls=(sync(0),)),
+        "INV-1",
+        "register called sync on m0",
+    ),
+    "INV-1 called twice": (
+        lambda: model_after(REG0),
+        START,
+        Observation(result=0, calls=(sync(0), sync(0))),
+        "INV-1",
+        "m0 was called twice",
+    ),
+    "INV-1 wrong span": (
+        lambda: model_after(REG0),
+        START,
+        Observation(result=0, calls=(sync(0, start=page(1)),)),
+        "INV-1",
+        "m0 got [0x11000, 0x11000)",
+    ),
+    "INV-1 blockable lost": (
+        lambda: model_after(REG0),
+        START,
+        Observation(result=0, calls=(sync(0, blockable=False),)),
+        "INV-1",
+        "blockable=False from a blockable start",
+    ),
+    "INV-2 blockable fails": (
+        lambda: model_after(REG0),
+        START,
+        Observation(result=EAGAIN, calls=(sync(0),)),
+        "INV-2",
+        "returned -EAGAIN, not 0",
+    ),
+    "INV-3 told blockable": (
+        lambda: model_after(REG0),
+        NONBLOCK,
+        Observation(result=0, calls=(sync(0, NONBLOCK, blockable=True),)),
+        "INV-3",
+        "told m0 blockable=True",
+    ),
+    "INV-4 eagain swallowed": (
+        lambda: model_after(REG0),
+        NONBLOCK,
+        Observation(result=0, calls=(sync(0, NONBLOCK, reply=EAGAIN),)),
+        "INV-4",
+        "m0 answered -EAGAIN but the start returned 0",
+    ),
+    "INV-5 eagain when blockable": (
+        lambda: model_after(REG0),
+        START,
+        Observation(result=EAGAIN, calls=(sync(0, reply=EAGAIN),)),
+        "INV-5",
+        "a blockable start",
+    ),
+    "INV-5 invented error": (
+        lambda: model_after(REG0),
+        NONBLOCK,
+        Observation(result=ENOMEM, calls=(sync(0, NONBLOCK),)),
+        "INV-5",
+        "which no mirror answered",
+    ),
+    "INV-6 mirror skipped": (
+        lambda: model_after(REG0, REG1),
+        NONBLOCK,
+        Observation(result=0, calls=(sync(1, NONBLOCK),)),
+        "INV-6",
+        "without calling m0",
+    ),
+    "INV-8 error leaks out": (
+        lambda: model_after(REG0),
+        NONBLOCK,
+        Observation(result=ENOMEM, calls=(sync(0, NONBLOCK, reply=ENOMEM),)),
+        "INV-8",
+        "returned -ENOMEM after m0 answered -ENOMEM",
+    ),
+    "INV-8 error stops the loop": (
+        lambda: model_after(REG0, REG1),
+        NONBLOCK,
+        Observation(result=0, calls=(sync(1, NONBLOCK, reply=ENOMEM),)),
+        "INV-8",
+        "the loop stopped after m1 answered -ENOMEM: m0 not called",
+    ),
+    "INV-9 range still valid": (
+        lambda: model_after(REG0, SNAP0),
+        START,
+        Observation(result=0, calls=(sync(0, seen=((0, view()),)),)),
+        "INV-9",
+        "r0 was still valid",
+    ),
+    "INV-9 range not cleared": (
+        lambda: model_after(REG0, SNAP0),
+        START,
+        Observation(result=0, calls=(sync(0, seen=((0, view(valid=False)),)),)),
+        "INV-9",
+        "before r0 was cleared",
+    ),
+    "END-1 end calls mirrors": (
+        lambda: model_after(REG0, START),
+        END,
+        Observation(calls=(sync(0),)),
+        "END-1",
+        "end called m0",
+    ),
+    "END-2 end misses a range": (
+        lambda: model_after(START, SNAP0),
+        END,
+        Observation(ranges=((0, view()),)),
+        "END-2",
+        "r0 overlaps [0x10000, 0x11000) but is still valid",
+    ),
+    "END-2 end clears too much": (
+        lambda: model_after(START, SNAP0),
+        END,
+        Observation(ranges=((0, view(valid=False, entries=(0, 0, *FRESH[2:]))),)),
+        "END-2",
+        "entry 1 (0x11000) outside the update changed",
+    ),
+    "END-2 entries lost": (
+        lambda: model_after(START, SNAP0),
+        END,
+        Observation(ranges=((0, view(valid=False, entries=(0,))),)),
+        "END-2",
+        "1 entries where the range has 4",
+    ),
+    "END-3 end without start": (
+        model_after,
+        END,
+        Observation(),
+        "END-3",
+        "no successful start open",
+    ),
+    "RNG-1 snapshot fails": (model_after, SNAP0, Observation(result=-22), "RNG-1", "not 0"),
+    "RNG-1 not registered": (
+        model_after,
+        SNAP0,
+        Observation(result=0, ranges=((0, view(registered=False)),)),
+        "RNG-1",
+        "registered=False valid=True",
+    ),
+    "RNG-1 wrong length": (
+        model_after,
+        SNAP0,
+        Observation(result=0, ranges=((0, view(entries=FRESH[:3])),)),
+        "RNG-1",
+        "has 3 entries, not 4",
+    ),
+    "RNG-1 wrong entry": (
+        model_after,
+        SNAP0,
+        Observation(result=0, ranges=((0, view(entries=(7, *FRESH[1:]))),)),
+        "RNG-1",
+        "entry 0 (0x10000) is 0x7, not 0x100003",
+    ),
+    "RNG-2 unreadable succeeds": (
+        model_after,
+        Snapshot(range=0, vma=2, start=VMAS[2].start, end=VMAS[2].end, encoding=ENC),
+        Observation(result=0),
+        "RNG-2",
+        "returned 0, not -EPERM",
+    ),
+    "RNG-2 failure registered": (
+        model_after,
+        Snapshot(range=0, vma=2, start=VMAS[2].start, end=VMAS[2].end, encoding=ENC),
+        Observation(result=-1, ranges=((0, view(entries=(8, 8))),)),
+        "RNG-2",
+        "is registered",
+    ),
+    "RNG-2 wrong fill": (
+        model_after,
+        Snapshot(range=0, vma=3, start=VMAS[3].start, end=VMAS[3].end, encoding=ENC),
+        Observation(result=-22, ranges=((0, view(registered=False, entries=(8, 8))),)),
+        "RNG-2",
+        "not values[SPECIAL] (0x20)",
+    ),
+    "RNG-3 range left valid": (
+        lambda: model_after(SNAP0),
+        START,
+        Observation(result=0, ranges=((0, view()),)),
+        "RNG-3",
+        "but is still valid",
+    ),
+    "RNG-4 entries touched": (
+        lambda: model_after(SNAP0),
+        REG0,
+        Observation(result=0, ranges=((0, view(entries=CLEARED)),)),
+        "RNG-4",
+        "register changed the entries of r0",
+    ),
+    "RNG-4 valid touched": (
+        lambda: model_after(SNAP0),
+        REG0,
+        Observation(result=0, ranges=((0, view(valid=False)),)),
+        "RNG-4",
+        "register set r0 valid=False",
+    ),
+    "RNG-5 touching range cleared": (
+        lambda: model_after(SNAP_HIGH),
+        InvalidateStart(start=page(2), end=page(4), blockable=True),
+        Observation(result=0, ranges=((0, view(valid=False, entries=(0, 0, 0, 0))),)),
+        "RNG-5",
+        "yet entries were cleared",
+    ),
+    "RNG-6 valid again": (
+        lambda: model_after(SNAP0, START, END),
+        Observe(range=0),
+        Observation(ranges=((0, view(entries=CLEARED)),)),
+        "RNG-6",
+        "became valid again",
+    ),
+    "RNG-7 done refused": (
+        lambda: model_after(SNAP0),
+        RangeDone(range=0),
+        Observation(rejected="no"),
+        "RNG-7",
+        "was refused: no",
+    ),
+    "RNG-7 wrong answer": (
+        lambda: model_after(SNAP0, START, END),
+        RangeDone(range=0),
+        Observation(result=True),
+        "RNG-7",
+        "returned True; the range is invalid",
+    ),
+    "RNG-7 still registered": (
+        lambda: model_after(SNAP0),
+        RangeDone(range=0),
+        Observation(result=True, ranges=((0, view()),)),
+        "RNG-7",
+        "still registered after range_done",
+    ),
+    "RNG-7 done range touched later": (
+        lambda: model_after(SNAP0, RangeDone(range=0)),
+        START,
+        Observation(result=0, ranges=((0, view(registered=False, entries=CLEARED)),)),
+        "RNG-7",
+        "invalidate_start changed the entries of r0",
+    ),
+    "RNG-8 stale entries": (
+        lambda: model_after(SNAP0),
+        RangeDone(range=0),
+        Observation(result=True, ranges=((0, view(registered=False, entries=(5, *FRESH[1:]))),)),
+        "RNG-8",
+        "entry 0 (0x10000) is 0x5; the CPU entry now encodes as 0x100003",
+    ),
+    "RNG-9 misuse absorbed": (
+        model_after,
+        RangeDone(range=9),
+        Observation(result=False),
+        "RNG-9",
+        "range_done on a range never snapshotted (r9) returned False",
+    ),
+    "REL-1 callback after release": (
+        lambda: model_after(REG0, Release()),
+        START,
+        Observation(result=0, calls=(sync(0),)),
+        "REL-1",
+        "m0 called after release",
+    ),
+    "REL-1 release outside release": (
+        lambda: model_after(REG0),
+        REG1,
+        Observation(result=0, calls=(release(0),)),
+        "REL-1",
+        "register called release on m0",
+    ),
+    "REL-1 sync during release": (
+        lambda: model_after(REG0),
+        Release(),
+        Observation(calls=(release(0), sync(0))),
+        "REL-1",
+        "release called sync on m0",
+    ),
+    "REL-1 release skipped": (
+        lambda: model_after(REG0, REG1),
+        Release(),
+        Observation(calls=(release(1),)),
+        "REL-1",
+        "not once on each of [m1, m0]",
+    ),
+    "REL-3 range stays valid": (
+        lambda: model_after(SNAP0, profile=Profile.STRICT),
+        Release(),
+        Observation(ranges=((0, view()),)),
+        "REL-3",
+        "still valid after release",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_each_failure_mode_fails_its_rule(name: str) -> None:
+    """The hand-made observation of a broken candidate fails exactly the named rule's check."""
+    build, op, observation, rule, words = CASES[name]
+    verdicts = {v.rule: v for v in check_step(build(), op, observation)}
+    assert rule in verdicts, f"{rule} gave no verdict: {sorted(map(str, verdicts))}"
+    assert verdicts[rule].status is Status.FAIL
+    assert words in verdicts[rule].detail
+
+
+def test_every_core_rule_has_a_check_and_every_failure_mode_is_tried() -> None:
+    """One check per REG/INV/END/RNG/REL rule; this file tries a failure of each MUST rule."""
+    assert len(CHECKS) == 29
+    tried = {case[3] for case in CASES.values()}
+    musts = {rule for rule, _ in CHECKS} - {"REG-4", "INV-7", "RNG-5", "REL-2", "REL-3"}
+    assert musts - tried == set()
+
+
+def test_latitudes_and_passes_are_not_failures() -> None:
+    """Seed behaviour passes; another listed behaviour is ALLOWED and says which."""
+    model = model_after(REG0, REG1)
+    both = Observation(result=EAGAIN, calls=(sync(1, NONBLOCK, reply=EAGAIN), sync(0, NONBLOCK)))
+    verdicts = {v.rule: v for v in check_step(model, NONBLOCK, both)}
+    assert verdicts["INV-7"].status is Status.ALLOWED
+    assert verdicts["INV-7"].latitude == "went on to call m0 after -EAGAIN"
+    assert verdicts["INV-4"].status is verdicts["INV-5"].status is Status.PASS
+    mixed = Observation(
+        result=EAGAIN, calls=(sync(1, NONBLOCK, reply=ENOMEM), sync(0, NONBLOCK, reply=EAGAIN))
+    )
+    assert {v.rule: v for v in check_step(model, NONBLOCK, mixed)}["INV-8"].status is Status.PASS
+    swallowed = Observation(
+        result=0, calls=(sync(1, NONBLOCK, reply=ENOMEM), sync(0, NONBLOCK, reply=EAGAIN))
+    )
+    assert "INV-8" not in {v.rule for v in check_step(model, NONBLOCK, swallowed)}
+
+
+def test_poisoned_register_passes_under_strict_when_it_succeeds() -> None:
+    """REG-5 passes for a candidate with the fix: the register returns 0."""
+    model = model_after(REG0, REG1, UnregisterMirror(mirror=0), profile=Profile.STRICT)
+    verdicts = {v.rule: v for v in check_step(model, REG2, Observation(result=0))}
+    assert verdicts["REG-5"].status is Status.PASS
+    assert "REG-2" not in verdicts
+
+
+def test_inv_9_is_skipped_without_the_capability() -> None:
+    """Without observe-in-callback, INV-9 is SKIP, not PASS."""
+    model = model_after(REG0, SNAP0, capabilities=frozenset({Capability.RELEASE}))
+    verdicts = {
+        v.rule: v for v in check_step(model, START, Observation(result=0, calls=(sync(0),)))
+    }
+    assert verdicts["INV-9"].status is Status.SKIP
+
+
+def test_rng_8_is_not_checked_after_release_in_the_seed_profile() -> None:
+    """The seed profile checks RNG-8 only up to release (REL-3 is a seed defect)."""
+    model = model_after(SNAP0, Release())
+    stale = Observation(result=True, ranges=((0, view(registered=False, entries=(5, 5, 5, 5))),))
+    assert "RNG-8" not in {v.rule for v in check_step(model, RangeDone(range=0), stale)}
+
+
+def test_set_pte_steps_need_no_candidate_and_leave_ranges_alone() -> None:
+    """A CPU store is not seen by the candidate, nor are ranges observed: nothing to judge."""
+    model = model_after(SNAP0, START)
+    verdicts = check_step(model, SetCpuEntry(addr=page(0), pte=H.PTE_NONE), Observation())
+    assert [v for v in verdicts if v.status is not Status.PASS] == []
+
+
+def test_verdicts_describe_themselves() -> None:
+    """A verdict reads as STATUS RULE: detail, or just RULE for a bare pass."""
+    assert Verdict(rule="INV-5", status=Status.FAIL, detail="x").describe() == "FAIL INV-5: x"
+    assert Verdict(rule="INV-5", status=Status.PASS).describe() == "INV-5"
+    assert Verdict(rule=None, status=Status.CRASH, detail="boom").describe() == "CRASH: boom"
+    assert Status.HANG.failed
+    assert not Status.ALLOWED.failed
+
+
+def test_steps_without_observations_are_judged_on_what_was_seen() -> None:
+    """With no range observed, the range rules give no verdict rather than a wrong one."""
+    snapshot = {v.rule for v in check_step(model_after(), SNAP0, Observation(result=0))}
+    assert "RNG-1" not in snapshot
+    unreadable = Snapshot(range=0, vma=2, start=VMAS[2].start, end=VMAS[2].end, encoding=ENC)
+    verdicts = {v.rule: v for v in check_step(model_after(), unreadable, Observation(result=-1))}
+    assert verdicts["RNG-2"].status is Status.PASS
+
+
+def test_an_unobserved_touching_range_gets_no_rng_5_verdict() -> None:
+    """RNG-5 judges only what was observed."""
+    touching = InvalidateStart(start=page(2), end=page(4), blockable=True)
+    verdicts = {v.rule for v in check_step(model_after(SNAP_HIGH), touching, Observation(result=0))}
+    assert "RNG-5" not in verdicts
