@@ -156,6 +156,10 @@ class RangeState:
     def empty(self) -> bool:
         return self.end <= self.start
 
+    @property
+    def npages(self) -> int:
+        return max(0, (self.end - self.start) // PAGE_SIZE)
+
     def page(self, index: int) -> int:
         return self.start + index * PAGE_SIZE
 
@@ -168,7 +172,7 @@ def expected_entries(cpu: CpuState, rng: RangeState) -> tuple[list[int], frozens
     entries: list[int] = []
     unwritten: set[int] = set()
     stopped = False
-    for index in range((rng.end - rng.start) // PAGE_SIZE):
+    for index in range(rng.npages):
         pte = cpu.pte(rng.page(index))
         if stopped:
             unwritten.add(index)
