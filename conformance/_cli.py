@@ -244,6 +244,8 @@ def command_replay(args: argparse.Namespace, out: TextIO) -> int:
     candidate, handshake = start(load_factory(args.adapter))
     try:
         outcome = replay(candidate, handshake, case, profile, stop_at_failure=True)
+    except CaseFormatError as error:
+        raise AdapterError(f"replay file {str(args.file)!r}: {error}") from None
     finally:
         problem = close_quietly(candidate)
     if problem is not None:

@@ -21,7 +21,7 @@ from ._adapter import AdapterError, Candidate, Handshake, check_handshake
 from ._executor import Executor, StepOutcome, Tally
 from ._machine import CaseRecorder, StepFailedError, machine_for
 from ._model import Profile
-from ._ops import Case
+from ._ops import Case, CaseFormatError
 from .oracle import Verdict
 
 __all__ = ["BUDGETS", "Budget", "Failure", "RunResult", "budget_from_env", "replay", "run", "start"]
@@ -124,9 +124,14 @@ def replay(
     crash = executor.begin()
     if crash is not None:
         return Failure(case=case, steps=(), setup_crash=crash)
-    for op in case.ops:
+    for number, op in enumerate(case.ops, start=1):
+        violation = executor.model.caller_violation(op)
+        if violation is not None:
+            raise CaseFormatError(f"step {number} ({op.describe()}): {violation}")
         if executor.step(op).failed and stop_at_failure:
-            return Failure(case=case, steps=tuple(executor.steps))
+            # Operations after the failing step change nothing: the case ends there.
+            trimmed = Case(world=case.world, ops=case.ops[: len(executor.steps)])
+            return Failure(case=trimmed, steps=tuple(executor.steps))
     return tuple(executor.steps)
 
 
@@ -138,6 +143,36 @@ def replay_failure(
     if isinstance(outcome, Failure):
         return outcome
     return Failure(case=case, steps=outcome, reproduced=False)
+
+
+def _broken(failure: Failure) -> set[str]:
+    return {verdict.rule or verdict.status.name for verdict in failure.verdicts}
+
+
+def minimise(
+    candidate: Candidate, handshake: Handshake, failure: Failure, profile: Profile
+) -> Failure:
+    """Delete operations one at a time while the case still breaks one of the same rules.
+
+    Hypothesis shrinks the choices behind a case; this pass shrinks the case itself, which
+    operations-as-data make cheap: a case of n steps costs at most n replays per pass.
+    """
+    best, broken = failure, _broken(failure)
+    shrinking = True
+    while shrinking:
+        shrinking = False
+        for index in range(len(best.case.ops)):
+            ops = best.case.ops[:index] + best.case.ops[index + 1 :]
+            try:
+                outcome = replay(
+                    candidate, handshake, Case(world=best.case.world, ops=ops), profile
+                )
+            except CaseFormatError:  # that deletion breaks the caller's side of the protocol
+                continue
+            if isinstance(outcome, Failure) and _broken(outcome) & broken:
+                best, shrinking = outcome, True
+                break
+    return best
 
 
 def close_quietly(candidate: Candidate) -> str | None:
@@ -193,6 +228,8 @@ def run(
     if recorder.failing is not None and flaky is None:
         world, ops = recorder.failing
         failure = replay_failure(candidate, handshake, Case(world=world, ops=ops), profile)
+        # On a failure that did not reproduce nothing is broken, so nothing is deleted.
+        failure = minimise(candidate, handshake, failure, profile)
     return RunResult(
         handshake=handshake,
         profile=profile,

@@ -67,6 +67,14 @@ VMAS: Final = (
 )
 _LOW, _HIGH = VMAS[0].start, VMAS[-1].end
 _SNAPSHOTTABLE: Final = (0, 1)
+#: Snapshots the rules make fail (RNG-2), by kind: (vma, start, end).
+_REFUSED_SPANS: Final = {
+    "beyond": (0, VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE),
+    "before": (1, VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE),
+    "unreadable": (2, VMAS[2].start, VMAS[2].end),
+    "special": (3, VMAS[3].start, VMAS[3].end),
+}
+_REFUSED: Final = (*_REFUSED_SPANS, "empty")
 
 #: Drivers' encodings: ours; bits at the top with a small shift; amdgpu-like (NONE = 0).
 ENCODINGS: Final = (
@@ -132,7 +140,6 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
         retired = Bundle("retired")
         ranges = Bundle("ranges")
         finished = Bundle("finished")
-        empties = Bundle("empties")
 
         def __init__(self) -> None:
             super().__init__()
@@ -150,6 +157,8 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
         def _do(self, op: Operation) -> None:
             assert self.executor is not None
             assert self.world is not None
+            violation = self.model.caller_violation(op)
+            assert violation is None, f"the generator broke the caller protocol: {violation}"
             self.ops.append(op)
             outcome = self.executor.step(op)
             if outcome.failed:
@@ -212,40 +221,31 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
         @precondition(lambda self: not self.model.released)
         @rule(
             target=ranges,
+            kind=st.one_of(st.just("ok"), st.sampled_from(_REFUSED)),
             vma=st.sampled_from(_SNAPSHOTTABLE),
             first=st.integers(0, 7),
             length=st.integers(1, 8),
             encoding=st.sampled_from(ENCODINGS),
         )
-        def snapshot(self, vma: int, first: int, length: int, encoding: PfnEncoding) -> int:
-            span = VMAS[vma]
-            start = span.start + min(first, span.npages - 1) * PAGE_SIZE
-            end = min(start + length * PAGE_SIZE, span.end)
+        def snapshot(
+            self, kind: str, vma: int, first: int, length: int, encoding: PfnEncoding
+        ) -> int:
+            """A snapshot inside a readable vma, or one the rules make fail or leave empty.
+
+            Every handle goes to the ranges bundle: range_done on a failed or empty one is the
+            misuse that RNG-9 is about.
+            """
+            if kind == "ok":
+                span = VMAS[vma]
+                start = span.start + min(first, span.npages - 1) * PAGE_SIZE
+                end = min(start + length * PAGE_SIZE, span.end)
+            elif kind == "empty":
+                start = end = VMAS[0].start + first * PAGE_SIZE
+                vma = 0
+            else:
+                vma, start, end = _REFUSED_SPANS[kind]
             range_id = self._range_id()
             self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=encoding))
-            return range_id
-
-        @precondition(lambda self: not self.model.released)
-        @rule(target=finished, kind=st.sampled_from(("beyond", "before", "unreadable", "special")))
-        def snapshot_refused(self, kind: str) -> int:
-            vma, start, end = {
-                "beyond": (0, VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE),
-                "before": (1, VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE),
-                "unreadable": (2, VMAS[2].start, VMAS[2].end),
-                "special": (3, VMAS[3].start, VMAS[3].end),
-            }[kind]
-            range_id = self._range_id()
-            self._do(
-                Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=DEFAULT_ENCODING)
-            )
-            return range_id
-
-        @precondition(lambda self: not self.model.released)
-        @rule(target=empties, page=st.integers(0, 7))
-        def snapshot_empty(self, page: int) -> int:
-            at = VMAS[0].start + page * PAGE_SIZE
-            range_id = self._range_id()
-            self._do(Snapshot(range=range_id, vma=0, start=at, end=at, encoding=DEFAULT_ENCODING))
             return range_id
 
         @rule(range_id=ranges)
@@ -257,34 +257,40 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
             self._do(RangeDone(range=range_id))
             return range_id
 
-        @rule(range_id=finished)
-        def range_done_again(self, range_id: int) -> None:
-            self._do(RangeDone(range=range_id))
-
-        @rule(range_id=consumes(empties))
-        def range_done_empty(self, range_id: int) -> None:
-            self._do(RangeDone(range=range_id))
-
-        @rule()
-        def range_done_unknown(self) -> None:
-            self._do(RangeDone(range=self._range_id()))
+        @rule(range_id=finished, unknown=st.booleans())
+        def range_done_again(self, range_id: int, unknown: bool) -> None:
+            """range_done on a range already done, or on one never snapshotted (RNG-9)."""
+            self._do(RangeDone(range=self._range_id() if unknown else range_id))
 
         # -- invalidations and the CPU ----------------------------------------------------
 
-        @precondition(lambda self: len(self.model.windows) < 3)
-        @rule(first=st.integers(0, 15), length=st.integers(1, 16), data=st.data())
-        def invalidate_start(self, first: int, length: int, data: st.DataObject) -> None:
-            self._start(first, length, True, data)
+        @rule(
+            blockable=st.booleans(),
+            first=st.integers(0, 15),
+            length=st.integers(1, 16),
+            data=st.data(),
+        )
+        def invalidate_start(
+            self, blockable: bool, first: int, length: int, data: st.DataObject
+        ) -> None:
+            """A start over any span, or one that ends where a live range starts or starts
+            where it ends (the boundaries of RNG-4 and RNG-5).
 
-        @rule(first=st.integers(0, 15), length=st.integers(1, 16), data=st.data())
-        def invalidate_start_nonblock(self, first: int, length: int, data: st.DataObject) -> None:
-            self._start(first, length, False, data)
-
-        def _start(self, first: int, length: int, blockable: bool, data: st.DataObject) -> None:
-            start = _LOW + first * PAGE_SIZE
-            self._draw_start(start, min(start + length * PAGE_SIZE, _HIGH), blockable, data)
-
-        def _draw_start(self, start: int, end: int, blockable: bool, data: st.DataObject) -> None:
+            Every kind of start is one rule: Hypothesis switches whole rules off per example
+            (swarm testing), and the bugs that matter need blockable and non-blockable starts
+            to meet the same mirrors.
+            """
+            live = sorted((r.start, r.end) for r in self.model.registered_ranges() if not r.empty)
+            at_boundary: bool = bool(live) and data.draw(st.booleans(), label="at a boundary")
+            if at_boundary:
+                low, high = data.draw(st.sampled_from(live), label="range")
+                span = min(length, 2) * PAGE_SIZE
+                start, end = (low - span, low) if first % 2 else (high, high + span)
+                if start < _LOW:  # no room below: go above, where there always is
+                    start, end = high, high + span
+            else:
+                start = _LOW + first * PAGE_SIZE
+                end = min(start + length * PAGE_SIZE, _HIGH)
             # Newest first, the order the seed calls them in: shrinking away a mirror then
             # keeps the answers of the ones the seed reaches first.
             replies = tuple(
@@ -295,31 +301,6 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
                 )
             )
             self._do(InvalidateStart(start=start, end=end, blockable=blockable, replies=replies))
-
-        @precondition(
-            lambda self: (
-                len(self.model.windows) < 3
-                and any(not r.empty for r in self.model.registered_ranges())
-            )
-        )
-        @rule(
-            below=st.booleans(),
-            length=st.integers(1, 2),
-            blockable=st.booleans(),
-            data=st.data(),
-        )
-        def invalidate_at_boundary(
-            self, below: bool, length: int, blockable: bool, data: st.DataObject
-        ) -> None:
-            """An update that ends where a range starts, or starts where it ends (RNG-4/5)."""
-            live = sorted((r.start, r.end) for r in self.model.registered_ranges() if not r.empty)
-            low, high = data.draw(st.sampled_from(live))
-            span = length * PAGE_SIZE
-            start, end = (low - span, low) if below else (high, high + span)
-            if start < _LOW or end > _HIGH:
-                start, end = (high, high + span) if below else (low - span, low)
-            # Ranges live in the first two vmas, so the span above always fits.
-            self._draw_start(max(start, _LOW), min(end, _HIGH), blockable, data)
 
         @precondition(lambda self: bool(self.model.windows))
         @rule(data=st.data())

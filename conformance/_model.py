@@ -259,6 +259,42 @@ class Model:
         """Registering a mirror is generated unless it reaches the seed's livelock (REG-5)."""
         return not self.released and (not self.poisoned or self.strict())
 
+    def caller_violation(self, op: Operation) -> str | None:
+        """Why ``op`` breaks the caller's side of the protocol now, or None if it does not.
+
+        The generators never take such a step; a replayed case that does is refused, since the
+        candidate cannot be blamed for it.
+        """
+        if isinstance(op, RegisterMirror | Snapshot | Release) and self.released:
+            return "the mm has exited (release ran); nothing registers or snapshots after it"
+        if isinstance(op, RegisterMirror):
+            if op.mirror in self.known | self.refused | self.gone:
+                return f"mirror m{op.mirror} was registered before in this case; use a new number"
+            if op.with_ops and self.poisoned and not self.strict():
+                return (
+                    "a mirror was unregistered while others stayed, so the seed would loop "
+                    "forever here (REG-5); only the strict profile takes this step"
+                )
+        if (
+            isinstance(op, UnregisterMirror)
+            and op.mirror in self.known - self.gone
+            and not self.may_unregister()
+        ):
+            return (
+                "this unregister could leave a registered snapshot that no invalidation "
+                "reaches (the seed's bug #11); finish the snapshots first"
+            )
+        if isinstance(op, Snapshot) and op.range in self.ranges:
+            return f"range r{op.range} exists already in this case; use a new number"
+        if isinstance(op, InvalidateEnd) and (op.start, op.end) not in self.windows.values():
+            return "no successful start of this span is open: end follows only such a start (END-3)"
+        if isinstance(op, SetCpuEntry) and op.addr not in self.changeable_pages():
+            return (
+                "the CPU changes an entry only inside an open invalidation window, and not under "
+                "a snapshot taken inside that window (docs/spec.md, RNG-8 open point (a))"
+            )
+        return None
+
     # -- advancing ---------------------------------------------------------------------------
 
     def advance(self, op: Operation, obs: Observation) -> None:
@@ -270,7 +306,7 @@ class Model:
     def _on_register(self, op: RegisterMirror, obs: Observation) -> None:
         if not op.with_ops:
             self.refused.add(op.mirror)
-        elif obs.result == 0:
+        else:  # it succeeded: a failed register fails REG-2 or REG-5, and ends the case
             self.mirrors.insert(0, op.mirror)
             self.known.add(op.mirror)
 

@@ -233,6 +233,12 @@ def test_bad_options_exit_2(argv: list[str], message: str) -> None:
             ' "ops": [], "profile": "lenient"}',
             "unknown profile 'lenient'",
         ),
+        (
+            '{"format": "hmm-conformance/case", "version": 1, "world": {"vmas": [{"start": 0,'
+            ' "end": 8192}], "ptes": []}, "ops": [{"op": "invalidate_end", "start": 0,'
+            ' "end": 4096}]}',
+            "step 1 (invalidate_end [0x0, 0x1000)): no successful start of this span is open",
+        ),
     ],
 )
 def test_bad_replay_files_exit_2(tmp_path: Path, content: str, message: str) -> None:
