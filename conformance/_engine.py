@@ -17,12 +17,13 @@ from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
-from ._adapter import AdapterError, Candidate, Handshake, check_handshake
+from ._adapter import AdapterError, Candidate, Capability, Handshake, check_handshake
 from ._executor import Executor, StepOutcome, Tally
 from ._machine import CaseRecorder, StepFailedError, machine_for
 from ._model import Profile
 from ._ops import Case, CaseFormatError
-from .oracle import Verdict
+from ._rules import RULES, Level, Rule
+from .oracle import Status, Verdict
 
 __all__ = ["BUDGETS", "Budget", "Failure", "RunResult", "budget_from_env", "replay", "run", "start"]
 
@@ -39,7 +40,7 @@ class Budget:
 
 #: Settings profiles: ``fast`` for development, ``ci`` for CI (the default), ``thorough``.
 BUDGETS: Final = {
-    "fast": Budget(name="fast", examples=60, steps=25),
+    "fast": Budget(name="fast", examples=100, steps=30),
     "ci": Budget(name="ci", examples=250, steps=40),
     "thorough": Budget(name="thorough", examples=2000, steps=60),
 }
@@ -54,6 +55,49 @@ def budget_from_env(default: str = "ci") -> Budget:
             f"${BUDGET_ENV}={name!r} is not a budget; use one of {', '.join(BUDGETS)}"
         )
     return BUDGETS[name]
+
+
+#: The rule groups a run of the core suite checks.
+CORE_GROUPS: Final = ("REG", "INV", "END", "RNG", "REL")
+
+#: The capability without which a rule's sequences are never generated.
+GATES: Final = {
+    "INV-9": Capability.OBSERVE_IN_CALLBACK,
+    "REL-1": Capability.RELEASE,
+    "REL-2": Capability.RELEASE,
+    "REL-3": Capability.RELEASE,
+}
+
+
+def out_of_force(rule: Rule, profile: Profile, capabilities: frozenset[Capability]) -> str | None:
+    """Why ``rule`` is not checked in this run (a note for the report), or None if it is."""
+    if rule.level is Level.SEED_DEFECT:
+        if profile is Profile.SEED:
+            return "strict profile only"
+        if Capability.STRICT not in capabilities:
+            return "candidate did not declare the strict capability"
+    gate = GATES.get(rule.id)
+    if gate is not None and gate not in capabilities:
+        return f"needs capability {gate.value}"
+    return None
+
+
+def unreached(
+    tally: Tally, profile: Profile, capabilities: frozenset[Capability]
+) -> tuple[str, ...]:
+    """The rules in force that no step exercised: a run that leaves any proves nothing of them."""
+    reached = {
+        rule_id
+        for rule_id, counts in tally.counts.items()
+        if counts[Status.PASS] + counts[Status.ALLOWED] + counts[Status.FAIL]
+    }
+    return tuple(
+        rule.id
+        for rule in RULES
+        if rule.group in CORE_GROUPS
+        and out_of_force(rule, profile, capabilities) is None
+        and rule.id not in reached
+    )
 
 
 @final
@@ -89,10 +133,13 @@ class RunResult:
     failure: Failure | None
     #: Set when Hypothesis saw a failure it could not reproduce (a nondeterministic candidate).
     flaky: str | None = None
+    #: Rules in force that no step exercised; with any, the run is inconclusive.
+    unreached: tuple[str, ...] = ()
 
     @property
     def conforms(self) -> bool:
-        return self.failure is None and self.flaky is None
+        """No rule failed, and every rule in force was exercised."""
+        return self.failure is None and self.flaky is None and not self.unreached
 
 
 def start(factory: Callable[[], Candidate]) -> tuple[Candidate, Handshake]:
@@ -238,4 +285,5 @@ def run(
         tally=tally,
         failure=failure,
         flaky=flaky,
+        unreached=unreached(tally, profile, handshake.capabilities),
     )

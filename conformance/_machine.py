@@ -87,6 +87,9 @@ ENCODINGS: Final = (
     ),
 )
 
+#: Where a start falls when a range is live: over it, anywhere, or at its boundary.
+_WHERE: Final = ("over", "anywhere", "boundary")
+
 #: What a mirror answers; shrinking prefers the first (0).
 REPLIES: Final = (0, -Errno.EAGAIN, -Errno.ENOMEM, -Errno.EIO)
 
@@ -226,16 +229,34 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
             first=st.integers(0, 7),
             length=st.integers(1, 8),
             encoding=st.sampled_from(ENCODINGS),
+            data=st.data(),
         )
         def snapshot(
-            self, kind: str, vma: int, first: int, length: int, encoding: PfnEncoding
+            self,
+            *,
+            kind: str,
+            vma: int,
+            first: int,
+            length: int,
+            encoding: PfnEncoding,
+            data: st.DataObject,
         ) -> int:
-            """A snapshot inside a readable vma, or one the rules make fail or leave empty.
+            """A snapshot inside a readable vma (sometimes inside an open window, which END-2
+            is about), or one the rules make fail or leave empty.
 
             Every handle goes to the ranges bundle: range_done on a failed or empty one is the
             misuse that RNG-9 is about.
             """
-            if kind == "ok":
+            windows = [
+                (max(ws, v.start), min(we, v.end), index)
+                for ws, we in sorted(self.model.windows.values())
+                for index, v in ((i, VMAS[i]) for i in _SNAPSHOTTABLE)
+                if max(ws, v.start) < min(we, v.end)
+            ]
+            inside: bool = kind == "ok" and bool(windows) and data.draw(st.booleans())
+            if inside:
+                start, end, vma = data.draw(st.sampled_from(windows), label="window")
+            elif kind == "ok":
                 span = VMAS[vma]
                 start = span.start + min(first, span.npages - 1) * PAGE_SIZE
                 end = min(start + length * PAGE_SIZE, span.end)
@@ -254,6 +275,27 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
 
         @rule(target=finished, range_id=consumes(ranges))
         def range_done(self, range_id: int) -> int:
+            self._do(RangeDone(range=range_id))
+            return range_id
+
+        @precondition(lambda self: not self.model.released)
+        @rule(
+            target=finished,
+            vma=st.sampled_from(_SNAPSHOTTABLE),
+            first=st.integers(0, 7),
+            length=st.integers(1, 8),
+            encoding=st.sampled_from(ENCODINGS),
+        )
+        def device_fault(self, *, vma: int, first: int, length: int, encoding: PfnEncoding) -> int:
+            """A driver's fault path: snapshot, then range_done (RNG-1, RNG-7, RNG-8).
+
+            One rule, like cpu_update, so that the pair is not lost to rules switched off.
+            """
+            span = VMAS[vma]
+            start = span.start + min(first, span.npages - 1) * PAGE_SIZE
+            end = min(start + length * PAGE_SIZE, span.end)
+            range_id = self._range_id()
+            self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=encoding))
             self._do(RangeDone(range=range_id))
             return range_id
 
@@ -280,27 +322,85 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
             (swarm testing), and the bugs that matter need blockable and non-blockable starts
             to meet the same mirrors.
             """
-            live = sorted((r.start, r.end) for r in self.model.registered_ranges() if not r.empty)
-            at_boundary: bool = bool(live) and data.draw(st.booleans(), label="at a boundary")
-            if at_boundary:
-                low, high = data.draw(st.sampled_from(live), label="range")
-                span = min(length, 2) * PAGE_SIZE
-                start, end = (low - span, low) if first % 2 else (high, high + span)
-                if start < _LOW:  # no room below: go above, where there always is
-                    start, end = high, high + span
-            else:
+            live = sorted((r.start, r.end) for r in self.model.bound_ranges() if not r.empty)
+            where = data.draw(st.sampled_from(_WHERE), label="where") if live else "anywhere"
+            if where == "anywhere":
                 start = _LOW + first * PAGE_SIZE
                 end = min(start + length * PAGE_SIZE, _HIGH)
+            else:
+                low, high = data.draw(st.sampled_from(live), label="range")
+                if where == "over":  # a span that covers page `inside` of the range
+                    inside = low + first % ((high - low) // PAGE_SIZE) * PAGE_SIZE
+                    start = max(_LOW, inside - (first % 3) * PAGE_SIZE)
+                    end = min(_HIGH, inside + (1 + length % 4) * PAGE_SIZE)
+                else:  # ends where the range starts, or starts where it ends
+                    span = min(length, 2) * PAGE_SIZE
+                    start, end = (low - span, low) if first % 2 else (high, high + span)
+                    if start < _LOW:  # no room below: go above, where there always is
+                        start, end = high, high + span
+            replies = self._replies(data)
+            self._do(InvalidateStart(start=start, end=end, blockable=blockable, replies=replies))
+
+        def _replies(self, data: st.DataObject) -> tuple[tuple[int, int], ...]:
             # Newest first, the order the seed calls them in: shrinking away a mirror then
             # keeps the answers of the ones the seed reaches first.
-            replies = tuple(
+            return tuple(
                 sorted(
                     (mirror, reply)
                     for mirror in self.model.mirrors
                     if (reply := data.draw(st.sampled_from(REPLIES), label=f"m{mirror} answers"))
                 )
             )
-            self._do(InvalidateStart(start=start, end=end, blockable=blockable, replies=replies))
+
+        @rule(
+            first=st.integers(0, 15),
+            length=st.integers(1, 16),
+            changes=st.integers(0, 2),
+            racing_snapshot=st.booleans(),
+            data=st.data(),
+        )
+        def cpu_update(
+            self,
+            *,
+            first: int,
+            length: int,
+            changes: int,
+            racing_snapshot: bool,
+            data: st.DataObject,
+        ) -> None:
+            """The CPU changes a mapping the kernel way: start, entry changes, end.
+
+            A snapshot may race into the window (what END-2 is about). One rule does it all
+            because Hypothesis switches rules off per example, and this pattern needs all its
+            steps; each step is still its own operation, for shrinking and for the report.
+            """
+            live = sorted((r.start, r.end) for r in self.model.bound_ranges() if not r.empty)
+            if live:
+                low, high = data.draw(st.sampled_from(live), label="over range")
+                start = max(_LOW, low + (first % 3 - 1) * PAGE_SIZE)
+                end = min(_HIGH, max(start + PAGE_SIZE, high - (length % 3) * PAGE_SIZE))
+            else:
+                start = _LOW + first * PAGE_SIZE
+                end = min(start + length * PAGE_SIZE, _HIGH)
+            self._do(
+                InvalidateStart(start=start, end=end, blockable=True, replies=self._replies(data))
+            )
+            if racing_snapshot and not self.model.released:
+                vma = 0 if start < VMAS[0].end else 1
+                low, high = max(start, VMAS[vma].start), min(end, VMAS[vma].end)
+                if low < high:
+                    range_id = self._range_id()
+                    self._do(
+                        Snapshot(
+                            range=range_id, vma=vma, start=low, end=high, encoding=DEFAULT_ENCODING
+                        )
+                    )
+            for _ in range(changes):
+                pages = [a for a in self.model.changeable_pages() if start <= a < end]
+                if pages:
+                    addr = data.draw(st.sampled_from(pages), label="changed page")
+                    self._do(SetCpuEntry(addr=addr, pte=data.draw(ptes, label="new entry")))
+            self._do(InvalidateEnd(start=start, end=end))
 
         @precondition(lambda self: bool(self.model.windows))
         @rule(data=st.data())

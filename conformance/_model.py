@@ -390,4 +390,5 @@ class Model:
             if rng.registered and rng.valid and not view.valid:
                 rng.valid = False
             if rng.at_release and not self.strict():
-                rng.valid = view.valid  # suspended rules: the seed's REL-3 behaviour is free
+                # Out of the seed profile's reach (REL-3): invalid or not, but still sticky.
+                rng.valid = rng.valid and view.valid

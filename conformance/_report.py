@@ -15,10 +15,8 @@ from xml.etree import ElementTree
 
 from hmm_ref import describe_result
 
-from ._adapter import Capability
-from ._engine import Failure, RunResult
+from ._engine import CORE_GROUPS, Failure, RunResult, out_of_force
 from ._executor import StepOutcome
-from ._model import Profile
 from ._ops import case_to_json, op_to_json
 from ._rules import RULES, Level, Rule
 from .oracle import Status, Verdict
@@ -37,15 +35,6 @@ __all__ = [
 
 REPORT_FORMAT: Final = "hmm-conformance/report"
 REPORT_FORMATS: Final = ("json", "junit", "ktap", "md")
-CORE_GROUPS: Final = ("REG", "INV", "END", "RNG", "REL")
-
-#: The capability without which a rule's sequences are never generated.
-GATES: Final = {
-    "INV-9": Capability.OBSERVE_IN_CALLBACK,
-    "REL-1": Capability.RELEASE,
-    "REL-2": Capability.RELEASE,
-    "REL-3": Capability.RELEASE,
-}
 
 
 @final
@@ -70,26 +59,17 @@ class RuleRow:
 def rule_rows(result: RunResult) -> list[RuleRow]:
     """The clause matrix of a run: every rule of the core groups, in catalogue order."""
     capabilities = result.handshake.capabilities
-    strict = result.profile is Profile.STRICT and Capability.STRICT in capabilities
     failing = {v.rule for v in result.failure.verdicts} if result.failure else set()
     rows = []
     for rule in (r for r in RULES if r.group in CORE_GROUPS):
         counts: Mapping[Status, int] = result.tally.counts.get(rule.id, {})
         passed, allowed = counts.get(Status.PASS, 0), counts.get(Status.ALLOWED, 0)
         failed = counts.get(Status.FAIL, 0)
-        gate = GATES.get(rule.id)
-        note = ""
+        note = out_of_force(rule, result.profile, capabilities) or ""
         if rule.id in failing or (failed and result.failure is not None):
             status = "failed"
-        elif rule.level is Level.SEED_DEFECT and not strict:
-            status = "not-in-profile"
-            note = (
-                "strict profile only"
-                if result.profile is Profile.SEED
-                else "candidate did not declare the strict capability"
-            )
-        elif gate is not None and gate not in capabilities:
-            status, note = "skipped", f"needs capability {gate.value}"
+        elif note:
+            status = "not-in-profile" if rule.level is Level.SEED_DEFECT else "skipped"
         elif allowed:
             status = "allowed"
         elif passed:
@@ -175,6 +155,11 @@ def headline(result: RunResult) -> str:
     """One line: whether the candidate conforms, and if not, which rules it broke."""
     if result.flaky is not None:
         return f"NOT CONFORMING: {result.flaky}"
+    if result.failure is None and result.unreached:
+        return (
+            f"INCONCLUSIVE: no rule failed, but {', '.join(result.unreached)} never came up in "
+            f"{result.tally.cases} cases; raise --examples or --budget, or try another --seed"
+        )
     if result.failure is None:
         return (
             f"conforms: no rule failed in {result.tally.cases} cases ({result.tally.steps} steps)"
@@ -212,7 +197,9 @@ def _failure_json(failure: Failure) -> dict[str, Any]:
 def _outcome(result: RunResult) -> str:
     if result.flaky is not None:
         return "flaky"
-    return "conforms" if result.failure is None else "violation"
+    if result.failure is not None:
+        return "violation"
+    return "inconclusive" if result.unreached else "conforms"
 
 
 def to_json(result: RunResult, rows: Sequence[RuleRow]) -> dict[str, Any]:
@@ -240,6 +227,7 @@ def to_json(result: RunResult, rows: Sequence[RuleRow]) -> dict[str, Any]:
         "seed": result.seed,
         "result": _outcome(result),
         "flaky": result.flaky,
+        "unreached": list(result.unreached),
         "totals": {
             "cases": result.tally.cases,
             "steps": result.tally.steps,

@@ -149,16 +149,11 @@ def _calls_to(obs: Observation, mirrors: set[int]) -> list[CallRecord]:
 
 def check_REG_1(m: Model, op: Operation, obs: Observation) -> Verdict | None:
     """REG-1: register without ops returns -EINVAL and changes nothing."""
-    if isinstance(op, RegisterMirror) and not op.with_ops:
-        if obs.result == -Errno.EINVAL:
-            return _pass("REG-1")
-        return _fail("REG-1", f"register without ops returned {_result(obs)}, not -EINVAL")
-    stray = _calls_to(obs, m.refused)
-    if stray:
-        return _fail("REG-1", f"{_names(c.mirror for c in stray)}, refused at register, was called")
-    if isinstance(op, InvalidateStart) and m.refused:
+    if not isinstance(op, RegisterMirror) or op.with_ops:
+        return None  # a refused mirror has no ops, so nothing can call it later
+    if obs.result == -Errno.EINVAL:
         return _pass("REG-1")
-    return None
+    return _fail("REG-1", f"register without ops returned {_result(obs)}, not -EINVAL")
 
 
 def check_REG_2(m: Model, op: Operation, obs: Observation) -> Verdict | None:
@@ -529,6 +524,9 @@ def _untouchable(m: Model, op: Operation) -> list[tuple[str, RangeState]]:
                 or _touched_below(rng, op)
             ):
                 continue
+            if isinstance(op, InvalidateStart | InvalidateEnd) and op.start == rng.end:
+                keep.append(("RNG-5", rng))  # "update.start == range.end is not an overlap"
+                continue
             if isinstance(op, Release):
                 continue  # either way in the seed profile; REL-3 decides under strict
             keep.append(("RNG-4", rng))
@@ -552,7 +550,7 @@ def _changed(rule: str, m: Model, op: Operation, obs: Observation) -> Verdict | 
             return _fail(
                 rule, f"{op.name} changed the entries of r{rng.id}, which it must not touch"
             )
-        if not rng.empty and view.valid != rng.valid and not (rng.failed or rng.done):
+        if not rng.empty and view.valid != rng.valid:
             return _fail(
                 rule, f"{op.name} set r{rng.id} valid={view.valid}, which it must not touch"
             )
@@ -568,15 +566,19 @@ def check_RNG_5(m: Model, op: Operation, obs: Observation) -> Verdict | None:
     """RNG-5 (MAY): a range the update touches below is invalidated (seed) or left alone."""
     if not isinstance(op, InvalidateStart | InvalidateEnd):
         return None
-    verdict: Verdict | None = None
+    verdict = _changed("RNG-5", m, op, obs)  # ranges the update touches above: untouched
+    if verdict is not None and verdict.status is Status.FAIL:
+        return verdict
     for rng in m.bound_ranges():
-        if rng.empty or not _touched_below(rng, op) or not rng.valid:
+        if rng.empty or not _touched_below(rng, op):
             continue
         view = obs.range(rng.id)
         if view is None:
             continue
         if view.entries != rng.entries:
             return _fail("RNG-5", f"r{rng.id} only touches the update, yet entries were cleared")
+        if not rng.valid:
+            continue  # already invalid: only the entries were at stake
         verdict = (
             _pass("RNG-5")
             if not view.valid
@@ -588,7 +590,7 @@ def check_RNG_5(m: Model, op: Operation, obs: Observation) -> Verdict | None:
 def check_RNG_6(m: Model, op: Operation, obs: Observation) -> Verdict | None:
     """RNG-6: valid is sticky until range_done."""
     checked = False
-    for rng in m.bound_ranges():
+    for rng in m.registered_ranges():  # sticky even where REL-3 suspends the other rules
         view = obs.range(rng.id)
         if view is None or rng.valid or rng.empty:
             continue

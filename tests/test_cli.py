@@ -90,7 +90,7 @@ def test_module_entry_point_runs() -> None:
 
 def test_run_checks_the_reference_by_default_and_prints_the_matrix() -> None:
     """`run` with no adapter checks the reference, prints progress and the matrix, exits 0."""
-    status, out, err = _run("run", "--budget", "fast", "--seed", "5")
+    status, out, err = _run("run", "--seed", "5")
     assert status == 0, err
     assert "candidate hmm_ref" in out
     assert "cases checked" in out
@@ -139,11 +139,13 @@ def test_run_of_a_broken_candidate_exits_1_with_steps_and_a_replay_file(tmp_path
 def test_run_options_override_the_budget_and_reach_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """--examples/--steps adjust the budget; $HMM_CONFORMANCE_BUDGET picks the default one."""
+    """--examples/--steps adjust the budget; too small a run is inconclusive (exit 1);
+    $HMM_CONFORMANCE_BUDGET picks the default budget."""
     monkeypatch.setenv("HMM_CONFORMANCE_BUDGET", "fast")
     status, out, _ = _run("run", "--examples", "5", "--steps", "3", "--seed", "1")
-    assert status == 0
+    assert status == 1
     assert "budget fast+custom: 5 cases of up to 3 steps" in out
+    assert "INCONCLUSIVE: no rule failed, but " in out
     monkeypatch.setenv("HMM_CONFORMANCE_BUDGET", "huge")
     status, _, err = _run("run")
     assert status == 2

@@ -8,6 +8,7 @@ import hmm_ref as H
 from conformance import (
     BUDGETS,
     AdapterError,
+    Budget,
     Case,
     CaseFormatError,
     Failure,
@@ -122,7 +123,7 @@ def test_seed_profile_accepts_the_seed_and_the_fix_at_release() -> None:
 
 def test_strict_needs_the_strict_capability() -> None:
     """A candidate that does not declare strict is not driven into the defect sequences."""
-    result = _run(C.NoStrict, Profile.STRICT, "fast")
+    result = _run(C.NoStrict, Profile.STRICT)
     assert result.conforms
     statuses = {row.rule.id: row.status for row in rule_rows(result)}
     assert statuses["REG-5"] == statuses["REL-3"] == "not-in-profile"
@@ -130,7 +131,7 @@ def test_strict_needs_the_strict_capability() -> None:
 
 def test_undeclared_capabilities_are_skipped() -> None:
     """Without release or observe-in-callback, the gated rules are SKIP, never generated."""
-    result = _run(C.Minimal, budget="fast")
+    result = _run(C.Minimal)
     assert result.conforms
     statuses = {row.rule.id: row.status for row in rule_rows(result)}
     assert {statuses[r] for r in ("INV-9", "REL-1", "REL-2", "REL-3")} <= {
@@ -280,3 +281,16 @@ def test_close_failures_are_reported_not_raised() -> None:
 def test_unregistering_a_mirror_never_registered_is_a_no_op() -> None:
     """REG-3: an unknown mirror's unregister does nothing and fails nothing."""
     assert _replay(reference, UnregisterMirror(mirror=9)) is None
+
+
+def test_a_run_that_leaves_a_rule_unreached_is_inconclusive() -> None:
+    """No failure is not conformance: a rule in force that never came up makes the run
+    inconclusive, and the rules out of force (gated, seed defects) do not count."""
+    candidate, handshake = start(reference)
+    tiny = run(candidate, handshake, budget=Budget(name="tiny", examples=2, steps=3), seed_value=1)
+    assert tiny.failure is None
+    assert not tiny.conforms
+    assert "RNG-8" in tiny.unreached
+    assert "REG-5" not in tiny.unreached
+    minimal = _run(C.Minimal)
+    assert minimal.unreached == ()

@@ -107,13 +107,6 @@ CASES: dict[str, Case] = {
         "REG-1",
         "not -EINVAL",
     ),
-    "REG-1 refused mirror called": (
-        lambda: model_after(RegisterMirror(mirror=5, with_ops=False)),
-        START,
-        Observation(result=0, calls=(sync(5),)),
-        "REG-1",
-        "refused at register",
-    ),
     "REG-2 register fails": (model_after, REG0, Observation(result=ENOMEM), "REG-2", "not 0"),
     "REG-2 register refused": (
         model_after,
@@ -445,6 +438,38 @@ CASES: dict[str, Case] = {
         "REL-1",
         "not once on each of [m1, m0]",
     ),
+    "RNG-5 upper boundary is no overlap": (
+        lambda: model_after(SNAP0),
+        InvalidateStart(start=page(4), end=page(5), blockable=True),
+        Observation(result=0, ranges=((0, view(valid=False)),)),
+        "RNG-5",
+        "set r0 valid=False, which it must not touch",
+    ),
+    "RNG-5 invalid touching range cleared": (
+        lambda: model_after(
+            SNAP_HIGH,
+            InvalidateStart(start=page(4), end=page(5), blockable=True),
+            InvalidateEnd(start=page(4), end=page(5)),
+        ),
+        InvalidateStart(start=page(2), end=page(4), blockable=True),
+        Observation(result=0, ranges=((0, view(valid=False, entries=(0, 0, 0, 0))),)),
+        "RNG-5",
+        "yet entries were cleared",
+    ),
+    "RNG-6 valid again after release": (
+        lambda: model_after(SNAP0, START, END, Release()),
+        Observe(range=0),
+        Observation(ranges=((0, view(entries=CLEARED)),)),
+        "RNG-6",
+        "became valid again",
+    ),
+    "RNG-7 done range invalidated later": (
+        lambda: model_after(SNAP0, RangeDone(range=0)),
+        START,
+        Observation(result=0, ranges=((0, view(registered=False, valid=False)),)),
+        "RNG-7",
+        "set r0 valid=False, which it must not touch",
+    ),
     "REL-3 range stays valid": (
         lambda: model_after(SNAP0, profile=Profile.STRICT),
         Release(),
@@ -545,3 +570,11 @@ def test_an_unobserved_touching_range_gets_no_rng_5_verdict() -> None:
     touching = InvalidateStart(start=page(2), end=page(4), blockable=True)
     verdicts = {v.rule for v in check_step(model_after(SNAP_HIGH), touching, Observation(result=0))}
     assert "RNG-5" not in verdicts
+
+
+def test_rel_3_does_not_judge_empty_ranges() -> None:
+    """An empty range has no pages to go stale: REL-3 has nothing to say about it."""
+    empty = Snapshot(range=0, vma=0, start=page(1), end=page(1), encoding=ENC)
+    model = model_after(empty, profile=Profile.STRICT)
+    stale = Observation(ranges=((0, view(entries=())),))
+    assert "REL-3" not in {v.rule for v in check_step(model, Release(), stale)}

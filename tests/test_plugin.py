@@ -6,7 +6,7 @@ import pytest
 
 import conformance._plugin as plugin
 
-ARGS = ("--hmm-budget=fast", "--hmm-seed=3", "-p", "no:cacheprovider")
+ARGS = ("--hmm-budget=ci", "--hmm-seed=3", "-p", "no:cacheprovider")
 
 
 def test_plugin_passes_a_conforming_candidate(pytester: pytest.Pytester) -> None:

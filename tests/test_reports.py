@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+from collections import Counter
 from dataclasses import replace
 from typing import Any
 from xml.etree import ElementTree
@@ -13,6 +14,7 @@ import pytest
 
 from conformance import (
     BUDGETS,
+    Budget,
     Case,
     Failure,
     Profile,
@@ -47,7 +49,7 @@ SEED = 20261124
 def _run(factory: object, profile: Profile = Profile.SEED) -> RunResult:
     assert callable(factory)
     candidate, handshake = start(factory)
-    return run(candidate, handshake, profile=profile, budget=BUDGETS["fast"], seed_value=SEED)
+    return run(candidate, handshake, profile=profile, budget=BUDGETS["ci"], seed_value=SEED)
 
 
 @pytest.fixture(scope="module")
@@ -244,3 +246,28 @@ def test_failure_text_lists_the_callbacks_of_each_step() -> None:
     result = run(candidate, handshake, budget=BUDGETS["ci"], seed_value=SEED)
     assert result.failure is not None
     assert ".sync(blockable=True) -> -EAGAIN" in describe_failure(result.failure)
+
+
+def test_an_inconclusive_run_says_so_in_every_report() -> None:
+    """A run that left rules unreached is 'inconclusive', naming them, and the schema agrees."""
+    candidate, handshake = start(reference)
+    tiny = run(candidate, handshake, budget=Budget(name="tiny", examples=2, steps=3), seed_value=1)
+    report = json.loads(render(tiny, "json"))
+    assert report["result"] == "inconclusive"
+    assert "RNG-8" in report["unreached"]
+    schema_text = (
+        importlib.resources.files("conformance").joinpath("schemas/report.schema.json").read_text()
+    )
+    jsonschema.validate(report, json.loads(schema_text))
+    assert headline(tiny).startswith("INCONCLUSIVE: no rule failed, but ")
+    assert "Result: **inconclusive**" in render(tiny, "md")
+
+
+def test_ktap_notes_rules_that_failed_only_while_shrinking(failing: RunResult) -> None:
+    """A rule that failed during the search but not in the final case gets a one-line note."""
+    tally = replace(
+        failing.tally, counts={**failing.tally.counts, "RNG-3": Counter({Status.FAIL: 4})}
+    )
+    lines = render(replace(failing, tally=tally), "ktap").splitlines()
+    assert "# RNG-3 failed 4 times while the case was being shrunk" in lines
+    assert "not ok 20 RNG-3" in lines
