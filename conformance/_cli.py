@@ -12,11 +12,12 @@ import importlib.metadata
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
 from ._adapter import AdapterError, load_factory
+from ._catalogue import CATALOGUE
 from ._demo import run_demo
 from ._engine import (
     BUDGETS,
@@ -145,6 +146,18 @@ def _parser() -> _Parser:
         default=None,
         help="override the profile recorded in the file",
     )
+
+    catalogue_cmd = commands.add_parser(
+        "catalogue", help="run every known-bad core; each must be caught against its rule"
+    )
+    catalogue_cmd.add_argument(
+        "--budget",
+        choices=sorted(BUDGETS),
+        default=None,
+        help="fast, ci (default, or $HMM_CONFORMANCE_BUDGET) or thorough",
+    )
+    catalogue_cmd.add_argument("--seed", type=_seed, default=1, help="random seed (default 1)")
+    catalogue_cmd.set_defaults(examples=None, steps=None)
 
     commands.add_parser(
         "demo", help="walk through the seed's scenarios with the reference and print each step"
@@ -284,11 +297,42 @@ def main(
         err.write(usage.message)
         return usage.status
     try:
-        if args.command == "run":
-            return command_run(args, out)
-        if args.command == "replay":
-            return command_replay(args, out)
-        return run_demo(out)
+        commands: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
+            "run": command_run,
+            "replay": command_replay,
+            "catalogue": command_catalogue,
+            "demo": lambda _, stream: run_demo(stream),
+        }
+        return commands[args.command](args, out)
     except AdapterError as error:
         err.write(f"hmm-conformance: error: {error}\n")
         return EXIT_USAGE
+
+
+def command_catalogue(args: argparse.Namespace, out: TextIO) -> int:
+    """``hmm-conformance catalogue``: run every known-bad core; each must be caught."""
+    budget = _budget(args)
+    _say(out, f"{len(CATALOGUE)} known-bad cores, budget {budget.name}, seed {args.seed}")
+    header = f"{'entry':<32}{'caught':<8}{'rule broken':<22}{'1st fail':>9}{'shrunk':>8}  origin"
+    lines = [header]
+    missed = 0
+    for entry in CATALOGUE:
+        candidate, handshake = start(entry.make)
+        result = run(candidate, handshake, budget=budget, seed_value=args.seed)
+        close_quietly(candidate)
+        broken = (
+            {v.rule or v.status.name for v in result.failure.verdicts} if result.failure else set()
+        )
+        caught = bool(broken & entry.rules)
+        missed += not caught
+        lines.append(
+            f"{entry.name:<32}{'yes' if caught else 'NO':<8}{', '.join(sorted(broken)) or '-':<22}"
+            f"{result.first_failure or '-':>9}"
+            f"{len(result.failure.case.ops) if result.failure else '-':>8}  {entry.origin}"
+        )
+    out.write("\n".join(lines) + "\n")
+    if missed:
+        _say(out, f"{missed} known-bad cores were NOT caught against their rules")
+        return EXIT_VIOLATION
+    _say(out, f"every one of the {len(CATALOGUE)} known-bad cores was caught against its rule")
+    return EXIT_OK

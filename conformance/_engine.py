@@ -135,6 +135,8 @@ class RunResult:
     flaky: str | None = None
     #: Rules in force that no step exercised; with any, the run is inconclusive.
     unreached: tuple[str, ...] = ()
+    #: How many cases were generated up to and including the first that failed.
+    first_failure: int | None = None
 
     @property
     def conforms(self) -> bool:
@@ -286,4 +288,5 @@ def run(
         failure=failure,
         flaky=flaky,
         unreached=unreached(tally, profile, handshake.capabilities),
+        first_failure=recorder.first_failure,
     )

@@ -131,6 +131,8 @@ class CaseRecorder:
     make_executor: Callable[[World], Executor]
     #: The world and operations of the last case that failed (Hypothesis ends on the shrunk one).
     failing: tuple[World, tuple[Operation, ...]] | None = None
+    #: The number of the first case that failed, counting from 1 (before any shrinking).
+    first_failure: int | None = None
     cases: int = 0
     on_case: Callable[[int], None] | None = field(default=None)
 
@@ -166,6 +168,8 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
             outcome = self.executor.step(op)
             if outcome.failed:
                 recorder.failing = (self.world, tuple(self.ops))
+                if recorder.first_failure is None:
+                    recorder.first_failure = recorder.cases + 1
                 raise StepFailedError("; ".join(v.describe() for v in outcome.failures()))
 
         def _mirror_id(self) -> int:

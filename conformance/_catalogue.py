@@ -1,0 +1,350 @@
+"""The catalogue: known-bad HMM cores the suite must catch, each with its origin.
+
+Every entry is :class:`SeedCore`, a compact core that behaves like the seed, with one method
+overridden to put one bug in. The bugs are real kernel history (kernel-bug-history.md, cited
+by number) or targeted mutations of the rules. ``hmm-conformance catalogue`` runs them all; a
+test in CI asserts that each is caught against one of its expected rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, final
+
+from hmm_ref import PAGE_SIZE, Errno, HmmMirrorOps, HmmPfnValue, HmmUpdate, PfnEncoding, PteKind
+
+from ._adapter import (
+    PROTOCOL_VERSION,
+    Candidate,
+    CandidateRejected,
+    Capability,
+    CpuView,
+    Handshake,
+    RangeView,
+)
+
+__all__ = ["CATALOGUE", "Entry", "SeedCore"]
+
+EAGAIN: Final = -Errno.EAGAIN
+
+
+@dataclass(slots=True)
+class _Range:
+    start: int
+    end: int
+    encoding: PfnEncoding
+    entries: list[int]
+    registered: bool = False
+    valid: bool = False
+    done: bool = False
+
+
+@dataclass(slots=True)
+class SeedCore:
+    """A core with the seed's observable behaviour, built from one method per step."""
+
+    name: str = "seed-core"
+    cpu: CpuView | None = None
+    mirrors: list[tuple[int, HmmMirrorOps]] = field(default_factory=list)  # newest first
+    ranges: dict[int, _Range] = field(default_factory=dict)
+    released: bool = False
+
+    def handshake(self) -> Handshake:
+        return Handshake(
+            protocol_version=PROTOCOL_VERSION,
+            name=self.name,
+            version="catalogue",
+            capabilities=frozenset({Capability.RELEASE, Capability.OBSERVE_IN_CALLBACK}),
+        )
+
+    def begin(self, cpu: CpuView) -> None:
+        self.cpu, self.mirrors, self.ranges, self.released = cpu, [], {}, False
+
+    def register(self, mirror: int, ops: HmmMirrorOps | None) -> int:
+        if ops is None:
+            return -Errno.EINVAL
+        self.mirrors.insert(0, (mirror, ops))
+        return 0
+
+    def unregister(self, mirror: int) -> None:
+        self.mirrors = [(m, ops) for m, ops in self.mirrors if m != mirror]
+
+    def snapshot(self, range_id: int, vma: int, start: int, end: int, encoding: PfnEncoding) -> int:
+        assert self.cpu is not None
+        area = self.cpu.vmas[vma]
+        npages = max(0, (end - start) // PAGE_SIZE)
+        rng = self.ranges[range_id] = _Range(start, end, encoding, [0] * npages)
+        if start < area.start or start >= area.end or end < area.start or end > area.end:
+            return -Errno.EINVAL
+        if area.special:
+            rng.entries = [encoding.value(HmmPfnValue.SPECIAL)] * npages
+            return -Errno.EINVAL
+        if not area.read:
+            rng.entries = [encoding.value(HmmPfnValue.NONE)] * npages
+            return -Errno.EPERM
+        rng.registered = rng.valid = True
+        for index in range(npages):
+            pte = self.cpu.pte(start + index * PAGE_SIZE)
+            rng.entries[index] = encoding.encode(pte)
+            if pte.kind is PteKind.POISON:
+                break
+        return 0
+
+    def observe(self, range_id: int) -> RangeView:
+        rng = self.ranges.get(range_id)
+        if rng is None:
+            raise CandidateRejected(f"no range r{range_id}")
+        return RangeView(registered=rng.registered, valid=rng.valid, entries=tuple(rng.entries))
+
+    def range_done(self, range_id: int) -> bool:
+        rng = self.ranges.get(range_id)
+        if rng is None or not rng.registered or rng.end <= rng.start:
+            raise CandidateRejected(f"range_done on r{range_id}, which is not a live snapshot")
+        self.unlink(rng)
+        return rng.valid
+
+    def unlink(self, rng: _Range) -> None:
+        rng.registered, rng.done = False, True
+
+    # -- invalidation, one overridable piece at a time -------------------------------------
+
+    def overlaps(self, rng: _Range, start: int, end: int) -> bool:
+        """The seed's test: skipped only if the update ends before or starts at/after it."""
+        return not (end < rng.start or start >= rng.end)
+
+    def clear(self, rng: _Range, start: int, end: int) -> None:
+        """Zero the entries inside the overlap."""
+        for index in range(len(rng.entries)):
+            if start <= rng.start + index * PAGE_SIZE < end:
+                rng.entries[index] = 0
+
+    def invalidate_ranges(self, start: int, end: int) -> None:
+        if self.released:
+            return  # the seed hears nothing after release (REL-3)
+        for rng in self.ranges.values():
+            if rng.registered and self.overlaps(rng, start, end):
+                rng.valid = False
+                self.clear(rng, start, end)
+
+    def update_for(self, start: int, end: int, blockable: bool) -> HmmUpdate:
+        return HmmUpdate(start=start, end=end, blockable=blockable)
+
+    def mirror_pass(self, update: HmmUpdate) -> int:
+        """Newest first; in non-blockable mode the first exact -EAGAIN ends the pass."""
+        for _, ops in list(self.mirrors):
+            if ops.sync_cpu_device_pagetables(update) == EAGAIN and not update.blockable:
+                return EAGAIN
+        return 0
+
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        if self.released:
+            return 0
+        self.invalidate_ranges(start, end)
+        return self.mirror_pass(self.update_for(start, end, blockable))
+
+    def invalidate_end(self, start: int, end: int) -> None:
+        self.invalidate_ranges(start, end)
+
+    def release(self) -> None:
+        while self.mirrors:
+            _, ops = self.mirrors.pop(0)
+            ops.release()
+        self.released = True
+
+    def close(self) -> None:
+        self.ranges.clear()
+
+
+# -- the entries -------------------------------------------------------------------------------
+
+
+class ParentTree(SeedCore):
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        if not blockable:
+            return EAGAIN  # 6/7: refuse at once, before touching anything
+        return super().invalidate_start(start, end, blockable)
+
+
+class MirrorsAtEnd(SeedCore):
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        return 0  # before 6/7 start only bumped a counter
+
+    def invalidate_end(self, start: int, end: int) -> None:
+        super().invalidate_end(start, end)
+        self.mirror_pass(self.update_for(start, end, True))
+
+
+class ShadowedRet(SeedCore):
+    def mirror_pass(self, update: HmmUpdate) -> int:
+        for _, ops in list(self.mirrors):
+            ret = ops.sync_cpu_device_pagetables(update)
+            if ret == EAGAIN and not update.blockable:
+                break  # 5.2: the loop's own `ret` shadows the result, which stays 0
+        return 0
+
+
+class EagainIgnored(SeedCore):
+    def mirror_pass(self, update: HmmUpdate) -> int:
+        for _, ops in list(self.mirrors):
+            ops.sync_cpu_device_pagetables(update)
+        return 0
+
+
+class EagainHonouredWhenBlockable(SeedCore):
+    def mirror_pass(self, update: HmmUpdate) -> int:
+        for _, ops in list(self.mirrors):
+            if ops.sync_cpu_device_pagetables(update) == EAGAIN:
+                return EAGAIN if not update.blockable else 0
+        return 0
+
+
+class AlwaysBlockable(SeedCore):
+    def update_for(self, start: int, end: int, blockable: bool) -> HmmUpdate:
+        return HmmUpdate(start=start, end=end, blockable=True)
+
+
+class NeverBlockable(SeedCore):
+    def update_for(self, start: int, end: int, blockable: bool) -> HmmUpdate:
+        return HmmUpdate(start=start, end=end, blockable=False)
+
+
+class ErrorStopsLoop(SeedCore):
+    def mirror_pass(self, update: HmmUpdate) -> int:
+        for _, ops in list(self.mirrors):
+            ret = ops.sync_cpu_device_pagetables(update)
+            if ret == EAGAIN and not update.blockable:
+                return EAGAIN
+            if ret not in (0, EAGAIN):
+                return 0
+        return 0
+
+
+class ErrorIsResult(SeedCore):
+    def mirror_pass(self, update: HmmUpdate) -> int:
+        result = 0
+        for _, ops in list(self.mirrors):
+            ret = ops.sync_cpu_device_pagetables(update)
+            if ret == EAGAIN and not update.blockable:
+                return EAGAIN
+            result = result or (ret if ret not in (0, EAGAIN) else 0)
+        return result
+
+
+class UpperBoundaryOverlap(SeedCore):
+    def overlaps(self, rng: _Range, start: int, end: int) -> bool:
+        return not (end < rng.start or start > rng.end)  # `>` where the seed has `>=`
+
+
+class PartialOverlapMissed(SeedCore):
+    def overlaps(self, rng: _Range, start: int, end: int) -> bool:
+        return start <= rng.start and rng.end <= end  # only ranges inside the update
+
+
+class EntriesNotCleared(SeedCore):
+    def clear(self, rng: _Range, start: int, end: int) -> None:
+        pass
+
+
+class WholeRangeCleared(SeedCore):
+    def clear(self, rng: _Range, start: int, end: int) -> None:
+        rng.entries = [0] * len(rng.entries)  # entries outside the overlap too
+
+
+class ValidAgainAtEnd(SeedCore):
+    def invalidate_end(self, start: int, end: int) -> None:
+        super().invalidate_end(start, end)
+        for rng in self.ranges.values():
+            if rng.registered:
+                rng.valid = True  # 5.2: valid again once invalidations end
+
+
+class NoInvalidationAtEnd(SeedCore):
+    def invalidate_end(self, start: int, end: int) -> None:
+        pass
+
+
+class MirrorCalledTwice(SeedCore):
+    def mirror_pass(self, update: HmmUpdate) -> int:
+        for _, ops in list(self.mirrors)[:1]:
+            ops.sync_cpu_device_pagetables(update)
+        return super().mirror_pass(update)
+
+
+class UnregisteredStillCalled(SeedCore):
+    def unregister(self, mirror: int) -> None:
+        pass
+
+
+class ReleaseSkipsOps(SeedCore):
+    def release(self) -> None:
+        self.mirrors.clear()
+        self.released = True
+
+
+class ReleaseCallsTwice(SeedCore):
+    def release(self) -> None:
+        for _, ops in self.mirrors:
+            ops.release()
+        super().release()
+
+
+class MirrorsCalledAfterRelease(SeedCore):
+    def release(self) -> None:
+        for _, ops in self.mirrors:
+            ops.release()
+        self.released = True  # the mirrors stay listed, and invalidations still reach them
+
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        self.invalidate_ranges(start, end)
+        return self.mirror_pass(self.update_for(start, end, blockable))
+
+
+class RangeDoneKeepsRange(SeedCore):
+    def unlink(self, rng: _Range) -> None:
+        rng.done = True  # still registered: later invalidations keep touching it
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Entry:
+    """One known-bad core: its name, the rules it must be caught against, and its origin."""
+
+    name: str
+    make: Callable[[], Candidate]
+    rules: frozenset[str]
+    origin: str
+
+
+def _entry(cls: type[SeedCore], rules: str, origin: str) -> Entry:
+    name = "".join(f"-{c.lower()}" if c.isupper() else c for c in cls.__name__).lstrip("-")
+    return Entry(
+        name=name, make=lambda: cls(name=name), rules=frozenset(rules.split()), origin=origin
+    )
+
+
+CATALOGUE: Final = (
+    _entry(ParentTree, "INV-5", "the 6/7 tree: every non-blockable start refused (bug #6)"),
+    _entry(
+        MirrorsAtEnd, "INV-6 END-1", "before 6/7: mirrors told at end, after pages went (bug #7)"
+    ),
+    _entry(ShadowedRet, "INV-4", "5.2: a mirror's -EAGAIN swallowed by a shadowed ret (bug #13b)"),
+    _entry(EagainIgnored, "INV-4", "mutation: -EAGAIN ignored in non-blockable mode"),
+    _entry(EagainHonouredWhenBlockable, "INV-2 INV-6", "mutation: -EAGAIN stops a blockable pass"),
+    _entry(AlwaysBlockable, "INV-3", "mutation: blockable not passed on (always true)"),
+    _entry(NeverBlockable, "INV-1", "mutation: blockable not passed on (always false)"),
+    _entry(ErrorStopsLoop, "INV-8 INV-2 INV-6", "mutation: another error stops the pass"),
+    _entry(ErrorIsResult, "INV-8 INV-2", "mutation: another error becomes the result"),
+    _entry(UpperBoundaryOverlap, "RNG-5", "mutation: update.start == range.end taken as overlap"),
+    _entry(PartialOverlapMissed, "RNG-3 END-2", "mutation: partial overlaps missed"),
+    _entry(EntriesNotCleared, "RNG-3 END-2", "mutation: entries in the overlap not cleared"),
+    _entry(WholeRangeCleared, "RNG-3 END-2 RNG-5", "mutation: entries outside the overlap cleared"),
+    _entry(ValidAgainAtEnd, "END-2 RNG-3 RNG-6 RNG-4", "5.2: valid back to true at end (bug #16)"),
+    _entry(NoInvalidationAtEnd, "END-2 RNG-3", "mutation: ranges not invalidated at end"),
+    _entry(MirrorCalledTwice, "INV-1", "mutation: a mirror called twice per start"),
+    _entry(UnregisteredStillCalled, "REG-3 REL-1", "mutation: an unregistered mirror still called"),
+    _entry(ReleaseSkipsOps, "REL-1", "release without the release ops (before bug #1's fix)"),
+    _entry(ReleaseCallsTwice, "REL-1", "mutation: release ops called twice"),
+    _entry(MirrorsCalledAfterRelease, "REL-1", "mutation: mirrors still called after release"),
+    _entry(RangeDoneKeepsRange, "RNG-7", "mutation: range_done does not unregister"),
+)
