@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 import hmm_ref as H
@@ -9,11 +11,13 @@ from conformance import (
     BUDGETS,
     AdapterError,
     Budget,
+    Candidate,
     Case,
     CaseFormatError,
     Failure,
     InvalidateEnd,
     InvalidateStart,
+    Operation,
     Profile,
     RangeDone,
     RegisterMirror,
@@ -37,19 +41,28 @@ from examples.exact_core import ExactCore
 from . import candidates as C
 
 SEED = 20261124
+SNAP_PAGE = Snapshot(
+    range=0,
+    vma=0,
+    start=VMAS[0].start,
+    end=VMAS[0].start + H.PAGE_SIZE,
+    encoding=H.DEFAULT_ENCODING,
+)
 WORLD = World(vmas=VMAS, ptes=((VMAS[0].start, H.Pte.present(0x100, write=True)),))
 
 
-def _run(factory: object, profile: Profile = Profile.SEED, budget: str = "ci") -> RunResult:
-    assert callable(factory)
+def _run(
+    factory: Callable[[], Candidate], profile: Profile = Profile.SEED, budget: str = "ci"
+) -> RunResult:
     candidate, handshake = start(factory)
     return run(candidate, handshake, profile=profile, budget=BUDGETS[budget], seed_value=SEED)
 
 
-def _replay(factory: object, *ops: object, profile: Profile = Profile.SEED) -> Failure | None:
-    assert callable(factory)
+def _replay(
+    factory: Callable[[], Candidate], *ops: Operation, profile: Profile = Profile.SEED
+) -> Failure | None:
     candidate, handshake = start(factory)
-    case = Case(world=WORLD, ops=tuple(op for op in ops if not isinstance(op, str)))  # type: ignore[misc]
+    case = Case(world=WORLD, ops=ops)
     outcome = replay(candidate, handshake, case, profile)
     return outcome if isinstance(outcome, Failure) else None
 
@@ -91,13 +104,7 @@ def test_strict_reference_fails_reg_5_and_rel_3_on_their_sequences() -> None:
     assert "never returns" in livelock.verdicts[0].detail
     stale = _replay(
         reference,
-        Snapshot(
-            range=0,
-            vma=0,
-            start=VMAS[0].start,
-            end=VMAS[0].start + H.PAGE_SIZE,
-            encoding=H.DEFAULT_ENCODING,
-        ),
+        SNAP_PAGE,
         Release(),
         profile=Profile.STRICT,
     )
@@ -107,13 +114,7 @@ def test_strict_reference_fails_reg_5_and_rel_3_on_their_sequences() -> None:
 def test_seed_profile_accepts_the_seed_and_the_fix_at_release() -> None:
     """In the seed profile, a range may stay valid at release (seed) or turn invalid (fix)."""
     ops = (
-        Snapshot(
-            range=0,
-            vma=0,
-            start=VMAS[0].start,
-            end=VMAS[0].start + H.PAGE_SIZE,
-            encoding=H.DEFAULT_ENCODING,
-        ),
+        SNAP_PAGE,
         Release(),
         RangeDone(range=0),
     )
@@ -208,7 +209,7 @@ def test_misbehaving_candidates_get_their_verdict(
 SNAP_ALL = Snapshot(
     range=0, vma=0, start=VMAS[0].start, end=VMAS[0].end, encoding=H.DEFAULT_ENCODING
 )
-REFUSED_CASES: dict[str, tuple[tuple[object, ...], str]] = {
+REFUSED_CASES: dict[str, tuple[tuple[Operation, ...], str]] = {
     "register on a poisoned hmm": (
         (
             RegisterMirror(mirror=0),
