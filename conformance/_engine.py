@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Final, final
 
@@ -21,7 +21,7 @@ from ._adapter import AdapterError, Candidate, Capability, Handshake, check_hand
 from ._executor import Executor, StepOutcome, Tally
 from ._machine import CaseRecorder, StepFailedError, machine_for
 from ._model import Profile
-from ._ops import Case, CaseFormatError
+from ._ops import Case, CaseFormatError, Operation
 from ._rules import RULES, Level, Rule
 from .oracle import Status, Verdict
 
@@ -201,27 +201,41 @@ def _broken(failure: Failure) -> set[str]:
 def minimise(
     candidate: Candidate, handshake: Handshake, failure: Failure, profile: Profile
 ) -> Failure:
-    """Delete operations one at a time while the case still breaks one of the same rules.
+    """Delete an operation, or swap two neighbours, while the case gets shorter and still
+    breaks one of the same rules.
 
     Hypothesis shrinks the choices behind a case; this pass shrinks the case itself, which
-    operations-as-data make cheap: a case of n steps costs at most n replays per pass.
+    operations-as-data make cheap: a case of n steps costs at most 2n replays per pass. A swap
+    helps when the failure then comes a step earlier: a snapshot taken inside a window fails at
+    the window's end, and taken before the window fails at its start.
     """
     best, broken = failure, _broken(failure)
     shrinking = True
     while shrinking:
         shrinking = False
-        for index in range(len(best.case.ops)):
-            ops = best.case.ops[:index] + best.case.ops[index + 1 :]
+        for ops in _edits(best.case.ops):
             try:
                 outcome = replay(
                     candidate, handshake, Case(world=best.case.world, ops=ops), profile
                 )
             except CaseFormatError:  # that deletion breaks the caller's side of the protocol
                 continue
-            if isinstance(outcome, Failure) and _broken(outcome) & broken:
+            if (
+                isinstance(outcome, Failure)
+                and _broken(outcome) & broken
+                and len(outcome.case.ops) < len(best.case.ops)
+            ):
                 best, shrinking = outcome, True
                 break
     return best
+
+
+def _edits(ops: tuple[Operation, ...]) -> Iterator[tuple[Operation, ...]]:
+    """Each case one operation shorter, then each with two neighbours swapped."""
+    for index in range(len(ops)):
+        yield ops[:index] + ops[index + 1 :]
+    for index in range(len(ops) - 1):
+        yield (*ops[:index], ops[index + 1], ops[index], *ops[index + 2 :])
 
 
 def close_quietly(candidate: Candidate) -> str | None:
@@ -241,14 +255,20 @@ def run(
     budget: Budget | None = None,
     seed_value: int | None = None,
     on_case: Callable[[int], None] | None = None,
+    keep: list[Case] | None = None,
 ) -> RunResult:
-    """Check ``candidate`` over a budget of generated cases; shrink and replay a failure."""
+    """Check ``candidate`` over a budget of generated cases; shrink and replay a failure.
+
+    ``on_case`` is called with the count after each case; ``keep``, if given, receives every
+    case that ran (shrinking's attempts included), for benchmarks and corpora.
+    """
     budget = budget or BUDGETS["ci"]
     chosen_seed = seed_value if seed_value is not None else secrets.randbelow(2**32)
     tally = Tally()
     recorder = CaseRecorder(
         make_executor=lambda world: Executor(candidate, handshake, profile, world, tally),
         on_case=on_case,
+        keep=keep,
     )
     machine = seed(chosen_seed)(machine_for(recorder))
     flaky: str | None = None
