@@ -3,7 +3,8 @@
 The public surface: the adapter protocol a candidate implements (:class:`Candidate`,
 :class:`Handshake`, :class:`Capability`, :class:`RangeView`, :class:`CpuView`, and the two
 signals :class:`CandidateRejected` and :class:`CandidateWouldHang`), the reference candidate
-(:func:`reference`), the operations a case is made of, and the command line (:func:`main`).
+(:func:`reference`), the operations a case is made of, the random engine (:func:`run`), the
+exhaustive one (:func:`explore`), and the command line (:func:`main`).
 The oracle's checks are in :mod:`conformance.oracle`, one per rule ID.
 """
 
@@ -24,6 +25,10 @@ from ._engine import RunResult as RunResult
 from ._engine import replay as replay
 from ._engine import run as run
 from ._engine import start as start
+from ._explore import SCOPE as SCOPE
+from ._explore import ExploreResult as ExploreResult
+from ._explore import Scope as Scope
+from ._explore import explore as explore
 from ._model import Profile as Profile
 from ._ops import Case as Case
 from ._ops import CaseFormatError as CaseFormatError
@@ -47,6 +52,7 @@ from ._reference import reference as reference
 __all__ = [
     "BUDGETS",
     "PROTOCOL_VERSION",
+    "SCOPE",
     "AdapterError",
     "Budget",
     "Candidate",
@@ -56,6 +62,7 @@ __all__ = [
     "Case",
     "CaseFormatError",
     "CpuView",
+    "ExploreResult",
     "Failure",
     "Handshake",
     "InvalidateEnd",
@@ -69,6 +76,7 @@ __all__ = [
     "RegisterMirror",
     "Release",
     "RunResult",
+    "Scope",
     "SetCpuEntry",
     "Snapshot",
     "UnregisterMirror",
@@ -76,6 +84,7 @@ __all__ = [
     "World",
     "case_from_json",
     "case_to_json",
+    "explore",
     "main",
     "reference",
     "replay",

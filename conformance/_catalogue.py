@@ -313,38 +313,57 @@ class Entry:
     name: str
     make: Callable[[], Candidate]
     rules: frozenset[str]
+    #: The length of a shortest counterexample in the exhaustive engine's scope (recorded
+    #: from ``hmm-conformance explore``; a test checks it).
+    shortest: int
     origin: str
 
 
-def _entry(cls: type[SeedCore], rules: str, origin: str) -> Entry:
+def _entry(cls: type[SeedCore], shortest: int, rules: str, origin: str) -> Entry:
     name = "".join(f"-{c.lower()}" if c.isupper() else c for c in cls.__name__).lstrip("-")
     return Entry(
-        name=name, make=lambda: cls(name=name), rules=frozenset(rules.split()), origin=origin
+        name=name,
+        make=lambda: cls(name=name),
+        rules=frozenset(rules.split()),
+        shortest=shortest,
+        origin=origin,
     )
 
 
 CATALOGUE: Final = (
-    _entry(ParentTree, "INV-5", "the 6/7 tree: every non-blockable start refused (bug #6)"),
+    _entry(ParentTree, 1, "INV-5", "the 6/7 tree: every non-blockable start refused (bug #6)"),
     _entry(
-        MirrorsAtEnd, "INV-6 END-1", "before 6/7: mirrors told at end, after pages went (bug #7)"
+        MirrorsAtEnd, 2, "INV-6 END-1", "before 6/7: mirrors told at end, after pages went (bug #7)"
     ),
-    _entry(ShadowedRet, "INV-4", "5.2: a mirror's -EAGAIN swallowed by a shadowed ret (bug #13b)"),
-    _entry(EagainIgnored, "INV-4", "mutation: -EAGAIN ignored in non-blockable mode"),
-    _entry(EagainHonouredWhenBlockable, "INV-2 INV-6", "mutation: -EAGAIN stops a blockable pass"),
-    _entry(AlwaysBlockable, "INV-3", "mutation: blockable not passed on (always true)"),
-    _entry(NeverBlockable, "INV-1", "mutation: blockable not passed on (always false)"),
-    _entry(ErrorStopsLoop, "INV-8 INV-2 INV-6", "mutation: another error stops the pass"),
-    _entry(ErrorIsResult, "INV-8 INV-2", "mutation: another error becomes the result"),
-    _entry(UpperBoundaryOverlap, "RNG-5", "mutation: update.start == range.end taken as overlap"),
-    _entry(PartialOverlapMissed, "RNG-3 END-2", "mutation: partial overlaps missed"),
-    _entry(EntriesNotCleared, "RNG-3 END-2", "mutation: entries in the overlap not cleared"),
-    _entry(WholeRangeCleared, "RNG-3 END-2 RNG-5", "mutation: entries outside the overlap cleared"),
-    _entry(ValidAgainAtEnd, "END-2 RNG-3 RNG-6 RNG-4", "5.2: valid back to true at end (bug #16)"),
-    _entry(NoInvalidationAtEnd, "END-2 RNG-3", "mutation: ranges not invalidated at end"),
-    _entry(MirrorCalledTwice, "INV-1", "mutation: a mirror called twice per start"),
-    _entry(UnregisteredStillCalled, "REG-3 REL-1", "mutation: an unregistered mirror still called"),
-    _entry(ReleaseSkipsOps, "REL-1", "release without the release ops (before bug #1's fix)"),
-    _entry(ReleaseCallsTwice, "REL-1", "mutation: release ops called twice"),
-    _entry(MirrorsCalledAfterRelease, "REL-1", "mutation: mirrors still called after release"),
-    _entry(RangeDoneKeepsRange, "RNG-7", "mutation: range_done does not unregister"),
+    _entry(
+        ShadowedRet, 2, "INV-4", "5.2: a mirror's -EAGAIN swallowed by a shadowed ret (bug #13b)"
+    ),
+    _entry(EagainIgnored, 2, "INV-4", "mutation: -EAGAIN ignored in non-blockable mode"),
+    _entry(
+        EagainHonouredWhenBlockable, 3, "INV-2 INV-6", "mutation: -EAGAIN stops a blockable pass"
+    ),
+    _entry(AlwaysBlockable, 2, "INV-3", "mutation: blockable not passed on (always true)"),
+    _entry(NeverBlockable, 2, "INV-1", "mutation: blockable not passed on (always false)"),
+    _entry(ErrorStopsLoop, 3, "INV-8 INV-2 INV-6", "mutation: another error stops the pass"),
+    _entry(ErrorIsResult, 2, "INV-8 INV-2", "mutation: another error becomes the result"),
+    _entry(
+        UpperBoundaryOverlap, 2, "RNG-5", "mutation: update.start == range.end taken as overlap"
+    ),
+    _entry(PartialOverlapMissed, 2, "RNG-3 END-2", "mutation: partial overlaps missed"),
+    _entry(EntriesNotCleared, 2, "RNG-3 END-2", "mutation: entries in the overlap not cleared"),
+    _entry(
+        WholeRangeCleared, 2, "RNG-3 END-2 RNG-5", "mutation: entries outside the overlap cleared"
+    ),
+    _entry(
+        ValidAgainAtEnd, 3, "END-2 RNG-3 RNG-6 RNG-4", "5.2: valid back to true at end (bug #16)"
+    ),
+    _entry(NoInvalidationAtEnd, 3, "END-2 RNG-3", "mutation: ranges not invalidated at end"),
+    _entry(MirrorCalledTwice, 2, "INV-1", "mutation: a mirror called twice per start"),
+    _entry(
+        UnregisteredStillCalled, 3, "REG-3 REL-1", "mutation: an unregistered mirror still called"
+    ),
+    _entry(ReleaseSkipsOps, 2, "REL-1", "release without the release ops (before bug #1's fix)"),
+    _entry(ReleaseCallsTwice, 2, "REL-1", "mutation: release ops called twice"),
+    _entry(MirrorsCalledAfterRelease, 3, "REL-1", "mutation: mirrors still called after release"),
+    _entry(RangeDoneKeepsRange, 2, "RNG-7", "mutation: range_done does not unregister"),
 )

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from ._adapter import AdapterError, load_factory
+from ._adapter import AdapterError, Candidate, Handshake, load_factory
 from ._catalogue import CATALOGUE
 from ._demo import run_demo
 from ._engine import (
@@ -30,6 +30,7 @@ from ._engine import (
     run,
     start,
 )
+from ._explore import SCOPE, ExploreResult, Level, explore
 from ._model import Profile
 from ._ops import CaseFormatError, case_from_json
 from ._report import (
@@ -48,6 +49,8 @@ EXIT_OK = 0
 EXIT_VIOLATION = 1
 EXIT_USAGE = 2
 DEFAULT_ADAPTER = "conformance:reference"
+#: How deep the catalogue looks for each entry's shortest counterexample.
+CATALOGUE_DEPTH = 4
 
 
 class _ParserExitError(Exception):
@@ -66,6 +69,16 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise _ParserExitError(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0 seconds")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -147,6 +160,31 @@ def _parser() -> _Parser:
         help="override the profile recorded in the file",
     )
 
+    explore_cmd = commands.add_parser(
+        "explore",
+        help="check every operation sequence up to a depth, breadth first (shortest failures)",
+    )
+    explore_cmd.add_argument(
+        "--depth", type=_positive, default=3, help="longest sequence to check (default 3)"
+    )
+    explore_cmd.add_argument("--adapter", default=DEFAULT_ADAPTER, help=adapter_help)
+    explore_cmd.add_argument(
+        "--profile", choices=[p.value for p in Profile], default="seed", help=profile_help
+    )
+    explore_cmd.add_argument(
+        "--time-limit",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="stop after this long; the result then says how deep the search got",
+    )
+    explore_cmd.add_argument(
+        "--replay-dir",
+        default="hmm-conformance-failures",
+        type=Path,
+        help="where a failing case is saved (default: %(default)s)",
+    )
+
     catalogue_cmd = commands.add_parser(
         "catalogue", help="run every known-bad core; each must be caught against its rule"
     )
@@ -179,11 +217,32 @@ def _budget(args: argparse.Namespace) -> Budget:
     )
 
 
-def _save_replay(result: RunResult, directory: Path) -> Path:
+def _start(adapter: str, out: TextIO) -> tuple[Candidate, Handshake]:
+    """Load and start the candidate, and say what it is."""
+    candidate, handshake = start(load_factory(adapter))
+    capabilities = ", ".join(sorted(c.value for c in handshake.capabilities)) or "none"
+    _say(out, f"candidate {handshake.name} {handshake.version} (capabilities: {capabilities})")
+    return candidate, handshake
+
+
+def _close(candidate: Candidate, out: TextIO) -> None:
+    """Close the candidate; a failure to close is said, never raised."""
+    problem = close_quietly(candidate)
+    if problem is not None:
+        _say(out, problem)
+
+
+def _save_replay(result: RunResult | ExploreResult, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", result.handshake.name) or "candidate"
-    path = directory / f"{name}-{result.profile.value}-seed{result.seed}.json"
-    path.write_text(json.dumps(replay_document(result), indent=2) + "\n")
+    if isinstance(result, RunResult):
+        found_by = f"seed{result.seed}"
+        document = replay_document(result)
+    else:
+        found_by = f"depth{len(result.failure.case.ops) if result.failure else 0}"
+        document = replay_document(result, depth=result.depth)
+    path = directory / f"{name}-{result.profile.value}-{found_by}.json"
+    path.write_text(json.dumps(document, indent=2) + "\n")
     return path
 
 
@@ -193,10 +252,8 @@ def command_run(args: argparse.Namespace, out: TextIO) -> int:
         if kind not in REPORT_FORMATS:
             raise AdapterError(f"--report {kind!r}: the formats are {', '.join(REPORT_FORMATS)}")
     budget = _budget(args)
-    candidate, handshake = start(load_factory(args.adapter))
+    candidate, handshake = _start(args.adapter, out)
     profile = Profile(args.profile)
-    capabilities = ", ".join(sorted(c.value for c in handshake.capabilities)) or "none"
-    _say(out, f"candidate {handshake.name} {handshake.version} (capabilities: {capabilities})")
     marks = {max(1, budget.examples * q // 4) for q in (1, 2, 3)}
 
     def progress(cases: int) -> None:
@@ -218,9 +275,7 @@ def command_run(args: argparse.Namespace, out: TextIO) -> int:
             on_case=progress,
         )
     finally:
-        problem = close_quietly(candidate)
-    if problem is not None:
-        _say(out, problem)
+        _close(candidate, out)
     _say(out, f"seed {result.seed} (repeat this run with --seed {result.seed})")
     out.write("\n" + clause_matrix(rule_rows(result)) + "\n\n")
     for kind, path in args.report:
@@ -230,6 +285,69 @@ def command_run(args: argparse.Namespace, out: TextIO) -> int:
         _say(out, headline(result))
         return EXIT_OK if result.conforms else EXIT_VIOLATION
     _say(out, headline(result) + ":")
+    out.write(describe_failure(result.failure) + "\n")
+    _say(out, f"replay file: {_save_replay(result, args.replay_dir)}")
+    return EXIT_VIOLATION
+
+
+def explore_headline(result: ExploreResult) -> str:
+    """One line: what the exhaustive search showed."""
+    size = f"{result.states:,} states, {result.transitions:,} transitions, {result.seconds:.1f} s"
+    if result.failure is not None:
+        rules = ", ".join(sorted({v.rule or v.status.name for v in result.failure.verdicts}))
+        count = len(result.failure.case.ops)
+        return (
+            f"NOT CONFORMING: {rules}; a shortest counterexample has {count} "
+            f"operation{'s' * (count != 1)} ({size})"
+        )
+    if result.flaky is not None:
+        return f"NOT CONFORMING: {result.flaky} ({size})"
+    if result.stopped is not None:
+        return (
+            f"INCOMPLETE: {result.stopped}; every sequence of up to {result.completed} "
+            f"operations holds ({size}); raise --time-limit or lower --depth"
+        )
+    if result.unreached:
+        return (
+            f"INCONCLUSIVE: no sequence of up to {result.depth} operations breaks a rule, but "
+            f"{', '.join(result.unreached)} never came up ({size}); raise --depth"
+        )
+    return f"conforms: no sequence of up to {result.depth} operations breaks a rule ({size})"
+
+
+def command_explore(args: argparse.Namespace, out: TextIO) -> int:
+    """``hmm-conformance explore``."""
+    candidate, handshake = _start(args.adapter, out)
+    profile = Profile(args.profile)
+    _say(
+        out,
+        f"profile {profile.value}: every sequence of up to {args.depth} operations over "
+        f"{SCOPE.describe()}",
+    )
+    out.write(f"{'depth':>5}{'new states':>12}{'transitions':>13}{'seconds':>9}\n")
+
+    def progress(level: Level) -> None:
+        out.write(
+            f"{level.depth:>5}{level.states:>12,}{level.transitions:>13,}{level.seconds:>9.2f}\n"
+        )
+        out.flush()
+
+    try:
+        result = explore(
+            candidate,
+            handshake,
+            depth=args.depth,
+            profile=profile,
+            time_limit=args.time_limit,
+            on_level=progress,
+        )
+    finally:
+        _close(candidate, out)
+    out.write("\n" + clause_matrix(rule_rows(result)) + "\n\n")
+    if result.failure is None:
+        _say(out, explore_headline(result))
+        return EXIT_OK if result.conforms and not result.unreached else EXIT_VIOLATION
+    _say(out, explore_headline(result) + ":")
     out.write(describe_failure(result.failure) + "\n")
     _say(out, f"replay file: {_save_replay(result, args.replay_dir)}")
     return EXIT_VIOLATION
@@ -260,9 +378,7 @@ def command_replay(args: argparse.Namespace, out: TextIO) -> int:
     except CaseFormatError as error:
         raise AdapterError(f"replay file {str(args.file)!r}: {error}") from None
     finally:
-        problem = close_quietly(candidate)
-    if problem is not None:
-        _say(out, problem)
+        _close(candidate, out)
     _say(
         out,
         f"replaying {len(case.ops)} operations against {handshake.name}, profile {profile.value}",
@@ -300,6 +416,7 @@ def main(
         commands: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
             "run": command_run,
             "replay": command_replay,
+            "explore": command_explore,
             "catalogue": command_catalogue,
             "demo": lambda _, stream: run_demo(stream),
         }
@@ -310,27 +427,43 @@ def main(
 
 
 def command_catalogue(args: argparse.Namespace, out: TextIO) -> int:
-    """``hmm-conformance catalogue``: run every known-bad core; each must be caught."""
+    """``hmm-conformance catalogue``: run every known-bad core; each must be caught.
+
+    Each entry goes through the random engine (caught or not, the rules it broke, the cases to
+    the first failure, the shrunk length) and the exhaustive one (the shortest length in its
+    scope). An entry the random engine misses, or catches against another rule, exits 1.
+    """
     budget = _budget(args)
     _say(out, f"{len(CATALOGUE)} known-bad cores, budget {budget.name}, seed {args.seed}")
-    header = f"{'entry':<32}{'caught':<8}{'rule broken':<22}{'1st fail':>9}{'shrunk':>8}  origin"
+    header = (
+        f"{'entry':<32}{'caught':<8}{'rule broken':<22}{'1st fail':>9}{'shrunk':>8}"
+        f"{'shortest':>10}  origin"
+    )
     lines = [header]
-    missed = 0
+    missed = longer = 0
     for entry in CATALOGUE:
         candidate, handshake = start(entry.make)
-        result = run(candidate, handshake, budget=budget, seed_value=args.seed)
-        close_quietly(candidate)
+        try:
+            result = run(candidate, handshake, budget=budget, seed_value=args.seed)
+            bound = explore(candidate, handshake, depth=CATALOGUE_DEPTH)
+        finally:
+            close_quietly(candidate)
         broken = (
             {v.rule or v.status.name for v in result.failure.verdicts} if result.failure else set()
         )
         caught = bool(broken & entry.rules)
         missed += not caught
+        shrunk = len(result.failure.case.ops) if result.failure else None
+        shortest = len(bound.failure.case.ops) if bound.failure else None
+        longer += shrunk is not None and shortest is not None and shrunk > shortest
         lines.append(
             f"{entry.name:<32}{'yes' if caught else 'NO':<8}{', '.join(sorted(broken)) or '-':<22}"
-            f"{result.first_failure or '-':>9}"
-            f"{len(result.failure.case.ops) if result.failure else '-':>8}  {entry.origin}"
+            f"{result.first_failure or '-':>9}{shrunk or '-':>8}"
+            f"{shortest or f'>{CATALOGUE_DEPTH}':>10}  {entry.origin}"
         )
     out.write("\n".join(lines) + "\n")
+    if longer:
+        _say(out, f"{longer} counterexamples were shrunk to more than the shortest length")
     if missed:
         _say(out, f"{missed} known-bad cores were NOT caught against their rules")
         return EXIT_VIOLATION

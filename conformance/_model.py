@@ -72,6 +72,10 @@ class CpuState:
     def pte(self, addr: int) -> Pte:
         return self._ptes.get(addr - addr % PAGE_SIZE, PTE_NONE)
 
+    def entries(self) -> tuple[tuple[int, Pte], ...]:
+        """The non-empty entries, in address order."""
+        return tuple(sorted(self._ptes.items()))
+
     def set_pte(self, addr: int, pte: Pte) -> None:
         if pte == PTE_NONE:
             self._ptes.pop(addr, None)

@@ -10,13 +10,15 @@ import importlib.metadata
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, final
+from typing import Any, Final, Protocol, final
 from xml.etree import ElementTree
 
 from hmm_ref import describe_result
 
+from ._adapter import Handshake
 from ._engine import CORE_GROUPS, Failure, RunResult, out_of_force
-from ._executor import StepOutcome
+from ._executor import StepOutcome, Tally
+from ._model import Profile
 from ._ops import case_to_json, op_to_json
 from ._rules import RULES, Level, Rule
 from .oracle import Status, Verdict
@@ -24,6 +26,7 @@ from .oracle import Status, Verdict
 __all__ = [
     "REPORT_FORMAT",
     "REPORT_FORMATS",
+    "Checked",
     "RuleRow",
     "clause_matrix",
     "describe_failure",
@@ -56,7 +59,20 @@ class RuleRow:
         return self.passed + self.allowed + self.failed
 
 
-def rule_rows(result: RunResult) -> list[RuleRow]:
+class Checked(Protocol):
+    """What the clause matrix needs of a run, random or exhaustive."""
+
+    @property
+    def handshake(self) -> Handshake: ...
+    @property
+    def profile(self) -> Profile: ...
+    @property
+    def tally(self) -> Tally: ...
+    @property
+    def failure(self) -> Failure | None: ...
+
+
+def rule_rows(result: Checked) -> list[RuleRow]:
     """The clause matrix of a run: every rule of the core groups, in catalogue order."""
     capabilities = result.handshake.capabilities
     failing = {v.rule for v in result.failure.verdicts} if result.failure else set()
@@ -371,13 +387,19 @@ def render(result: RunResult, kind: str) -> str:
     raise ValueError(f"unknown report format {kind!r}; one of {', '.join(REPORT_FORMATS)}")
 
 
-def replay_document(result: RunResult) -> dict[str, Any]:
-    """The replay file of a failing run: the case, and what it broke, for ``replay``."""
+def replay_document(result: Checked, **found_by: Any) -> dict[str, Any]:
+    """The replay file of a failing run: the case, and what it broke, for ``replay``.
+
+    ``found_by`` records how the case was found (``seed=`` for a random run, ``depth=`` for
+    an exhaustive one); the seed of a :class:`RunResult` is recorded unless given.
+    """
     assert result.failure is not None
+    if isinstance(result, RunResult):
+        found_by.setdefault("seed", result.seed)
     document = case_to_json(result.failure.case)
     document.update(
         profile=result.profile.value,
-        seed=result.seed,
+        **found_by,
         candidate={"name": result.handshake.name, "version": result.handshake.version},
         failure=_failure_json(result.failure)["verdicts"],
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hmm_ref as H
 from conformance import (
+    Candidate,
     CandidateRejected,
     CandidateWouldHang,
     Capability,
@@ -15,6 +16,7 @@ from conformance import (
     RangeView,
     ReferenceCandidate,
 )
+from examples.exact_core import ExactCore
 from hmm_ref import HmmMirrorOps, HmmUpdate, PfnEncoding
 
 EAGAIN = -H.Errno.EAGAIN
@@ -26,7 +28,7 @@ class Wrapped:
     name = "wrapped"
 
     def __init__(self) -> None:
-        self.inner = ReferenceCandidate()
+        self.inner: Candidate = ReferenceCandidate()
 
     def handshake(self) -> Handshake:
         inner = self.inner.handshake()
@@ -192,6 +194,53 @@ class Flaky(Wrapped):
             Flaky.failed_once = True
             return EAGAIN
         return super().invalidate_start(start, end, blockable)
+
+
+class WearsOut(Wrapped):
+    """Works for its first 25 cases; after that every register fails with -ENOMEM."""
+
+    name = "wears-out"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cases = 0
+
+    def begin(self, cpu: CpuView) -> None:
+        self.cases += 1
+        super().begin(cpu)
+
+    def register(self, mirror: int, ops: HmmMirrorOps | None) -> int:
+        if self.cases > 25:
+            return -H.Errno.ENOMEM
+        return super().register(mirror, ops)
+
+
+class BreaksDown(WearsOut):
+    """Works for its first 25 cases; after that it cannot even begin one."""
+
+    name = "breaks-down"
+
+    def begin(self, cpu: CpuView) -> None:
+        if self.cases >= 25:
+            raise OSError("device lost")
+        super().begin(cpu)
+
+
+class Alternates(Wrapped):
+    """Case by case, the reference and then the example core: each conforms, but they take
+    RNG-5's latitude differently, so the same steps do not always reach the same state."""
+
+    name = "alternates"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cores: tuple[Candidate, Candidate] = (self.inner, ExactCore())
+        self.cases = 0
+
+    def begin(self, cpu: CpuView) -> None:
+        self.inner = self.cores[self.cases % 2]
+        self.cases += 1
+        self.inner.begin(cpu)
 
 
 class NoStrict(Wrapped):

@@ -216,6 +216,9 @@ def test_setup_errors_exit_2_with_one_line_naming_the_fix(argv: list[str], messa
         (["run", "--examples", "many"], "'many' is not a whole number"),
         (["run", "--seed", "-3"], "a seed is not negative"),
         (["run", "--seed", "x"], "'x' is not a whole number"),
+        (["explore", "--depth", "0"], "0 must be at least 1"),
+        (["explore", "--time-limit", "0"], "0 must be more than 0 seconds"),
+        (["explore", "--time-limit", "soon"], "'soon' is not a number of seconds"),
     ],
 )
 def test_bad_options_exit_2(argv: list[str], message: str) -> None:
@@ -313,3 +316,64 @@ def test_the_example_adapter_conforms_through_the_command_line() -> None:
     status, out, _ = _run("run", "--adapter", "examples.exact_core:make", "--seed", "5")
     assert status == 0
     assert "allowed: called m0, m1 (newest first would be m1, m0)" in out
+
+
+def test_explore_checks_the_reference_to_depth_3_and_prints_levels_and_matrix() -> None:
+    """Every sequence of three holds, every rule in force came up: exit 0."""
+    status, out, err = _run("explore", "--depth", "3")
+    assert status == 0, err
+    assert "every sequence of up to 3 operations over 2 mirrors, 2 snapshots, 4 pages" in out
+    assert "replies in {0, -EAGAIN, -ENOMEM}" in out
+    assert "depth  new states  transitions  seconds" in out
+    levels = [line.split() for line in out.splitlines() if line[:5].strip() in ("1", "2", "3")]
+    assert [int(level[0]) for level in levels] == [1, 2, 3]
+    assert "RNG-3  MUST" in out
+    assert "[hmm-conformance] conforms: no sequence of up to 3 operations breaks a rule (" in out
+
+
+def test_explore_too_shallow_to_reach_every_rule_is_inconclusive() -> None:
+    status, out, _ = _run("explore", "--depth", "1")
+    assert status == 1
+    assert "INCONCLUSIVE: no sequence of up to 1 operations breaks a rule, but" in out
+    assert "raise --depth" in out
+
+
+def test_explore_finds_a_shortest_case_saves_it_and_the_file_replays(tmp_path: Path) -> None:
+    """The broken candidate fails in one step; the replay file reproduces it."""
+    replays = tmp_path / "failures"
+    status, out, _ = _run(
+        "explore",
+        "--adapter",
+        "tests.candidates:ParentTree",
+        "--depth",
+        "4",
+        "--replay-dir",
+        str(replays),
+    )
+    assert status == 1
+    assert "NOT CONFORMING: INV-5; a shortest counterexample has 1 operation (" in out
+    [replay_file] = list(replays.iterdir())
+    assert replay_file.name == "parent-tree-seed-depth1.json"
+    assert json.loads(replay_file.read_text())["depth"] == 4
+    status, out, _ = _run("replay", str(replay_file), "--adapter", "tests.candidates:ParentTree")
+    assert status == 1
+    assert "FAIL INV-5:" in out
+
+
+def test_explore_stopped_by_its_time_limit_is_incomplete() -> None:
+    status, out, _ = _run("explore", "--depth", "6", "--time-limit", "0.000001")
+    assert status == 1
+    assert "INCOMPLETE: the time limit of 1e-06 s ran out at depth 1" in out
+    assert "every sequence of up to 0 operations holds" in out
+
+
+def test_explore_of_a_candidate_that_is_not_deterministic_says_so() -> None:
+    status, out, _ = _run("explore", "--adapter", "tests.candidates:Alternates")
+    assert status == 1
+    assert "NOT CONFORMING: the same 2 operations led to another state on replay" in out
+
+
+def test_explore_reports_a_candidate_that_fails_to_close() -> None:
+    status, out, _ = _run("explore", "--adapter", "tests.candidates:BadClose", "--depth", "3")
+    assert status == 0
+    assert "close() raised" in out

@@ -1,0 +1,379 @@
+"""The exhaustive engine: every operation sequence up to a depth, breadth first.
+
+``hmm-conformance explore --depth K`` enumerates the operations a small :class:`Scope` allows
+(a few mirrors and snapshots, a handful of pages and spans, both modes, a few replies) and runs
+every sequence of up to K of them through the same executor and oracle as the random engine.
+Sequences that leave the model in the same state are explored once, from the first (shortest)
+one that reached it, so the search visits states, not sequences, and the first failing sequence
+it meets is a shortest counterexample within the scope.
+
+Candidates cannot be copied, so each transition replays its state's path on a fresh ``begin()``
+and then takes the new step: a transition from depth d costs d + 1 steps.
+
+Two sequences that leave the model in the same state are taken to leave the candidate in the
+same state too. The model holds everything the candidate showed (the entries and flags of every
+range, every mirror it was told of), so a candidate that differs after them differs in what it
+has never yet shown; the random engine, which does not merge states, is the check on that.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Final, final
+
+from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PTE_NONE, PTE_SWAP, Errno, PfnEncoding, Pte
+
+from ._adapter import Candidate, Capability, Handshake
+from ._engine import Failure, replay_failure, unreached
+from ._executor import Executor, Tally
+from ._machine import VMAS
+from ._model import Model, Profile
+from ._ops import (
+    Case,
+    InvalidateEnd,
+    InvalidateStart,
+    Operation,
+    RangeDone,
+    RegisterMirror,
+    Release,
+    SetCpuEntry,
+    Snapshot,
+    UnregisterMirror,
+    World,
+)
+
+__all__ = ["SCOPE", "ExploreResult", "Scope", "explore", "state_key"]
+
+_BASE = VMAS[0].start
+
+
+def _pages(first: int, last: int) -> tuple[int, int]:
+    """The span of pages ``first`` to ``last - 1`` of the first vma."""
+    return _BASE + first * PAGE_SIZE, _BASE + last * PAGE_SIZE
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scope:
+    """What the exhaustive engine enumerates."""
+
+    world: World
+    #: Mirror numbers a sequence may use, with or without ops.
+    mirrors: int = 2
+    #: Snapshots a sequence may take (refused ones included).
+    ranges: int = 2
+    #: The spans of snapshots and of invalidations, inside the first vma.
+    spans: tuple[tuple[int, int], ...]
+    #: Snapshots the rules make fail or leave empty, as (vma, start, end).
+    refused: tuple[tuple[int, int, int], ...]
+    blockable: tuple[bool, ...] = (True, False)
+    #: What each registered mirror may answer a start.
+    replies: tuple[int, ...] = (0, -Errno.EAGAIN, -Errno.ENOMEM)
+    #: What the CPU may change an entry to, inside a window.
+    new_entries: tuple[Pte, ...] = (PTE_NONE, Pte.present(0x1AA, write=True))
+    encodings: tuple[PfnEncoding, ...] = (DEFAULT_ENCODING,)
+
+    def describe(self) -> str:
+        pages = len({addr for start, end in self.spans for addr in range(start, end, PAGE_SIZE)})
+        return (
+            f"{self.mirrors} mirrors, {self.ranges} snapshots, {pages} pages, "
+            f"{len(self.spans)} spans, blockable in {set(self.blockable)}, "
+            f"replies in {{{', '.join(_reply_name(r) for r in self.replies)}}}"
+        )
+
+
+def _reply_name(reply: int) -> str:
+    return f"-{Errno(-reply).name}" if reply else "0"
+
+
+#: The default scope: the random engine's vmas; four pages of the first vma, mapped writable,
+#: read-only, to device memory and to swap; spans that meet as the overlap rules care about.
+SCOPE: Final = Scope(
+    world=World(
+        vmas=VMAS,
+        ptes=(
+            (_pages(0, 1)[0], Pte.present(0x100, write=True)),
+            (_pages(1, 2)[0], Pte.present(0x101)),
+            (_pages(2, 3)[0], Pte.device_private(0x800, write=True)),
+            (_pages(3, 4)[0], PTE_SWAP),
+        ),
+    ),
+    spans=(_pages(0, 1), _pages(1, 2), _pages(0, 2), _pages(0, 4)),
+    refused=(
+        (0, VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE),  # runs past its vma
+        (2, VMAS[2].start, VMAS[2].end),  # unreadable
+        (3, VMAS[3].start, VMAS[3].end),  # special
+        (0, _BASE, _BASE),  # empty
+    ),
+)
+
+#: A range number no snapshot ever takes: range_done on it is the misuse RNG-9 is about.
+UNKNOWN_RANGE: Final = 1_000_000
+
+
+def state_key(model: Model) -> object:
+    """Everything the rules' state holds, as a hashable value: equal keys, equal futures."""
+    windows = sorted(model.windows)
+    rank = {window: index for index, window in enumerate(windows)}
+    ranges = tuple(
+        (
+            r.id,
+            r.start,
+            r.end,
+            r.encoding,
+            r.registered,
+            r.valid,
+            r.entries,
+            r.unwritten,
+            frozenset(rank.get(w, -1) for w in r.windows_at_snapshot),
+            r.done,
+            r.failed,
+            r.at_release,
+        )
+        for r in sorted(model.ranges.values(), key=lambda r: r.id)
+    )
+    return (
+        model.cpu.entries(),
+        tuple(model.mirrors),
+        frozenset(model.refused),
+        frozenset(model.gone),
+        frozenset(model.released_mirrors),
+        model.poisoned,
+        model.released,
+        ranges,
+        tuple(model.windows[w] for w in windows),
+    )
+
+
+def operations(model: Model, scope: Scope) -> Iterator[Operation]:
+    """Every operation the scope allows from ``model``'s state, simplest first.
+
+    The caller's side of the protocol is kept the same way as in the random engine: anything
+    :meth:`Model.caller_violation` refuses is left out.
+    """
+    used_mirrors = len(model.known | model.refused)
+    used_ranges = len(model.ranges)
+    candidates: list[Operation] = []
+    if used_mirrors < scope.mirrors:
+        candidates.append(RegisterMirror(mirror=used_mirrors))
+        candidates.append(RegisterMirror(mirror=used_mirrors, with_ops=False))
+    if used_ranges < scope.ranges:
+        candidates.extend(
+            Snapshot(range=used_ranges, vma=0, start=start, end=end, encoding=encoding)
+            for encoding in scope.encodings
+            for start, end in scope.spans
+        )
+    candidates.extend(
+        InvalidateStart(
+            start=start,
+            end=end,
+            blockable=blockable,
+            replies=tuple((m, r) for m, r in zip(mirrors, replies, strict=True) if r),
+        )
+        for mirrors in [sorted(model.mirrors)]
+        for blockable in scope.blockable
+        for start, end in scope.spans
+        for replies in itertools.product(scope.replies, repeat=len(mirrors))
+    )
+    candidates.extend(InvalidateEnd(start=start, end=end) for start, end in model.windows.values())
+    candidates.extend(
+        SetCpuEntry(addr=addr, pte=pte)
+        for addr in model.changeable_pages()
+        for pte in scope.new_entries
+        if pte != model.cpu.pte(addr)
+    )
+    candidates.extend(RangeDone(range=range_id) for range_id in sorted(model.ranges))
+    candidates.append(RangeDone(range=UNKNOWN_RANGE))
+    candidates.extend(UnregisterMirror(mirror=m) for m in sorted(model.known))
+    if used_ranges < scope.ranges:
+        candidates.extend(
+            Snapshot(range=used_ranges, vma=vma, start=start, end=end, encoding=DEFAULT_ENCODING)
+            for vma, start, end in scope.refused
+        )
+    if Capability.RELEASE in model.capabilities:
+        candidates.append(Release())
+    seen: set[Operation] = set()
+    for op in candidates:
+        if op not in seen and model.caller_violation(op) is None:
+            seen.add(op)
+            yield op
+
+
+@final
+@dataclass(slots=True, kw_only=True)
+class Level:
+    """One depth of the search: the new states it found and the transitions it took."""
+
+    depth: int
+    states: int
+    transitions: int
+    seconds: float
+
+
+@final
+@dataclass(slots=True, kw_only=True)
+class ExploreResult:
+    """What one exhaustive search found."""
+
+    handshake: Handshake
+    profile: Profile
+    scope: Scope
+    #: The depth asked for.
+    depth: int
+    #: The deepest depth whose every transition was taken.
+    completed: int = 0
+    levels: list[Level] = field(default_factory=list)
+    tally: Tally = field(default_factory=Tally)
+    failure: Failure | None = None
+    #: Why the search stopped before ``depth`` without a failure (the time limit).
+    stopped: str | None = None
+    #: Set when a replayed path led somewhere else than the first time: the candidate is not
+    #: deterministic, and merging states by the model's view of them is not sound for it.
+    flaky: str | None = None
+    seconds: float = 0.0
+    unreached: tuple[str, ...] = ()
+
+    @property
+    def states(self) -> int:
+        """Distinct model states visited, the initial one included."""
+        return 1 + sum(level.states for level in self.levels)
+
+    @property
+    def transitions(self) -> int:
+        return sum(level.transitions for level in self.levels)
+
+    @property
+    def conforms(self) -> bool:
+        """No sequence of up to ``depth`` operations in the scope breaks a rule."""
+        return self.failure is None and self.flaky is None and self.completed == self.depth
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _State:
+    """A state of the search: the first path that reached it, and the steps out of it."""
+
+    path: tuple[Operation, ...]
+    key: object
+    steps: tuple[Operation, ...]
+
+
+@final
+@dataclass(slots=True)
+class _Search:
+    candidate: Candidate
+    handshake: Handshake
+    profile: Profile
+    scope: Scope
+    scratch: Tally = field(default_factory=Tally)
+
+    def fresh(self) -> tuple[Executor, Failure | None]:
+        executor = Executor(
+            self.candidate, self.handshake, self.profile, self.scope.world, self.scratch
+        )
+        crash = executor.begin()
+        if crash is None:
+            return executor, None
+        return executor, Failure(
+            case=Case(world=self.scope.world, ops=()), steps=(), setup_crash=crash
+        )
+
+    def failure(self, ops: tuple[Operation, ...]) -> Failure:
+        return replay_failure(
+            self.candidate, self.handshake, Case(world=self.scope.world, ops=ops), self.profile
+        )
+
+
+def explore(
+    candidate: Candidate,
+    handshake: Handshake,
+    *,
+    depth: int,
+    profile: Profile = Profile.SEED,
+    scope: Scope = SCOPE,
+    time_limit: float | None = None,
+    on_level: Callable[[Level], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> ExploreResult:
+    """Take every transition from every state up to ``depth`` operations, breadth first.
+
+    Stops at the first failing step (a shortest counterexample), or when ``time_limit``
+    seconds have passed, whichever comes first.
+    """
+    began = clock()
+    result = ExploreResult(handshake=handshake, profile=profile, scope=scope, depth=depth)
+    search = _Search(candidate, handshake, profile, scope)
+    executor, crash = search.fresh()
+    if crash is not None:
+        result.failure = crash
+        result.seconds = clock() - began
+        return result
+    root = state_key(executor.model)
+    seen = {root}
+    frontier = [_State(path=(), key=root, steps=tuple(operations(executor.model, scope)))]
+    for level in range(1, depth + 1):
+        level_began = clock()
+        found: list[_State] = []
+        transitions = 0
+        for state in frontier:
+            for op in state.steps:
+                if time_limit is not None and clock() - began > time_limit:
+                    result.stopped = f"the time limit of {time_limit:g} s ran out at depth {level}"
+                    break
+                transitions += 1
+                outcome = _take(search, result.tally, state, op)
+                if isinstance(outcome, Failure):
+                    result.failure = outcome
+                elif isinstance(outcome, str):
+                    result.flaky = outcome
+                elif (key := state_key(outcome.model)) not in seen:
+                    seen.add(key)
+                    path = (*state.path, op)
+                    found.append(_State(path, key, tuple(operations(outcome.model, scope))))
+                if result.failure is not None or result.flaky is not None:
+                    break
+            if result.failure or result.flaky or result.stopped:
+                break
+        result.levels.append(
+            Level(
+                depth=level,
+                states=len(found),
+                transitions=transitions,
+                seconds=clock() - level_began,
+            )
+        )
+        if on_level is not None:
+            on_level(result.levels[-1])
+        if result.failure or result.flaky or result.stopped:
+            break
+        result.completed = level
+        frontier = found
+    result.tally.cases = result.transitions
+    result.seconds = clock() - began
+    result.unreached = unreached(result.tally, profile, handshake.capabilities)
+    return result
+
+
+def _take(search: _Search, tally: Tally, state: _State, op: Operation) -> Executor | Failure | str:
+    """Replay ``state``'s path on a fresh case, then take ``op``: the executor after it, the
+    failure, or why the candidate is not deterministic (the path led somewhere else)."""
+    executor, crash = search.fresh()
+    if crash is not None:
+        return crash
+    for taken in state.path:
+        if executor.step(taken).failed:  # it passed before: the candidate changed
+            return search.failure(state.path)
+    if state_key(executor.model) != state.key:
+        count = len(state.path)
+        return (
+            f"the same {count} operation{'s' * (count != 1)} led to another state on replay "
+            "(the candidate is not deterministic, so no search can promise a shortest case)"
+        )
+    outcome = executor.step(op)
+    tally.add(outcome.verdicts)
+    if outcome.failed:
+        return search.failure((*state.path, op))
+    return executor
