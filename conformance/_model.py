@@ -2,8 +2,9 @@
 
 The oracle compares a candidate's observations with this model. The model is deliberately not
 ``hmm_ref``: it states the rules' consequences (which mirrors are registered, which ranges must be
-valid, which entries must be what) and takes nothing from the reference but the encoding of an
-entry. Where a rule leaves latitude (a MAY rule), the model adopts what the candidate did.
+valid, which entries must be what) and takes nothing from the reference but its vocabulary (the
+types of entries, encodings and updates); even the encoding of an entry is worked out here.
+Where a rule leaves latitude (a MAY rule), the model adopts what the candidate did.
 
 It also carries the caller's side of the protocol that generators must keep: which windows are
 open, which pages may change, and when an operation would reach a seed defect or one of the
@@ -21,6 +22,7 @@ from hmm_ref import (
     PAGE_SIZE,
     PTE_NONE,
     Errno,
+    HmmPfnFlag,
     HmmPfnValue,
     HmmUpdate,
     PfnEncoding,
@@ -171,6 +173,29 @@ class RangeState:
         return self.start <= addr < self.end
 
 
+#: Entries are unsigned 64-bit words.
+_WORD = (1 << 64) - 1
+
+
+def encode(encoding: PfnEncoding, pte: Pte) -> int:
+    """The entry RNG-1 demands for ``pte`` in ``encoding``, worked out from the rule's text.
+
+    The reference has its own encoder; the model does not use it, so that a fault in one is
+    not copied into the expectation it is judged by.
+    """
+    flags, values = encoding.flags, encoding.values
+    if pte.kind in (PteKind.PRESENT, PteKind.DEVICE_PRIVATE):
+        entry = (pte.pfn << encoding.pfn_shift) & _WORD | flags[HmmPfnFlag.VALID]
+        if pte.write:
+            entry |= flags[HmmPfnFlag.WRITE]
+        if pte.kind is PteKind.DEVICE_PRIVATE:
+            entry |= flags[HmmPfnFlag.DEVICE_PRIVATE]
+        return entry
+    if pte.kind is PteKind.POISON:
+        return values[HmmPfnValue.ERROR]
+    return values[HmmPfnValue.NONE]  # no entry, a swap entry, or a migration entry
+
+
 def expected_entries(cpu: CpuState, rng: RangeState) -> tuple[list[int], frozenset[int]]:
     """The entries a walk of ``rng`` must produce now, and the indexes it need not write."""
     entries: list[int] = []
@@ -182,7 +207,7 @@ def expected_entries(cpu: CpuState, rng: RangeState) -> tuple[list[int], frozens
             unwritten.add(index)
             entries.append(0)
             continue
-        entries.append(rng.encoding.encode(pte))
+        entries.append(encode(rng.encoding, pte))
         stopped = pte.kind is PteKind.POISON
     return entries, frozenset(unwritten)
 

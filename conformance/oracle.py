@@ -487,7 +487,7 @@ def check_RNG_2(m: Model, op: Operation, obs: Observation) -> Verdict | None:
         if view.registered:
             return _fail("RNG-2", f"the failed snapshot r{op.range} is registered")
         if fill is not None:
-            value = op.encoding.value(fill)
+            value = op.encoding.values[fill]
             wrong = [i for i, entry in enumerate(view.entries) if entry != value]
             if wrong:
                 return _fail(

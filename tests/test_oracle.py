@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import hmm_ref as H
 from conformance import (
@@ -30,8 +32,8 @@ from conformance import (
     reference,
 )
 from conformance._executor import Executor
-from conformance._machine import VMAS
-from conformance._model import CallRecord, Model, Observation
+from conformance._machine import ENCODINGS, VMAS, ptes
+from conformance._model import CallRecord, Model, Observation, encode
 from conformance.oracle import CHECKS, Status, Verdict, check_step
 
 ENC = H.DEFAULT_ENCODING
@@ -578,3 +580,10 @@ def test_rel_3_does_not_judge_empty_ranges() -> None:
     model = model_after(empty, profile=Profile.STRICT)
     stale = Observation(ranges=((0, view(entries=())),))
     assert "REL-3" not in {v.rule for v in check_step(model, Release(), stale)}
+
+
+@given(pte=ptes, encoding=st.sampled_from(ENCODINGS))
+def test_the_models_encoder_agrees_with_the_references(pte: H.Pte, encoding: H.PfnEncoding) -> None:
+    """RNG-1's encoding, stated twice: in the model (from the rule) and in hmm_ref (from the
+    seed). They are written apart so that a fault in one cannot hide in the other."""
+    assert encode(encoding, pte) == encoding.encode(pte)
