@@ -107,6 +107,7 @@ SCOPE: Final = Scope(
         (2, VMAS[2].start, VMAS[2].end),  # unreadable
         (3, VMAS[3].start, VMAS[3].end),  # special
         (0, _BASE, _BASE),  # empty
+        (0, VMAS[0].end, VMAS[0].end),  # empty, at the very end of its vma
     ),
 )
 
@@ -187,7 +188,7 @@ def operations(model: Model, scope: Scope) -> Iterator[Operation]:
     )
     candidates.extend(RangeDone(range=range_id) for range_id in sorted(model.ranges))
     candidates.append(RangeDone(range=UNKNOWN_RANGE))
-    candidates.extend(UnregisterMirror(mirror=m) for m in sorted(model.known))
+    candidates.extend(UnregisterMirror(mirror=m) for m in sorted(model.known | model.refused))
     if used_ranges < scope.ranges:
         candidates.extend(
             Snapshot(range=used_ranges, vma=vma, start=start, end=end, encoding=DEFAULT_ENCODING)

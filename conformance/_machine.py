@@ -75,7 +75,9 @@ _REFUSED_SPANS: Final = {
     "unreadable": (2, VMAS[2].start, VMAS[2].end),
     "special": (3, VMAS[3].start, VMAS[3].end),
 }
-_REFUSED: Final = (*_REFUSED_SPANS, "empty")
+#: Empty snapshots, which RNG-9 is about: inside the vma, or at its very end (RNG-2 refuses).
+_EMPTY: Final = {"empty": VMAS[0].start, "empty-at-end": VMAS[0].end}
+_REFUSED: Final = (*_REFUSED_SPANS, *_EMPTY)
 
 #: Drivers' encodings: ours; bits at the top with a small shift; amdgpu-like (NONE = 0).
 ENCODINGS: Final = (
@@ -214,9 +216,12 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
             return mirror
 
         @precondition(lambda self: not self.model.released)
-        @rule()
-        def register_without_ops(self) -> None:
-            self._do(RegisterMirror(mirror=self._mirror_id(), with_ops=False))
+        @rule(target=retired)
+        def register_without_ops(self) -> int:
+            """A register the rules refuse (REG-2); the driver may still unregister it."""
+            mirror = self._mirror_id()
+            self._do(RegisterMirror(mirror=mirror, with_ops=False))
+            return mirror
 
         @precondition(lambda self: self.model.may_unregister())
         @rule(target=retired, mirror=consumes(mirrors))
@@ -226,6 +231,7 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
 
         @rule(mirror=retired)
         def unregister_again(self, mirror: int) -> None:
+            """Unregister a mirror already unregistered, or one whose register was refused."""
             self._do(UnregisterMirror(mirror=mirror))
 
         # -- ranges ----------------------------------------------------------------------
@@ -269,8 +275,8 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
                 span = VMAS[vma]
                 start = span.start + min(first, span.npages - 1) * PAGE_SIZE
                 end = min(start + length * PAGE_SIZE, span.end)
-            elif kind == "empty":
-                start = end = VMAS[0].start + first * PAGE_SIZE
+            elif kind in _EMPTY:
+                start = end = min(_EMPTY[kind] + first * PAGE_SIZE, VMAS[0].end)
                 vma = 0
             else:
                 vma, start, end = _REFUSED_SPANS[kind]
@@ -308,6 +314,46 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
             self._do(RangeDone(range=range_id))
             return range_id
 
+        @precondition(lambda self: not self.model.released)
+        @rule(
+            target=ranges,
+            vma=st.sampled_from(_SNAPSHOTTABLE),
+            first=st.integers(0, 7),
+            length=st.integers(1, 8),
+            above=st.booleans(),
+            blockable=st.booleans(),
+            data=st.data(),
+        )
+        def touch_boundary(
+            self,
+            *,
+            vma: int,
+            first: int,
+            length: int,
+            above: bool,
+            blockable: bool,
+            data: st.DataObject,
+        ) -> int:
+            """A fresh snapshot, then a start that only touches it, from above or below
+            (RNG-4, RNG-5). Only a range still valid shows whether a boundary reached it, and
+            other steps rarely leave one valid, so the two come as one rule.
+            """
+            span = VMAS[vma]
+            start = span.start + min(first, span.npages - 1) * PAGE_SIZE
+            end = min(start + length * PAGE_SIZE, span.end)
+            range_id = self._range_id()
+            self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=ENCODINGS[0]))
+            width = (1 + length % 2) * PAGE_SIZE
+            low, high = (
+                (end, end + width) if above or start - width < _LOW else (start - width, start)
+            )
+            self._do(
+                InvalidateStart(
+                    start=low, end=high, blockable=blockable, replies=self._replies(data)
+                )
+            )
+            return range_id
+
         @rule(range_id=finished)
         def range_done_again(self, range_id: int) -> None:
             """range_done on a range already done (RNG-9)."""
@@ -336,8 +382,11 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
             (swarm testing), and the bugs that matter need blockable and non-blockable starts
             to meet the same mirrors.
             """
-            live = sorted((r.start, r.end) for r in self.model.bound_ranges() if not r.empty)
+            bound = [r for r in self.model.bound_ranges() if not r.empty]
+            live = sorted((r.start, r.end) for r in bound)
             where = data.draw(st.sampled_from(_WHERE), label="where") if live else "anywhere"
+            if where == "boundary":  # only a valid range shows whether a boundary touched it
+                live = sorted((r.start, r.end) for r in bound if r.valid) or live
             if where == "anywhere":
                 start = _LOW + first * PAGE_SIZE
                 end = min(start + length * PAGE_SIZE, _HIGH)
