@@ -12,7 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, final
 
-from hmm_ref import PAGE_SIZE, Errno, HmmMirrorOps, HmmPfnValue, HmmUpdate, PfnEncoding, PteKind
+from hmm_ref import (
+    PAGE_SIZE,
+    Errno,
+    HmmMirrorOps,
+    HmmPfnFlag,
+    HmmPfnValue,
+    HmmUpdate,
+    PfnEncoding,
+    Pte,
+    PteKind,
+)
 
 from ._adapter import (
     PROTOCOL_VERSION,
@@ -75,7 +85,7 @@ class SeedCore:
         area = self.cpu.vmas[vma]
         npages = max(0, (end - start) // PAGE_SIZE)
         rng = self.ranges[range_id] = _Range(start, end, encoding, [0] * npages)
-        if start < area.start or start >= area.end or end < area.start or end > area.end:
+        if not self.in_bounds(area.start, area.end, start, end):
             return -Errno.EINVAL
         if area.special:
             rng.entries = [encoding.value(HmmPfnValue.SPECIAL)] * npages
@@ -86,10 +96,17 @@ class SeedCore:
         rng.registered = rng.valid = True
         for index in range(npages):
             pte = self.cpu.pte(start + index * PAGE_SIZE)
-            rng.entries[index] = encoding.encode(pte)
+            rng.entries[index] = self.encode(encoding, pte)
             if pte.kind is PteKind.POISON:
                 break
         return 0
+
+    def in_bounds(self, low: int, high: int, start: int, end: int) -> bool:
+        """The seed's bounds check of a snapshot against its vma ``[low, high)``."""
+        return low <= start < high and low <= end <= high
+
+    def encode(self, encoding: PfnEncoding, pte: Pte) -> int:
+        return encoding.encode(pte)
 
     def observe(self, range_id: int) -> RangeView:
         rng = self.ranges.get(range_id)
@@ -305,6 +322,16 @@ class RangeDoneKeepsRange(SeedCore):
         rng.done = True  # still registered: later invalidations keep touching it
 
 
+class EmptyAtVmaEndAccepted(SeedCore):
+    def in_bounds(self, low: int, high: int, start: int, end: int) -> bool:
+        return low <= start <= high and low <= end <= high  # `<=` where the seed has `<`
+
+
+class WriteFlagLost(SeedCore):
+    def encode(self, encoding: PfnEncoding, pte: Pte) -> int:
+        return encoding.encode(pte) & ~encoding.flags[HmmPfnFlag.WRITE]
+
+
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Entry:
@@ -366,4 +393,16 @@ CATALOGUE: Final = (
     _entry(ReleaseCallsTwice, 2, "REL-1", "mutation: release ops called twice"),
     _entry(MirrorsCalledAfterRelease, 3, "REL-1", "mutation: mirrors still called after release"),
     _entry(RangeDoneKeepsRange, 2, "RNG-7", "mutation: range_done does not unregister"),
+    _entry(
+        EmptyAtVmaEndAccepted,
+        1,
+        "RNG-2",
+        "mutation testing: an empty snapshot at the vma's end accepted (docs/mutation.md)",
+    ),
+    _entry(
+        WriteFlagLost,
+        1,
+        "RNG-1",
+        "mutation testing: the WRITE flag left out of snapshot entries (docs/mutation.md)",
+    ),
 )
