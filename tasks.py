@@ -3,6 +3,8 @@
 
     python3 tasks.py run    # set up, then the main job
     python3 tasks.py test   # set up, then every gate: mypy --strict, ruff, pytest + coverage
+    python3 tasks.py bench  # set up, then the benchmarks (docs/benchmarks.md), about 4 minutes
+    python3 tasks.py mutate # set up, then mutation testing (docs/mutation.md), about an hour
 
 The environment lives in ``.venv/`` (override with HMM_VENV) and is reinstalled only when
 ``pyproject.toml`` changes.
@@ -61,6 +63,35 @@ def run() -> int:
     return _call([BIN / "hmm-conformance", "run"])
 
 
+def bench() -> int:
+    """The benchmarks: write benchmarks/results.json and docs/benchmarks.md."""
+    return _call([PYTHON, "-m", "benchmarks.run"])
+
+
+def mutate() -> int:
+    """Mutation testing of hmm_ref's core, the conformance suite as the test ([tool.mutmut])."""
+    status = _call(
+        [
+            PYTHON,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-e",
+            ".[mutation]",
+        ]
+    )
+    if status:
+        return status
+    mutmut = BIN / "mutmut"
+    status = _call([mutmut, "run", "--max-children", str(os.cpu_count() or 1)])
+    if status:
+        return status
+    _call([mutmut, "export-cicd-stats"])
+    return _call([mutmut, "results"])
+
+
 def test() -> int:
     """Every gate, in order; stops at the first that fails."""
     gates: list[list[str | Path]] = [
@@ -89,7 +120,7 @@ def test() -> int:
 
 
 def main(argv: Sequence[str]) -> int:
-    jobs = {"run": run, "test": test}
+    jobs = {"run": run, "test": test, "bench": bench, "mutate": mutate}
     if len(argv) != 1 or argv[0] not in jobs:
         print(__doc__, file=sys.stderr)
         return 2

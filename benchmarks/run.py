@@ -1,0 +1,365 @@
+"""The suite's strength and speed, measured side by side in one run.
+
+    python3 tasks.py bench           # the whole set, under 5 minutes on 2 cores
+    python -m benchmarks.run --quick # a smoke run (what the test suite runs)
+
+It writes ``benchmarks/results.json`` and ``docs/benchmarks.md``. Every figure is a count or a
+ratio measured in the same run on the same machine; none is asserted anywhere.
+
+1. Overhead: the random engine's steps per second against the reference, as a ratio to a plain
+   loop that applies the very same operations to the reference directly, and to a replay of
+   them through the executor and oracle without Hypothesis; the gaps say where the time goes.
+2. Strength: every catalogue entry over several seeds at the CI budget: in how many seeds it
+   was caught against its rules, the median number of cases to the first failure, and the
+   shrunk length over the shortest length the exhaustive engine finds.
+3. The exhaustive engine: transitions per second against the reference, and the depth it
+   completes in a fixed time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import json
+import multiprocessing
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conformance import (
+    BUDGETS,
+    Budget,
+    Candidate,
+    CandidateRejected,
+    Case,
+    InvalidateEnd,
+    InvalidateStart,
+    Operation,
+    Profile,
+    RangeDone,
+    RegisterMirror,
+    Release,
+    SetCpuEntry,
+    Snapshot,
+    UnregisterMirror,
+    explore,
+    reference,
+    replay,
+    run,
+    start,
+)
+from conformance._catalogue import CATALOGUE, Entry
+from conformance._model import CpuState
+from hmm_ref import HmmUpdate
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    seeds: int
+    budget: Budget
+    explore_seconds: float
+    entries: tuple[Entry, ...]
+
+
+def machine() -> dict[str, Any]:
+    """The machine and the versions the figures were measured with."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "system": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "hmm-conformance": importlib.metadata.version("hmm-conformance"),
+        "hypothesis": importlib.metadata.version("hypothesis"),
+    }
+
+
+# -- 1. overhead ----------------------------------------------------------------------------
+
+
+class _PlainMirror:
+    """A mirror for the plain loop: answers from the start being applied, records nothing."""
+
+    def __init__(self, loop: _PlainLoop, mirror: int) -> None:
+        self.loop, self.mirror = loop, mirror
+
+    def sync_cpu_device_pagetables(self, update: HmmUpdate) -> int:
+        op = self.loop.current
+        return op.reply(self.mirror) if isinstance(op, InvalidateStart) else 0
+
+    def release(self) -> None:
+        pass
+
+
+class _PlainLoop:
+    """The operations applied straight to a candidate: no model, no observation, no oracle."""
+
+    def __init__(self, candidate: Candidate) -> None:
+        self.candidate = candidate
+        self.current: Operation | None = None
+
+    def case(self, case: Case) -> int:
+        cpu = CpuState(case.world)
+        candidate = self.candidate
+        candidate.begin(cpu)
+        for op in case.ops:
+            self.current = op
+            if isinstance(op, RegisterMirror):
+                candidate.register(
+                    op.mirror, _PlainMirror(self, op.mirror) if op.with_ops else None
+                )
+            elif isinstance(op, UnregisterMirror):
+                candidate.unregister(op.mirror)
+            elif isinstance(op, Snapshot):
+                candidate.snapshot(op.range, op.vma, op.start, op.end, op.encoding)
+            elif isinstance(op, RangeDone):
+                with contextlib.suppress(CandidateRejected):  # a misuse it refuses (RNG-9)
+                    candidate.range_done(op.range)
+            elif isinstance(op, InvalidateStart):
+                candidate.invalidate_start(op.start, op.end, op.blockable)
+            elif isinstance(op, InvalidateEnd):
+                candidate.invalidate_end(op.start, op.end)
+            elif isinstance(op, SetCpuEntry):
+                cpu.set_pte(op.addr, op.pte)
+            elif isinstance(op, Release):
+                candidate.release()
+        return len(case.ops)
+
+
+def overhead(seed: int, budget: Budget) -> dict[str, Any]:
+    """Steps per second three ways over the same cases, and where the time goes."""
+    candidate, handshake = start(reference)
+    cases: list[Case] = []
+    began = time.perf_counter()
+    result = run(candidate, handshake, budget=budget, seed_value=seed, keep=cases)
+    machine_seconds = time.perf_counter() - began
+    assert result.conforms, "the reference must conform for the overhead to mean anything"
+
+    began = time.perf_counter()
+    for case in cases:
+        replay(candidate, handshake, case, Profile.SEED, stop_at_failure=False)
+    executor_seconds = time.perf_counter() - began
+
+    loop = _PlainLoop(candidate)
+    began = time.perf_counter()
+    steps = sum(loop.case(case) for case in cases)
+    plain_seconds = time.perf_counter() - began
+
+    assert steps == result.tally.steps, (steps, result.tally.steps)
+    return {
+        "seed": seed,
+        "cases": len(cases),
+        "steps": steps,
+        "steps_per_second": {
+            "state_machine": steps / machine_seconds,
+            "executor_replay": steps / executor_seconds,
+            "plain_loop": steps / plain_seconds,
+        },
+        "plain_over_state_machine": machine_seconds / plain_seconds,
+        "plain_over_executor": executor_seconds / plain_seconds,
+        "time_share": {
+            "candidate": plain_seconds / machine_seconds,
+            "observe_and_oracle": (executor_seconds - plain_seconds) / machine_seconds,
+            "hypothesis": (machine_seconds - executor_seconds) / machine_seconds,
+        },
+    }
+
+
+# -- 2. strength ------------------------------------------------------------------------------
+
+
+def _one(job: tuple[str, int, str]) -> dict[str, Any]:
+    name, seed, budget_name = job
+    entry = next(e for e in CATALOGUE if e.name == name)
+    candidate, handshake = start(entry.make)
+    result = run(candidate, handshake, budget=BUDGETS[budget_name], seed_value=seed)
+    broken = {v.rule or v.status.name for v in result.failure.verdicts} if result.failure else set()
+    return {
+        "entry": name,
+        "seed": seed,
+        "caught": bool(broken & entry.rules),
+        "rules": sorted(broken),
+        "first_failure": result.first_failure,
+        "shrunk": len(result.failure.case.ops) if result.failure else None,
+    }
+
+
+def _shortest(entry: Entry) -> int | None:
+    candidate, handshake = start(entry.make)
+    found = explore(candidate, handshake, depth=4)
+    return len(found.failure.case.ops) if found.failure else None
+
+
+def strength(settings: Settings) -> list[dict[str, Any]]:
+    """Each entry over ``settings.seeds`` seeds, two processes at a time."""
+    jobs = [
+        (entry.name, seed, settings.budget.name)
+        for entry in settings.entries
+        for seed in range(1, settings.seeds + 1)
+    ]
+    with multiprocessing.get_context("spawn").Pool(min(2, os.cpu_count() or 1)) as pool:
+        runs = pool.map(_one, jobs)
+    rows = []
+    for entry in settings.entries:
+        mine = [r for r in runs if r["entry"] == entry.name]
+        shortest = _shortest(entry)
+        firsts = [r["first_failure"] for r in mine if r["first_failure"] is not None]
+        ratios = [r["shrunk"] / shortest for r in mine if r["shrunk"] and shortest]
+        rows.append(
+            {
+                "entry": entry.name,
+                "seeds": len(mine),
+                "caught": sum(r["caught"] for r in mine),
+                "median_cases_to_first_failure": statistics.median(firsts) if firsts else None,
+                "shortest": shortest,
+                "recorded_shortest": entry.shortest,
+                "shrunk": [r["shrunk"] for r in mine],
+                "worst_ratio": max(ratios) if ratios else None,
+                "runs": mine,
+            }
+        )
+    return rows
+
+
+# -- 3. the exhaustive engine -----------------------------------------------------------------
+
+
+def exhaustive(seconds: float) -> dict[str, Any]:
+    candidate, handshake = start(reference)
+    result = explore(candidate, handshake, depth=99, time_limit=seconds)
+    return {
+        "time_limit": seconds,
+        "completed_depth": result.completed,
+        "states": result.states,
+        "transitions": result.transitions,
+        "transitions_per_second": result.transitions / result.seconds,
+        "levels": [
+            {"depth": lv.depth, "states": lv.states, "transitions": lv.transitions}
+            for lv in result.levels
+        ],
+    }
+
+
+# -- the report -------------------------------------------------------------------------------
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m, o, x = results["machine"], results["overhead"], results["exhaustive"]
+    rates = o["steps_per_second"]
+    share = o["time_share"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Measured in one run of `python3 tasks.py bench` (written by `benchmarks/run.py`; do not",
+        "edit by hand). Every figure is a count or a ratio from the same run; the raw numbers are",
+        "in `benchmarks/results.json`.",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['system']}; Python {m['python']},",
+        f"hmm-conformance {m['hmm-conformance']}, Hypothesis {m['hypothesis']}. Budget "
+        f"`{results['budget']}`, {results['seeds']} seed{'s' * (results['seeds'] != 1)}.",
+        "",
+        "## The random engine's overhead",
+        "",
+        f"Seed {o['seed']}: {o['cases']} cases, {o['steps']:,} steps against the reference, run",
+        "three ways over the very same operations.",
+        "",
+        "| how | steps per second | ratio to the plain loop |",
+        "|---|---:|---:|",
+        f"| plain loop: the operations applied to the reference directly | "
+        f"{rates['plain_loop']:,.0f} | 1.00 |",
+        f"| executor replay: observe every range, judge every rule, advance the model | "
+        f"{rates['executor_replay']:,.0f} | {1 / o['plain_over_executor']:.2f} |",
+        f"| state machine: Hypothesis draws the operations, then the executor | "
+        f"{rates['state_machine']:,.0f} | {1 / o['plain_over_state_machine']:.2f} |",
+        "",
+        f"Where the state machine's time goes: the candidate itself {share['candidate']:.0%}, "
+        f"observing and judging {share['observe_and_oracle']:.0%}, Hypothesis "
+        f"{share['hypothesis']:.0%}.",
+        "Observing is the executor reading back every range after every step and the oracle",
+        "checking all 29 core rules against the model; Hypothesis's part is drawing the choices,",
+        "checking preconditions and keeping the bundles. Against a real implementation (a C core",
+        "over a pipe) the candidate's share grows and the harness's shrinks.",
+        "",
+        "## Strength: the catalogue over several seeds",
+        "",
+        "Caught: in how many seeds the random engine caught the entry against one of its rules.",
+        "Shortest: the exhaustive engine's shortest counterexample. Ratio: the worst shrunk",
+        "length over the shortest (target 1.00).",
+        "",
+        "| entry | caught | median cases to 1st failure | shortest | shrunk per seed | ratio |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    for row in results["strength"]:
+        ratio = f"{row['worst_ratio']:.2f}" if row["worst_ratio"] is not None else "-"
+        median = row["median_cases_to_first_failure"]
+        lines.append(
+            f"| `{row['entry']}` | {row['caught']}/{row['seeds']} | "
+            f"{median if median is not None else '-'} | {row['shortest'] or '-'} | "
+            f"{', '.join(str(s) if s else '-' for s in row['shrunk'])} | {ratio} |"
+        )
+    lines += [
+        "",
+        "## The exhaustive engine",
+        "",
+        f"Against the reference with a limit of {x['time_limit']:g} s: "
+        f"{x['transitions_per_second']:,.0f} transitions per second, depth "
+        f"{x['completed_depth']} completed ({x['states']:,} states, {x['transitions']:,} "
+        "transitions in all).",
+        "",
+        "| depth | new states | transitions |",
+        "|---:|---:|---:|",
+    ]
+    lines += [f"| {lv['depth']} | {lv['states']:,} | {lv['transitions']:,} |" for lv in x["levels"]]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--explore-seconds", type=float, default=60.0)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: small and fast")
+    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results.json")
+    parser.add_argument("--markdown", type=Path, default=ROOT / "docs" / "benchmarks.md")
+    args = parser.parse_args(argv)
+    settings = Settings(
+        seeds=1 if args.quick else args.seeds,
+        budget=BUDGETS["fast" if args.quick else "ci"],
+        explore_seconds=1.0 if args.quick else args.explore_seconds,
+        entries=CATALOGUE[:2] if args.quick else CATALOGUE,
+    )
+    began = time.perf_counter()
+    print(f"overhead at budget {settings.budget.name} ...", flush=True)
+    results: dict[str, Any] = {
+        "machine": machine(),
+        "budget": settings.budget.name,
+        "seeds": settings.seeds,
+        "overhead": overhead(1, settings.budget),
+    }
+    print(f"{len(settings.entries)} catalogue entries x {settings.seeds} seeds ...", flush=True)
+    results["strength"] = strength(settings)
+    print(f"the exhaustive engine for {settings.explore_seconds:g} s ...", flush=True)
+    results["exhaustive"] = exhaustive(settings.explore_seconds)
+    results["seconds"] = time.perf_counter() - began
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    args.markdown.write_text(markdown(results))
+    print(f"done in {results['seconds']:.0f} s: {args.json}, {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The benchmark script runs end to end and writes what docs/benchmarks.md is made from.
+
+Figures are measured, never asserted; this checks the script's counts and its report.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from benchmarks.run import main
+
+
+def test_a_quick_benchmark_run_writes_json_and_markdown(tmp_path: Path) -> None:
+    results, doc = tmp_path / "results.json", tmp_path / "benchmarks.md"
+    assert main(["--quick", "--json", str(results), "--markdown", str(doc)]) == 0
+    data = json.loads(results.read_text())
+    overhead = data["overhead"]
+    assert overhead["steps"] > overhead["cases"] > 0
+    assert set(overhead["steps_per_second"]) == {"state_machine", "executor_replay", "plain_loop"}
+    assert abs(sum(overhead["time_share"].values()) - 1) < 1e-9
+    for row in data["strength"]:
+        assert row["caught"] == row["seeds"] == 1
+        assert row["shortest"] == row["recorded_shortest"]
+        assert row["worst_ratio"] == 1.0
+    exhaustive = data["exhaustive"]
+    assert exhaustive["transitions"] == sum(lv["transitions"] for lv in exhaustive["levels"])
+    assert exhaustive["completed_depth"] >= 1
+    text = doc.read_text()
+    assert "| `parent-tree` | 1/1 |" in text
+    assert f"Python {data['machine']['python']}" in text
