@@ -360,7 +360,10 @@ def _entry(cls: type[SeedCore], shortest: int, rules: str, origin: str) -> Entry
 CATALOGUE: Final = (
     _entry(ParentTree, 1, "INV-5", "the 6/7 tree: every non-blockable start refused (bug #6)"),
     _entry(
-        MirrorsAtEnd, 2, "INV-6 END-1", "before 6/7: mirrors told at end, after pages went (bug #7)"
+        MirrorsAtEnd,
+        2,
+        "INV-6 END-1 RNG-3",
+        "before 6/7: mirrors told at end, after pages went (bug #7)",
     ),
     _entry(
         ShadowedRet, 2, "INV-4", "5.2: a mirror's -EAGAIN swallowed by a shadowed ret (bug #13b)"

@@ -218,7 +218,7 @@ def minimise(
                 outcome = replay(
                     candidate, handshake, Case(world=best.case.world, ops=ops), profile
                 )
-            except CaseFormatError:  # that deletion breaks the caller's side of the protocol
+            except CaseFormatError:  # that edit breaks the caller's side of the protocol
                 continue
             if (
                 isinstance(outcome, Failure)
