@@ -13,6 +13,7 @@ import json
 import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn, TextIO
 
@@ -172,6 +173,18 @@ def _parser() -> _Parser:
         "--profile", choices=[p.value for p in Profile], default="seed", help=profile_help
     )
     explore_cmd.add_argument(
+        "--mirrors",
+        type=_positive,
+        default=SCOPE.mirrors,
+        help=f"mirror numbers a sequence may use (default {SCOPE.mirrors})",
+    )
+    explore_cmd.add_argument(
+        "--snapshots",
+        type=_positive,
+        default=SCOPE.ranges,
+        help=f"snapshots a sequence may take (default {SCOPE.ranges})",
+    )
+    explore_cmd.add_argument(
         "--time-limit",
         type=_seconds,
         default=None,
@@ -319,10 +332,11 @@ def command_explore(args: argparse.Namespace, out: TextIO) -> int:
     """``hmm-conformance explore``."""
     candidate, handshake = _start(args.adapter, out)
     profile = Profile(args.profile)
+    scope = replace(SCOPE, mirrors=args.mirrors, ranges=args.snapshots)
     _say(
         out,
         f"profile {profile.value}: every sequence of up to {args.depth} operations over "
-        f"{SCOPE.describe()}",
+        f"{scope.describe()}",
     )
     out.write(f"{'depth':>5}{'new states':>12}{'transitions':>13}{'seconds':>9}\n")
 
@@ -338,6 +352,7 @@ def command_explore(args: argparse.Namespace, out: TextIO) -> int:
             handshake,
             depth=args.depth,
             profile=profile,
+            scope=scope,
             time_limit=args.time_limit,
             on_level=progress,
         )

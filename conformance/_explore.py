@@ -79,10 +79,15 @@ class Scope:
     def describe(self) -> str:
         pages = len({addr for start, end in self.spans for addr in range(start, end, PAGE_SIZE)})
         return (
-            f"{self.mirrors} mirrors, {self.ranges} snapshots, {pages} pages, "
-            f"{len(self.spans)} spans, blockable in {set(self.blockable)}, "
+            f"{_count(self.mirrors, 'mirror')}, {_count(self.ranges, 'snapshot')}, "
+            f"{_count(pages, 'page')}, {_count(len(self.spans), 'span')}, "
+            f"blockable in {set(self.blockable)}, "
             f"replies in {{{', '.join(_reply_name(r) for r in self.replies)}}}"
         )
+
+
+def _count(number: int, thing: str) -> str:
+    return f"{number} {thing}{'s' * (number != 1)}"
 
 
 def _reply_name(reply: int) -> str:

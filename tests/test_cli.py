@@ -331,6 +331,23 @@ def test_explore_checks_the_reference_to_depth_3_and_prints_levels_and_matrix() 
     assert "[hmm-conformance] conforms: no sequence of up to 3 operations breaks a rule (" in out
 
 
+def test_explore_scope_options_widen_the_search() -> None:
+    """Three mirrors and one snapshot: the scope says so, and depth 2 has more transitions."""
+    _, narrow, _ = _run("explore", "--depth", "2")
+    status, wide, _ = _run("explore", "--depth", "2", "--mirrors", "3", "--snapshots", "1")
+    assert status == 1  # depth 2 reaches too few rules either way
+    assert "over 3 mirrors, 1 snapshot, 4 pages" in wide
+
+    def transitions(out: str) -> int:
+        return sum(
+            int(line.split()[2].replace(",", ""))
+            for line in out.splitlines()
+            if line[:5].strip() in ("1", "2")
+        )
+
+    assert transitions(wide) != transitions(narrow)
+
+
 def test_explore_too_shallow_to_reach_every_rule_is_inconclusive() -> None:
     status, out, _ = _run("explore", "--depth", "1")
     assert status == 1
