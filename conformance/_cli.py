@@ -8,6 +8,7 @@ stderr that names the problem and the fix.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.metadata
 import json
 import re
@@ -33,7 +34,7 @@ from ._engine import (
 )
 from ._explore import SCOPE, ExploreResult, Level, explore
 from ._model import Profile
-from ._ops import CaseFormatError, case_from_json
+from ._ops import CaseFormatError, case_from_json, case_to_json
 from ._report import (
     REPORT_FORMATS,
     clause_matrix,
@@ -185,6 +186,12 @@ def _parser() -> _Parser:
         help=f"snapshots a sequence may take (default {SCOPE.ranges})",
     )
     explore_cmd.add_argument(
+        "--every-sequence",
+        action="store_true",
+        help="continue every sequence, not one per model state: far slower, but sure to find a "
+        "shortest case even for a candidate that keeps state it has not shown",
+    )
+    explore_cmd.add_argument(
         "--time-limit",
         type=_seconds,
         default=None,
@@ -252,7 +259,10 @@ def _save_replay(result: RunResult | ExploreResult, directory: Path) -> Path:
         found_by = f"seed{result.seed}"
         document = replay_document(result)
     else:
-        found_by = f"depth{len(result.failure.case.ops) if result.failure else 0}"
+        assert result.failure is not None, "only a failure is saved"
+        case = result.failure.case
+        digest = hashlib.sha256(json.dumps(case_to_json(case)).encode()).hexdigest()[:8]
+        found_by = f"explore-{len(case.ops)}ops-{digest}"
         document = replay_document(result, depth=result.depth)
     path = directory / f"{name}-{result.profile.value}-{found_by}.json"
     path.write_text(json.dumps(document, indent=2) + "\n")
@@ -303,29 +313,43 @@ def command_run(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_VIOLATION
 
 
+def _operations(count: int) -> str:
+    return f"{count} operation{'s' * (count != 1)}"
+
+
 def explore_headline(result: ExploreResult) -> str:
     """One line: what the exhaustive search showed."""
     size = f"{result.states:,} states, {result.transitions:,} transitions, {result.seconds:.1f} s"
-    if result.failure is not None:
-        rules = ", ".join(sorted({v.rule or v.status.name for v in result.failure.verdicts}))
-        count = len(result.failure.case.ops)
-        return (
-            f"NOT CONFORMING: {rules}; a shortest counterexample has {count} "
-            f"operation{'s' * (count != 1)} ({size})"
+    failure = result.failure
+    if failure is not None and failure.setup_crash is not None and result.flaky is None:
+        return f"NOT CONFORMING: CRASH in begin(), before any operation ({size})"
+    if failure is not None:
+        rules = ", ".join(sorted({v.rule or v.status.name for v in failure.verdicts}))
+        count = _operations(len(failure.case.ops))
+        found = (
+            f"{result.flaky}; a counterexample of {count}"
+            if result.flaky is not None
+            else f"a shortest counterexample in the scope has {count}"
         )
+        return f"NOT CONFORMING: {rules}; {found} ({size})"
     if result.flaky is not None:
         return f"NOT CONFORMING: {result.flaky} ({size})"
     if result.stopped is not None:
-        return (
-            f"INCOMPLETE: {result.stopped}; every sequence of up to {result.completed} "
-            f"operations holds ({size}); raise --time-limit or lower --depth"
+        held = (
+            f"every sequence of up to {_operations(result.completed)} in the scope holds"
+            if result.completed
+            else "no depth was completed"
         )
+        return f"INCOMPLETE: {result.stopped}; {held} ({size}); raise --time-limit or lower --depth"
     if result.unreached:
         return (
-            f"INCONCLUSIVE: no sequence of up to {result.depth} operations breaks a rule, but "
-            f"{', '.join(result.unreached)} never came up ({size}); raise --depth"
+            f"INCONCLUSIVE: no sequence of up to {_operations(result.depth)} in the scope breaks "
+            f"a rule, but {', '.join(result.unreached)} never came up ({size}); raise --depth"
         )
-    return f"conforms: no sequence of up to {result.depth} operations breaks a rule ({size})"
+    return (
+        f"conforms: no sequence of up to {_operations(result.depth)} in the scope breaks a "
+        f"rule ({size})"
+    )
 
 
 def command_explore(args: argparse.Namespace, out: TextIO) -> int:
@@ -354,6 +378,7 @@ def command_explore(args: argparse.Namespace, out: TextIO) -> int:
             profile=profile,
             scope=scope,
             time_limit=args.time_limit,
+            merge=not args.every_sequence,
             on_level=progress,
         )
     finally:
@@ -446,7 +471,8 @@ def command_catalogue(args: argparse.Namespace, out: TextIO) -> int:
 
     Each entry goes through the random engine (caught or not, the rules it broke, the cases to
     the first failure, the shrunk length) and the exhaustive one (the shortest length in its
-    scope). An entry the random engine misses, or catches against another rule, exits 1.
+    scope, up to CATALOGUE_DEPTH operations: "none" if there is none in it). An entry the
+    random engine misses, or catches against another rule, exits 1.
     """
     budget = _budget(args)
     _say(out, f"{len(CATALOGUE)} known-bad cores, budget {budget.name}, seed {args.seed}")
@@ -474,7 +500,7 @@ def command_catalogue(args: argparse.Namespace, out: TextIO) -> int:
         lines.append(
             f"{entry.name:<32}{'yes' if caught else 'NO':<8}{', '.join(sorted(broken)) or '-':<22}"
             f"{result.first_failure or '-':>9}{shrunk or '-':>8}"
-            f"{shortest or f'>{CATALOGUE_DEPTH}':>10}  {entry.origin}"
+            f"{shortest or 'none':>10}  {entry.origin}"
         )
     out.write("\n".join(lines) + "\n")
     if longer:

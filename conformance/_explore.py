@@ -10,26 +10,34 @@ it meets is a shortest counterexample within the scope.
 Candidates cannot be copied, so each transition replays its state's path on a fresh ``begin()``
 and then takes the new step: a transition from depth d costs d + 1 steps.
 
-Two sequences that leave the model in the same state are taken to leave the candidate in the
-same state too. The model holds everything the candidate showed (the entries and flags of every
-range, every mirror it was told of), so a candidate that differs after them differs in what it
-has never yet shown; the random engine, which does not merge states, is the check on that.
+Merging assumes that two sequences that leave the model in the same state leave the candidate
+in the same state too. The model holds everything the candidate has shown (the entries and
+flags of every range, which mirrors it was told of), so the assumption fails only for a
+candidate that keeps something it has not shown yet, such as a flag left set by a failed start
+that changes what the next start does. For such a candidate the first failure found is still a
+real counterexample, but a shorter one may have been merged away; ``merge=False``
+(``--every-sequence``) continues every sequence instead, at a far higher cost, and the random
+engine, which never merges, is a check on it too.
+
+The scope is small on purpose, and what it leaves out is not checked here: one encoding,
+snapshots of the first vma only, the replies 0, -EAGAIN and -ENOMEM. The random engine covers
+the rest; "no counterexample" from this engine means none within the scope.
 """
 
 from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from typing import Final, final
 
-from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PTE_NONE, PTE_SWAP, Errno, PfnEncoding, Pte
+from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PTE_NONE, PTE_POISON, Errno, PfnEncoding, Pte
 
 from ._adapter import Candidate, Capability, Handshake
 from ._engine import Failure, replay_failure, unreached
 from ._executor import Executor, Tally
-from ._machine import VMAS
+from ._machine import ENCODINGS, VMAS
 from ._model import Model, Profile
 from ._ops import (
     Case,
@@ -81,7 +89,7 @@ class Scope:
         return (
             f"{_count(self.mirrors, 'mirror')}, {_count(self.ranges, 'snapshot')}, "
             f"{_count(pages, 'page')}, {_count(len(self.spans), 'span')}, "
-            f"blockable in {set(self.blockable)}, "
+            f"{_modes(set(self.blockable))}, "
             f"replies in {{{', '.join(_reply_name(r) for r in self.replies)}}}"
         )
 
@@ -90,38 +98,51 @@ def _count(number: int, thing: str) -> str:
     return f"{number} {thing}{'s' * (number != 1)}"
 
 
+def _modes(modes: set[bool]) -> str:
+    if len(modes) == 2:
+        return "both modes"
+    return "blockable only" if True in modes else "non-blockable only"
+
+
 def _reply_name(reply: int) -> str:
     return f"-{Errno(-reply).name}" if reply else "0"
 
 
 #: The default scope: the random engine's vmas; four pages of the first vma, mapped writable,
-#: read-only, to device memory and to swap; spans that meet as the overlap rules care about.
+#: read-only, poisoned (the walk stops there) and to device memory; spans that meet as the
+#: overlap rules care about; snapshots in two encodings (flags at the bottom and at the top).
 SCOPE: Final = Scope(
     world=World(
         vmas=VMAS,
         ptes=(
             (_pages(0, 1)[0], Pte.present(0x100, write=True)),
             (_pages(1, 2)[0], Pte.present(0x101)),
-            (_pages(2, 3)[0], Pte.device_private(0x800, write=True)),
-            (_pages(3, 4)[0], PTE_SWAP),
+            (_pages(2, 3)[0], PTE_POISON),
+            (_pages(3, 4)[0], Pte.device_private(0x800, write=True)),
         ),
     ),
     spans=(_pages(0, 1), _pages(1, 2), _pages(0, 2), _pages(0, 4)),
     refused=(
         (0, VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE),  # runs past its vma
+        (1, VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE),  # starts before its vma
         (2, VMAS[2].start, VMAS[2].end),  # unreadable
         (3, VMAS[3].start, VMAS[3].end),  # special
         (0, _BASE, _BASE),  # empty
         (0, VMAS[0].end, VMAS[0].end),  # empty, at the very end of its vma
     ),
+    encodings=ENCODINGS[:2],
 )
 
 #: A range number no snapshot ever takes: range_done on it is the misuse RNG-9 is about.
 UNKNOWN_RANGE: Final = 1_000_000
 
 
-def state_key(model: Model) -> object:
-    """Everything the rules' state holds, as a hashable value: equal keys, equal futures."""
+def state_key(model: Model) -> Hashable:
+    """Everything the rules' state holds, as a hashable value.
+
+    Two sequences with equal keys have the same future as far as the rules can tell: the same
+    operations are allowed next, and each is judged against the same expectations.
+    """
     windows = sorted(model.windows)
     rank = {window: index for index, window in enumerate(windows)}
     ranges = tuple(
@@ -263,17 +284,21 @@ class _State:
     """A state of the search: the first path that reached it, and the steps out of it."""
 
     path: tuple[Operation, ...]
-    key: object
+    key: Hashable
     steps: tuple[Operation, ...]
 
 
 @final
-@dataclass(slots=True)
+@dataclass(slots=True, kw_only=True)
 class _Search:
     candidate: Candidate
     handshake: Handshake
     profile: Profile
     scope: Scope
+    merge: bool
+    deadline: float | None
+    clock: Callable[[], float]
+    seen: set[Hashable] = field(default_factory=set)
     scratch: Tally = field(default_factory=Tally)
 
     def fresh(self) -> tuple[Executor, Failure | None]:
@@ -292,6 +317,35 @@ class _Search:
             self.candidate, self.handshake, Case(world=self.scope.world, ops=ops), self.profile
         )
 
+    def level(
+        self, frontier: list[_State], result: ExploreResult
+    ) -> tuple[list[_State], int, bool]:
+        """Every transition out of ``frontier``: the new states, how many were taken, and
+        whether the search stops here: at a failure, a replay that went differently, or the
+        deadline (which ``result`` then records).
+        """
+        found: list[_State] = []
+        transitions = 0
+        for state in frontier:
+            for op in state.steps:
+                if self.deadline is not None and self.clock() > self.deadline:
+                    result.stopped = "the time limit ran out"
+                    return found, transitions, True
+                transitions += 1
+                outcome = _take(self, result.tally, state, op)
+                if isinstance(outcome, Failure):
+                    result.failure = outcome
+                    return found, transitions, True
+                if isinstance(outcome, _Unsteady):
+                    result.flaky, result.failure = outcome.reason, outcome.failure
+                    return found, transitions, True
+                key = state_key(outcome.model)
+                if key not in self.seen or not self.merge:
+                    self.seen.add(key)
+                    steps = tuple(operations(outcome.model, self.scope))
+                    found.append(_State((*state.path, op), key, steps))
+        return found, transitions, False
+
 
 def explore(
     candidate: Candidate,
@@ -303,81 +357,90 @@ def explore(
     time_limit: float | None = None,
     on_level: Callable[[Level], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    merge: bool = True,
 ) -> ExploreResult:
     """Take every transition from every state up to ``depth`` operations, breadth first.
 
-    Stops at the first failing step (a shortest counterexample), or when ``time_limit``
-    seconds have passed, whichever comes first.
+    Stops at the first failing step, or when ``time_limit`` seconds have passed, whichever
+    comes first. With ``merge`` (the default) sequences that leave the model in the same
+    state are continued from the first only; without it every sequence is continued, which
+    costs far more but assumes nothing about what the candidate keeps that it has not shown.
     """
     began = clock()
     result = ExploreResult(handshake=handshake, profile=profile, scope=scope, depth=depth)
-    search = _Search(candidate, handshake, profile, scope)
-    executor, crash = search.fresh()
-    if crash is not None:
-        result.failure = crash
-        result.seconds = clock() - began
-        return result
-    root = state_key(executor.model)
-    seen = {root}
-    frontier = [_State(path=(), key=root, steps=tuple(operations(executor.model, scope)))]
-    for level in range(1, depth + 1):
+    search = _Search(
+        candidate=candidate,
+        handshake=handshake,
+        profile=profile,
+        scope=scope,
+        merge=merge,
+        deadline=None if time_limit is None else began + time_limit,
+        clock=clock,
+    )
+    executor, result.failure = search.fresh()
+    frontier: list[_State] = []
+    if result.failure is None:
+        root = state_key(executor.model)
+        search.seen.add(root)
+        frontier.append(_State(path=(), key=root, steps=tuple(operations(executor.model, scope))))
+    for level in range(1, depth + 1 if result.failure is None else 1):
         level_began = clock()
-        found: list[_State] = []
-        transitions = 0
-        for state in frontier:
-            for op in state.steps:
-                if time_limit is not None and clock() - began > time_limit:
-                    result.stopped = f"the time limit of {time_limit:g} s ran out at depth {level}"
-                    break
-                transitions += 1
-                outcome = _take(search, result.tally, state, op)
-                if isinstance(outcome, Failure):
-                    result.failure = outcome
-                elif isinstance(outcome, str):
-                    result.flaky = outcome
-                elif (key := state_key(outcome.model)) not in seen:
-                    seen.add(key)
-                    path = (*state.path, op)
-                    found.append(_State(path, key, tuple(operations(outcome.model, scope))))
-                if result.failure is not None or result.flaky is not None:
-                    break
-            if result.failure or result.flaky or result.stopped:
-                break
-        result.levels.append(
-            Level(
-                depth=level,
-                states=len(found),
-                transitions=transitions,
-                seconds=clock() - level_began,
+        frontier, transitions, stop = search.level(frontier, result)
+        if transitions:  # a limit that ran out as the level began leaves no row
+            result.levels.append(
+                Level(
+                    depth=level,
+                    states=len(frontier),
+                    transitions=transitions,
+                    seconds=clock() - level_began,
+                )
             )
-        )
-        if on_level is not None:
-            on_level(result.levels[-1])
-        if result.failure or result.flaky or result.stopped:
+            if on_level is not None:
+                on_level(result.levels[-1])
+        if result.stopped is not None:
+            result.stopped = f"the time limit of {time_limit:g} s ran out at depth {level}"
+        if stop:
             break
         result.completed = level
-        frontier = found
     result.tally.cases = result.transitions
     result.seconds = clock() - began
     result.unreached = unreached(result.tally, profile, handshake.capabilities)
     return result
 
 
-def _take(search: _Search, tally: Tally, state: _State, op: Operation) -> Executor | Failure | str:
+@final
+@dataclass(frozen=True, slots=True)
+class _Unsteady:
+    """The candidate did something else on a replay than the first time."""
+
+    reason: str
+    #: What failed on the replay, if something did.
+    failure: Failure | None = None
+
+
+_NOT_SHORTEST = "the candidate is not deterministic, so no search can promise a shortest case"
+
+
+def _take(
+    search: _Search, tally: Tally, state: _State, op: Operation
+) -> Executor | Failure | _Unsteady:
     """Replay ``state``'s path on a fresh case, then take ``op``: the executor after it, the
-    failure, or why the candidate is not deterministic (the path led somewhere else)."""
+    failure, or what the candidate did differently on the replay."""
     executor, crash = search.fresh()
     if crash is not None:
-        return crash
-    for taken in state.path:
-        if executor.step(taken).failed:  # it passed before: the candidate changed
-            return search.failure(state.path)
-    if state_key(executor.model) != state.key:
-        count = len(state.path)
-        return (
-            f"the same {count} operation{'s' * (count != 1)} led to another state on replay "
-            "(the candidate is not deterministic, so no search can promise a shortest case)"
+        return _Unsteady(
+            f"begin() failed after {search.scratch.cases - 1} cases that began; {_NOT_SHORTEST}",
+            crash,
         )
+    count = f"{len(state.path)} operation{'s' * (len(state.path) != 1)}"
+    for taken in state.path:
+        if executor.step(taken).failed:
+            return _Unsteady(
+                f"the same {count} passed before and failed on replay; {_NOT_SHORTEST}",
+                search.failure(state.path),
+            )
+    if state_key(executor.model) != state.key:
+        return _Unsteady(f"the same {count} led to another state on replay; {_NOT_SHORTEST}")
     outcome = executor.step(op)
     tally.add(outcome.verdicts)
     if outcome.failed:

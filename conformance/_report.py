@@ -387,7 +387,7 @@ def render(result: RunResult, kind: str) -> str:
     raise ValueError(f"unknown report format {kind!r}; one of {', '.join(REPORT_FORMATS)}")
 
 
-def replay_document(result: Checked, **found_by: Any) -> dict[str, Any]:
+def replay_document(result: Checked, **found_by: int) -> dict[str, Any]:
     """The replay file of a failing run: the case, and what it broke, for ``replay``.
 
     ``found_by`` records how the case was found (``seed=`` for a random run, ``depth=`` for

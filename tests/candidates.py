@@ -16,6 +16,7 @@ from conformance import (
     RangeView,
     ReferenceCandidate,
 )
+from conformance._catalogue import SeedCore
 from examples.exact_core import ExactCore
 from hmm_ref import HmmMirrorOps, HmmUpdate, PfnEncoding
 
@@ -215,14 +216,19 @@ class WearsOut(Wrapped):
         return super().register(mirror, ops)
 
 
-class BreaksDown(WearsOut):
-    """Works for its first 25 cases; after that it cannot even begin one."""
+class BreaksDown(Wrapped):
+    """Works for its first 30 cases; after that it cannot even begin one."""
 
     name = "breaks-down"
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.cases = 0
+
     def begin(self, cpu: CpuView) -> None:
-        if self.cases >= 25:
+        if self.cases >= 30:
             raise OSError("device lost")
+        self.cases += 1
         super().begin(cpu)
 
 
@@ -336,3 +342,26 @@ class BadClose(Wrapped):
 
     def close(self) -> None:
         raise OSError("device busy")
+
+
+class StaleBusyFlag(SeedCore):
+    """Keeps what the model cannot see: after a non-blockable start fails, a flag stays set,
+    and the next start skips every mirror (and clears it)."""
+
+    busy = False
+
+    def begin(self, cpu: CpuView) -> None:
+        super().begin(cpu)
+        self.busy = False
+
+    def mirror_pass(self, update: HmmUpdate) -> int:
+        if self.busy:
+            self.busy = False
+            return 0
+        result = super().mirror_pass(update)
+        self.busy = result != 0 and not update.blockable
+        return result
+
+
+def stale_busy_flag() -> StaleBusyFlag:
+    return StaleBusyFlag(name="stale-busy-flag")

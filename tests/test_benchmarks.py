@@ -1,6 +1,7 @@
 """The benchmark script runs end to end and writes what docs/benchmarks.md is made from.
 
-Figures are measured, never asserted; this checks the script's counts and its report.
+Speeds are measured, never asserted: this checks the counts the script reports (cases, steps,
+detections, lengths) and that the report is built from them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def test_a_quick_benchmark_run_writes_json_and_markdown(tmp_path: Path) -> None:
         assert row["worst_ratio"] == 1.0
     exhaustive = data["exhaustive"]
     assert exhaustive["transitions"] == sum(lv["transitions"] for lv in exhaustive["levels"])
-    assert exhaustive["completed_depth"] >= 1
+    assert exhaustive["completed_depth"] <= len(exhaustive["levels"])
     text = doc.read_text()
     assert "| `parent-tree` | 1/1 |" in text
     assert f"Python {data['machine']['python']}" in text

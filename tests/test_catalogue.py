@@ -62,18 +62,17 @@ def test_catalogue_command_reports_caught_and_missed(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(cli, "CATALOGUE", (bug,))
     out = io.StringIO()
     assert cli.main(["catalogue", "--budget", "fast"], stdout=out) == 0
-    assert (
-        "parent-tree                     yes     INV-5                         3       1         1"
-        in out.getvalue()
-    )
+    [row] = [line.split() for line in out.getvalue().splitlines() if line.startswith("parent")]
+    # entry, caught, rule, cases to the first failure, shrunk, shortest, origin...
+    assert row[:3] == ["parent-tree", "yes", "INV-5"]
+    assert int(row[3]) >= 1
+    assert row[4] == row[5] == "1"
     assert "every one of the 1 known-bad cores was caught" in out.getvalue()
     monkeypatch.setattr(cli, "CATALOGUE", (bug, not_a_bug))
     out = io.StringIO()
     assert cli.main(["catalogue", "--budget", "fast"], stdout=out) == 1
-    assert (
-        "not-a-bug                       NO      -                             -       -        >4"
-        in (out.getvalue())
-    )
+    [row] = [line.split() for line in out.getvalue().splitlines() if line.startswith("not-a")]
+    assert row[:6] == ["not-a-bug", "NO", "-", "-", "-", "none"]
     assert "1 known-bad cores were NOT caught" in out.getvalue()
 
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import io
+import itertools
 import json
+import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+import conformance
+import conformance._cli as cli
 from conformance import main
 
 from . import candidates
@@ -328,15 +334,20 @@ def test_explore_checks_the_reference_to_depth_3_and_prints_levels_and_matrix() 
     levels = [line.split() for line in out.splitlines() if line[:5].strip() in ("1", "2", "3")]
     assert [int(level[0]) for level in levels] == [1, 2, 3]
     assert "RNG-3  MUST" in out
-    assert "[hmm-conformance] conforms: no sequence of up to 3 operations breaks a rule (" in out
+    assert (
+        "[hmm-conformance] conforms: no sequence of up to 3 operations in the scope breaks" in out
+    )
 
 
-def test_explore_scope_options_widen_the_search() -> None:
-    """Three mirrors and one snapshot: the scope says so, and depth 2 has more transitions."""
-    _, narrow, _ = _run("explore", "--depth", "2")
-    status, wide, _ = _run("explore", "--depth", "2", "--mirrors", "3", "--snapshots", "1")
+def test_explore_scope_options_set_the_scope() -> None:
+    """--mirrors and --snapshots are in the scope line, and a narrower scope has fewer
+    transitions at the same depth."""
+    _, wide, _ = _run("explore", "--depth", "1", "--mirrors", "3", "--snapshots", "3")
+    assert "over 3 mirrors, 3 snapshots, 4 pages" in wide
+    _, default, _ = _run("explore", "--depth", "2")
+    status, narrow, _ = _run("explore", "--depth", "2", "--mirrors", "1", "--snapshots", "1")
     assert status == 1  # depth 2 reaches too few rules either way
-    assert "over 3 mirrors, 1 snapshot, 4 pages" in wide
+    assert "over 1 mirror, 1 snapshot, 4 pages" in narrow
 
     def transitions(out: str) -> int:
         return sum(
@@ -345,13 +356,13 @@ def test_explore_scope_options_widen_the_search() -> None:
             if line[:5].strip() in ("1", "2")
         )
 
-    assert transitions(wide) != transitions(narrow)
+    assert transitions(default) > transitions(narrow) > 0
 
 
 def test_explore_too_shallow_to_reach_every_rule_is_inconclusive() -> None:
     status, out, _ = _run("explore", "--depth", "1")
     assert status == 1
-    assert "INCONCLUSIVE: no sequence of up to 1 operations breaks a rule, but" in out
+    assert "INCONCLUSIVE: no sequence of up to 1 operation in the scope breaks a rule, but" in out
     assert "raise --depth" in out
 
 
@@ -368,26 +379,52 @@ def test_explore_finds_a_shortest_case_saves_it_and_the_file_replays(tmp_path: P
         str(replays),
     )
     assert status == 1
-    assert "NOT CONFORMING: INV-5; a shortest counterexample has 1 operation (" in out
+    assert "NOT CONFORMING: INV-5; a shortest counterexample in the scope has 1 operation (" in out
     [replay_file] = list(replays.iterdir())
-    assert replay_file.name == "parent-tree-seed-depth1.json"
+    assert re.fullmatch(r"parent-tree-seed-explore-1ops-[0-9a-f]{8}\.json", replay_file.name)
     assert json.loads(replay_file.read_text())["depth"] == 4
     status, out, _ = _run("replay", str(replay_file), "--adapter", "tests.candidates:ParentTree")
     assert status == 1
     assert "FAIL INV-5:" in out
 
 
-def test_explore_stopped_by_its_time_limit_is_incomplete() -> None:
-    status, out, _ = _run("explore", "--depth", "6", "--time-limit", "0.000001")
-    assert status == 1
-    assert "INCOMPLETE: the time limit of 1e-06 s ran out at depth 1" in out
-    assert "every sequence of up to 0 operations holds" in out
+def _ticking_clock() -> Callable[[], float]:
+    """A clock that moves on a second each time it is read."""
+    ticks = itertools.count()
+    return lambda: float(next(ticks))
+
+
+def test_explore_stopped_by_its_time_limit_is_incomplete(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A limit of 40 readings runs out in depth 2; one of 1 before depth 1 took a step."""
+    outputs = {}
+    for limit in ("40", "1"):
+        clock = _ticking_clock()
+        monkeypatch.setattr(cli, "explore", functools.partial(conformance.explore, clock=clock))
+        status, outputs[limit], _ = _run("explore", "--depth", "6", "--time-limit", limit)
+        assert status == 1
+    assert (
+        "INCOMPLETE: the time limit of 40 s ran out at depth 2; every sequence of up to 1 "
+        "operation in the scope holds" in outputs["40"]
+    )
+    assert "ran out at depth 1; no depth was completed" in outputs["1"]
 
 
 def test_explore_of_a_candidate_that_is_not_deterministic_says_so() -> None:
     status, out, _ = _run("explore", "--adapter", "tests.candidates:Alternates")
     assert status == 1
     assert "NOT CONFORMING: the same 2 operations led to another state on replay" in out
+    assert "the candidate is not deterministic" in out
+
+
+def test_explore_every_sequence_finds_what_merging_states_hides() -> None:
+    """The candidate keeps a flag the model never sees: merged, depth 3 misses it; every
+    sequence finds it in three operations."""
+    adapter = "tests.candidates:stale_busy_flag"
+    status, out, _ = _run("explore", "--adapter", adapter, "--depth", "3")
+    assert status == 0
+    status, out, _ = _run("explore", "--adapter", adapter, "--depth", "3", "--every-sequence")
+    assert status == 1
+    assert "a shortest counterexample in the scope has 3 operations" in out
 
 
 def test_explore_reports_a_candidate_that_fails_to_close() -> None:

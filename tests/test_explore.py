@@ -188,6 +188,10 @@ def test_a_candidate_that_fails_a_step_it_passed_before_is_caught_on_the_replay(
     out) is the counterexample, found while depth 2 was being searched."""
     result = _explore(C.WearsOut, 3)
     assert result.failure is not None
+    assert result.flaky == (
+        "the same 1 operation passed before and failed on replay; the candidate is not "
+        "deterministic, so no search can promise a shortest case"
+    )
     assert result.failure.reproduced
     assert result.failure.case.ops == (RegisterMirror(mirror=0),)
     assert result.levels[-1].depth == 2
@@ -196,6 +200,8 @@ def test_a_candidate_that_fails_a_step_it_passed_before_is_caught_on_the_replay(
 def test_a_candidate_that_stops_beginning_cases_mid_search_is_a_setup_crash() -> None:
     result = _explore(C.BreaksDown, 3)
     assert result.failure is not None
+    assert result.flaky is not None
+    assert result.flaky.startswith("begin() failed after 30 cases that began;")
     assert result.failure.setup_crash is not None
     assert "device lost" in result.failure.setup_crash.detail
     assert result.levels[-1].depth == 2
@@ -236,3 +242,22 @@ def test_a_candidate_without_release_is_never_released_and_its_rules_are_skipped
     statuses = {row.rule.id: row.status for row in rule_rows(result)}
     assert statuses["REL-1"] == statuses["INV-9"] == "skipped"
     assert result.tally.counts.get("REL-1") is None
+
+
+def test_merging_states_can_hide_what_a_candidate_keeps_and_every_sequence_finds_it() -> None:
+    """The candidate keeps a flag the model never sees. Merged, the three-step case is merged
+    away and the first failure found is longer; continuing every sequence finds three."""
+    merged = _explore(C.stale_busy_flag, 4)
+    assert merged.failure is not None
+    assert len(merged.failure.case.ops) == 4
+    candidate, handshake = start(C.stale_busy_flag)
+    every = explore(candidate, handshake, depth=4, merge=False)
+    assert every.failure is not None
+    assert [op.name for op in every.failure.case.ops] == [
+        "register",
+        "invalidate_start",
+        "invalidate_start",
+    ]
+    assert {v.rule for v in every.failure.verdicts} & {"INV-2", "INV-6"}
+    # without merging, every sequence of two is its own state
+    assert every.levels[1].states == every.levels[1].transitions > merged.levels[1].states
