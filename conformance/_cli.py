@@ -51,8 +51,6 @@ EXIT_OK = 0
 EXIT_VIOLATION = 1
 EXIT_USAGE = 2
 DEFAULT_ADAPTER = "conformance:reference"
-#: How deep the catalogue looks for each entry's shortest counterexample.
-CATALOGUE_DEPTH = 4
 
 
 class _ParserExitError(Exception):
@@ -471,8 +469,8 @@ def command_catalogue(args: argparse.Namespace, out: TextIO) -> int:
 
     Each entry goes through the random engine (caught or not, the rules it broke, the cases to
     the first failure, the shrunk length) and the exhaustive one (the shortest length in its
-    scope, up to CATALOGUE_DEPTH operations: "none" if there is none in it). An entry the
-    random engine misses, or catches against another rule, exits 1.
+    scope, searched up to the entry's recorded length: "none" if it has none that short). An
+    entry the random engine misses, or catches against another rule, exits 1.
     """
     budget = _budget(args)
     _say(out, f"{len(CATALOGUE)} known-bad cores, budget {budget.name}, seed {args.seed}")
@@ -486,7 +484,7 @@ def command_catalogue(args: argparse.Namespace, out: TextIO) -> int:
         candidate, handshake = start(entry.make)
         try:
             result = run(candidate, handshake, budget=budget, seed_value=args.seed)
-            bound = explore(candidate, handshake, depth=CATALOGUE_DEPTH)
+            bound = explore(candidate, handshake, depth=entry.shortest)
         finally:
             close_quietly(candidate)
         broken = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -261,3 +262,13 @@ def test_merging_states_can_hide_what_a_candidate_keeps_and_every_sequence_finds
     assert {v.rule for v in every.failure.verdicts} & {"INV-2", "INV-6"}
     # without merging, every sequence of two is its own state
     assert every.levels[1].states == every.levels[1].transitions > merged.levels[1].states
+
+
+def test_the_scope_describes_itself() -> None:
+    """The line the command prints: counts in words, the modes, the replies by name."""
+    assert SCOPE.describe() == (
+        "2 mirrors, 2 snapshots, 4 pages, 4 spans, both modes, replies in {0, -EAGAIN, -ENOMEM}"
+    )
+    assert "non-blockable only" in replace(SCOPE, blockable=(False,)).describe()
+    assert ", blockable only" in replace(SCOPE, mirrors=1, blockable=(True,)).describe()
+    assert replace(SCOPE, mirrors=1, ranges=1).describe().startswith("1 mirror, 1 snapshot,")
