@@ -431,3 +431,12 @@ def test_explore_reports_a_candidate_that_fails_to_close() -> None:
     status, out, _ = _run("explore", "--adapter", "tests.candidates:BadClose", "--depth", "3")
     assert status == 0
     assert "close() raised" in out
+
+
+def test_explore_of_a_candidate_that_cannot_begin_a_case_says_so(tmp_path: Path) -> None:
+    status, out, _ = _run(
+        "explore", "--adapter", "tests.candidates:CrashesAtBegin", "--replay-dir", str(tmp_path)
+    )
+    assert status == 1
+    assert "NOT CONFORMING: CRASH in begin(), before any operation (1 states" in out
+    assert "begin() crashed:" in out
