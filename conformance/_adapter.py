@@ -17,6 +17,12 @@ The harness hands the candidate:
 A candidate reports a refused call (a usage error, RNG-9) by raising :class:`CandidateRejected`,
 and a call it would never return from (the seed's livelock, REG-5) by raising
 :class:`CandidateWouldHang`. Any other exception is a crash of the candidate.
+
+An adapter that reaches its candidate out of process (the wire adapter) reports what went wrong
+there with a :class:`CandidateFault`: :class:`CandidateHung` (no answer in its time budget),
+:class:`CandidateCrashed` (the process died) or :class:`CandidateProtocolError` (it said
+something the protocol does not allow). The executor turns each into a HANG, CRASH or PROTOCOL
+verdict with the fault's message as its detail.
 """
 
 from __future__ import annotations
@@ -37,6 +43,10 @@ __all__ = [
     "PROTOCOL_VERSION",
     "AdapterError",
     "Candidate",
+    "CandidateCrashed",
+    "CandidateFault",
+    "CandidateHung",
+    "CandidateProtocolError",
     "CandidateRejected",
     "CandidateWouldHang",
     "Capability",
@@ -152,6 +162,25 @@ class CandidateRejected(Exception):  # noqa: N818 - a signal from the candidate,
 
 class CandidateWouldHang(Exception):  # noqa: N818 - a signal from the candidate, not a fault
     """Raised by a candidate for a call it would never return from."""
+
+
+class CandidateFault(Exception):  # noqa: N818 - the candidate's fault, reported as a verdict
+    """Raised by an adapter when its candidate failed in a way the protocol cannot express.
+
+    The message is the verdict's detail: say what was asked and what happened.
+    """
+
+
+class CandidateHung(CandidateFault):
+    """The candidate gave no answer within its time budget (a HANG verdict)."""
+
+
+class CandidateCrashed(CandidateFault):
+    """The candidate's process died, or it reported an internal failure (a CRASH verdict)."""
+
+
+class CandidateProtocolError(CandidateFault):
+    """The candidate said something the protocol does not allow (a PROTOCOL verdict)."""
 
 
 class AdapterError(Exception):

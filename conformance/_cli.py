@@ -8,6 +8,7 @@ stderr that names the problem and the fix.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -18,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import NoReturn, TextIO
 
-from ._adapter import AdapterError, Candidate, Handshake, load_factory
+from ._adapter import AdapterError, Candidate, CandidateFault, Handshake, load_factory
 from ._catalogue import CATALOGUE
 from ._demo import run_demo
 from ._engine import (
@@ -32,6 +33,7 @@ from ._engine import (
     run,
     start,
 )
+from ._executor import fault_verdict
 from ._explore import SCOPE, ExploreResult, Level, explore
 from ._model import Profile
 from ._ops import CaseFormatError, case_from_json, case_to_json
@@ -44,6 +46,8 @@ from ._report import (
     replay_document,
     rule_rows,
 )
+from ._wire import DEFAULT_STEP_TIMEOUT, adapter_factory
+from ._wire_server import serve_stdio
 
 __all__ = ["main"]
 
@@ -112,13 +116,33 @@ def _parser() -> _Parser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 
-    adapter_help = (
-        f"candidate factory as MODULE:FACTORY (default: {DEFAULT_ADAPTER}, the reference)"
-    )
+    def add_adapter(command: argparse.ArgumentParser) -> None:
+        command.add_argument(
+            "--adapter",
+            default=DEFAULT_ADAPTER,
+            help=f"the candidate: a factory as MODULE:FACTORY (default: {DEFAULT_ADAPTER}, the "
+            "reference), or a program that speaks the wire protocol as 'exec:PROGRAM [ARGS...]' "
+            "(docs/wire-protocol.md)",
+        )
+        command.add_argument(
+            "--step-timeout",
+            type=_seconds,
+            default=DEFAULT_STEP_TIMEOUT,
+            metavar="SECONDS",
+            help="exec: only: how long one step may take before it is a HANG (default %(default)g)",
+        )
+        command.add_argument(
+            "--wire-log",
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help="exec: only: write every line exchanged with the candidate to FILE",
+        )
+
     profile_help = "seed (default): the seed's rules; strict: also demand the later fixes"
 
     run_cmd = commands.add_parser("run", help="check a candidate with generated, shrunk cases")
-    run_cmd.add_argument("--adapter", default=DEFAULT_ADAPTER, help=adapter_help)
+    add_adapter(run_cmd)
     run_cmd.add_argument(
         "--profile", choices=[p.value for p in Profile], default="seed", help=profile_help
     )
@@ -152,7 +176,7 @@ def _parser() -> _Parser:
 
     replay_cmd = commands.add_parser("replay", help="re-run a saved case step by step")
     replay_cmd.add_argument("file", type=Path, help="a replay file written by a failing run")
-    replay_cmd.add_argument("--adapter", default=DEFAULT_ADAPTER, help=adapter_help)
+    add_adapter(replay_cmd)
     replay_cmd.add_argument(
         "--profile",
         choices=[p.value for p in Profile],
@@ -167,7 +191,7 @@ def _parser() -> _Parser:
     explore_cmd.add_argument(
         "--depth", type=_positive, default=3, help="longest sequence to check (default 3)"
     )
-    explore_cmd.add_argument("--adapter", default=DEFAULT_ADAPTER, help=adapter_help)
+    add_adapter(explore_cmd)
     explore_cmd.add_argument(
         "--profile", choices=[p.value for p in Profile], default="seed", help=profile_help
     )
@@ -218,6 +242,17 @@ def _parser() -> _Parser:
     commands.add_parser(
         "demo", help="walk through the seed's scenarios with the reference and print each step"
     )
+
+    serve_cmd = commands.add_parser(
+        "serve",
+        help="serve a Python candidate over the wire protocol on stdin/stdout "
+        "(docs/wire-protocol.md)",
+    )
+    serve_cmd.add_argument(
+        "--adapter",
+        default=DEFAULT_ADAPTER,
+        help=f"the candidate to serve, as MODULE:FACTORY (default: {DEFAULT_ADAPTER})",
+    )
     return parser
 
 
@@ -235,9 +270,14 @@ def _budget(args: argparse.Namespace) -> Budget:
     )
 
 
-def _start(adapter: str, out: TextIO) -> tuple[Candidate, Handshake]:
+def _factory(args: argparse.Namespace) -> Callable[[], Candidate]:
+    """The factory that ``--adapter`` names: a Python factory, or a program over the wire."""
+    return adapter_factory(args.adapter, step_timeout=args.step_timeout, log=args.wire_log_stream)
+
+
+def _start(args: argparse.Namespace, out: TextIO) -> tuple[Candidate, Handshake]:
     """Load and start the candidate, and say what it is."""
-    candidate, handshake = start(load_factory(adapter))
+    candidate, handshake = start(_factory(args))
     capabilities = ", ".join(sorted(c.value for c in handshake.capabilities)) or "none"
     _say(out, f"candidate {handshake.name} {handshake.version} (capabilities: {capabilities})")
     return candidate, handshake
@@ -273,7 +313,7 @@ def command_run(args: argparse.Namespace, out: TextIO) -> int:
         if kind not in REPORT_FORMATS:
             raise AdapterError(f"--report {kind!r}: the formats are {', '.join(REPORT_FORMATS)}")
     budget = _budget(args)
-    candidate, handshake = _start(args.adapter, out)
+    candidate, handshake = _start(args, out)
     profile = Profile(args.profile)
     marks = {max(1, budget.examples * q // 4) for q in (1, 2, 3)}
 
@@ -352,7 +392,7 @@ def explore_headline(result: ExploreResult) -> str:
 
 def command_explore(args: argparse.Namespace, out: TextIO) -> int:
     """``hmm-conformance explore``."""
-    candidate, handshake = _start(args.adapter, out)
+    candidate, handshake = _start(args, out)
     profile = Profile(args.profile)
     scope = replace(SCOPE, mirrors=args.mirrors, ranges=args.snapshots)
     _say(
@@ -410,7 +450,7 @@ def command_replay(args: argparse.Namespace, out: TextIO) -> int:
     if profile_name not in [p.value for p in Profile]:
         raise AdapterError(f"replay file {str(args.file)!r}: unknown profile {profile_name!r}")
     profile = Profile(profile_name)
-    candidate, handshake = start(load_factory(args.adapter))
+    candidate, handshake = start(_factory(args))
     try:
         outcome = replay(candidate, handshake, case, profile, stop_at_failure=True)
     except CaseFormatError as error:
@@ -457,11 +497,37 @@ def main(
             "explore": command_explore,
             "catalogue": command_catalogue,
             "demo": lambda _, stream: run_demo(stream),
+            "serve": command_serve,
         }
-        return commands[args.command](args, out)
+        with contextlib.ExitStack() as stack:
+            log_path: Path | None = getattr(args, "wire_log", None)
+            args.wire_log_stream = None
+            if log_path is not None:
+                try:
+                    args.wire_log_stream = stack.enter_context(log_path.open("w"))
+                except OSError as error:
+                    raise AdapterError(
+                        f"--wire-log: cannot write {str(log_path)!r}: {error.strerror}"
+                    ) from None
+            return commands[args.command](args, out)
     except AdapterError as error:
         err.write(f"hmm-conformance: error: {error}\n")
         return EXIT_USAGE
+    except CandidateFault as fault:
+        # Only the first hello can fail outside a case: every later fault is a step's verdict.
+        verdict = fault_verdict(fault)
+        err.write(
+            "hmm-conformance: NOT CONFORMING: the candidate failed before the first case: "
+            f"{verdict.status.name}: {verdict.detail}\n"
+        )
+        return EXIT_VIOLATION
+
+
+def command_serve(args: argparse.Namespace, out: TextIO) -> int:
+    """``hmm-conformance serve``: the candidate over the wire protocol on stdin and stdout."""
+    del out  # stdout carries the protocol
+    candidate, _ = start(load_factory(args.adapter))
+    return serve_stdio(candidate)
 
 
 def command_catalogue(args: argparse.Namespace, out: TextIO) -> int:

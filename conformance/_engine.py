@@ -17,7 +17,14 @@ from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis.errors import Flaky
 from hypothesis.stateful import run_state_machine_as_test
 
-from ._adapter import AdapterError, Candidate, Capability, Handshake, check_handshake
+from ._adapter import (
+    AdapterError,
+    Candidate,
+    CandidateFault,
+    Capability,
+    Handshake,
+    check_handshake,
+)
 from ._executor import Executor, StepOutcome, Tally
 from ._machine import CaseRecorder, StepFailedError, machine_for
 from ._model import Profile
@@ -145,7 +152,11 @@ class RunResult:
 
 
 def start(factory: Callable[[], Candidate]) -> tuple[Candidate, Handshake]:
-    """Make the candidate and read its handshake; :class:`AdapterError` if either fails."""
+    """Make the candidate and read its handshake; :class:`AdapterError` if either fails.
+
+    A :class:`CandidateFault` from the handshake (an out-of-process candidate that hung, died or
+    said a malformed hello) is the candidate's failure, not a setup error: it propagates.
+    """
     try:
         candidate = factory()
     except AdapterError:
@@ -154,6 +165,9 @@ def start(factory: Callable[[], Candidate]) -> tuple[Candidate, Handshake]:
         raise AdapterError(f"the adapter factory raised {type(error).__name__}: {error}") from error
     try:
         handshake = candidate.handshake()
+    except CandidateFault:
+        close_quietly(candidate)
+        raise
     except Exception as error:
         raise AdapterError(f"handshake() raised {type(error).__name__}: {error}") from error
     return candidate, check_handshake(handshake)

@@ -6,7 +6,9 @@ answering it from the operation's ``replies``; it then observes every range the 
 hands (model before, operation, observation) to the oracle, and advances the model.
 
 A candidate that raises is a CRASH verdict with its traceback, one that answers with the wrong
-type is a PROTOCOL verdict naming the answer; neither escapes into the harness.
+type is a PROTOCOL verdict naming the answer; neither escapes into the harness. An adapter's
+:class:`CandidateFault` (an out-of-process candidate that hung, died or broke the wire protocol)
+becomes a HANG, CRASH or PROTOCOL verdict with the fault's own message.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from hmm_ref import HmmMirrorOps, HmmUpdate
 
 from ._adapter import (
     Candidate,
+    CandidateCrashed,
+    CandidateFault,
+    CandidateHung,
+    CandidateProtocolError,
     CandidateRejected,
     CandidateWouldHang,
     Capability,
@@ -42,7 +48,7 @@ from ._ops import (
 )
 from .oracle import Status, Verdict, check_step
 
-__all__ = ["Executor", "StepOutcome", "Tally"]
+__all__ = ["Executor", "StepOutcome", "Tally", "fault_verdict"]
 
 
 @final
@@ -97,6 +103,21 @@ def _crash(what: str) -> Verdict:
     return Verdict(rule=None, status=Status.CRASH, detail=f"{what}\n{traceback.format_exc()}")
 
 
+_FAULTS: dict[type[CandidateFault], Status] = {
+    CandidateHung: Status.HANG,
+    CandidateCrashed: Status.CRASH,
+    CandidateProtocolError: Status.PROTOCOL,
+}
+
+
+def fault_verdict(fault: CandidateFault) -> Verdict:
+    """The verdict for an adapter's fault; a fault of no known kind is a crash."""
+    status = next(
+        (status for kind, status in _FAULTS.items() if isinstance(fault, kind)), Status.CRASH
+    )
+    return Verdict(rule=None, status=status, detail=str(fault) or type(fault).__name__)
+
+
 @final
 class _HarnessMirror:
     """The ops the harness gives the candidate for one mirror: answer and record each call."""
@@ -138,6 +159,8 @@ class Executor:
         """Start the case on the candidate; a CRASH verdict if it fails."""
         try:
             self.candidate.begin(self.cpu)
+        except CandidateFault as fault:
+            return fault_verdict(fault)
         except Exception:
             return _crash("begin() raised")
         return None
@@ -194,6 +217,8 @@ class Executor:
             would_hang = str(error) or type(error).__name__
         except _CandidateError:
             raise
+        except CandidateFault as fault:
+            raise _CandidateError(fault_verdict(fault)) from None
         except Exception:
             raise _CandidateError(_crash(f"{op.name} raised")) from None
         if would_hang is not None and not (isinstance(op, RegisterMirror) and self.model.poisoned):
@@ -262,6 +287,8 @@ class Executor:
                         detail=f"observe(r{range_id}) was refused: {error}",
                     )
                 ) from None
+            except CandidateFault as fault:
+                raise _CandidateError(fault_verdict(fault)) from None
             except Exception:
                 raise _CandidateError(_crash(f"observe(r{range_id}) raised")) from None
             if not (

@@ -1,8 +1,9 @@
 """The pytest plugin: ``pytest --hmm-adapter=MODULE:FACTORY`` runs the suite in a user's tests.
 
 The option adds one test item, ``hmm-conformance[MODULE:FACTORY]``, which runs the same engine as
-``hmm-conformance run`` and fails with the clause matrix and the shrunk counterexample. Without
-the option the plugin does nothing.
+``hmm-conformance run`` and fails with the clause matrix and the shrunk counterexample. The
+adapter may also be a program that speaks the wire protocol, ``--hmm-adapter='exec:PROGRAM
+[ARGS...]'``, with ``--hmm-step-timeout``. Without the option the plugin does nothing.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import final
 
 import pytest
 
-from ._adapter import AdapterError, load_factory
+from ._adapter import AdapterError, CandidateFault
 from ._engine import BUDGETS, budget_from_env, close_quietly, run, start
+from ._executor import fault_verdict
 from ._model import Profile
 from ._report import clause_matrix, describe_failure, headline, replay_document, rule_rows
+from ._wire import DEFAULT_STEP_TIMEOUT, adapter_factory
 
 __all__ = ["HmmConformanceItem"]
 
@@ -42,6 +45,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="fast, ci (default, or $HMM_CONFORMANCE_BUDGET) or thorough",
     )
     group.addoption("--hmm-seed", type=int, default=None, help="random seed, to repeat a run")
+    group.addoption(
+        "--hmm-step-timeout",
+        type=float,
+        default=DEFAULT_STEP_TIMEOUT,
+        metavar="SECONDS",
+        help="exec: adapters only: how long one step may take before it is a HANG",
+    )
 
 
 class _ConformanceError(Exception):
@@ -61,9 +71,18 @@ class HmmConformanceItem(pytest.Item):
         budget_name = config.getoption("--hmm-budget")
         try:
             budget = BUDGETS[budget_name] if budget_name else budget_from_env()
-            candidate, handshake = start(load_factory(self.adapter))
+            factory = adapter_factory(
+                self.adapter, step_timeout=config.getoption("--hmm-step-timeout")
+            )
+            candidate, handshake = start(factory)
         except AdapterError as error:
             raise _ConformanceError(f"setup: {error}") from None
+        except CandidateFault as fault:
+            verdict = fault_verdict(fault)
+            raise _ConformanceError(
+                f"the candidate failed before the first case: {verdict.status.name}: "
+                f"{verdict.detail}"
+            ) from None
         try:
             result = run(
                 candidate,

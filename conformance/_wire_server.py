@@ -1,0 +1,259 @@
+"""A wire-protocol server for any in-process candidate: ``hmm-conformance serve``.
+
+It reads the harness's messages from a binary input stream and writes its own to a binary
+output stream (standard input and output when run as ``hmm-conformance serve``), and turns each
+request into a call of a :class:`conformance.Candidate`. The candidate's mirror callbacks and its
+reads of the CPU page table become calls back to the harness; while one waits for its answer,
+the harness may send nested ``observe`` requests, which are served at once.
+
+It is a complete, small server of docs/wire-protocol.md: one to read before writing your own, to
+compare yours against, and to measure the protocol's cost (``--adapter 'exec:hmm-conformance
+serve'`` is the reference over a pipe).
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Final, final
+
+from hmm_ref import PAGE_SIZE, HmmUpdate, Pte
+
+from ._adapter import (
+    Candidate,
+    CandidateRejected,
+    CandidateWouldHang,
+    Handshake,
+)
+from ._ops import CaseFormatError, VmaSpec, _encoding_from_json
+from ._wire_messages import (
+    REQUEST_FIELDS,
+    WIRE_PROTOCOL_VERSION,
+    Json,
+    Message,
+    WireFormatError,
+    decode,
+    encode,
+    ptes_from_json,
+    range_view_to_json,
+    span_pages,
+    update_to_json,
+    vmas_from_json,
+)
+
+__all__ = ["HarnessGone", "serve"]
+
+#: The exit status when the harness breaks the protocol (the message goes to stderr).
+EXIT_HARNESS_ERROR: Final = 2
+
+
+class HarnessGone(Exception):  # noqa: N818 - the other side left, not a fault of ours
+    """The harness closed the connection or said bye while a call was waiting."""
+
+
+@final
+class _Connection:
+    """Lines in, lines out; the call ids this side uses."""
+
+    def __init__(self, source: IO[bytes], sink: IO[bytes]) -> None:
+        self._source = source
+        self._sink = sink
+        self._calls = 0
+
+    def send(self, message: Json) -> None:
+        self._sink.write(encode(message))
+        self._sink.flush()
+
+    def receive(self) -> Message:
+        line = self._source.readline()
+        if not line:
+            raise HarnessGone("the harness closed the connection")
+        return decode(line, "message")
+
+    def next_call(self) -> int:
+        self._calls += 1
+        return self._calls
+
+
+@final
+class _Server:
+    """One connection's state: the candidate, the case's vmas, and the mirrors' ops."""
+
+    def __init__(self, candidate: Candidate, connection: _Connection) -> None:
+        self.candidate = candidate
+        self.connection = connection
+        self.vmas: tuple[VmaSpec, ...] = ()
+
+    # -- calls back to the harness --------------------------------------------------------
+
+    def call(self, method: str, **fields: object) -> Message:
+        """Call the harness and serve its nested requests until the answer comes."""
+        number = self.connection.next_call()
+        self.connection.send({"type": "call", "id": number, "method": method, **fields})
+        while True:
+            message = self.connection.receive()
+            kind = message.string("type")
+            if kind == "request":
+                self.serve_request(message)
+                continue
+            if kind == "bye":
+                raise HarnessGone("the harness said bye while a call was waiting")
+            if kind != "answer" or message.integer("id") != number:
+                raise WireFormatError(f"expected the answer to call {number}, got {message.data}")
+            return message
+
+    # -- requests -------------------------------------------------------------------------
+
+    def serve_request(self, message: Message) -> None:
+        number = message.integer("id")
+        method = message.string("method")
+        if method not in REQUEST_FIELDS:
+            raise WireFormatError(f"unknown request method {method!r}")
+        reply: Json = {"type": "reply", "id": number}
+        try:
+            reply["result"] = self._dispatch(method, message)
+        except CandidateRejected as error:
+            reply["error"] = {"kind": "rejected", "message": str(error)}
+        except CandidateWouldHang as error:
+            reply["error"] = {"kind": "would-hang", "message": str(error)}
+        except (HarnessGone, CaseFormatError):
+            raise
+        except Exception:
+            reply["error"] = {"kind": "crash", "message": traceback.format_exc()}
+        self.connection.send(reply)
+
+    def _dispatch(self, method: str, message: Message) -> object:
+        result = _HANDLERS[method](self, message)
+        message.finish()
+        return result
+
+    def begin(self, message: Message) -> None:
+        self.vmas = vmas_from_json(message)
+        self.candidate.begin(_RemoteCpu(self))
+
+    def register(self, message: Message) -> int:
+        mirror = message.integer("mirror")
+        ops = _RemoteMirror(self, mirror) if message.boolean("with_ops") else None
+        return self.candidate.register(mirror, ops)
+
+    def snapshot(self, message: Message) -> int:
+        return self.candidate.snapshot(
+            message.integer("range"),
+            message.integer("vma"),
+            message.integer("start"),
+            message.integer("end"),
+            _encoding_from_json(message.obj("encoding")),
+        )
+
+
+#: One handler per request method: read the fields, call the candidate, return the result.
+_HANDLERS: Final[Mapping[str, Callable[[_Server, Message], object]]] = {
+    "begin": _Server.begin,
+    "register": _Server.register,
+    "unregister": lambda s, m: s.candidate.unregister(m.integer("mirror")),
+    "snapshot": _Server.snapshot,
+    "observe": lambda s, m: range_view_to_json(s.candidate.observe(m.integer("range"))),
+    "range_done": lambda s, m: s.candidate.range_done(m.integer("range")),
+    "invalidate_start": lambda s, m: s.candidate.invalidate_start(
+        m.integer("start"), m.integer("end"), m.boolean("blockable")
+    ),
+    "invalidate_end": lambda s, m: s.candidate.invalidate_end(m.integer("start"), m.integer("end")),
+    "release": lambda s, m: s.candidate.release(),
+}
+
+
+@final
+class _RemoteMirror:
+    """A mirror's ops whose calls go to the harness."""
+
+    def __init__(self, server: _Server, mirror: int) -> None:
+        self._server = server
+        self._mirror = mirror
+
+    def sync_cpu_device_pagetables(self, update: HmmUpdate) -> int:
+        answer = self._server.call("sync", mirror=self._mirror, update=update_to_json(update))
+        result = answer.integer("result")
+        answer.finish()
+        return result
+
+    def release(self) -> None:
+        answer = self._server.call("release", mirror=self._mirror)
+        answer.null("result")
+        answer.finish()
+
+
+@final
+class _RemoteCpu:
+    """The CPU side of the case, read from the harness one page at a time."""
+
+    def __init__(self, server: _Server) -> None:
+        self._server = server
+
+    @property
+    def vmas(self) -> Sequence[VmaSpec]:
+        return self._server.vmas
+
+    def pte(self, addr: int) -> Pte:
+        start = addr - addr % PAGE_SIZE
+        answer = self._server.call("read_ptes", start=start, end=start + PAGE_SIZE)
+        (pte,) = ptes_from_json(
+            answer.array("result"), "answer.result", span_pages(start, start + PAGE_SIZE)
+        )
+        answer.finish()
+        return pte
+
+
+def _hello(candidate: Candidate, connection: _Connection) -> None:
+    message = connection.receive()
+    if message.string("type") != "hello":
+        raise WireFormatError(f"expected the harness's hello, got {message.data}")
+    protocol = message.integer("protocol")
+    if protocol != WIRE_PROTOCOL_VERSION:
+        raise WireFormatError(
+            f"the harness speaks wire protocol {protocol}; this server speaks "
+            f"{WIRE_PROTOCOL_VERSION}"
+        )
+    handshake: Handshake = candidate.handshake()
+    connection.send(
+        {
+            "type": "hello",
+            "protocol": WIRE_PROTOCOL_VERSION,
+            "name": handshake.name,
+            "version": handshake.version,
+            "capabilities": sorted(c.value for c in handshake.capabilities),
+        }
+    )
+
+
+def serve(candidate: Candidate, source: IO[bytes], sink: IO[bytes], errors: IO[str]) -> int:
+    """Serve ``candidate`` until bye or the end of ``source``; the exit status.
+
+    0 after bye or at the end of input; 2, with the reason written to ``errors``, when the
+    harness breaks the protocol.
+    """
+    connection = _Connection(source, sink)
+    server = _Server(candidate, connection)
+    try:
+        _hello(candidate, connection)
+        while True:
+            message = connection.receive()
+            kind = message.string("type")
+            if kind == "bye":
+                connection.send({"type": "bye"})
+                return 0
+            if kind != "request":
+                raise WireFormatError(f"expected a request or bye, got {message.data}")
+            server.serve_request(message)
+    except HarnessGone:
+        return 0
+    except CaseFormatError as error:
+        errors.write(f"hmm-conformance serve: the harness broke the wire protocol: {error}\n")
+        return EXIT_HARNESS_ERROR
+    finally:
+        candidate.close()
+
+
+def serve_stdio(candidate: Candidate) -> int:
+    """:func:`serve` on this process's standard streams."""
+    return serve(candidate, sys.stdin.buffer, sys.stdout.buffer, sys.stderr)

@@ -1,0 +1,182 @@
+"""Wire servers that misbehave on purpose, for tests/test_wire.py.
+
+Run as ``python tests/wire_servers.py MODE [ARG]``: the reference served over the wire protocol,
+except for the one thing MODE breaks. A broken line is written straight to standard output and
+the server then waits to be killed, as a real broken server would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import NoReturn, cast
+
+from conformance import Candidate, CpuView, Handshake, RangeView, reference
+from conformance._wire_server import serve_stdio
+from hmm_ref import HmmMirrorOps, PfnEncoding
+
+
+def _stuck() -> NoReturn:
+    """Wait to be killed."""
+    while True:
+        time.sleep(60)
+
+
+def _say(line: str) -> NoReturn:
+    sys.stdout.buffer.write(line.encode() + b"\n")
+    sys.stdout.buffer.flush()
+    _stuck()
+
+
+class Misbehaving:
+    """The reference, with one behaviour broken by ``mode``."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.inner: Candidate = reference()
+        self.requests = 0
+
+    def _tick(self) -> None:
+        self.requests += 1
+        if self.mode == "flood-stderr":
+            sys.stderr.write("x" * 65536 + "\n")
+            sys.stderr.flush()
+
+    def handshake(self) -> Handshake:
+        said = self.inner.handshake()
+        if self.mode == "env":
+            return Handshake(
+                protocol_version=1,
+                name=",".join(sorted(os.environ)),
+                version=said.version,
+                capabilities=said.capabilities,
+            )
+        return said
+
+    def begin(self, cpu: CpuView) -> None:
+        self._tick()
+        self.inner.begin(cpu)
+
+    def register(self, mirror: int, ops: HmmMirrorOps | None) -> int:
+        self._tick()
+        return self.inner.register(mirror, ops)
+
+    def unregister(self, mirror: int) -> None:
+        self._tick()
+        if self.mode == "wrong-id":
+            _say('{"type":"reply","id":999999,"result":null}')
+        self.inner.unregister(mirror)
+
+    def snapshot(self, range_id: int, vma: int, start: int, end: int, encoding: PfnEncoding) -> int:
+        self._tick()
+        if self.mode == "garbage":
+            _say("this is not JSON")
+        if self.mode == "crash-on-read-only-vma" and vma == 1:
+            raise RuntimeError("no support for read-only vmas")
+        return self.inner.snapshot(range_id, vma, start, end, encoding)
+
+    def observe(self, range_id: int) -> RangeView:
+        return self.inner.observe(range_id)
+
+    def range_done(self, range_id: int) -> bool:
+        self._tick()
+        if self.mode == "segfault":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if self.mode == "int-for-bool":
+            return cast(bool, 1)  # serve() writes it as it is: "result": 1
+        return self.inner.range_done(range_id)
+
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        self._tick()
+        if self.mode == "hang":
+            _stuck()
+        if self.mode == "exit-mid-step":
+            sys.stderr.write("about to exit in the middle of invalidate_start\n")
+            sys.stderr.flush()
+            os._exit(3)
+        if self.mode == "unknown-message":
+            _say('{"type":"gossip","id":1}')
+        if self.mode == "sync-unknown-mirror":
+            _say(
+                '{"type":"call","id":77,"method":"sync","mirror":42,"update":'
+                '{"start":0,"end":4096,"event":"invalidate","blockable":true}}'
+            )
+        return self.inner.invalidate_start(start, end, blockable)
+
+    def invalidate_end(self, start: int, end: int) -> None:
+        self._tick()
+        self.inner.invalidate_end(start, end)
+
+    def release(self) -> None:
+        self._tick()
+        self.inner.release()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def scripted(responses: list[str]) -> int:
+    """For each line read, write the next response (which may hold several lines).
+
+    ``<hang>`` waits to be killed, ``<exit>`` exits with status 5; at the end of the script
+    the server exits with status 0.
+    """
+    for response in responses:
+        if not sys.stdin.buffer.readline():
+            return 0
+        if response == "<hang>":
+            _stuck()
+        if response == "<exit>":
+            return 5
+        # surrogateescape: a test may pass bytes that are not UTF-8 through argv
+        sys.stdout.buffer.write(response.encode("utf-8", "surrogateescape") + b"\n")
+        sys.stdout.buffer.flush()
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    mode = argv[0]
+    argument = argv[1] if len(argv) > 1 else None
+    if mode == "script":
+        return scripted(argv[1:])
+    if mode == "script-file":
+        assert argument is not None, "script-file needs the file of a JSON list of responses"
+        with open(argument) as file:
+            return scripted(json.load(file))
+    if mode == "close-stdout":
+        sys.stdin.buffer.readline()
+        os.close(1)
+        _stuck()
+    if mode in ("deaf", "long-line"):
+        # Say hello, then never read again, or answer the first request with an endless line.
+        sys.stdin.buffer.readline()
+        sys.stdout.buffer.write(
+            b'{"type":"hello","protocol":1,"name":"s","version":"1","capabilities":[]}\n'
+        )
+        sys.stdout.buffer.flush()
+        if mode == "long-line":
+            sys.stdin.buffer.readline()
+            sys.stdout.buffer.write(b"x" * (2 << 20))
+            sys.stdout.buffer.flush()
+        _stuck()
+    if mode == "silent":
+        _stuck()
+    if mode == "wrong-version":
+        sys.stdin.buffer.readline()
+        _say(
+            '{"type":"hello","protocol":2,"name":"from-the-future","version":"9","capabilities":[]}'
+        )
+    if mode == "grandchild":
+        assert argument is not None, "grandchild needs a file to write the grandchild's pid to"
+        child = subprocess.Popen(["sleep", "600"])
+        with open(argument, "w") as file:
+            file.write(str(child.pid))
+    return serve_stdio(Misbehaving(mode))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
