@@ -19,6 +19,15 @@ A minimal session::
     ret = H.mmu_notifier_invalidate_range_start_nonblock(mm, 0x10000, 0x11000)
 """
 
+from ._driver import DeviceEntry as DeviceEntry
+from ._driver import DeviceFault as DeviceFault
+from ._driver import DeviceFlush as DeviceFlush
+from ._driver import DriverLockKind as DriverLockKind
+from ._driver import FaultCheck as FaultCheck
+from ._driver import FaultStep as FaultStep
+from ._driver import NonBlockGuard as NonBlockGuard
+from ._driver import ReferenceDriver as ReferenceDriver
+from ._driver import SyncRecord as SyncRecord
 from ._errno import Errno as Errno
 from ._errno import describe_result as describe_result
 from ._errors import HmmError as HmmError
@@ -34,6 +43,16 @@ from ._hmm import hmm_mirror_register as hmm_mirror_register
 from ._hmm import hmm_mirror_unregister as hmm_mirror_unregister
 from ._hmm import hmm_vma_get_pfns as hmm_vma_get_pfns
 from ._hmm import hmm_vma_range_done as hmm_vma_range_done
+from ._locks import DriverUsageCode as DriverUsageCode
+from ._locks import DriverUsageError as DriverUsageError
+from ._locks import LockEvent as LockEvent
+from ._locks import LockOutcome as LockOutcome
+from ._locks import Mutex as Mutex
+from ._locks import RwSemaphore as RwSemaphore
+from ._locks import SleepMonitor as SleepMonitor
+from ._locks import SleepViolation as SleepViolation
+from ._locks import Spinlock as Spinlock
+from ._locks import WouldBlockError as WouldBlockError
 from ._mmu_notifier import MmuNotifier as MmuNotifier
 from ._mmu_notifier import mmu_notifier_invalidate_range_end as mmu_notifier_invalidate_range_end
 from ._mmu_notifier import (
@@ -81,7 +100,15 @@ __all__ = [
     "PTE_NONE",
     "PTE_POISON",
     "PTE_SWAP",
+    "DeviceEntry",
+    "DeviceFault",
+    "DeviceFlush",
+    "DriverLockKind",
+    "DriverUsageCode",
+    "DriverUsageError",
     "Errno",
+    "FaultCheck",
+    "FaultStep",
     "Hmm",
     "HmmError",
     "HmmMirror",
@@ -91,19 +118,30 @@ __all__ = [
     "HmmRange",
     "HmmUpdate",
     "HmmUpdateEvent",
+    "LockEvent",
+    "LockOutcome",
     "MirrorEvent",
     "MmStruct",
     "MmuNotifier",
+    "Mutex",
+    "NonBlockGuard",
     "OomReapReport",
     "PfnEncoding",
     "Pte",
     "PteKind",
     "ReapAttempt",
+    "ReferenceDriver",
+    "RwSemaphore",
     "ScriptedMirrorOps",
+    "SleepMonitor",
+    "SleepViolation",
+    "Spinlock",
+    "SyncRecord",
     "UsageCode",
     "UsageError",
     "Vma",
     "VmaReap",
+    "WouldBlockError",
     "WouldLivelockError",
     "describe_result",
     "exit_mmap",
