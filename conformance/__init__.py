@@ -3,7 +3,8 @@
 The public surface: the adapter protocol a candidate implements (:class:`Candidate`,
 :class:`Handshake`, :class:`Capability`, :class:`RangeView`, :class:`CpuView`, and the two
 signals :class:`CandidateRejected` and :class:`CandidateWouldHang`), the reference candidate
-(:func:`reference`), the operations a case is made of, the random engine (:func:`run`), the
+(:func:`reference`), the C candidate (:func:`c_core`, :func:`c_core_wire`, :func:`c_core_with`),
+the operations a case is made of, the random engine (:func:`run`), the
 exhaustive one (:func:`explore`), and the command line (:func:`main`).
 The oracle's checks are in :mod:`conformance.oracle`, one per rule ID.
 """
@@ -17,6 +18,9 @@ from ._adapter import Capability as Capability
 from ._adapter import CpuView as CpuView
 from ._adapter import Handshake as Handshake
 from ._adapter import RangeView as RangeView
+from ._ccore import c_core as c_core
+from ._ccore import c_core_wire as c_core_wire
+from ._ccore import c_core_with as c_core_with
 from ._cli import main as main
 from ._engine import BUDGETS as BUDGETS
 from ._engine import Budget as Budget
@@ -82,6 +86,9 @@ __all__ = [
     "UnregisterMirror",
     "VmaSpec",
     "World",
+    "c_core",
+    "c_core_wire",
+    "c_core_with",
     "case_from_json",
     "case_to_json",
     "explore",

@@ -1,3 +1,21 @@
-"""Shared test configuration: pytester, for testing the pytest plugin in-process."""
+"""Shared test configuration: pytester, and a build cache for the C candidate."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conformance._ccore import BUILD_DIR_ENV
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="session")
+def ccore_build_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A build cache for the C candidate, fresh for the session: each build compiles once."""
+    directory = tmp_path_factory.mktemp("ccore-build")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(BUILD_DIR_ENV, str(directory))
+        yield directory
