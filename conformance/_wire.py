@@ -34,6 +34,7 @@ from typing import IO, Final, NoReturn, final
 from hmm_ref import PAGE_SIZE, HmmMirrorOps, PfnEncoding
 
 from ._adapter import (
+    PROTOCOL_VERSION,
     AdapterError,
     Candidate,
     CandidateCrashed,
@@ -76,6 +77,9 @@ __all__ = [
 EXEC_PREFIX: Final = "exec:"
 #: Seconds a candidate has for one step (every nested call of it included).
 DEFAULT_STEP_TIMEOUT: Final = 10.0
+#: Seconds a new process has to say hello, at the least: starting a program (an interpreter, a
+#: sanitizer build) can take far longer than a step, and more so on a loaded machine.
+MIN_HELLO_TIMEOUT: Final = 10.0
 #: How much of the candidate's standard error is kept for a crash report.
 STDERR_TAIL: Final = 4096
 #: How long a candidate has to answer ``bye`` and exit before its group is killed.
@@ -245,12 +249,16 @@ class WireCandidate:
         argv: Sequence[str],
         *,
         step_timeout: float = DEFAULT_STEP_TIMEOUT,
+        hello_timeout: float | None = None,
         log: IO[str] | None = None,
     ) -> None:
         if not argv:
             raise AdapterError("exec: names no program; write exec:PROGRAM [ARGS...]")
         self._argv = list(argv)
         self._step_timeout = step_timeout
+        self._hello_timeout = (
+            hello_timeout if hello_timeout is not None else max(step_timeout, MIN_HELLO_TIMEOUT)
+        )
         self._log = log
         self._process: _Process | None = None
         self._handshake: Handshake | None = None
@@ -258,6 +266,7 @@ class WireCandidate:
         self._mirrors: dict[int, HmmMirrorOps] = {}
         self._next_request = 0
         self._deadline = 0.0
+        self._budget = ""
         self._depth = 0
         self._what = ""
 
@@ -275,8 +284,7 @@ class WireCandidate:
                 f"exec: cannot start {self.program!r}: {error.strerror or error}; check the "
                 "path and that the file is an executable program"
             ) from None
-        self._deadline = time.monotonic() + self._step_timeout
-        self._what = "hello"
+        self._start_clock("hello", self._hello_timeout, "a new process's time to say hello")
         self._send(
             {
                 "type": "hello",
@@ -303,7 +311,7 @@ class WireCandidate:
                     known = ", ".join(c.value for c in Capability)
                     self._protocol(line, f"capabilities[{index}]: {item!r} is not one of {known}")
             handshake = Handshake(
-                protocol_version=1,
+                protocol_version=PROTOCOL_VERSION,
                 name=message.string("name"),
                 version=message.string("version"),
                 capabilities=frozenset(capabilities),
@@ -312,6 +320,12 @@ class WireCandidate:
         except CaseFormatError as error:
             self._protocol(line, str(error))
         return handshake
+
+    def _start_clock(self, what: str, seconds: float, budget: str) -> None:
+        """Name what is under way, and give it ``seconds`` (``budget`` says which limit that is)."""
+        self._what = what
+        self._deadline = time.monotonic() + seconds
+        self._budget = f"{seconds:g} s ({budget})"
 
     def _stop(self) -> None:
         assert self._process is not None
@@ -347,7 +361,7 @@ class WireCandidate:
             self._fail(
                 CandidateHung(
                     f"{self._what}: the candidate stopped reading its standard input "
-                    f"(budget {self._step_timeout:g} s)"
+                    f"within {self._budget}"
                 )
             )
 
@@ -360,12 +374,7 @@ class WireCandidate:
         except _TooLongError as error:
             self._protocol(error.args[0], f"a line longer than {MAX_LINE} bytes")
         if line is None:
-            self._fail(
-                CandidateHung(
-                    f"{self._what}: no answer within the step's budget of "
-                    f"{self._step_timeout:g} s (--step-timeout)"
-                )
-            )
+            self._fail(CandidateHung(f"{self._what}: no answer within {self._budget}"))
         try:
             return line, decode(line, "message")
         except CaseFormatError as error:
@@ -385,8 +394,7 @@ class WireCandidate:
             )
         outermost = self._depth == 0
         if outermost:
-            self._deadline = time.monotonic() + self._step_timeout
-            self._what = method
+            self._start_clock(method, self._step_timeout, "the step's budget, --step-timeout")
         self._next_request += 1
         number = self._next_request
         self._depth += 1
@@ -549,8 +557,7 @@ class WireCandidate:
         process = self._process
         if process is None:
             return
-        self._what = "bye"
-        self._deadline = time.monotonic() + min(self._step_timeout, BYE_TIMEOUT)
+        self._start_clock("bye", min(self._step_timeout, BYE_TIMEOUT), "the time to say bye")
         self._send({"type": "bye"})
         line, message = self._receive()
         if message.data != {"type": "bye"}:
@@ -588,12 +595,15 @@ def exec_factory(
     argv: Sequence[str],
     *,
     step_timeout: float = DEFAULT_STEP_TIMEOUT,
+    hello_timeout: float | None = None,
     log: IO[str] | None = None,
 ) -> Callable[[], Candidate]:
     """A factory of :class:`WireCandidate` for ``argv``."""
     if step_timeout <= 0:
         raise AdapterError(f"the step timeout must be positive, not {step_timeout!r}")
-    return lambda: WireCandidate(argv, step_timeout=step_timeout, log=log)
+    return lambda: WireCandidate(
+        argv, step_timeout=step_timeout, hello_timeout=hello_timeout, log=log
+    )
 
 
 def adapter_factory(
