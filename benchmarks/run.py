@@ -14,6 +14,9 @@ ratio measured in the same run on the same machine; none is asserted anywhere.
    shrunk length over the shortest length the exhaustive engine finds.
 3. The exhaustive engine: transitions per second against the reference, and the depth it
    completes in a fixed time.
+4. Adapters: the same cases through each way of reaching a candidate (the reference in
+   process and over the wire protocol, the C candidate in process and over the wire), as steps
+   per second of the plain loop and of the executor, and as ratios.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from conformance import (
     Candidate,
     CandidateRejected,
     Case,
+    Failure,
     InvalidateEnd,
     InvalidateStart,
     Operation,
@@ -56,7 +60,9 @@ from conformance import (
     start,
 )
 from conformance._catalogue import CATALOGUE, Entry
+from conformance._engine import close_quietly
 from conformance._model import CpuState
+from conformance._wire import adapter_factory
 from hmm_ref import HmmUpdate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -255,6 +261,62 @@ def exhaustive(seconds: float) -> dict[str, Any]:
     }
 
 
+# -- 4. adapters ------------------------------------------------------------------------------
+
+#: Each way of reaching a candidate that the benchmark compares, as ``--adapter`` names it.
+ADAPTERS: tuple[tuple[str, str], ...] = (
+    ("reference, in process", "conformance:reference"),
+    ("reference, Python wire server", f"exec:{sys.executable} -m conformance serve"),
+    ("C candidate, in process (cffi)", "conformance:c_core"),
+    ("C candidate, C wire server", "conformance:c_core_wire"),
+)
+
+
+def adapters(seed: int, budget: Budget) -> dict[str, Any]:
+    """The cases of one run, replayed through every adapter two ways."""
+    candidate, handshake = start(reference)
+    cases: list[Case] = []
+    run(candidate, handshake, budget=budget, seed_value=seed, keep=cases)
+    steps = sum(len(case.ops) for case in cases)
+    rows: list[dict[str, Any]] = []
+    for label, spec in ADAPTERS:
+        candidate, handshake = start(adapter_factory(spec))
+        try:
+            began = time.perf_counter()
+            loop = _PlainLoop(candidate)
+            for case in cases:
+                loop.case(case)
+            plain = time.perf_counter() - began
+            began = time.perf_counter()
+            for case in cases:
+                outcome = replay(candidate, handshake, case, Profile.SEED, stop_at_failure=False)
+                assert not isinstance(outcome, Failure), f"{label} must conform on {case}"
+            executor = time.perf_counter() - began
+        finally:
+            close_quietly(candidate)
+        rows.append(
+            {
+                "adapter": label,
+                "spec": spec,
+                "candidate": handshake.name,
+                "plain_steps_per_second": steps / plain,
+                "executor_steps_per_second": steps / executor,
+            }
+        )
+    by_label = {row["adapter"]: row for row in rows}
+    c_in, c_wire = by_label[ADAPTERS[2][0]], by_label[ADAPTERS[3][0]]
+    return {
+        "seed": seed,
+        "cases": len(cases),
+        "steps": steps,
+        "rows": rows,
+        "c_wire_cost_per_step_plain": c_in["plain_steps_per_second"]
+        / c_wire["plain_steps_per_second"],
+        "c_wire_cost_per_step_executor": c_in["executor_steps_per_second"]
+        / c_wire["executor_steps_per_second"],
+    }
+
+
 # -- the report -------------------------------------------------------------------------------
 
 
@@ -330,6 +392,33 @@ def markdown(results: dict[str, Any]) -> str:
         "|---:|---:|---:|",
     ]
     lines += [f"| {lv['depth']} | {lv['states']:,} | {lv['transitions']:,} |" for lv in x["levels"]]
+    a = results["adapters"]
+    base = a["rows"][0]
+    lines += [
+        "",
+        "## Adapters: in process and over the wire",
+        "",
+        f"The {a['cases']} cases ({a['steps']:,} steps) of the seed-{a['seed']} run, replayed "
+        "through each way of reaching a candidate. *Plain*: the operations alone (the plain loop "
+        "above); *executor*: with every range observed after every step and every rule judged, "
+        "as a conformance run does. Ratios are to the reference in process.",
+        "",
+        "| adapter | plain steps/s | ratio | executor steps/s | ratio |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {row['adapter']} | {row['plain_steps_per_second']:,.0f} | "
+        f"{row['plain_steps_per_second'] / base['plain_steps_per_second']:.2f} | "
+        f"{row['executor_steps_per_second']:,.0f} | "
+        f"{row['executor_steps_per_second'] / base['executor_steps_per_second']:.2f} |"
+        for row in a["rows"]
+    ]
+    lines += [
+        "",
+        f"The C wire server costs {a['c_wire_cost_per_step_executor']:.2f}x the C candidate in "
+        f"process per step in a conformance run (target: within 2x), and "
+        f"{a['c_wire_cost_per_step_plain']:.2f}x per bare operation.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -359,6 +448,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["strength"] = strength(settings)
     print(f"the exhaustive engine for {settings.explore_seconds:g} s ...", flush=True)
     results["exhaustive"] = exhaustive(settings.explore_seconds)
+    print("the adapters ...", flush=True)
+    results["adapters"] = adapters(1, settings.budget)
     results["seconds"] = time.perf_counter() - began
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     args.markdown.write_text(markdown(results))

@@ -12,7 +12,9 @@ from pathlib import Path
 from benchmarks.run import main
 
 
-def test_a_quick_benchmark_run_writes_json_and_markdown(tmp_path: Path) -> None:
+def test_a_quick_benchmark_run_writes_json_and_markdown(
+    tmp_path: Path, ccore_build_dir: Path
+) -> None:
     results, doc = tmp_path / "results.json", tmp_path / "benchmarks.md"
     assert main(["--quick", "--json", str(results), "--markdown", str(doc)]) == 0
     data = json.loads(results.read_text())
@@ -27,6 +29,15 @@ def test_a_quick_benchmark_run_writes_json_and_markdown(tmp_path: Path) -> None:
     exhaustive = data["exhaustive"]
     assert exhaustive["transitions"] == sum(lv["transitions"] for lv in exhaustive["levels"])
     assert exhaustive["completed_depth"] <= len(exhaustive["levels"])
+    adapters = data["adapters"]
+    assert [row["candidate"] for row in adapters["rows"]] == [
+        "hmm_ref",
+        "hmm_ref",
+        "hmm-c",
+        "hmm-c",
+    ]
+    assert adapters["steps"] > adapters["cases"] > 0
     text = doc.read_text()
     assert "| `parent-tree` | 1/1 |" in text
     assert f"Python {data['machine']['python']}" in text
+    assert "| C candidate, C wire server |" in text
