@@ -37,6 +37,8 @@ def test_a_quick_benchmark_run_writes_json_and_markdown(
         "hmm-c",
     ]
     assert adapters["steps"] > adapters["cases"] > 0
+    assert all(row["steps"] == adapters["steps"] for row in adapters["rows"])
+    assert set(adapters["c_wire_cost_per_step"]) == set(overhead["steps_per_second"])
     text = doc.read_text()
     assert "| `parent-tree` | 1/1 |" in text
     assert f"Python {data['machine']['python']}" in text
