@@ -98,8 +98,11 @@ def test() -> int:
         [PYTHON, "-m", "mypy", "--strict"],
         [PYTHON, "-m", "ruff", "check", "."],
         [PYTHON, "-m", "ruff", "format", "--check", "."],
-        # Coverage starts before pytest, so the pytest plugin's early imports are measured.
-        [PYTHON, "-m", "coverage", "run", "-m", "pytest"],
+        # Coverage starts before pytest, so the pytest plugin's early imports are measured;
+        # the tests run on every core, each worker measured, then the data is combined.
+        [PYTHON, "-m", "coverage", "erase"],
+        [PYTHON, "-m", "coverage", "run", "-m", "pytest", "-n", "auto"],
+        [PYTHON, "-m", "coverage", "combine", "--quiet"],
         [PYTHON, "-m", "coverage", "report", f"--fail-under={COVERAGE_TOTAL}"],
         [
             PYTHON,
