@@ -4,8 +4,9 @@ The public surface: the adapter protocol a candidate implements (:class:`Candida
 :class:`Handshake`, :class:`Capability`, :class:`RangeView`, :class:`CpuView`, and the two
 signals :class:`CandidateRejected` and :class:`CandidateWouldHang`), the reference candidate
 (:func:`reference`), the C candidate (:func:`c_core`, :func:`c_core_wire`, :func:`c_core_with`),
-the operations a case is made of, the random engine (:func:`run`), the
-exhaustive one (:func:`explore`), and the command line (:func:`main`).
+the reference driver for the driver side (:func:`reference_driver`,
+:func:`reference_driver_rwsem`), the operations a case is made of, the random engine
+(:func:`run`), the exhaustive one (:func:`explore`), and the command line (:func:`main`).
 The oracle's checks are in :mod:`conformance.oracle`, one per rule ID.
 """
 
@@ -22,6 +23,8 @@ from ._ccore import c_core as c_core
 from ._ccore import c_core_wire as c_core_wire
 from ._ccore import c_core_with as c_core_with
 from ._cli import main as main
+from ._driver_reference import reference_driver as reference_driver
+from ._driver_reference import reference_driver_rwsem as reference_driver_rwsem
 from ._engine import BUDGETS as BUDGETS
 from ._engine import Budget as Budget
 from ._engine import Failure as Failure
@@ -94,6 +97,8 @@ __all__ = [
     "explore",
     "main",
     "reference",
+    "reference_driver",
+    "reference_driver_rwsem",
     "replay",
     "run",
     "start",

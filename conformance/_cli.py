@@ -3,6 +3,11 @@
 Exit codes: 0 the candidate conforms (or the command succeeded), 1 a rule was violated (or the
 candidate crashed, hung or broke the protocol), 2 a usage or setup error, reported as one line on
 stderr that names the problem and the fix.
+
+Two sides: ``run --side core`` (the default) checks an HMM core against the REG/INV/END/RNG/REL
+rules; ``run --side driver`` checks a mirror driver against the DRV rules
+(docs/driver-side.md). ``replay`` dispatches on the side a case file records, and ``catalogue``
+runs the known-bad cores and then the known-bad drivers.
 """
 
 from __future__ import annotations
@@ -22,6 +27,17 @@ from typing import NoReturn, TextIO
 from ._adapter import AdapterError, Candidate, CandidateFault, Handshake, load_factory
 from ._catalogue import CATALOGUE
 from ._demo import run_demo
+from ._driver_adapter import DriverCandidate, DriverHandshake, load_driver_factory
+from ._driver_catalogue import DRIVER_CATALOGUE
+from ._driver_engine import (
+    DriverFailure,
+    DriverRunResult,
+    close_driver,
+    replay_driver,
+    run_driver,
+    start_driver,
+)
+from ._driver_ops import DRIVER_SIDE, DriverCase, driver_case_from_json, side_of
 from ._engine import (
     BUDGETS,
     Budget,
@@ -46,6 +62,7 @@ from ._report import (
     replay_document,
     rule_rows,
 )
+from ._scenario import oom_reaper_scenario
 from ._wire import DEFAULT_STEP_TIMEOUT, adapter_factory
 from ._wire_server import serve_stdio
 
@@ -55,6 +72,8 @@ EXIT_OK = 0
 EXIT_VIOLATION = 1
 EXIT_USAGE = 2
 DEFAULT_ADAPTER = "conformance:reference"
+DEFAULT_DRIVER_ADAPTER = "conformance:reference_driver"
+SIDES = ("core", DRIVER_SIDE)
 
 
 class _ParserExitError(Exception):
@@ -119,10 +138,11 @@ def _parser() -> _Parser:
     def add_adapter(command: argparse.ArgumentParser) -> None:
         command.add_argument(
             "--adapter",
-            default=DEFAULT_ADAPTER,
+            default=None,
             help=f"the candidate: a factory as MODULE:FACTORY (default: {DEFAULT_ADAPTER}, the "
-            "reference), or a program that speaks the wire protocol as 'exec:PROGRAM [ARGS...]' "
-            "(docs/wire-protocol.md)",
+            f"reference core; on the driver side {DEFAULT_DRIVER_ADAPTER}, the reference "
+            "driver), or a core program that speaks the wire protocol as 'exec:PROGRAM "
+            "[ARGS...]' (docs/wire-protocol.md)",
         )
         command.add_argument(
             "--step-timeout",
@@ -142,6 +162,13 @@ def _parser() -> _Parser:
     profile_help = "seed (default): the seed's rules; strict: also demand the later fixes"
 
     run_cmd = commands.add_parser("run", help="check a candidate with generated, shrunk cases")
+    run_cmd.add_argument(
+        "--side",
+        choices=SIDES,
+        default="core",
+        help="core (default): an HMM core against the REG/INV/END/RNG/REL rules; driver: a "
+        "mirror driver against the DRV rules (docs/driver-side.md)",
+    )
     add_adapter(run_cmd)
     run_cmd.add_argument(
         "--profile", choices=[p.value for p in Profile], default="seed", help=profile_help
@@ -228,7 +255,8 @@ def _parser() -> _Parser:
     )
 
     catalogue_cmd = commands.add_parser(
-        "catalogue", help="run every known-bad core; each must be caught against its rule"
+        "catalogue",
+        help="run every known-bad core and driver; each must be caught against its rule",
     )
     catalogue_cmd.add_argument(
         "--budget",
@@ -237,10 +265,30 @@ def _parser() -> _Parser:
         help="fast, ci (default, or $HMM_CONFORMANCE_BUDGET) or thorough",
     )
     catalogue_cmd.add_argument("--seed", type=_seed, default=1, help="random seed (default 1)")
-    catalogue_cmd.set_defaults(examples=None, steps=None)
+    catalogue_cmd.add_argument(
+        "--side",
+        choices=("all", *SIDES),
+        default="all",
+        help="which catalogue: all (default), the cores, or the drivers",
+    )
+    catalogue_cmd.add_argument(
+        "--examples", type=_positive, help="cases to generate per entry (overrides the budget)"
+    )
+    catalogue_cmd.add_argument(
+        "--steps", type=_positive, help="most steps in one case (overrides the budget)"
+    )
 
     commands.add_parser(
         "demo", help="walk through the seed's scenarios with the reference and print each step"
+    )
+
+    scenario_cmd = commands.add_parser(
+        "scenario", help="run a scenario with the reference drivers and print its table"
+    )
+    scenario_cmd.add_argument(
+        "name",
+        choices=("oom-reaper",),
+        help="oom-reaper: the OOM reaper against the seed and its parent tree",
     )
 
     serve_cmd = commands.add_parser(
@@ -272,7 +320,21 @@ def _budget(args: argparse.Namespace) -> Budget:
 
 def _factory(args: argparse.Namespace) -> Callable[[], Candidate]:
     """The factory that ``--adapter`` names: a Python factory, or a program over the wire."""
-    return adapter_factory(args.adapter, step_timeout=args.step_timeout, log=args.wire_log_stream)
+    return adapter_factory(
+        args.adapter or DEFAULT_ADAPTER, step_timeout=args.step_timeout, log=args.wire_log_stream
+    )
+
+
+def _start_driver(args: argparse.Namespace, out: TextIO) -> tuple[DriverCandidate, DriverHandshake]:
+    """Load and start the driver that ``--adapter`` names, and say what it is."""
+    candidate, handshake = start_driver(load_driver_factory(args.adapter or DEFAULT_DRIVER_ADAPTER))
+    capabilities = ", ".join(sorted(c.value for c in handshake.capabilities)) or "none"
+    _say(
+        out,
+        f"driver {handshake.name} {handshake.version} (lock {handshake.lock}; capabilities: "
+        f"{capabilities})",
+    )
+    return candidate, handshake
 
 
 def _start(args: argparse.Namespace, out: TextIO) -> tuple[Candidate, Handshake]:
@@ -290,9 +352,13 @@ def _close(candidate: Candidate, out: TextIO) -> None:
         _say(out, problem)
 
 
-def _save_replay(result: RunResult | ExploreResult, directory: Path) -> Path:
+def _save_replay(result: RunResult | ExploreResult | DriverRunResult, directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", result.handshake.name) or "candidate"
+    if isinstance(result, DriverRunResult):
+        path = directory / f"{name.strip('-')}-{DRIVER_SIDE}-seed{result.seed}.json"
+        path.write_text(json.dumps(replay_document(result), indent=2) + "\n")
+        return path
     if isinstance(result, RunResult):
         found_by = f"seed{result.seed}"
         document = replay_document(result)
@@ -312,6 +378,8 @@ def command_run(args: argparse.Namespace, out: TextIO) -> int:
     for kind, _ in args.report:
         if kind not in REPORT_FORMATS:
             raise AdapterError(f"--report {kind!r}: the formats are {', '.join(REPORT_FORMATS)}")
+    if args.side == DRIVER_SIDE:
+        return command_run_driver(args, out)
     budget = _budget(args)
     candidate, handshake = _start(args, out)
     profile = Profile(args.profile)
@@ -337,6 +405,46 @@ def command_run(args: argparse.Namespace, out: TextIO) -> int:
         )
     finally:
         _close(candidate, out)
+    _say(out, f"seed {result.seed} (repeat this run with --seed {result.seed})")
+    out.write("\n" + clause_matrix(rule_rows(result)) + "\n\n")
+    for kind, path in args.report:
+        Path(path).write_text(render(result, kind))
+        _say(out, f"{kind} report written to {path}")
+    if result.failure is None:
+        _say(out, headline(result))
+        return EXIT_OK if result.conforms else EXIT_VIOLATION
+    _say(out, headline(result) + ":")
+    out.write(describe_failure(result.failure) + "\n")
+    _say(out, f"replay file: {_save_replay(result, args.replay_dir)}")
+    return EXIT_VIOLATION
+
+
+def command_run_driver(args: argparse.Namespace, out: TextIO) -> int:
+    """``hmm-conformance run --side driver``: the DRV rules against a driver."""
+    if args.profile != Profile.SEED.value:
+        raise AdapterError(
+            f"--profile {args.profile} applies to the core side; drivers run on the seed's core"
+        )
+    budget = _budget(args)
+    candidate, handshake = _start_driver(args, out)
+    marks = {max(1, budget.examples * q // 4) for q in (1, 2, 3)}
+
+    def progress(cases: int) -> None:
+        if cases in marks:
+            _say(out, f"{cases} cases checked")
+
+    _say(
+        out,
+        f"side driver, budget {budget.name}: {budget.examples} cases of up to {budget.steps} steps",
+    )
+    try:
+        result = run_driver(
+            candidate, handshake, budget=budget, seed_value=args.seed, on_case=progress
+        )
+    finally:
+        problem = close_driver(candidate)
+        if problem is not None:
+            _say(out, problem)
     _say(out, f"seed {result.seed} (repeat this run with --seed {result.seed})")
     out.write("\n" + clause_matrix(rule_rows(result)) + "\n\n")
     for kind, path in args.report:
@@ -442,6 +550,8 @@ def command_replay(args: argparse.Namespace, out: TextIO) -> int:
     except json.JSONDecodeError as error:
         raise AdapterError(f"replay file {str(args.file)!r} is not JSON: {error}") from None
     try:
+        if side_of(document) == DRIVER_SIDE:
+            return _replay_driver(args, driver_case_from_json(document), out)
         case = case_from_json(document)
     except CaseFormatError as error:
         raise AdapterError(f"replay file {str(args.file)!r}: {error}") from None
@@ -462,6 +572,32 @@ def command_replay(args: argparse.Namespace, out: TextIO) -> int:
         f"replaying {len(case.ops)} operations against {handshake.name}, profile {profile.value}",
     )
     if isinstance(outcome, Failure):
+        out.write(describe_failure(outcome) + "\n")
+        rules = sorted({v.rule or v.status.name for v in outcome.verdicts})
+        _say(out, f"NOT CONFORMING: {', '.join(rules)}")
+        return EXIT_VIOLATION
+    for step in outcome:
+        out.write(f"{step.index + 1:>3}. {step.op.describe()}: ok\n")
+    _say(out, "every step held")
+    return EXIT_OK
+
+
+def _replay_driver(args: argparse.Namespace, case: DriverCase, out: TextIO) -> int:
+    """``hmm-conformance replay FILE`` of a driver case: against the reference driver unless
+    ``--adapter`` names another."""
+    if args.profile not in (None, Profile.SEED.value):
+        raise AdapterError(
+            f"--profile {args.profile} applies to core cases; {str(args.file)!r} is a driver case"
+        )
+    candidate, handshake = start_driver(load_driver_factory(args.adapter or DEFAULT_DRIVER_ADAPTER))
+    try:
+        outcome = replay_driver(candidate, handshake, case)
+    finally:
+        problem = close_driver(candidate)
+        if problem is not None:
+            _say(out, problem)
+    _say(out, f"replaying {len(case.ops)} operations against the driver {handshake.name}")
+    if isinstance(outcome, DriverFailure):
         out.write(describe_failure(outcome) + "\n")
         rules = sorted({v.rule or v.status.name for v in outcome.verdicts})
         _say(out, f"NOT CONFORMING: {', '.join(rules)}")
@@ -497,6 +633,7 @@ def main(
             "explore": command_explore,
             "catalogue": command_catalogue,
             "demo": lambda _, stream: run_demo(stream),
+            "scenario": lambda _, stream: oom_reaper_scenario(stream),
             "serve": command_serve,
         }
         with contextlib.ExitStack() as stack:
@@ -531,12 +668,23 @@ def command_serve(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def command_catalogue(args: argparse.Namespace, out: TextIO) -> int:
-    """``hmm-conformance catalogue``: run every known-bad core; each must be caught.
+    """``hmm-conformance catalogue``: run every known-bad core, then every known-bad driver;
+    each must be caught (``--side`` picks one table)."""
+    missed = 0
+    if args.side in ("all", "core"):
+        missed += _core_catalogue(args, out)
+    if args.side in ("all", DRIVER_SIDE):
+        missed += _driver_catalogue(args, out)
+    return EXIT_VIOLATION if missed else EXIT_OK
+
+
+def _core_catalogue(args: argparse.Namespace, out: TextIO) -> int:
+    """The cores' table; the number of entries not caught.
 
     Each entry goes through the random engine (caught or not, the rules it broke, the cases to
     the first failure, the shrunk length) and the exhaustive one (the shortest length in its
     scope, searched up to the entry's recorded length: "none" if it has none that short). An
-    entry the random engine misses, or catches against another rule, exits 1.
+    entry the random engine misses, or catches against another rule, counts as missed.
     """
     budget = _budget(args)
     _say(out, f"{len(CATALOGUE)} known-bad cores, budget {budget.name}, seed {args.seed}")
@@ -571,6 +719,59 @@ def command_catalogue(args: argparse.Namespace, out: TextIO) -> int:
         _say(out, f"{longer} counterexamples were shrunk to more than the shortest length")
     if missed:
         _say(out, f"{missed} known-bad cores were NOT caught against their rules")
-        return EXIT_VIOLATION
+        return missed
     _say(out, f"every one of the {len(CATALOGUE)} known-bad cores was caught against its rule")
-    return EXIT_OK
+    return 0
+
+
+def _driver_catalogue(args: argparse.Namespace, out: TextIO) -> int:
+    """The drivers' table; the number of entries not caught.
+
+    An entry is caught when the driver run fails one of its rules; the graded entry (a SHOULD
+    latitude, not a bug) is "graded" when the run conforms with DRV-6 grades. "shortest" is the
+    entry's recorded shortest length, which the shrunk length should equal.
+    """
+    budget = _budget(args)
+    _say(out, f"{len(DRIVER_CATALOGUE)} known-bad drivers, budget {budget.name}, seed {args.seed}")
+    header = (
+        f"{'entry':<32}{'caught':<8}{'rule broken':<22}{'1st fail':>9}{'shrunk':>8}"
+        f"{'shortest':>10}  origin"
+    )
+    lines = [header]
+    missed = longer = 0
+    for entry in DRIVER_CATALOGUE:
+        candidate, handshake = start_driver(entry.make)
+        try:
+            result = run_driver(candidate, handshake, budget=budget, seed_value=args.seed)
+        finally:
+            close_driver(candidate)
+        if entry.graded:
+            caught = result.conforms and result.graded > 0
+            shown, verdict = f"DRV-6 x{result.graded}", "graded" if caught else "NO"
+        else:
+            broken = (
+                {v.rule or v.status.name for v in result.failure.verdicts}
+                if result.failure
+                else set()
+            )
+            caught = bool(broken & entry.rules)
+            shown, verdict = ", ".join(sorted(broken)) or "-", "yes" if caught else "NO"
+        missed += not caught
+        shrunk = len(result.failure.case.ops) if result.failure else None
+        longer += shrunk is not None and shrunk > entry.shortest
+        lines.append(
+            f"{entry.name:<32}{verdict:<8}{shown:<22}{result.first_failure or '-':>9}"
+            f"{shrunk or '-':>8}{entry.shortest or '-':>10}  {entry.origin}"
+        )
+    out.write("\n".join(lines) + "\n")
+    if longer:
+        _say(out, f"{longer} driver counterexamples were shrunk to more than the shortest length")
+    if missed:
+        _say(out, f"{missed} known-bad drivers were NOT caught against their rules")
+        return missed
+    _say(
+        out,
+        f"every one of the {len(DRIVER_CATALOGUE)} known-bad drivers was caught against its "
+        "rule (the over-conservative one graded under DRV-6, as it must be, not failed)",
+    )
+    return 0

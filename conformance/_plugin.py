@@ -3,7 +3,8 @@
 The option adds one test item, ``hmm-conformance[MODULE:FACTORY]``, which runs the same engine as
 ``hmm-conformance run`` and fails with the clause matrix and the shrunk counterexample. The
 adapter may also be a program that speaks the wire protocol, ``--hmm-adapter='exec:PROGRAM
-[ARGS...]'``, with ``--hmm-step-timeout``. Without the option the plugin does nothing.
+[ARGS...]'``, with ``--hmm-step-timeout``. ``--hmm-side=driver`` checks a mirror driver against
+the DRV rules instead (docs/driver-side.md). Without the option the plugin does nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,10 @@ from typing import final
 import pytest
 
 from ._adapter import AdapterError, CandidateFault
-from ._engine import BUDGETS, budget_from_env, close_quietly, run, start
+from ._driver_adapter import load_driver_factory
+from ._driver_engine import DriverRunResult, close_driver, run_driver, start_driver
+from ._driver_ops import DRIVER_SIDE
+from ._engine import BUDGETS, Budget, RunResult, budget_from_env, close_quietly, run, start
 from ._executor import fault_verdict
 from ._model import Profile
 from ._report import clause_matrix, describe_failure, headline, replay_document, rule_rows
@@ -46,6 +50,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--hmm-seed", type=int, default=None, help="random seed, to repeat a run")
     group.addoption(
+        "--hmm-side",
+        choices=("core", DRIVER_SIDE),
+        default="core",
+        help="core (default): the adapter is an HMM core; driver: a mirror driver (DRV rules)",
+    )
+    group.addoption(
         "--hmm-step-timeout",
         type=float,
         default=DEFAULT_STEP_TIMEOUT,
@@ -71,6 +81,12 @@ class HmmConformanceItem(pytest.Item):
         budget_name = config.getoption("--hmm-budget")
         try:
             budget = BUDGETS[budget_name] if budget_name else budget_from_env()
+        except AdapterError as error:
+            raise _ConformanceError(f"setup: {error}") from None
+        if config.getoption("--hmm-side") == DRIVER_SIDE:
+            self._report(*self._run_driver(budget))
+            return
+        try:
             factory = adapter_factory(
                 self.adapter, step_timeout=config.getoption("--hmm-step-timeout")
             )
@@ -93,6 +109,25 @@ class HmmConformanceItem(pytest.Item):
             )
         finally:
             problem = close_quietly(candidate)
+        self._report(result, problem)
+
+    def _run_driver(self, budget: Budget) -> tuple[DriverRunResult, str | None]:
+        config = self.config
+        try:
+            candidate, handshake = start_driver(load_driver_factory(self.adapter))
+        except AdapterError as error:
+            raise _ConformanceError(f"setup: {error}") from None
+        try:
+            result = run_driver(
+                candidate, handshake, budget=budget, seed_value=config.getoption("--hmm-seed")
+            )
+        finally:
+            problem = close_driver(candidate)
+        return result, problem
+
+    def _report(self, result: RunResult | DriverRunResult, problem: str | None) -> None:
+        """Pass, or fail with the headline, the clause matrix and the counterexample."""
+        config = self.config
         if result.conforms and problem is None:
             return
         text = [f"{headline(result)} (seed {result.seed})", clause_matrix(rule_rows(result))]

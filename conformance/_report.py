@@ -1,7 +1,10 @@
 """Reports: the clause matrix, and the same facts as JSON, JUnit XML, KTAP v1 and Markdown.
 
-Every format is built from :func:`rule_rows` (one row per rule the core suite checks) and the
-run's failure, so they cannot disagree.
+Every format is built from :func:`rule_rows` (one row per rule the run checks: the core's
+groups for a core run, DRV for a driver run) and the run's failure, so they cannot disagree.
+A driver run's reports say ``"side": "driver"`` in JSON and show DRV-6's graded answers as
+``graded: over-conservative: N``; a core run's reports are what they were before the driver
+side existed.
 """
 
 from __future__ import annotations
@@ -16,12 +19,28 @@ from xml.etree import ElementTree
 from hmm_ref import describe_result
 
 from ._adapter import Handshake
+from ._driver_engine import DRIVER_GROUPS, DriverFailure, DriverRunResult
+from ._driver_executor import DriverStepOutcome
+from ._driver_model import in_span
+from ._driver_ops import (
+    DRIVER_SIDE,
+    NotifierStart,
+    RunFault,
+    StepFault,
+    driver_case_to_json,
+    driver_op_to_json,
+)
 from ._engine import CORE_GROUPS, Failure, RunResult, out_of_force
 from ._executor import StepOutcome, Tally
 from ._model import Profile
 from ._ops import case_to_json, op_to_json
 from ._rules import RULES, Level, Rule
 from .oracle import Status, Verdict
+
+#: A run of either side, as the renderers take it.
+AnyResult = RunResult | DriverRunResult
+#: A failure of either side.
+AnyFailure = Failure | DriverFailure
 
 __all__ = [
     "REPORT_FORMAT",
@@ -46,7 +65,8 @@ class RuleRow:
     """One line of the clause matrix."""
 
     rule: Rule
-    #: ok, allowed, failed, never-reached, skipped or not-in-profile.
+    #: ok, allowed, graded (a SHOULD rule's latitude), failed, never-reached, skipped or
+    #: not-in-profile.
     status: str
     passed: int
     allowed: int
@@ -72,22 +92,34 @@ class Checked(Protocol):
     def failure(self) -> Failure | None: ...
 
 
-def rule_rows(result: Checked) -> list[RuleRow]:
-    """The clause matrix of a run: every rule of the core groups, in catalogue order."""
-    capabilities = result.handshake.capabilities
-    failing = {v.rule for v in result.failure.verdicts} if result.failure else set()
+def rule_rows(result: Checked | DriverRunResult) -> list[RuleRow]:
+    """The clause matrix of a run: every rule of its side's groups, in catalogue order."""
+    failure: AnyFailure | None
+    groups: tuple[str, ...]
+    if isinstance(result, DriverRunResult):
+        groups, failure = DRIVER_GROUPS, result.failure
+
+        def out(rule: Rule) -> str | None:
+            return None  # every DRV rule is in force for every driver
+    else:
+        groups, failure, core = CORE_GROUPS, result.failure, result
+
+        def out(rule: Rule) -> str | None:
+            return out_of_force(rule, core.profile, core.handshake.capabilities)
+
+    failing = {v.rule for v in failure.verdicts} if failure else set()
     rows = []
-    for rule in (r for r in RULES if r.group in CORE_GROUPS):
+    for rule in (r for r in RULES if r.group in groups):
         counts: Mapping[Status, int] = result.tally.counts.get(rule.id, {})
         passed, allowed = counts.get(Status.PASS, 0), counts.get(Status.ALLOWED, 0)
         failed = counts.get(Status.FAIL, 0)
-        note = out_of_force(rule, result.profile, capabilities) or ""
-        if rule.id in failing or (failed and result.failure is not None):
+        note = out(rule) or ""
+        if rule.id in failing or (failed and failure is not None):
             status = "failed"
         elif note:
             status = "not-in-profile" if rule.level is Level.SEED_DEFECT else "skipped"
         elif allowed:
-            status = "allowed"
+            status = "graded" if rule.level is Level.SHOULD else "allowed"
         elif passed:
             status = "ok"
         else:
@@ -112,7 +144,9 @@ def clause_matrix(rows: Sequence[RuleRow]) -> str:
     lines = [f"{'rule':<7}{'level':<13}{'exercised':>10}{'allowed':>9}{'failed':>8}  verdict"]
     for row in rows:
         verdict = row.status + (f" ({row.note})" if row.note else "")
-        if row.latitudes:
+        if row.status == "graded":
+            verdict += ": " + "; ".join(f"{text}: {count}" for text, count in row.latitudes)
+        elif row.latitudes:
             verdict += ": " + "; ".join(text for text, _ in row.latitudes[:2])
         lines.append(
             f"{row.rule.id:<7}{row.rule.level.value:<13}{row.exercised:>10}{row.allowed:>9}"
@@ -121,7 +155,9 @@ def clause_matrix(rows: Sequence[RuleRow]) -> str:
     return "\n".join(lines)
 
 
-def _result_text(step: StepOutcome) -> str:
+def _result_text(step: StepOutcome | DriverStepOutcome) -> str:
+    if isinstance(step, DriverStepOutcome):
+        return _driver_result_text(step)
     obs = step.observation
     if obs.rejected is not None:
         return "refused"
@@ -134,8 +170,83 @@ def _result_text(step: StepOutcome) -> str:
     return ""
 
 
-def describe_failure(failure: Failure) -> str:
+def _driver_result_text(step: DriverStepOutcome) -> str:
+    obs = step.observation
+    if isinstance(step.op, NotifierStart) and obs.result is not None:
+        return describe_result(obs.result)
+    if isinstance(step.op, StepFault | RunFault) and obs.fault_steps:
+        text = ", ".join(record.step.value for record in obs.fault_steps)
+        if obs.fault is not None and obs.fault.result is not None:
+            text += f"; done: {describe_result(obs.fault.result)}"
+        return text
+    return ""
+
+
+def _entries(pages: list[int]) -> str:
+    return ", ".join(f"{addr:#x}" for addr in pages) or "none"
+
+
+def describe_driver_failure(failure: DriverFailure) -> str:
+    """The shrunk driver case as numbered, readable steps, with the rule broken and why."""
+    case = failure.case
+    lines = [
+        f"world: {len(case.world.vmas)} vmas, {len(case.world.ptes)} CPU entries set; the "
+        f"driver's encoding: flags {', '.join(hex(f) for f in case.encoding.flags)}, pfn_shift "
+        f"{case.encoding.pfn_shift} (see the replay file)",
+    ]
+    if failure.setup_crash is not None:
+        lines.append(f"begin() crashed: {failure.setup_crash.describe()}")
+        return "\n".join(lines)
+    for step in failure.steps:
+        shown = _result_text(step)
+        lines.append(
+            f"{step.index + 1:>3}. {step.op.describe()}" + (f" -> {shown}" if shown else "")
+        )
+        obs = step.observation
+        for call in obs.callbacks:
+            if call.update is None:
+                lines.append("       driver.release()")
+                continue
+            answer = describe_result(call.reply) if call.reply is not None else call.raised
+            span = (call.update.start, call.update.end)
+            lines.append(
+                f"       driver.sync(blockable={call.update.blockable}) -> {answer}; device "
+                f"entries in the span before: {_entries(in_span(call.before, *span))}, after: "
+                f"{_entries(in_span(call.after, *span))}"
+            )
+        for record in obs.fault_steps:
+            calls = "; ".join(
+                f"{c.kind}([{c.start:#x}, {c.end:#x})) -> {c.result}" for c in record.calls
+            )
+            if calls:
+                lines.append(f"       {record.step.value}: {calls}")
+        for violation in obs.violations:
+            lines.append(
+                f"       slept: {violation.primitive}({violation.target}) from {violation.caller}"
+            )
+        for verdict in step.failures():
+            lines.append(f"       {verdict.describe()}")
+    if failure.steps:
+        table = failure.steps[-1].observation.table
+        lines.append(
+            "device page table after the last step: "
+            + (
+                ", ".join(
+                    f"{addr:#x} -> pfn {entry.pfn:#x}{' rw' if entry.write else ''}"
+                    for addr, entry in table
+                )
+                or "empty"
+            )
+        )
+    if not failure.reproduced:
+        lines.append("the replay of this case did NOT fail again: the driver is not deterministic")
+    return "\n".join(lines)
+
+
+def describe_failure(failure: AnyFailure) -> str:
     """The shrunk case as numbered, readable steps, with the rule broken and why."""
+    if isinstance(failure, DriverFailure):
+        return describe_driver_failure(failure)
     case = failure.case
     lines = [
         f"world: {len(case.world.vmas)} vmas, {len(case.world.ptes)} CPU entries set "
@@ -167,7 +278,7 @@ def describe_failure(failure: Failure) -> str:
     return "\n".join(lines)
 
 
-def headline(result: RunResult) -> str:
+def headline(result: AnyResult) -> str:
     """One line: whether the candidate conforms, and if not, which rules it broke."""
     if result.flaky is not None:
         return f"NOT CONFORMING: {result.flaky}"
@@ -177,8 +288,14 @@ def headline(result: RunResult) -> str:
             f"{result.tally.cases} cases; raise --examples or --budget, or try another --seed"
         )
     if result.failure is None:
+        graded = (
+            f"; DRV-6 graded {result.graded} answers over-conservative"
+            if isinstance(result, DriverRunResult) and result.graded
+            else ""
+        )
         return (
             f"conforms: no rule failed in {result.tally.cases} cases ({result.tally.steps} steps)"
+            + graded
         )
     rules = ", ".join(sorted({v.rule or v.status.name for v in result.failure.verdicts}))
     count = len(result.failure.case.ops)
@@ -189,28 +306,37 @@ def _verdict_json(verdict: Verdict) -> dict[str, Any]:
     return {"rule": verdict.rule, "status": verdict.status.value, "detail": verdict.detail}
 
 
-def _step_json(step: StepOutcome) -> dict[str, Any]:
+def _step_json(step: StepOutcome | DriverStepOutcome) -> dict[str, Any]:
     return {
         "index": step.index,
-        "op": op_to_json(step.op),
+        "op": driver_op_to_json(step.op)
+        if isinstance(step, DriverStepOutcome)
+        else op_to_json(step.op),
         "description": step.op.describe(),
         "result": _result_text(step),
         "verdicts": [_verdict_json(v) for v in step.verdicts if v.status is not Status.PASS],
     }
 
 
-def _failure_json(failure: Failure) -> dict[str, Any]:
+def _case_json(failure: AnyFailure) -> dict[str, Any]:
+    if isinstance(failure, DriverFailure):
+        return driver_case_to_json(failure.case)
+    return case_to_json(failure.case)
+
+
+def _failure_json(failure: AnyFailure) -> dict[str, Any]:
+    steps: tuple[StepOutcome | DriverStepOutcome, ...] = failure.steps
     return {
         "rules": sorted({v.rule for v in failure.verdicts if v.rule is not None}),
         "verdicts": [_verdict_json(v) for v in failure.verdicts],
         "reproduced": failure.reproduced,
         "operations": len(failure.case.ops),
-        "case": case_to_json(failure.case),
-        "steps": [_step_json(step) for step in failure.steps],
+        "case": _case_json(failure),
+        "steps": [_step_json(step) for step in steps],
     }
 
 
-def _outcome(result: RunResult) -> str:
+def _outcome(result: AnyResult) -> str:
     if result.flaky is not None:
         return "flaky"
     if result.failure is not None:
@@ -218,12 +344,14 @@ def _outcome(result: RunResult) -> str:
     return "inconclusive" if result.unreached else "conforms"
 
 
-def to_json(result: RunResult, rows: Sequence[RuleRow]) -> dict[str, Any]:
+def to_json(result: AnyResult, rows: Sequence[RuleRow]) -> dict[str, Any]:
     """The JSON report (schema: ``conformance/schemas/report.schema.json``)."""
     handshake = result.handshake
+    side = {"side": DRIVER_SIDE} if isinstance(result, DriverRunResult) else {}
     return {
         "format": REPORT_FORMAT,
         "version": 1,
+        **side,
         "tool": {
             "name": "hmm-conformance",
             "version": importlib.metadata.version("hmm-conformance"),
@@ -270,7 +398,7 @@ def to_json(result: RunResult, rows: Sequence[RuleRow]) -> dict[str, Any]:
     }
 
 
-def to_junit(result: RunResult, rows: Sequence[RuleRow]) -> str:
+def to_junit(result: AnyResult, rows: Sequence[RuleRow]) -> str:
     """JUnit XML: one test case per rule; the failure carries the shrunk steps."""
     suite = ElementTree.Element(
         "testsuite",
@@ -325,7 +453,7 @@ def to_junit(result: RunResult, rows: Sequence[RuleRow]) -> str:
     )
 
 
-def to_ktap(result: RunResult, rows: Sequence[RuleRow]) -> str:
+def to_ktap(result: AnyResult, rows: Sequence[RuleRow]) -> str:
     """KTAP v1, the kernel's test output format: one test per rule."""
     handshake = result.handshake
     lines = [
@@ -349,7 +477,7 @@ def to_ktap(result: RunResult, rows: Sequence[RuleRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_markdown(result: RunResult, rows: Sequence[RuleRow]) -> str:
+def to_markdown(result: AnyResult, rows: Sequence[RuleRow]) -> str:
     """A Markdown summary for a CI job page or a review comment."""
     handshake = result.handshake
     lines = [
@@ -373,7 +501,7 @@ def to_markdown(result: RunResult, rows: Sequence[RuleRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(result: RunResult, kind: str) -> str:
+def render(result: AnyResult, kind: str) -> str:
     """The report of ``result`` in format ``kind`` (one of :data:`REPORT_FORMATS`)."""
     rows = rule_rows(result)
     if kind == "json":
@@ -387,16 +515,17 @@ def render(result: RunResult, kind: str) -> str:
     raise ValueError(f"unknown report format {kind!r}; one of {', '.join(REPORT_FORMATS)}")
 
 
-def replay_document(result: Checked, **found_by: int) -> dict[str, Any]:
+def replay_document(result: Checked | DriverRunResult, **found_by: int) -> dict[str, Any]:
     """The replay file of a failing run: the case, and what it broke, for ``replay``.
 
     ``found_by`` records how the case was found (``seed=`` for a random run, ``depth=`` for
-    an exhaustive one); the seed of a :class:`RunResult` is recorded unless given.
+    an exhaustive one); the seed of a :class:`RunResult` is recorded unless given. A driver
+    case carries ``"side": "driver"``, which ``replay`` dispatches on.
     """
     assert result.failure is not None
-    if isinstance(result, RunResult):
+    if isinstance(result, RunResult | DriverRunResult):
         found_by.setdefault("seed", result.seed)
-    document = case_to_json(result.failure.case)
+    document = _case_json(result.failure)
     document.update(
         profile=result.profile.value,
         **found_by,

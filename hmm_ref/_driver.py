@@ -53,6 +53,7 @@ first, since a blockable invalidation or a release that blocks inside HMM would 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, final
 
@@ -262,7 +263,7 @@ class DeviceFault:
             self._finish(-Errno.EFAULT)
             return
         range_ = HmmRange(vma=vma, start=self.start, end=self.end, encoding=driver.encoding)
-        ret = hmm_vma_get_pfns(range_)
+        ret = driver._get_pfns(range_)
         if ret:
             self._finish(ret)  # hmm_vma_get_pfns registered nothing
             return
@@ -274,7 +275,7 @@ class DeviceFault:
         range_ = self._range
         assert range_ is not None, "CHECK follows a successful SNAPSHOT"
         lock_held = driver._holds_shared(self.name)
-        valid = hmm_vma_range_done(range_)
+        valid = driver._range_done(range_)
         self._range = None
         # A released mirror hears no more invalidations, and the seed's release leaves ranges
         # valid (REL-3): a True here could be stale, so nothing is committed after release.
@@ -308,6 +309,12 @@ class ReferenceDriver:
     explicit (:meth:`start_fault`, then :meth:`DeviceFault.step`) so that a scheduler can
     interleave them with invalidations; :meth:`fault` runs one to the end. Several drivers may
     share one :class:`SleepMonitor`, as the code of one thread would.
+
+    A harness that owns the HMM core can stand between it and the driver: ``mirror`` is then
+    the ``struct hmm_mirror`` the harness made for this driver's callbacks (wrapped, say, in a
+    :class:`NonBlockGuard`), and ``get_pfns`` and ``range_done`` are the core's two calls as the
+    harness passes them on (recorded, say). By default the driver makes its own mirror and calls
+    :func:`hmm_vma_get_pfns` and :func:`hmm_vma_range_done` directly.
     """
 
     def __init__(
@@ -318,6 +325,9 @@ class ReferenceDriver:
         lock_kind: DriverLockKind = DriverLockKind.MUTEX,
         monitor: SleepMonitor | None = None,
         encoding: PfnEncoding = DEFAULT_ENCODING,
+        mirror: HmmMirror | None = None,
+        get_pfns: Callable[[HmmRange], int] = hmm_vma_get_pfns,
+        range_done: Callable[[HmmRange], bool] = hmm_vma_range_done,
     ) -> None:
         self.mm = mm
         self.name = name
@@ -334,7 +344,9 @@ class ReferenceDriver:
         #: The spinlock that writers take with D, and that a non-blockable callback reads under.
         self.pt_lock = Spinlock(f"{name}.pt_lock", self.monitor)
         #: This driver's ``struct hmm_mirror``.
-        self.mirror = HmmMirror(self)
+        self.mirror = mirror if mirror is not None else HmmMirror(self)
+        self._get_pfns = get_pfns
+        self._range_done = range_done
         #: How many times HMM called :meth:`release`.
         self.releases = 0
         self._table: dict[int, DeviceEntry] = {}

@@ -61,7 +61,7 @@ def test_catalogue_command_reports_caught_and_missed(monkeypatch: pytest.MonkeyP
     )
     monkeypatch.setattr(cli, "CATALOGUE", (bug,))
     out = io.StringIO()
-    assert cli.main(["catalogue", "--budget", "fast"], stdout=out) == 0
+    assert cli.main(["catalogue", "--side", "core", "--budget", "fast"], stdout=out) == 0
     [row] = [line.split() for line in out.getvalue().splitlines() if line.startswith("parent")]
     # entry, caught, rule, cases to the first failure, shrunk, shortest, origin...
     assert row[:3] == ["parent-tree", "yes", "INV-5"]
@@ -70,7 +70,7 @@ def test_catalogue_command_reports_caught_and_missed(monkeypatch: pytest.MonkeyP
     assert "every one of the 1 known-bad cores was caught" in out.getvalue()
     monkeypatch.setattr(cli, "CATALOGUE", (bug, not_a_bug))
     out = io.StringIO()
-    assert cli.main(["catalogue", "--budget", "fast"], stdout=out) == 1
+    assert cli.main(["catalogue", "--side", "core", "--budget", "fast"], stdout=out) == 1
     [row] = [line.split() for line in out.getvalue().splitlines() if line.startswith("not-a")]
     assert row[:6] == ["not-a-bug", "NO", "-", "-", "-", "none"]
     assert "1 known-bad cores were NOT caught" in out.getvalue()
@@ -104,5 +104,5 @@ def test_catalogue_command_flags_a_case_shrunk_past_the_shortest(
     monkeypatch.setattr(cli, "CATALOGUE", (bug,))
     monkeypatch.setattr(cli, "explore", shorter)
     out = io.StringIO()
-    assert cli.main(["catalogue", "--budget", "fast"], stdout=out) == 0
+    assert cli.main(["catalogue", "--side", "core", "--budget", "fast"], stdout=out) == 0
     assert "1 counterexamples were shrunk to more than the shortest length" in out.getvalue()

@@ -1,0 +1,401 @@
+"""The driver-side Hypothesis state machine: draws operations, hands them to the executor.
+
+A thin layer, like the core's (:mod:`conformance._machine`). Its rules are the three actors of
+the driver's world: the CPU (a blockable invalidation, entries changed as an unmap, a migration
+or a write-protection, an end), the OOM reaper (a non-blockable start; the unmap and the end
+only if it returned 0, END-3), and the device (a fault started, stepped, or run to its end),
+plus the process's exit. Preconditions keep the caller's side of the protocol (the model's
+``caller_violation``), and a step that would wait for a lock is not taken, exactly as a
+scheduler would let the holder run first: the executor refuses it and the rule moves on.
+
+Composite rules (a whole CPU change, a whole fault) sit beside the single-step ones because
+Hypothesis switches whole rules off per example: a pattern that needs all its steps survives
+in the composite one, while the single steps let faults land inside an open window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, final
+
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+
+from hmm_ref import (
+    PAGE_SIZE,
+    PTE_MIGRATION,
+    PTE_NONE,
+    PTE_POISON,
+    PTE_SWAP,
+    PfnEncoding,
+    Pte,
+    PteKind,
+)
+
+from ._driver_adapter import DriverCapability
+from ._driver_executor import DriverExecutor, DriverStepOutcome, WouldWaitError
+from ._driver_model import DriverModel
+from ._driver_ops import (
+    CpuSetEntry,
+    DriverCase,
+    DriverOperation,
+    Exit,
+    NotifierEnd,
+    NotifierStart,
+    RunFault,
+    StartFault,
+    StepFault,
+)
+from ._machine import ENCODINGS, VMAS, StepFailedError, ptes
+from ._ops import World
+
+__all__ = [
+    "CPU_CHANGES",
+    "DRIVER_ENCODINGS",
+    "DriverCaseRecorder",
+    "driver_machine_for",
+    "driver_world_strategy",
+]
+
+_LOW, _HIGH = VMAS[0].start, VMAS[-1].end
+#: Fault spans the driver must get an error for: (start, end) by kind.
+_BAD_FAULTS: Final = {
+    "crossing": (VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE),  # -EINVAL
+    "unreadable": (VMAS[2].start, VMAS[2].end),  # -EPERM
+    "special": (VMAS[3].start, VMAS[3].end),  # -EINVAL
+    "outside": (_HIGH, _HIGH + PAGE_SIZE),  # no vma: -EFAULT
+}
+#: How the CPU changes an entry inside a window; shrinking prefers the first.
+CPU_CHANGES: Final = ("unmap", "migrate", "write-protect", "any")
+#: The core's encodings that a driver can decode: ``hmm_pfn_to_pfn`` shifts an entry right by
+#: ``pfn_shift`` without masking, so drivers keep their flags below the pfn (nouveau and amdgpu
+#: both did); the core's encoding with flags in the top bits only tests HMM's encoder.
+DRIVER_ENCODINGS: Final = tuple(
+    encoding for encoding in ENCODINGS if max(encoding.flags) < 1 << encoding.pfn_shift
+)
+
+
+@final
+@dataclass(slots=True)
+class DriverCaseRecorder:
+    """What the machines saw: the last failing case, and how many cases ran."""
+
+    make_executor: Callable[[World, PfnEncoding], DriverExecutor]
+    #: The last case that failed (Hypothesis ends on the shrunk one).
+    failing: DriverCase | None = None
+    #: The number of the first case that failed, counting from 1 (before any shrinking).
+    first_failure: int | None = None
+    cases: int = 0
+    on_case: Callable[[int], None] | None = field(default=None)
+
+
+#: What a page of the world holds, by name; shrinking prefers the first. Each page's frame
+#: number comes from its address, so a world is one small choice per page.
+_PAGE_KINDS: Final = (
+    "present-rw",
+    "present-ro",
+    "none",
+    "device-private",
+    "swap",
+    "migration",
+    "poison",
+)
+
+
+def _page(kind: str, addr: int) -> Pte:
+    pfn = 0x100 + (addr - _LOW) // PAGE_SIZE
+    if kind.startswith("present"):
+        return Pte.present(pfn, write=kind == "present-rw")
+    return {
+        "none": PTE_NONE,
+        "device-private": Pte.device_private(pfn + 0x700, write=True),
+        "swap": PTE_SWAP,
+        "migration": PTE_MIGRATION,
+        "poison": PTE_POISON,
+    }[kind]
+
+
+def driver_world_strategy() -> st.SearchStrategy[World]:
+    """The core's vmas, with one drawn kind of entry for each page of the snapshottable ones."""
+    pages = [addr for vma in VMAS[:2] for addr in range(vma.start, vma.end, PAGE_SIZE)]
+    kinds = st.lists(st.sampled_from(_PAGE_KINDS), min_size=len(pages), max_size=len(pages))
+    return kinds.map(
+        lambda drawn: World(
+            vmas=VMAS,
+            ptes=tuple(
+                (addr, pte)
+                for addr, kind in zip(pages, drawn, strict=True)
+                if (pte := _page(kind, addr)) != PTE_NONE
+            ),
+        )
+    )
+
+
+def _changed(data: st.DataObject, kind: str, old: Pte) -> Pte:
+    """The entry after a CPU change of ``kind`` to ``old``."""
+    if kind == "unmap":
+        return PTE_NONE
+    if kind == "migrate":
+        if data.draw(st.booleans(), label="mid-migration"):
+            return PTE_MIGRATION
+        pfn = data.draw(st.integers(0x200, 0x2FF), label="new pfn")
+        return Pte.present(pfn, write=old.write)
+    if kind == "write-protect" and old.mapped:
+        return Pte(kind=old.kind, pfn=old.pfn, write=False)
+    return data.draw(ptes, label="new entry")
+
+
+def driver_machine_for(recorder: DriverCaseRecorder) -> type[RuleBasedStateMachine]:
+    """A state machine class that runs its cases through ``recorder.make_executor``."""
+
+    class DriverConformance(RuleBasedStateMachine):
+        def __init__(self) -> None:
+            super().__init__()
+            self.executor: DriverExecutor | None = None
+            self.world: World | None = None
+            self.encoding: PfnEncoding = ENCODINGS[0]
+            self.ops: list[DriverOperation] = []
+            self.next_fault = 0
+
+        @property
+        def model(self) -> DriverModel:
+            assert self.executor is not None, "the world comes first"
+            return self.executor.model
+
+        def _case(self) -> DriverCase:
+            assert self.world is not None
+            return DriverCase(world=self.world, encoding=self.encoding, ops=tuple(self.ops))
+
+        def _do(self, op: DriverOperation) -> DriverStepOutcome | None:
+            """Take ``op``; None if it would wait for a lock (then it is not part of the case)."""
+            assert self.executor is not None
+            violation = self.model.caller_violation(op)
+            assert violation is None, f"the generator broke the caller protocol: {violation}"
+            try:
+                outcome = self.executor.step(op)
+            except WouldWaitError:
+                return None
+            self.ops.append(op)
+            if outcome.failed:
+                recorder.failing = self._case()
+                if recorder.first_failure is None:
+                    recorder.first_failure = recorder.cases + 1
+                raise StepFailedError("; ".join(v.describe() for v in outcome.failures()))
+            return outcome
+
+        def _free(self, op: DriverOperation) -> bool:
+            """True unless the driver says ``op`` would wait (a driver that raises is asked
+            again by the step, which reports it)."""
+            assert self.executor is not None
+            try:
+                return self.executor.waits(op) is None
+            except Exception:
+                return True
+
+        def _runnable(self) -> list[int]:
+            return [f for f in self.model.faults_in_progress() if self._free(StepFault(fault=f))]
+
+        @initialize(
+            world=driver_world_strategy(),
+            encoding=st.sampled_from(DRIVER_ENCODINGS),
+            mapped=st.lists(st.tuples(st.integers(0, 7), st.integers(1, 8)), max_size=2),
+        )
+        def set_up(
+            self, world: World, encoding: PfnEncoding, mapped: list[tuple[int, int]]
+        ) -> None:
+            """The world, the encoding the driver's snapshots use in it, and a few faults
+            run to the end, so that invalidations find the device mapping something."""
+            self.world, self.encoding = world, encoding
+            self.executor = recorder.make_executor(world, encoding)
+            crash = self.executor.begin()
+            if crash is not None:
+                recorder.failing = self._case()
+                raise StepFailedError(crash.describe())
+            for first, length in mapped:
+                self._whole_fault(
+                    kind="ok", vma=0, first=first, length=length, race=None, data=None
+                )
+
+        def teardown(self) -> None:
+            recorder.cases += 1
+            if recorder.on_case is not None:
+                recorder.on_case(recorder.cases)
+
+        # -- the device -----------------------------------------------------------------
+
+        def _fault_span(self, kind: str, vma: int, first: int, length: int) -> tuple[int, int]:
+            if kind in _BAD_FAULTS:
+                return _BAD_FAULTS[kind]
+            span = VMAS[vma]
+            start = span.start + min(first, span.npages - 1) * PAGE_SIZE
+            return start, min(start + length * PAGE_SIZE, span.end)
+
+        def _start_fault(self, kind: str, vma: int, first: int, length: int) -> int:
+            start, end = self._fault_span(kind, vma, first, length)
+            fault = self.next_fault
+            self.next_fault += 1
+            self._do(StartFault(fault=fault, start=start, end=end))
+            return fault
+
+        _kinds = st.one_of(st.just("ok"), st.sampled_from(sorted(_BAD_FAULTS)))
+
+        def _whole_fault(
+            self,
+            *,
+            kind: str,
+            vma: int,
+            first: int,
+            length: int,
+            race: str | None,
+            data: st.DataObject | None,
+        ) -> None:
+            fault = self._start_fault(kind, vma, first, length)
+            if race is not None and not self.model.exited and self._free(StepFault(fault=fault)):
+                assert data is not None
+                self._do(StepFault(fault=fault))  # the snapshot
+                state = self.model.faults[fault]
+                if race == "cpu":
+                    self._cpu_update(data, state.start, state.end, changes=1, close=True)
+                else:
+                    self._reap(state.start, state.end, close=True)
+            if not self.model.faults[fault].finished and self._free(RunFault(fault=fault)):
+                self._do(RunFault(fault=fault))
+
+        @rule(
+            kind=_kinds,
+            vma=st.sampled_from((0, 1)),
+            first=st.integers(0, 7),
+            length=st.integers(1, 8),
+            race=st.sampled_from((None, "cpu", "reaper")),
+            data=st.data(),
+        )
+        def device_fault(
+            self,
+            *,
+            kind: str,
+            vma: int,
+            first: int,
+            length: int,
+            race: str | None,
+            data: st.DataObject,
+        ) -> None:
+            """A fault taken from start to finish (or until a step would wait); ``race``
+            puts a CPU change or a reap between its snapshot and its check (DRV-4)."""
+            self._whole_fault(kind=kind, vma=vma, first=first, length=length, race=race, data=data)
+
+        @rule(
+            kind=_kinds,
+            vma=st.sampled_from((0, 1)),
+            first=st.integers(0, 7),
+            length=st.integers(1, 8),
+        )
+        def start_fault(self, *, kind: str, vma: int, first: int, length: int) -> None:
+            """A fault that starts, and takes its steps later, between other operations."""
+            self._start_fault(kind, vma, first, length)
+
+        @precondition(lambda self: bool(self._runnable()))
+        @rule(data=st.data())
+        def step_fault(self, data: st.DataObject) -> None:
+            fault = data.draw(st.sampled_from(self._runnable()), label="fault")
+            self._do(StepFault(fault=fault))
+
+        @precondition(lambda self: bool(self._runnable()))
+        @rule(data=st.data())
+        def run_fault(self, data: st.DataObject) -> None:
+            fault = data.draw(st.sampled_from(self._runnable()), label="fault")
+            self._do(RunFault(fault=fault))
+
+        # -- the CPU and the OOM reaper -------------------------------------------------
+
+        def _span(self, data: st.DataObject, first: int, length: int) -> tuple[int, int]:
+            """Anywhere, or over pages the device maps or a fault is after."""
+            busy = {addr for addr, _ in self.model.table} | {
+                fault.start for fault in self.model.faults.values() if not fault.finished
+            }
+            mapped = sorted(a for a in busy if _LOW <= a < _HIGH)
+            over = bool(mapped) and data.draw(st.booleans(), label="over the device's pages")
+            if over:
+                page = data.draw(st.sampled_from(mapped), label="page")
+                start = max(_LOW, page - (first % 2) * PAGE_SIZE)
+                return start, min(_HIGH, page + (1 + length % 3) * PAGE_SIZE)
+            start = _LOW + first * PAGE_SIZE
+            return start, min(start + length * PAGE_SIZE, _HIGH)
+
+        def _change(self, data: st.DataObject, start: int, end: int) -> None:
+            pages = [a for a in self.model.changeable_pages() if start <= a < end]
+            if pages:
+                addr = data.draw(st.sampled_from(pages), label="changed page")
+                kind = data.draw(st.sampled_from(CPU_CHANGES), label="change")
+                self._do(CpuSetEntry(addr=addr, pte=_changed(data, kind, self.model.cpu.pte(addr))))
+
+        @precondition(lambda self: not self.model.exited)
+        @rule(
+            first=st.integers(0, 15),
+            length=st.integers(1, 16),
+            changes=st.integers(0, 2),
+            close=st.booleans(),
+            data=st.data(),
+        )
+        def cpu_update(
+            self, *, first: int, length: int, changes: int, close: bool, data: st.DataObject
+        ) -> None:
+            """The CPU changes mappings the kernel way: a blockable start, entries changed (an
+            unmap, a migration, a write-protection), and an end, unless ``close`` is False:
+            then the window stays open for faults and later changes to land in."""
+            start, end = self._span(data, first, length)
+            self._cpu_update(data, start, end, changes=changes, close=close)
+
+        def _cpu_update(
+            self, data: st.DataObject, start: int, end: int, *, changes: int, close: bool
+        ) -> None:
+            if self._do(NotifierStart(start=start, end=end, blockable=True)) is None:
+                return  # the callback would wait for a fault that holds the lock
+            for _ in range(changes):
+                self._change(data, start, end)
+            if close:
+                self._do(NotifierEnd(start=start, end=end))
+
+        @precondition(lambda self: bool(self.model.changeable_pages()))
+        @rule(data=st.data())
+        def cpu_change(self, data: st.DataObject) -> None:
+            self._change(data, _LOW, _HIGH)
+
+        @precondition(lambda self: bool(self.model.windows))
+        @rule(data=st.data())
+        def cpu_end(self, data: st.DataObject) -> None:
+            start, end = data.draw(st.sampled_from(sorted(self.model.windows.values())))
+            self._do(NotifierEnd(start=start, end=end))
+
+        @precondition(lambda self: not self.model.exited)
+        @rule(
+            first=st.integers(0, 15), length=st.integers(1, 16), close=st.booleans(), data=st.data()
+        )
+        def reap(self, *, first: int, length: int, close: bool, data: st.DataObject) -> None:
+            """The OOM reaper: a non-blockable start; only if it returned 0, the unmap and the
+            end (END-3)."""
+            start, end = self._span(data, first, length)
+            self._reap(start, end, close=close)
+
+        def _reap(self, start: int, end: int, *, close: bool) -> None:
+            outcome = self._do(NotifierStart(start=start, end=end, blockable=False))
+            if outcome is None or outcome.observation.result != 0:
+                return
+            for addr in self.model.changeable_pages():
+                if start <= addr < end and self.model.cpu.pte(addr).kind is not PteKind.NONE:
+                    self._do(CpuSetEntry(addr=addr, pte=PTE_NONE))
+            if close:
+                self._do(NotifierEnd(start=start, end=end))
+
+        @precondition(
+            lambda self: (
+                DriverCapability.RELEASE in self.model.capabilities
+                and not self.model.exited
+                and not self.model.windows
+            )
+        )
+        @rule()
+        def process_exit(self) -> None:
+            self._do(Exit())
+
+    return DriverConformance

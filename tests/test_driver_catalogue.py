@@ -1,0 +1,130 @@
+"""The drivers' catalogue: every known-bad driver is caught against its rule, shrunk to its
+shortest length; the over-conservative one is graded, not failed."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+import conformance._cli as cli
+from conformance import Budget
+from conformance._driver_catalogue import DRIVER_CATALOGUE, BaseDriver, DriverEntry
+from conformance._driver_engine import run_driver, start_driver
+from conformance.oracle import Status
+
+SEED = 1
+#: Small enough for CI, large enough that every entry is found (the command uses `ci`).
+BUDGET = Budget(name="driver-catalogue-test", examples=60, steps=20)
+BY_NAME = {entry.name: entry for entry in DRIVER_CATALOGUE}
+#: The same budget on the command line.
+SMALL = ("--budget", "fast", "--examples", "60", "--steps", "20")
+
+
+@pytest.mark.parametrize("entry", DRIVER_CATALOGUE, ids=lambda entry: entry.name)
+def test_every_known_bad_driver_is_caught_against_its_rule(entry: DriverEntry) -> None:
+    """Each bug fails one of its rules, shrunk to its shortest length; the graded entry
+    conforms, with over-conservative answers counted under DRV-6 and nothing failed."""
+    candidate, handshake = start_driver(entry.make)
+    result = run_driver(candidate, handshake, budget=BUDGET, seed_value=SEED)
+    if entry.graded:
+        assert result.failure is None
+        assert result.conforms
+        assert result.graded > 0
+        assert result.tally.counts["DRV-6"][Status.FAIL] == 0
+        return
+    assert result.failure is not None, f"{entry.name} was not caught"
+    broken = {verdict.rule for verdict in result.failure.verdicts}
+    assert broken & entry.rules, f"{entry.name} broke {broken}, not {set(entry.rules)}"
+    assert len(result.failure.case.ops) == entry.shortest
+    assert result.first_failure is not None
+
+
+def test_the_catalogue_has_the_drivers_the_issue_lists_with_their_origins() -> None:
+    """The six kinds the issue names, each against its rule, uniquely named, with an origin."""
+    required = {
+        "sleeps-when-not-blockable": "DRV-1",
+        "eagain-when-blockable": "DRV-3",
+        "commit-ignores-range-done": "DRV-4",
+        "checks-before-locking": "DRV-4",
+        "leaves-last-page": "DRV-2",
+        "over-conservative": "DRV-6",
+    }
+    assert all(rule in BY_NAME[name].rules for name, rule in required.items())
+    assert len(BY_NAME) == len(DRIVER_CATALOGUE)
+    assert all(entry.origin for entry in DRIVER_CATALOGUE)
+    assert [entry.name for entry in DRIVER_CATALOGUE if entry.graded] == ["over-conservative"]
+    assert all("bug #" in BY_NAME[name].origin for name in required if name != "leaves-last-page")
+
+
+def test_the_catalogue_document_lists_every_driver_in_order() -> None:
+    """docs/catalogue.md's drivers' table has a row per entry: rules, name, shortest."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "catalogue.md").read_text()
+    rows = [line for line in text.splitlines() if line.startswith("| DRV-")]
+    assert [row.split("`")[1] for row in rows] == [entry.name for entry in DRIVER_CATALOGUE]
+    for row, entry in zip(rows, DRIVER_CATALOGUE, strict=True):
+        rules = ", ".join(sorted(entry.rules)) + (" (graded)" if entry.graded else "")
+        assert row.split("|")[1].strip() == rules
+        assert row.split("|")[3].strip() == (str(entry.shortest) if entry.shortest else "-")
+
+
+def _rows(out: str) -> dict[str, list[str]]:
+    names = {entry.name for entry in DRIVER_CATALOGUE} | {"not-a-bug", "not-graded"}
+    return {
+        line.split()[0]: line.split()
+        for line in out.splitlines()
+        if line.split()[:1] and line.split()[0] in names
+    }
+
+
+def test_the_catalogue_command_shows_caught_graded_and_missed_drivers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A row per driver; a graded one that conforms is "graded"; any miss makes it exit 1."""
+    bug, graded = BY_NAME["checks-before-locking"], BY_NAME["over-conservative"]
+    monkeypatch.setattr(cli, "DRIVER_CATALOGUE", (bug, graded))
+    out = io.StringIO()
+    assert cli.main(["catalogue", "--side", "driver", *SMALL], stdout=out) == 0
+    rows = _rows(out.getvalue())
+    assert rows["checks-before-locking"][:3] == ["checks-before-locking", "yes", "DRV-4"]
+    assert rows["checks-before-locking"][4:6] == ["2", "2"]
+    assert rows["over-conservative"][:3] == ["over-conservative", "graded", "DRV-6"]
+    assert int(rows["over-conservative"][3].removeprefix("x")) > 0
+    assert "every one of the 2 known-bad drivers was caught" in out.getvalue()
+    assert "known-bad cores" not in out.getvalue()
+
+    not_a_bug = DriverEntry(
+        name="not-a-bug", make=BaseDriver, rules=frozenset({"DRV-1"}), shortest=3, origin="none"
+    )
+    not_graded = replace(graded, name="not-graded", make=BaseDriver)
+    monkeypatch.setattr(cli, "DRIVER_CATALOGUE", (not_a_bug, not_graded))
+    out = io.StringIO()
+    tiny = ("--examples", "10", "--steps", "10")  # neither can be caught at any budget
+    assert cli.main(["catalogue", "--side", "driver", *tiny], stdout=out) == 1
+    rows = _rows(out.getvalue())
+    assert rows["not-a-bug"][:6] == ["not-a-bug", "NO", "-", "-", "-", "3"]
+    assert rows["not-graded"][:3] == ["not-graded", "NO", "DRV-6"]
+    assert "2 known-bad drivers were NOT caught" in out.getvalue()
+
+
+def test_the_catalogue_command_flags_a_driver_shrunk_past_its_shortest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A recorded shortest length below the shrunk one is said (the target is equality)."""
+    entry = replace(BY_NAME["checks-before-locking"], shortest=1)
+    monkeypatch.setattr(cli, "DRIVER_CATALOGUE", (entry,))
+    out = io.StringIO()
+    assert cli.main(["catalogue", "--side", "driver", *SMALL], stdout=out) == 0
+    assert "1 driver counterexamples were shrunk to more than the shortest length" in out.getvalue()
+
+
+def test_the_catalogue_command_runs_both_tables_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --side, the cores' table comes first, then the drivers'."""
+    monkeypatch.setattr(cli, "CATALOGUE", ())
+    monkeypatch.setattr(cli, "DRIVER_CATALOGUE", (BY_NAME["checks-before-locking"],))
+    out = io.StringIO()
+    assert cli.main(["catalogue", *SMALL], stdout=out) == 0
+    text = out.getvalue()
+    assert text.index("0 known-bad cores") < text.index("1 known-bad drivers")
