@@ -18,9 +18,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import ClassVar, Final, final
 
-from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
-from hypothesis.errors import Flaky
-from hypothesis.stateful import run_state_machine_as_test
+from hypothesis import seed
 
 from hmm_ref import PTE_NONE
 
@@ -29,9 +27,8 @@ from ._driver_adapter import DriverCandidate, DriverHandshake, check_driver_hand
 from ._driver_executor import DriverExecutor, DriverStepOutcome, WouldWaitError
 from ._driver_machine import DriverCaseRecorder, driver_machine_for
 from ._driver_ops import DRIVER_SIDE, CpuSetEntry, DriverCase, DriverOperation
-from ._engine import BUDGETS, Budget
+from ._engine import BUDGETS, Budget, drive
 from ._executor import Tally
-from ._machine import StepFailedError
 from ._model import Profile
 from ._ops import CaseFormatError, World
 from ._rules import RULES
@@ -253,26 +250,7 @@ def run_driver(
         on_case=on_case,
     )
     machine = seed(chosen_seed)(driver_machine_for(recorder))
-    flaky: str | None = None
-    try:
-        run_state_machine_as_test(
-            machine,
-            settings=settings(
-                max_examples=budget.examples,
-                stateful_step_count=budget.steps,
-                deadline=None,
-                database=None,
-                derandomize=False,
-                suppress_health_check=list(HealthCheck),
-                verbosity=Verbosity.quiet,
-                print_blob=False,
-                phases=[Phase.explicit, Phase.generate, Phase.target, Phase.shrink],
-            ),
-        )
-    except StepFailedError:
-        pass
-    except Flaky as error:
-        flaky = f"the driver failed a case once and passed it on replay ({error})"
+    flaky = drive(machine, budget, "driver")
     failure: DriverFailure | None = None
     if recorder.failing is not None and flaky is None:
         failure = replay_driver_failure(candidate, handshake, recorder.failing)

@@ -15,7 +15,7 @@ from typing import Final, final
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis.errors import Flaky
-from hypothesis.stateful import run_state_machine_as_test
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from ._adapter import (
     AdapterError,
@@ -261,6 +261,35 @@ def close_quietly(candidate: Candidate) -> str | None:
     return None
 
 
+def drive(machine: type[RuleBasedStateMachine], budget: Budget, who: str) -> str | None:
+    """Run a state machine for ``budget`` until a step fails; a note if the failure was flaky.
+
+    Shared by both sides' engines; the machine's recorder keeps the failing case.
+    """
+    try:
+        run_state_machine_as_test(
+            machine,
+            settings=settings(
+                max_examples=budget.examples,
+                stateful_step_count=budget.steps,
+                deadline=None,
+                database=None,
+                derandomize=False,
+                suppress_health_check=list(HealthCheck),
+                verbosity=Verbosity.quiet,
+                print_blob=False,
+                # The explain phase annotates Hypothesis's own report, which we do not print;
+                # it costs more than the shrinking itself.
+                phases=[Phase.explicit, Phase.generate, Phase.target, Phase.shrink],
+            ),
+        )
+    except StepFailedError:
+        pass
+    except Flaky as error:
+        return f"the {who} failed a case once and passed it on replay ({error})"
+    return None
+
+
 def run(
     candidate: Candidate,
     handshake: Handshake,
@@ -285,28 +314,7 @@ def run(
         keep=keep,
     )
     machine = seed(chosen_seed)(machine_for(recorder))
-    flaky: str | None = None
-    try:
-        run_state_machine_as_test(
-            machine,
-            settings=settings(
-                max_examples=budget.examples,
-                stateful_step_count=budget.steps,
-                deadline=None,
-                database=None,
-                derandomize=False,
-                suppress_health_check=list(HealthCheck),
-                verbosity=Verbosity.quiet,
-                print_blob=False,
-                # The explain phase annotates Hypothesis's own report, which we do not print;
-                # it costs more than the shrinking itself.
-                phases=[Phase.explicit, Phase.generate, Phase.target, Phase.shrink],
-            ),
-        )
-    except StepFailedError:
-        pass
-    except Flaky as error:
-        flaky = f"the candidate failed a case once and passed it on replay ({error})"
+    flaky = drive(machine, budget, "candidate")
     failure: Failure | None = None
     if recorder.failing is not None and flaky is None:
         world, ops = recorder.failing
