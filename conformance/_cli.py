@@ -405,6 +405,11 @@ def command_run(args: argparse.Namespace, out: TextIO) -> int:
         )
     finally:
         _close(candidate, out)
+    return _report_run(result, args, out)
+
+
+def _report_run(result: RunResult | DriverRunResult, args: argparse.Namespace, out: TextIO) -> int:
+    """Print a run's matrix and verdict, write its reports and replay file; the exit code."""
     _say(out, f"seed {result.seed} (repeat this run with --seed {result.seed})")
     out.write("\n" + clause_matrix(rule_rows(result)) + "\n\n")
     for kind, path in args.report:
@@ -445,18 +450,7 @@ def command_run_driver(args: argparse.Namespace, out: TextIO) -> int:
         problem = close_driver(candidate)
         if problem is not None:
             _say(out, problem)
-    _say(out, f"seed {result.seed} (repeat this run with --seed {result.seed})")
-    out.write("\n" + clause_matrix(rule_rows(result)) + "\n\n")
-    for kind, path in args.report:
-        Path(path).write_text(render(result, kind))
-        _say(out, f"{kind} report written to {path}")
-    if result.failure is None:
-        _say(out, headline(result))
-        return EXIT_OK if result.conforms else EXIT_VIOLATION
-    _say(out, headline(result) + ":")
-    out.write(describe_failure(result.failure) + "\n")
-    _say(out, f"replay file: {_save_replay(result, args.replay_dir)}")
-    return EXIT_VIOLATION
+    return _report_run(result, args, out)
 
 
 def _operations(count: int) -> str:
