@@ -33,7 +33,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol, final
+from typing import Final, Protocol, cast, final
 
 from hmm_ref import HmmMirrorOps, PfnEncoding, Pte
 
@@ -55,6 +55,7 @@ __all__ = [
     "RangeView",
     "check_handshake",
     "load_factory",
+    "resolve_factory",
 ]
 
 #: The version of this protocol; a candidate declares the one it speaks in its handshake.
@@ -202,31 +203,35 @@ _METHODS: Final = (
 )
 
 
-def load_factory(spec: str) -> Callable[[], Candidate]:
-    """Resolve ``MODULE:FACTORY`` to a function that makes a candidate."""
+def resolve_factory(spec: str, example: str) -> Callable[[], object]:
+    """Resolve ``MODULE:FACTORY`` to the callable it names; ``example`` shows the form."""
     module_name, colon, attribute = spec.partition(":")
     if not colon or not module_name or not attribute:
         raise AdapterError(
-            f"adapter {spec!r} is not of the form MODULE:FACTORY (for example "
-            "mypkg.hmm_adapter:make_candidate)"
+            f"adapter {spec!r} is not of the form MODULE:FACTORY (for example {example})"
         )
     if os.getcwd() not in sys.path:
         # As `python -m` does: an adapter module next to the user is found.
         sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
+        factory: object = importlib.import_module(module_name)
     except Exception as error:  # any import-time failure is the user's module, reported as such
         raise AdapterError(
             f"adapter module {module_name!r} does not import ({type(error).__name__}: {error}); "
             "check the name and that it is installed or on PYTHONPATH"
         ) from error
-    factory = module
     for part in attribute.split("."):
         if not hasattr(factory, part):
             raise AdapterError(f"module {module_name!r} has no attribute {attribute!r}")
         factory = getattr(factory, part)
     if not callable(factory):
         raise AdapterError(f"{spec!r} is not callable; point at a function or class")
+    return factory
+
+
+def load_factory(spec: str) -> Callable[[], Candidate]:
+    """Resolve ``MODULE:FACTORY`` to a function that makes a candidate."""
+    factory = resolve_factory(spec, "mypkg.hmm_adapter:make_candidate")
 
     def make() -> Candidate:
         candidate = factory()
@@ -236,8 +241,7 @@ def load_factory(spec: str) -> Callable[[], Candidate]:
                 f"{spec!r} returned {type(candidate).__name__}, which is not a candidate: it "
                 f"lacks {', '.join(missing)} (see conformance.Candidate)"
             )
-        result: Candidate = candidate
-        return result
+        return cast(Candidate, candidate)  # its methods were checked just above
 
     return make
 

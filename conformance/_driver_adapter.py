@@ -28,12 +28,9 @@ lock after saying it would not is a HANG, and a non-blockable callback that bloc
 from __future__ import annotations
 
 import enum
-import importlib
-import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, Literal, Protocol, final
+from typing import Final, Literal, Protocol, cast, final
 
 from hmm_ref import (
     DeviceEntry,
@@ -48,7 +45,7 @@ from hmm_ref import (
     hmm_vma_range_done,
 )
 
-from ._adapter import AdapterError
+from ._adapter import AdapterError, resolve_factory
 
 __all__ = [
     "DRIVER_PROTOCOL_VERSION",
@@ -234,8 +231,6 @@ _METHODS: Final = (
     "close",
 )
 
-#: Short names for the drivers that ship: ``conformance:reference_driver`` is the reference.
-
 
 def load_driver_factory(spec: str) -> Callable[[], DriverCandidate]:
     """Resolve ``MODULE:FACTORY`` to a function that makes a driver candidate."""
@@ -244,28 +239,7 @@ def load_driver_factory(spec: str) -> Callable[[], DriverCandidate]:
             f"adapter {spec!r}: the driver side takes a Python MODULE:FACTORY adapter; the wire "
             "protocol (exec:) carries HMM cores only"
         )
-    module_name, colon, attribute = spec.partition(":")
-    if not colon or not module_name or not attribute:
-        raise AdapterError(
-            f"adapter {spec!r} is not of the form MODULE:FACTORY (for example "
-            "mypkg.gpu_adapter:make_driver)"
-        )
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `python -m` does: an adapter next to the user
-    try:
-        factory: object = importlib.import_module(module_name)
-    except Exception as error:  # any import-time failure is the user's module, reported as such
-        raise AdapterError(
-            f"adapter module {module_name!r} does not import ({type(error).__name__}: {error}); "
-            "check the name and that it is installed or on PYTHONPATH"
-        ) from error
-    for part in attribute.split("."):
-        if not hasattr(factory, part):
-            raise AdapterError(f"module {module_name!r} has no attribute {attribute!r}")
-        factory = getattr(factory, part)
-    if not callable(factory):
-        raise AdapterError(f"{spec!r} is not callable; point at a function or class")
-    make = factory
+    make = resolve_factory(spec, "mypkg.gpu_adapter:make_driver")
 
     def checked() -> DriverCandidate:
         candidate = make()
@@ -276,8 +250,7 @@ def load_driver_factory(spec: str) -> Callable[[], DriverCandidate]:
                 f"it lacks {', '.join(missing)} (see conformance DriverCandidate, "
                 "docs/driver-side.md)"
             )
-        result: DriverCandidate = candidate
-        return result
+        return cast(DriverCandidate, candidate)  # its methods were checked just above
 
     return checked
 
