@@ -682,11 +682,7 @@ def _core_catalogue(args: argparse.Namespace, out: TextIO) -> int:
     """
     budget = _budget(args)
     _say(out, f"{len(CATALOGUE)} known-bad cores, budget {budget.name}, seed {args.seed}")
-    header = (
-        f"{'entry':<32}{'caught':<8}{'rule broken':<22}{'1st fail':>9}{'shrunk':>8}"
-        f"{'shortest':>10}  origin"
-    )
-    lines = [header]
+    lines = [_catalogue_row("entry", "caught", "rule broken", "1st fail", "shrunk", "shortest")]
     missed = longer = 0
     for entry in CATALOGUE:
         candidate, handshake = start(entry.make)
@@ -704,9 +700,15 @@ def _core_catalogue(args: argparse.Namespace, out: TextIO) -> int:
         shortest = len(bound.failure.case.ops) if bound.failure else None
         longer += shrunk is not None and shortest is not None and shrunk > shortest
         lines.append(
-            f"{entry.name:<32}{'yes' if caught else 'NO':<8}{', '.join(sorted(broken)) or '-':<22}"
-            f"{result.first_failure or '-':>9}{shrunk or '-':>8}"
-            f"{shortest or 'none':>10}  {entry.origin}"
+            _catalogue_row(
+                entry.name,
+                "yes" if caught else "NO",
+                ", ".join(sorted(broken)) or "-",
+                result.first_failure or "-",
+                shrunk or "-",
+                shortest or "none",
+                origin=entry.origin,
+            )
         )
     out.write("\n".join(lines) + "\n")
     if longer:
@@ -718,6 +720,17 @@ def _core_catalogue(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+_CATALOGUE_COLUMNS = ("<32", "<8", "<22", ">9", ">8", ">10")
+
+
+def _catalogue_row(*cells: object, origin: str = "origin") -> str:
+    """One line of either catalogue table: entry, caught, rules, 1st fail, shrunk, shortest."""
+    row = "".join(
+        f"{cell!s:{width}}" for cell, width in zip(cells, _CATALOGUE_COLUMNS, strict=True)
+    )
+    return f"{row}  {origin}"
+
+
 def _driver_catalogue(args: argparse.Namespace, out: TextIO) -> int:
     """The drivers' table; the number of entries not caught.
 
@@ -727,11 +740,7 @@ def _driver_catalogue(args: argparse.Namespace, out: TextIO) -> int:
     """
     budget = _budget(args)
     _say(out, f"{len(DRIVER_CATALOGUE)} known-bad drivers, budget {budget.name}, seed {args.seed}")
-    header = (
-        f"{'entry':<32}{'caught':<8}{'rule broken':<22}{'1st fail':>9}{'shrunk':>8}"
-        f"{'shortest':>10}  origin"
-    )
-    lines = [header]
+    lines = [_catalogue_row("entry", "caught", "rule broken", "1st fail", "shrunk", "shortest")]
     missed = longer = 0
     for entry in DRIVER_CATALOGUE:
         candidate, handshake = start_driver(entry.make)
@@ -754,8 +763,15 @@ def _driver_catalogue(args: argparse.Namespace, out: TextIO) -> int:
         shrunk = len(result.failure.case.ops) if result.failure else None
         longer += shrunk is not None and shrunk > entry.shortest
         lines.append(
-            f"{entry.name:<32}{verdict:<8}{shown:<22}{result.first_failure or '-':>9}"
-            f"{shrunk or '-':>8}{entry.shortest or '-':>10}  {entry.origin}"
+            _catalogue_row(
+                entry.name,
+                verdict,
+                shown,
+                result.first_failure or "-",
+                shrunk or "-",
+                entry.shortest or "-",
+                origin=entry.origin,
+            )
         )
     out.write("\n".join(lines) + "\n")
     if longer:
