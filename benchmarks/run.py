@@ -42,6 +42,7 @@ from conformance import (
     Candidate,
     CandidateRejected,
     Case,
+    Handshake,
     InvalidateEnd,
     InvalidateStart,
     Operation,
@@ -146,26 +147,34 @@ class _PlainLoop:
         return len(case.ops)
 
 
-def overhead(seed: int, budget: Budget) -> dict[str, Any]:
-    """Steps per second three ways over the same cases, and where the time goes."""
-    candidate, handshake = start(reference)
+def _three_ways(
+    candidate: Candidate, handshake: Handshake, seed: int, budget: Budget
+) -> tuple[list[Case], int, tuple[float, float, float]]:
+    """One seed's run, then its cases through the executor, then through the plain loop: the
+    cases, their steps, and the seconds each way took."""
     cases: list[Case] = []
     began = time.perf_counter()
     result = run(candidate, handshake, budget=budget, seed_value=seed, keep=cases)
     machine_seconds = time.perf_counter() - began
-    assert result.conforms, "the reference must conform for the overhead to mean anything"
-
+    assert result.conforms, f"{handshake.name} must conform for its speed to mean anything"
     began = time.perf_counter()
     for case in cases:
         replay(candidate, handshake, case, Profile.SEED, stop_at_failure=False)
     executor_seconds = time.perf_counter() - began
-
     loop = _PlainLoop(candidate)
     began = time.perf_counter()
     steps = sum(loop.case(case) for case in cases)
     plain_seconds = time.perf_counter() - began
-
     assert steps == result.tally.steps, (steps, result.tally.steps)
+    return cases, steps, (machine_seconds, executor_seconds, plain_seconds)
+
+
+def overhead(seed: int, budget: Budget) -> dict[str, Any]:
+    """Steps per second three ways over the same cases, and where the time goes."""
+    candidate, handshake = start(reference)
+    cases, steps, (machine_seconds, executor_seconds, plain_seconds) = _three_ways(
+        candidate, handshake, seed, budget
+    )
     return {
         "seed": seed,
         "cases": len(cases),
@@ -277,20 +286,10 @@ def adapters(seed: int, budget: Budget) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for label, spec in ADAPTERS:
         candidate, handshake = start(adapter_factory(spec))
-        cases: list[Case] = []
         try:
-            began = time.perf_counter()
-            result = run(candidate, handshake, budget=budget, seed_value=seed, keep=cases)
-            machine_seconds = time.perf_counter() - began
-            assert result.conforms, f"{label} must conform for its speed to mean anything"
-            began = time.perf_counter()
-            for case in cases:
-                replay(candidate, handshake, case, Profile.SEED, stop_at_failure=False)
-            executor_seconds = time.perf_counter() - began
-            loop = _PlainLoop(candidate)
-            began = time.perf_counter()
-            steps = sum(loop.case(case) for case in cases)
-            plain_seconds = time.perf_counter() - began
+            cases, steps, (machine_seconds, executor_seconds, plain_seconds) = _three_ways(
+                candidate, handshake, seed, budget
+            )
         finally:
             close_quietly(candidate)
         rows.append(
