@@ -4,10 +4,13 @@ The public surface: the adapter protocol a candidate implements (:class:`Candida
 :class:`Handshake`, :class:`Capability`, :class:`RangeView`, :class:`CpuView`, and the two
 signals :class:`CandidateRejected` and :class:`CandidateWouldHang`), the reference candidate
 (:func:`reference`), the C candidate (:func:`c_core`, :func:`c_core_wire`, :func:`c_core_with`),
-the reference driver for the driver side (:func:`reference_driver`,
-:func:`reference_driver_rwsem`), the operations a case is made of, the random engine
-(:func:`run`), the exhaustive one (:func:`explore`), and the command line (:func:`main`).
-The oracle's checks are in :mod:`conformance.oracle`, one per rule ID.
+the driver side's adapter protocol (:class:`DriverCandidate`, :class:`DriverHandshake`,
+:class:`DriverCapability`, :class:`DriverEnv`, :class:`FaultView`) and its reference driver
+(:func:`reference_driver`, :func:`reference_driver_rwsem`), the operations a case is made of,
+the random engine (:func:`run`), the exhaustive one (:func:`explore`), and the command line
+(:func:`main`).
+The oracle's checks are in :mod:`conformance.oracle`, one per rule ID, and the whole driver side
+(its engine and operations too) is in :mod:`conformance.driver`.
 """
 
 from ._adapter import PROTOCOL_VERSION as PROTOCOL_VERSION
@@ -23,6 +26,13 @@ from ._ccore import c_core as c_core
 from ._ccore import c_core_wire as c_core_wire
 from ._ccore import c_core_with as c_core_with
 from ._cli import main as main
+from ._driver_adapter import DRIVER_PROTOCOL_VERSION as DRIVER_PROTOCOL_VERSION
+from ._driver_adapter import DriverCandidate as DriverCandidate
+from ._driver_adapter import DriverCapability as DriverCapability
+from ._driver_adapter import DriverEnv as DriverEnv
+from ._driver_adapter import DriverHandshake as DriverHandshake
+from ._driver_adapter import FaultView as FaultView
+from ._driver_reference import ReferenceDriverCandidate as ReferenceDriverCandidate
 from ._driver_reference import reference_driver as reference_driver
 from ._driver_reference import reference_driver_rwsem as reference_driver_rwsem
 from ._engine import BUDGETS as BUDGETS
@@ -58,6 +68,7 @@ from ._reference import reference as reference
 
 __all__ = [
     "BUDGETS",
+    "DRIVER_PROTOCOL_VERSION",
     "PROTOCOL_VERSION",
     "SCOPE",
     "AdapterError",
@@ -69,8 +80,13 @@ __all__ = [
     "Case",
     "CaseFormatError",
     "CpuView",
+    "DriverCandidate",
+    "DriverCapability",
+    "DriverEnv",
+    "DriverHandshake",
     "ExploreResult",
     "Failure",
+    "FaultView",
     "Handshake",
     "InvalidateEnd",
     "InvalidateStart",
@@ -80,6 +96,7 @@ __all__ = [
     "RangeDone",
     "RangeView",
     "ReferenceCandidate",
+    "ReferenceDriverCandidate",
     "RegisterMirror",
     "Release",
     "RunResult",

@@ -3,37 +3,137 @@
 from __future__ import annotations
 
 import enum
+import importlib
+import pkgutil
+from types import ModuleType
+from typing import Final
 
 import pytest
 
-import hmm_ref
+import conformance
+import conformance.driver
 
-#: Classes meant to be subclassed or implemented by users.
-OPEN = {"MmuNotifier", "HmmMirrorOps", "HmmError", "UsageError", "WouldLivelockError"}
+#: Every public module: the two packages and their submodules without a leading underscore.
+PUBLIC_MODULES: Final = ("hmm_ref", "conformance", "conformance.driver", "conformance.oracle")
+
+#: Modules that only gather the API from private ones: every public name they hold is exported.
+#: (conformance.oracle is not one: its check functions are reached through CHECKS and by name
+#: from docs/spec.md, and what it imports to write them is not its API.)
+FACADES: Final = ("hmm_ref", "conformance", "conformance.driver")
+
+#: Classes meant to be implemented, subclassed or raised by users, by module, with the reason:
+#: "protocol" (implemented), "exception" (raised, caught, subclassed), "base" (of exported
+#: classes), "extension" (subclassed by users). Every other exported class is @final or an enum.
+OPEN: Final[dict[str, dict[str, str]]] = {
+    "hmm_ref": {
+        "HmmMirrorOps": "protocol",
+        "MmuNotifier": "extension",
+        "HmmError": "exception",
+        "UsageError": "exception",
+        "WouldLivelockError": "exception",
+    },
+    "conformance": {
+        "Candidate": "protocol",
+        "CpuView": "protocol",
+        "DriverCandidate": "protocol",
+        "AdapterError": "exception",
+        "CandidateRejected": "exception",
+        "CandidateWouldHang": "exception",
+        "CaseFormatError": "exception",
+        "Operation": "base",
+    },
+    "conformance.driver": {"DriverCandidate": "protocol", "DriverOperation": "base"},
+    "conformance.oracle": {},
+}
 
 
-@pytest.mark.parametrize("name", hmm_ref.__all__)
-def test_every_exported_name_exists(name: str) -> None:
-    """Each name in __all__ is an attribute of the package, and none is private."""
-    assert hasattr(hmm_ref, name)
+def _module(name: str) -> ModuleType:
+    return importlib.import_module(name)
+
+
+def _exports(names: tuple[str, ...]) -> list[tuple[str, str]]:
+    return [(module, name) for module in names for name in _module(module).__all__]
+
+
+def _exported_classes() -> list[tuple[str, str]]:
+    return [
+        (module, name)
+        for module, name in _exports(PUBLIC_MODULES)
+        if isinstance(getattr(_module(module), name), type)
+    ]
+
+
+def test_every_public_module_is_guarded() -> None:
+    """The public submodules of both packages are exactly the ones these tests check."""
+    found = {"hmm_ref", "conformance"}
+    for package in ("hmm_ref", "conformance"):
+        found.update(
+            f"{package}.{info.name}"
+            for info in pkgutil.iter_modules(_module(package).__path__)
+            if not info.name.startswith("_")
+        )
+    assert found == set(PUBLIC_MODULES)
+    assert set(OPEN) == set(PUBLIC_MODULES)
+
+
+@pytest.mark.parametrize("module", PUBLIC_MODULES)
+def test_all_has_no_duplicates(module: str) -> None:
+    """Each public module's __all__ names each export once."""
+    exported = _module(module).__all__
+    assert len(set(exported)) == len(exported)
+
+
+@pytest.mark.parametrize(("module", "name"), _exports(PUBLIC_MODULES))
+def test_every_exported_name_exists(module: str, name: str) -> None:
+    """Each name in __all__ is an attribute of its module, and none is private."""
+    assert hasattr(_module(module), name)
     assert not name.startswith("_")
 
 
-def test_all_lists_every_public_name() -> None:
-    """Every public attribute that is not a module is listed in __all__."""
+@pytest.mark.parametrize("module", FACADES)
+def test_all_lists_every_public_name(module: str) -> None:
+    """Every public attribute of a facade that is not a module is listed in its __all__."""
     public = {
         name
-        for name, value in vars(hmm_ref).items()
-        if not name.startswith("_") and type(value).__name__ != "module"
+        for name, value in vars(_module(module)).items()
+        if not name.startswith("_") and not isinstance(value, ModuleType)
     }
-    assert public == set(hmm_ref.__all__)
+    assert public == set(_module(module).__all__)
+
+
+def test_the_driver_api_is_one_api() -> None:
+    """What conformance and conformance.driver both export is the very same object."""
+    shared = set(conformance.__all__) & set(conformance.driver.__all__)
+    assert {"DriverCandidate", "DriverHandshake", "DriverCapability", "reference_driver"} <= shared
+    for name in shared:
+        assert getattr(conformance, name) is getattr(conformance.driver, name)
+
+
+@pytest.mark.parametrize(("module", "name"), _exported_classes())
+def test_public_classes_are_final_unless_meant_for_subclassing(module: str, name: str) -> None:
+    """Public classes are @final (enums are closed by having members), except the open ones."""
+    cls = getattr(_module(module), name)
+    closed = getattr(cls, "__final__", False) or issubclass(cls, enum.Enum)
+    assert closed is (name not in OPEN[module])
 
 
 @pytest.mark.parametrize(
-    "name", [n for n in hmm_ref.__all__ if isinstance(getattr(hmm_ref, n), type)]
+    ("module", "name", "reason"),
+    [(module, name, reason) for module, names in OPEN.items() for name, reason in names.items()],
 )
-def test_public_classes_are_final_unless_meant_for_subclassing(name: str) -> None:
-    """Public classes are @final (enums are closed by having members), except the open ones."""
-    cls = getattr(hmm_ref, name)
-    closed = getattr(cls, "__final__", False) or issubclass(cls, enum.Enum)
-    assert closed is (name not in OPEN)
+def test_open_classes_are_open_for_their_reason(module: str, name: str, reason: str) -> None:
+    """Each open class is what its reason says: a protocol, an exception, or a base of exports."""
+    cls = getattr(_module(module), name)
+    protocol = getattr(cls, "_is_protocol", False)
+    # By the MRO, since issubclass refuses protocols that are not runtime-checkable.
+    subclassed = any(
+        other is not cls and cls in other.__mro__
+        for other in (getattr(_module(m), n) for m, n in _exported_classes())
+    )
+    kinds = {
+        "protocol": protocol,
+        "exception": issubclass(cls, BaseException),
+        "base": subclassed,
+        "extension": not protocol and not issubclass(cls, BaseException),
+    }
+    assert kinds[reason]
