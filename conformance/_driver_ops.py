@@ -15,6 +15,9 @@ rules off, and the shrinker and the report still see every step.
 
 Faults are named by small integers chosen by whoever writes the case, as ranges are on the core
 side; the candidate keeps its own fault objects behind them for the length of one case.
+
+A driver case read from JSON is held to the core's rules for a world and its operations (see
+``conformance._ops``), and to one of its own: the encoding is one a driver can decode.
 """
 
 from __future__ import annotations
@@ -28,15 +31,20 @@ from hmm_ref import PAGE_SIZE, HmmError, PfnEncoding, Pte
 from ._ops import (
     CASE_FORMAT,
     CASE_VERSION,
+    REPLAY_FIELDS,
     CaseFormatError,
     Json,
     Operation,
     World,
-    _encoding_from_json,
+    _case_encoding,
+    _case_pte,
+    _check_format,
     _encoding_to_json,
-    _pte_from_json,
+    _mapped,
+    _parse_op,
     _pte_to_json,
     _Reader,
+    _shown,
     _span,
     world_from_json,
     world_to_json,
@@ -55,6 +63,7 @@ __all__ = [
     "StepFault",
     "driver_case_from_json",
     "driver_case_to_json",
+    "driver_decodes",
     "driver_op_from_json",
     "driver_op_to_json",
     "side_of",
@@ -204,38 +213,45 @@ def driver_op_to_json(op: DriverOperation) -> Json:
     return data
 
 
-_PARSERS: Final[Mapping[str, Callable[[_Reader], DriverOperation]]] = {
-    "invalidate_start": lambda r: NotifierStart(
-        start=r.integer("start"), end=r.integer("end"), blockable=r.boolean("blockable")
+#: Each operation's fields besides ``"op"`` (what :func:`driver_op_to_json` writes), and its
+#: parser.
+_PARSERS: Final[Mapping[str, tuple[tuple[str, ...], Callable[[_Reader], DriverOperation]]]] = {
+    "invalidate_start": (
+        ("start", "end", "blockable"),
+        lambda r: NotifierStart(
+            start=r.address("start"), end=r.address("end"), blockable=r.boolean("blockable")
+        ),
     ),
-    "invalidate_end": lambda r: NotifierEnd(start=r.integer("start"), end=r.integer("end")),
-    "set_pte": lambda r: CpuSetEntry(addr=r.integer("addr"), pte=_pte_from_json(r.obj("pte"))),
-    "exit": lambda r: Exit(),
-    "start_fault": lambda r: StartFault(
-        fault=r.integer("fault"), start=r.integer("start"), end=r.integer("end")
+    "invalidate_end": (
+        ("start", "end"),
+        lambda r: NotifierEnd(start=r.address("start"), end=r.address("end")),
     ),
-    "step_fault": lambda r: StepFault(fault=r.integer("fault")),
-    "run_fault": lambda r: RunFault(fault=r.integer("fault")),
+    "set_pte": (
+        ("addr", "pte"),
+        lambda r: CpuSetEntry(addr=r.address("addr"), pte=_case_pte(r.obj("pte"))),
+    ),
+    "exit": ((), lambda r: Exit()),
+    "start_fault": (
+        ("fault", "start", "end"),
+        lambda r: StartFault(
+            fault=r.handle("fault"), start=r.address("start"), end=r.address("end")
+        ),
+    ),
+    "step_fault": (("fault",), lambda r: StepFault(fault=r.handle("fault"))),
+    "run_fault": (("fault",), lambda r: RunFault(fault=r.handle("fault"))),
 }
 
 
 def driver_op_from_json(data: object, where: str = "op") -> DriverOperation:
     """Parse one driver operation; :class:`CaseFormatError` names the field that is wrong."""
-    reader = _Reader(data, where)
-    name = reader.string("op")
-    parser = _PARSERS.get(name)
-    if parser is None:
-        raise CaseFormatError(
-            f"{where}.op: unknown driver operation {name!r}; one of {', '.join(_PARSERS)}"
-        )
-    try:
-        return parser(reader)
-    except CaseFormatError as error:
-        if str(error).startswith(where):
-            raise
-        raise CaseFormatError(f"{where}: {error}") from None
-    except (ValueError, HmmError) as error:  # a bad pte value
-        raise CaseFormatError(f"{where}: {error}") from None
+    return _parse_op(data, where, _PARSERS, "driver operation")
+
+
+def driver_decodes(encoding: PfnEncoding) -> bool:
+    """True if a driver can read entries of ``encoding``: ``hmm_pfn_to_pfn`` shifts an entry
+    right by ``pfn_shift`` without masking, so every flag must lie below the pfn (nouveau and
+    amdgpu keep theirs there); with a flag above it, even the reference driver misreads pages."""
+    return max(encoding.flags) < 1 << encoding.pfn_shift
 
 
 def driver_case_to_json(case: DriverCase) -> Json:
@@ -256,29 +272,45 @@ def side_of(data: object) -> str:
         side = data.get("side", "core")
         if side in ("core", DRIVER_SIDE):
             return str(side)
-        raise CaseFormatError(f"case.side: {side!r} is not 'core' or {DRIVER_SIDE!r}")
+        raise CaseFormatError(f"case.side: {_shown(side)} is not 'core' or {DRIVER_SIDE!r}")
     return "core"
 
 
-def driver_case_from_json(data: object) -> DriverCase:
-    """Parse a driver case written by :func:`driver_case_to_json` (extra fields are ignored)."""
-    reader = _Reader(data, "case")
-    if reader.string("format") != CASE_FORMAT:
-        raise CaseFormatError(f"case.format: expected {CASE_FORMAT!r}; is this a replay file?")
-    version = reader.integer("version")
-    if version != CASE_VERSION:
+def _op_in_world(op: DriverOperation, mapped: Callable[[int], bool], where: str) -> DriverOperation:
+    """``op``, if what it names exists in the world (``mapped`` says which addresses do); a
+    fault may lie outside every vma, as a fault the driver must refuse."""
+    if isinstance(op, CpuSetEntry) and not mapped(op.addr):
         raise CaseFormatError(
-            f"case.version: {version} is not {CASE_VERSION}, the one this tool reads"
+            f"{where}.addr: {op.addr:#x} is in no vma of the world; the CPU changes entries "
+            "only inside one"
         )
+    return op
+
+
+def driver_case_from_json(data: object) -> DriverCase:
+    """Parse a driver case written by :func:`driver_case_to_json`, or a replay file that holds
+    one: as :func:`conformance._ops.case_from_json`, with the encoding the driver decodes."""
+    reader = _Reader(data, "case")
+    _check_format(reader)
     if side_of(reader.data) != DRIVER_SIDE:
         raise CaseFormatError(f"case.side: expected {DRIVER_SIDE!r}; this is a core case")
+    reader.only(
+        ("format", "version", "side", "world", "encoding", "ops", *REPLAY_FIELDS), "a driver case"
+    )
     try:
-        encoding = _encoding_from_json(reader.obj("encoding"))
+        encoding = _case_encoding(reader.obj("encoding"))
     except HmmError as error:
         raise CaseFormatError(f"case.encoding: {error}") from None
+    if not driver_decodes(encoding):
+        raise CaseFormatError(
+            f"case.encoding.flags: {max(encoding.flags):#x} lies above the pfn, which starts "
+            f"at bit {encoding.pfn_shift}; drivers read the pfn as entry >> pfn_shift, so every "
+            "flag lies below it"
+        )
+    world = world_from_json(reader._get("world"), "case.world")
+    mapped = _mapped(world)
     ops = tuple(
-        driver_op_from_json(item, f"case.ops[{i}]") for i, item in enumerate(reader.array("ops"))
+        _op_in_world(driver_op_from_json(item, f"case.ops[{i}]"), mapped, f"case.ops[{i}]")
+        for i, item in enumerate(reader.array("ops"))
     )
-    return DriverCase(
-        world=world_from_json(reader.data.get("world"), "case.world"), encoding=encoding, ops=ops
-    )
+    return DriverCase(world=world, encoding=encoding, ops=ops)

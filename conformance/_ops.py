@@ -8,19 +8,32 @@ any candidate. What each mirror answers when it is called is part of the operati
 
 Handles: mirrors and ranges are named by small integers chosen by whoever writes the case; a
 candidate keeps its own objects behind them for the length of one case.
+
+A case read from JSON is held to what the engine assumes of every case, so that a bad file is the
+file's fault and never shows up as a CRASH of the candidate: the world has at least one vma, in
+address order without overlaps, and entries only inside them; every operation names a vma the
+world has, handles and addresses fit the wire protocol (C ints, 64-bit words), spans are small
+enough for the model and the reference to walk page by page, and no object carries a field this
+format does not define.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final, TypeAlias, final
+from typing import Any, ClassVar, Final, TypeAlias, TypeVar, final
 
 from hmm_ref import PAGE_SIZE, HmmError, PfnEncoding, Pte, PteKind, describe_result
 
 __all__ = [
     "CASE_FORMAT",
     "CASE_VERSION",
+    "MAX_ERRNO",
+    "MAX_HANDLE",
+    "MAX_PAGES",
+    "MAX_VMAS",
+    "REPLAY_FIELDS",
     "Case",
     "CaseFormatError",
     "InvalidateEnd",
@@ -45,6 +58,23 @@ CASE_FORMAT: Final = "hmm-conformance/case"
 CASE_VERSION: Final = 1
 
 Json: TypeAlias = dict[str, Any]
+
+#: The largest mirror, range or fault number and vma index: the wire's C servers read handles
+#: into an ``int``.
+MAX_HANDLE: Final = 2**31 - 1
+#: Addresses are unsigned 64-bit words on the wire, so every span ends at or below this.
+_ADDRESS_END: Final = 2**64 - PAGE_SIZE
+#: The most pages a vma, a snapshot, a window or a fault covers, and the vmas of a world together:
+#: the model and the reference walk every page of each (``HmmRange`` allocates one entry per
+#: page up front), so a larger span would exhaust memory, a crash that is the case's fault.
+MAX_PAGES: Final = 1 << 16
+#: The most vmas a world has: the model looks a page up in the vmas one by one.
+MAX_VMAS: Final = 256
+#: A mirror's callback answers 0 or a negative errno; the kernel's errnos end at ``MAX_ERRNO``.
+MAX_ERRNO: Final = 4095
+#: Fields a replay file carries beside the case (``conformance._report.replay_document``): what
+#: the failing run recorded. ``replay`` reads the profile; the others are for the reader.
+REPLAY_FIELDS: Final = ("profile", "seed", "depth", "candidate", "failure")
 
 
 class CaseFormatError(ValueError):
@@ -92,6 +122,16 @@ def _span(name: str, start: int, end: int, *, empty: bool = False) -> None:
     if end < start or (end == start and not empty):
         raise CaseFormatError(
             f"{name}: [{start:#x}, {end:#x}) is {'reversed' if end < start else 'empty'}"
+        )
+    if end > _ADDRESS_END:
+        raise CaseFormatError(
+            f"{name}: [{start:#x}, {end:#x}) ends above {_ADDRESS_END:#x}, the last page end "
+            "a 64-bit address holds"
+        )
+    if (end - start) // PAGE_SIZE > MAX_PAGES:
+        raise CaseFormatError(
+            f"{name}: [{start:#x}, {end:#x}) covers {(end - start) // PAGE_SIZE} pages; a span "
+            f"covers at most {MAX_PAGES}"
         )
 
 
@@ -249,6 +289,12 @@ class Case:
 # -- JSON ------------------------------------------------------------------------------------
 
 
+def _shown(value: object) -> str:
+    """``repr(value)``, cut short: an error message stays one readable line whatever the input."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 class _Reader:
     """Typed access to one JSON object, with errors that name the path."""
 
@@ -266,7 +312,26 @@ class _Reader:
     def integer(self, key: str) -> int:
         value = self._get(key)
         if not isinstance(value, int) or isinstance(value, bool):
-            raise CaseFormatError(f"{self.where}.{key}: expected an integer, got {value!r}")
+            raise CaseFormatError(f"{self.where}.{key}: expected an integer, got {_shown(value)}")
+        return value
+
+    def handle(self, key: str) -> int:
+        """A mirror, range or fault number, or a vma index."""
+        value = self.integer(key)
+        if not 0 <= value <= MAX_HANDLE:
+            raise CaseFormatError(
+                f"{self.where}.{key}: {_shown(value)} is out of range; give 0 to {MAX_HANDLE}"
+            )
+        return value
+
+    def address(self, key: str) -> int:
+        """A virtual address: an unsigned 64-bit word (alignment is the span's to check)."""
+        value = self.integer(key)
+        if not 0 <= value <= _ADDRESS_END:
+            raise CaseFormatError(
+                f"{self.where}.{key}: {_shown(value)} is not an address; give 0 to "
+                f"{_ADDRESS_END:#x}"
+            )
         return value
 
     def boolean(self, key: str, default: bool | None = None) -> bool:
@@ -274,29 +339,39 @@ class _Reader:
             return default
         value = self._get(key)
         if not isinstance(value, bool):
-            raise CaseFormatError(f"{self.where}.{key}: expected true or false, got {value!r}")
+            raise CaseFormatError(
+                f"{self.where}.{key}: expected true or false, got {_shown(value)}"
+            )
         return value
 
     def string(self, key: str) -> str:
         value = self._get(key)
         if not isinstance(value, str):
-            raise CaseFormatError(f"{self.where}.{key}: expected a string, got {value!r}")
+            raise CaseFormatError(f"{self.where}.{key}: expected a string, got {_shown(value)}")
         return value
 
     def array(self, key: str) -> Sequence[object]:
         value = self._get(key)
         if not isinstance(value, list):
-            raise CaseFormatError(f"{self.where}.{key}: expected a list, got {value!r}")
+            raise CaseFormatError(f"{self.where}.{key}: expected a list, got {_shown(value)}")
         return value
 
     def obj(self, key: str) -> _Reader:
         return _Reader(self._get(key), f"{self.where}.{key}")
 
+    def only(self, allowed: Sequence[str], what: str) -> None:
+        """Refuse a field outside ``allowed``: a misspelt field would otherwise be ignored."""
+        for key in self.data:
+            if key not in allowed:
+                raise CaseFormatError(
+                    f"{self.where}: unknown field {_shown(key)}; {what} has {', '.join(allowed)}"
+                )
+
 
 def _ints(items: Sequence[object], where: str) -> tuple[int, int, int]:
     numbers = [i for i in items if isinstance(i, int) and not isinstance(i, bool)]
     if len(numbers) != 3 or len(items) != 3:
-        raise CaseFormatError(f"{where}: expected three integers, got {list(items)!r}")
+        raise CaseFormatError(f"{where}: expected three integers, got {_shown(list(items))}")
     return numbers[0], numbers[1], numbers[2]
 
 
@@ -312,10 +387,22 @@ def _pte_from_json(reader: _Reader) -> Pte:
         kind = PteKind(kind_name)
     except ValueError:
         kinds = ", ".join(k.value for k in PteKind)
-        raise CaseFormatError(f"{reader.where}.kind: {kind_name!r} is not one of {kinds}") from None
+        raise CaseFormatError(
+            f"{reader.where}.kind: {_shown(kind_name)} is not one of {kinds}"
+        ) from None
     if kind in (PteKind.PRESENT, PteKind.DEVICE_PRIVATE):
         return Pte(kind=kind, pfn=reader.integer("pfn"), write=reader.boolean("write", False))
     return Pte(kind=kind)
+
+
+def _case_pte(reader: _Reader) -> Pte:
+    """An entry in a case: :func:`_pte_from_json`, with no field its kind does not have."""
+    pte = _pte_from_json(reader)
+    if pte.mapped:
+        reader.only(("kind", "pfn", "write"), f"a {pte.kind.value} entry")
+    else:
+        reader.only(("kind",), f"a {pte.kind.value} entry")
+    return pte
 
 
 def _encoding_to_json(encoding: PfnEncoding) -> Json:
@@ -332,6 +419,12 @@ def _encoding_from_json(reader: _Reader) -> PfnEncoding:
         values=_ints(reader.array("values"), f"{reader.where}.values"),
         pfn_shift=reader.integer("pfn_shift"),
     )
+
+
+def _case_encoding(reader: _Reader) -> PfnEncoding:
+    """An encoding in a case: :func:`_encoding_from_json`, with no other field."""
+    reader.only(("flags", "values", "pfn_shift"), "an encoding")
+    return _encoding_from_json(reader)
 
 
 def op_to_json(op: Operation) -> Json:
@@ -370,47 +463,82 @@ def op_to_json(op: Operation) -> Json:
 def _replies_from_json(reader: _Reader) -> tuple[tuple[int, int], ...]:
     pairs: list[tuple[int, int]] = []
     for key in sorted(reader.data, key=lambda k: (len(k), k)):
-        if not key.isdigit():
-            raise CaseFormatError(f"{reader.where}: key {key!r} is not a mirror number")
-        pairs.append((int(key), reader.integer(key)))
+        # Written as str(mirror): another spelling ("01", a non-ASCII digit) could name one
+        # mirror twice.
+        canonical = key.isascii() and key.isdigit() and len(key) <= 10 and key == str(int(key))
+        if not (canonical and int(key) <= MAX_HANDLE):
+            raise CaseFormatError(
+                f"{reader.where}: key {_shown(key)} is not a mirror number; give 0 to "
+                f"{MAX_HANDLE} in decimal"
+            )
+        reply = reader.integer(key)
+        if not -MAX_ERRNO <= reply <= 0:
+            raise CaseFormatError(
+                f"{reader.where}.{key}: {_shown(reply)} is not an answer a callback gives; give "
+                f"0 or a negative errno (-{MAX_ERRNO} to -1)"
+            )
+        pairs.append((int(key), reply))
     return tuple(pairs)
 
 
-_PARSERS: Final[Mapping[str, Callable[[_Reader], Operation]]] = {
-    "register": lambda r: RegisterMirror(
-        mirror=r.integer("mirror"), with_ops=r.boolean("with_ops", True)
+#: Each operation's fields besides ``"op"`` (what :func:`op_to_json` writes), and its parser.
+_PARSERS: Final[Mapping[str, tuple[tuple[str, ...], Callable[[_Reader], Operation]]]] = {
+    "register": (
+        ("mirror", "with_ops"),
+        lambda r: RegisterMirror(mirror=r.handle("mirror"), with_ops=r.boolean("with_ops", True)),
     ),
-    "unregister": lambda r: UnregisterMirror(mirror=r.integer("mirror")),
-    "snapshot": lambda r: Snapshot(
-        range=r.integer("range"),
-        vma=r.integer("vma"),
-        start=r.integer("start"),
-        end=r.integer("end"),
-        encoding=_encoding_from_json(r.obj("encoding")),
+    "unregister": (("mirror",), lambda r: UnregisterMirror(mirror=r.handle("mirror"))),
+    "snapshot": (
+        ("range", "vma", "start", "end", "encoding"),
+        lambda r: Snapshot(
+            range=r.handle("range"),
+            vma=r.handle("vma"),
+            start=r.address("start"),
+            end=r.address("end"),
+            encoding=_case_encoding(r.obj("encoding")),
+        ),
     ),
-    "observe": lambda r: Observe(range=r.integer("range")),
-    "range_done": lambda r: RangeDone(range=r.integer("range")),
-    "invalidate_start": lambda r: InvalidateStart(
-        start=r.integer("start"),
-        end=r.integer("end"),
-        blockable=r.boolean("blockable"),
-        replies=_replies_from_json(r.obj("replies")),
+    "observe": (("range",), lambda r: Observe(range=r.handle("range"))),
+    "range_done": (("range",), lambda r: RangeDone(range=r.handle("range"))),
+    "invalidate_start": (
+        ("start", "end", "blockable", "replies"),
+        lambda r: InvalidateStart(
+            start=r.address("start"),
+            end=r.address("end"),
+            blockable=r.boolean("blockable"),
+            replies=_replies_from_json(r.obj("replies")),
+        ),
     ),
-    "invalidate_end": lambda r: InvalidateEnd(start=r.integer("start"), end=r.integer("end")),
-    "set_pte": lambda r: SetCpuEntry(addr=r.integer("addr"), pte=_pte_from_json(r.obj("pte"))),
-    "release": lambda r: Release(),
+    "invalidate_end": (
+        ("start", "end"),
+        lambda r: InvalidateEnd(start=r.address("start"), end=r.address("end")),
+    ),
+    "set_pte": (
+        ("addr", "pte"),
+        lambda r: SetCpuEntry(addr=r.address("addr"), pte=_case_pte(r.obj("pte"))),
+    ),
+    "release": ((), lambda r: Release()),
 }
 
 
-def op_from_json(data: object, where: str = "op") -> Operation:
-    """Parse one operation; :class:`CaseFormatError` names the field that is wrong."""
+_Op = TypeVar("_Op", bound=Operation)
+
+
+def _parse_op(
+    data: object,
+    where: str,
+    parsers: Mapping[str, tuple[tuple[str, ...], Callable[[_Reader], _Op]]],
+    kind: str,
+) -> _Op:
+    """One operation of ``parsers``: its kind, then no unknown field, then its fields."""
     reader = _Reader(data, where)
     name = reader.string("op")
-    parser = _PARSERS.get(name)
-    if parser is None:
+    if name not in parsers:
         raise CaseFormatError(
-            f"{where}.op: unknown operation {name!r}; one of {', '.join(_PARSERS)}"
+            f"{where}.op: unknown {kind} {_shown(name)}; one of {', '.join(parsers)}"
         )
+    fields, parser = parsers[name]
+    reader.only(("op", *fields), f"{'an' if name[0] in 'aeiou' else 'a'} {name} operation")
     try:
         return parser(reader)
     except CaseFormatError as error:
@@ -419,6 +547,42 @@ def op_from_json(data: object, where: str = "op") -> Operation:
         raise CaseFormatError(f"{where}: {error}") from None
     except (ValueError, HmmError) as error:  # a bad pte or encoding value
         raise CaseFormatError(f"{where}: {error}") from None
+
+
+def op_from_json(data: object, where: str = "op") -> Operation:
+    """Parse one operation; :class:`CaseFormatError` names the field that is wrong."""
+    return _parse_op(data, where, _PARSERS, "operation")
+
+
+def _mapped(world: World) -> Callable[[int], bool]:
+    """Whether an address lies in a vma of ``world``, whose vmas are in address order."""
+    starts = [vma.start for vma in world.vmas]
+
+    def mapped(addr: int) -> bool:
+        index = bisect.bisect_right(starts, addr) - 1
+        return index >= 0 and addr < world.vmas[index].end
+
+    return mapped
+
+
+def _op_in_world(
+    op: Operation, world: World, mapped: Callable[[int], bool], where: str
+) -> Operation:
+    """``op``, if what it names exists in ``world`` (``mapped`` is :func:`_mapped` of it).
+
+    A snapshot may lie outside its vma (RNG-2 makes it fail), but the vma must exist: the
+    reference and the model index the world's vmas with it.
+    """
+    if isinstance(op, Snapshot) and op.vma >= len(world.vmas):
+        raise CaseFormatError(
+            f"{where}.vma: {op.vma} is not a vma of the world; give 0 to {len(world.vmas) - 1}"
+        )
+    if isinstance(op, SetCpuEntry) and not mapped(op.addr):
+        raise CaseFormatError(
+            f"{where}.addr: {op.addr:#x} is in no vma of the world; the CPU changes entries "
+            "only inside one"
+        )
+    return op
 
 
 def world_to_json(world: World) -> Json:
@@ -432,26 +596,66 @@ def world_to_json(world: World) -> Json:
     }
 
 
-def world_from_json(data: object, where: str = "world") -> World:
-    """Parse a world."""
-    reader = _Reader(data, where)
-    vmas = []
-    for index, item in enumerate(reader.array("vmas")):
-        vma = _Reader(item, f"{where}.vmas[{index}]")
-        vmas.append(
-            VmaSpec(
-                start=vma.integer("start"),
-                end=vma.integer("end"),
-                read=vma.boolean("read", True),
-                write=vma.boolean("write", True),
-                special=vma.boolean("special", False),
-            )
+def _vmas_from_json(items: Sequence[object], where: str) -> tuple[VmaSpec, ...]:
+    if not items:
+        raise CaseFormatError(f"{where}: no vma; a world has at least one, which snapshots name")
+    if len(items) > MAX_VMAS:
+        raise CaseFormatError(f"{where}: {len(items)} vmas; a world has at most {MAX_VMAS}")
+    vmas: list[VmaSpec] = []
+    for index, item in enumerate(items):
+        at = f"{where}[{index}]"
+        vma = _Reader(item, at)
+        vma.only(("start", "end", "read", "write", "special"), "a vma")
+        spec = VmaSpec(
+            start=vma.address("start"),
+            end=vma.address("end"),
+            read=vma.boolean("read", True),
+            write=vma.boolean("write", True),
+            special=vma.boolean("special", False),
         )
-    ptes = []
+        try:
+            _span("vma", spec.start, spec.end)
+        except CaseFormatError as error:
+            raise CaseFormatError(f"{at}: {error}") from None
+        # The reference keeps its vmas sorted (mmap) and the model indexes them as written:
+        # only in address order do both mean the same vma by one index.
+        if vmas and spec.start < vmas[-1].end:
+            raise CaseFormatError(
+                f"{at}: [{spec.start:#x}, {spec.end:#x}) starts below the end of vma {index - 1} "
+                f"({vmas[-1].end:#x}); vmas are in address order and do not overlap"
+            )
+        vmas.append(spec)
+    pages = sum(vma.npages for vma in vmas)
+    if pages > MAX_PAGES:
+        raise CaseFormatError(f"{where}: {pages} pages in all; a world maps at most {MAX_PAGES}")
+    return tuple(vmas)
+
+
+def world_from_json(data: object, where: str = "world") -> World:
+    """Parse a world; :class:`CaseFormatError` if it is malformed or not one a case can run in."""
+    reader = _Reader(data, where)
+    reader.only(("vmas", "ptes"), "a world")
+    world = World(vmas=_vmas_from_json(reader.array("vmas"), f"{where}.vmas"))
+    mapped = _mapped(world)
+    ptes: dict[int, Pte] = {}
     for index, item in enumerate(reader.array("ptes")):
-        entry = _Reader(item, f"{where}.ptes[{index}]")
-        ptes.append((entry.integer("addr"), _pte_from_json(entry.obj("pte"))))
-    return World(vmas=tuple(vmas), ptes=tuple(ptes))
+        at = f"{where}.ptes[{index}]"
+        entry = _Reader(item, at)
+        entry.only(("addr", "pte"), "an entry")
+        addr = entry.address("addr")
+        if addr % PAGE_SIZE:
+            raise CaseFormatError(f"{at}.addr: {addr:#x} is not page aligned")
+        if not mapped(addr):
+            raise CaseFormatError(f"{at}.addr: {addr:#x} is in no vma; entries map vma pages")
+        if addr in ptes:
+            raise CaseFormatError(f"{at}.addr: {addr:#x} has an entry already; give one a page")
+        try:
+            ptes[addr] = _case_pte(entry.obj("pte"))
+        except ValueError as error:  # a pfn out of range, or one on an entry without a page
+            if isinstance(error, CaseFormatError):
+                raise
+            raise CaseFormatError(f"{at}.pte: {error}") from None
+    return World(vmas=world.vmas, ptes=tuple(ptes.items()))
 
 
 def case_to_json(case: Case) -> Json:
@@ -464,15 +668,33 @@ def case_to_json(case: Case) -> Json:
     }
 
 
-def case_from_json(data: object) -> Case:
-    """Parse a case written by :func:`case_to_json` (extra top-level fields are ignored)."""
-    reader = _Reader(data, "case")
+def _check_format(reader: _Reader) -> None:
+    """The tag and version every case file starts with."""
     if reader.string("format") != CASE_FORMAT:
         raise CaseFormatError(f"case.format: expected {CASE_FORMAT!r}; is this a replay file?")
-    if reader.integer("version") != CASE_VERSION:
-        version = reader.integer("version")
+    version = reader.integer("version")
+    if version != CASE_VERSION:
         raise CaseFormatError(
-            f"case.version: {version} is not {CASE_VERSION}, the one this tool reads"
+            f"case.version: {_shown(version)} is not {CASE_VERSION}, the one this tool reads"
         )
-    ops = tuple(op_from_json(item, f"case.ops[{i}]") for i, item in enumerate(reader.array("ops")))
-    return Case(world=world_from_json(reader.data.get("world"), "case.world"), ops=ops)
+
+
+def case_from_json(data: object) -> Case:
+    """Parse a case written by :func:`case_to_json`, or a replay file that holds one.
+
+    Besides the case's own fields, a replay file's :data:`REPLAY_FIELDS` are accepted (and not
+    read here); any other field is refused, as is a world or an operation the engine cannot run.
+    """
+    reader = _Reader(data, "case")
+    _check_format(reader)
+    reader.only(("format", "version", "side", "world", "ops", *REPLAY_FIELDS), "a core case")
+    side = reader.data.get("side", "core")
+    if side != "core":
+        raise CaseFormatError(f"case.side: {_shown(side)} is not 'core'; this is no core case")
+    world = world_from_json(reader._get("world"), "case.world")
+    mapped = _mapped(world)
+    ops = tuple(
+        _op_in_world(op_from_json(item, f"case.ops[{i}]"), world, mapped, f"case.ops[{i}]")
+        for i, item in enumerate(reader.array("ops"))
+    )
+    return Case(world=world, ops=ops)

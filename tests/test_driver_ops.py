@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from conformance import CaseFormatError, World
+from conformance import CaseFormatError, World, reference_driver
+from conformance._driver_engine import DriverFailure, replay_driver, start_driver
+from conformance._driver_machine import DRIVER_ENCODINGS
 from conformance._driver_ops import (
     DRIVER_SIDE,
     CpuSetEntry,
@@ -20,12 +24,16 @@ from conformance._driver_ops import (
     StepFault,
     driver_case_from_json,
     driver_case_to_json,
+    driver_decodes,
     driver_op_from_json,
     driver_op_to_json,
     side_of,
 )
-from conformance._machine import ENCODINGS, VMAS
-from hmm_ref import PTE_MIGRATION, Pte
+from conformance._machine import ENCODINGS, VMAS, ptes
+from conformance._ops import REPLAY_FIELDS
+from hmm_ref import PAGE_SIZE, PTE_MIGRATION, Pte
+
+from .test_ops import worlds
 
 OPS: list[DriverOperation] = [
     NotifierStart(start=0x10000, end=0x12000, blockable=True),
@@ -119,3 +127,119 @@ def test_malformed_driver_cases_are_refused_with_the_reason(data: object, messag
     """A case of another format, version or side, or with a bad encoding or op, is refused."""
     with pytest.raises(CaseFormatError, match=message):
         driver_case_from_json(data)
+
+
+SNAPPED = {"op": "start_fault", "fault": 0, "start": 0x10000, "end": 0x11000}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            _case(ops=[{**SNAPPED, "fault": -1}]),
+            "case.ops[0].fault: -1 is out of range; give 0 to 2147483647",
+        ),
+        (
+            _case(ops=[{**SNAPPED, "vma": 0}]),
+            "case.ops[0]: unknown field 'vma'; a start_fault operation has op, fault, start, end",
+        ),
+        (
+            _case(ops=[{"op": "exit", "code": 0}]),
+            "case.ops[0]: unknown field 'code'; an exit operation has op",
+        ),
+        (
+            _case(ops=[{"op": "set_pte", "addr": 0x40000, "pte": {"kind": "none"}}]),
+            "case.ops[0].addr: 0x40000 is in no vma of the world",
+        ),
+        (
+            _case(ops=[{"op": "invalidate_end", "start": 0, "end": 2**64}]),
+            "case.ops[0].end: 18446744073709551616 is not an address",
+        ),
+        (
+            _case(
+                encoding={
+                    **driver_case_to_json(
+                        DriverCase(world=World(vmas=VMAS), encoding=ENCODINGS[0])
+                    )["encoding"],
+                    "extra": 1,
+                }
+            ),
+            "case.encoding: unknown field 'extra'; an encoding has flags, values, pfn_shift",
+        ),
+        (
+            _case(
+                encoding={"flags": [2**63, 2**62, 2**61], "values": [14, 15, 14], "pfn_shift": 4}
+            ),
+            "case.encoding.flags: 0x8000000000000000 lies above the pfn, which starts at bit 4",
+        ),
+        (_case(world={"vmas": [], "ptes": []}), "case.world.vmas: no vma"),
+        (
+            _case(world={"vmas": [{"start": 0, "end": 4096}], "ptes": [], "mm": 1}),
+            "case.world: unknown field 'mm'; a world has vmas, ptes",
+        ),
+        (
+            _case(comment="x"),
+            "case: unknown field 'comment'; a driver case has format, version, side, world, "
+            "encoding, ops, profile, seed, depth, candidate, failure",
+        ),
+    ],
+)
+def test_driver_cases_the_engine_cannot_run_are_refused_with_the_field(
+    data: object, message: str
+) -> None:
+    """An operation naming what the world lacks, an encoding no driver decodes, or a field the
+    format does not define is refused with its path and what is allowed."""
+    with pytest.raises(CaseFormatError) as caught:
+        driver_case_from_json(data)
+    assert message in str(caught.value)
+
+
+def test_a_driver_replay_files_header_fields_are_accepted() -> None:
+    """The fields a replay file records beside the case leave the decoded case as it was."""
+    header = {"profile": "seed", "seed": 7, "depth": 3, "candidate": {"name": "x"}, "failure": []}
+    assert set(header) == set(REPLAY_FIELDS)
+    assert driver_case_from_json(_case(**header)) == driver_case_from_json(_case())
+
+
+def test_every_encoding_the_generators_use_on_the_driver_side_decodes() -> None:
+    """driver_decodes keeps exactly the encodings the driver generators draw from."""
+    assert tuple(e for e in ENCODINGS if driver_decodes(e)) == DRIVER_ENCODINGS
+
+
+@st.composite
+def driver_cases(draw: st.DrawFn) -> DriverCase:
+    """A driver case the decoder accepts, with few faults and spans near its world."""
+    world = draw(worlds())
+    pages = [a for v in world.vmas for a in range(v.start, v.end, PAGE_SIZE)]
+    near = st.integers(0, pages[-1] // PAGE_SIZE + 2).map(lambda page: page * PAGE_SIZE)
+    spans = st.tuples(near, st.integers(1, 8)).map(lambda s: (s[0], s[0] + s[1] * PAGE_SIZE))
+    faults = st.integers(0, 2)
+    kinds: st.SearchStrategy[DriverOperation] = st.one_of(
+        st.builds(
+            lambda s, b: NotifierStart(start=s[0], end=s[1], blockable=b), spans, st.booleans()
+        ),
+        st.builds(lambda s: NotifierEnd(start=s[0], end=s[1]), spans),
+        st.builds(CpuSetEntry, addr=st.sampled_from(pages), pte=ptes),
+        st.just(Exit()),
+        st.builds(lambda f, s: StartFault(fault=f, start=s[0], end=s[1]), faults, spans),
+        st.builds(StepFault, fault=faults),
+        st.builds(RunFault, fault=faults),
+    )
+    encoding = draw(st.sampled_from(DRIVER_ENCODINGS))
+    return DriverCase(world=world, encoding=encoding, ops=tuple(draw(st.lists(kinds, max_size=8))))
+
+
+@settings(max_examples=200, deadline=None)
+@given(driver_cases())
+def test_no_driver_case_the_decoder_accepts_crashes_the_reference_driver(case: DriverCase) -> None:
+    """A decodable driver case round-trips, and runs against the reference driver with no
+    CRASH, HANG or PROTOCOL verdict unless it is refused as breaking the caller's protocol."""
+    decoded = driver_case_from_json(json.loads(json.dumps(driver_case_to_json(case))))
+    assert decoded == case
+    candidate, handshake = start_driver(reference_driver)
+    try:
+        outcome = replay_driver(candidate, handshake, decoded)
+    except CaseFormatError:
+        return
+    if isinstance(outcome, DriverFailure):
+        assert all(v.rule is not None for v in outcome.verdicts), outcome.verdicts[0].detail
