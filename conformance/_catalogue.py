@@ -2,8 +2,10 @@
 
 Every entry is :class:`SeedCore`, a compact core that behaves like the seed, with one method
 overridden to put one bug in. The bugs are real kernel history (kernel-bug-history.md, cited
-by number) or targeted mutations of the rules. ``hmm-conformance catalogue`` runs them all; a
-test in CI asserts that each is caught against one of its expected rules.
+by number) or targeted mutations of the rules. An entry that names a kernel state behaves as
+that state does in every sequence, before the mm has an hmm and after release included, so it
+overrides whatever that state's mechanism touches. ``hmm-conformance catalogue`` runs them
+all; a test in CI asserts that each is caught against one of its expected rules.
 """
 
 from __future__ import annotations
@@ -59,6 +61,12 @@ class SeedCore:
     mirrors: list[tuple[int, HmmMirrorOps]] = field(default_factory=list)  # newest first
     ranges: dict[int, _Range] = field(default_factory=dict)
     released: bool = False
+    #: ``mm->hmm`` exists, its notifier on the mm: a register or a snapshot past its bounds
+    #: check makes it, unregistering the last mirror of an unpoisoned hmm frees it
+    #: (kernel-semantics 3.1-3.3, 3.7 rule 3). Until then no start or end reaches HMM at all.
+    hmm: bool = False
+    #: An unregister left other mirrors: ``hmm->mm`` is NULL, and the hmm is never freed.
+    poisoned: bool = False
 
     def handshake(self) -> Handshake:
         return Handshake(
@@ -70,15 +78,28 @@ class SeedCore:
 
     def begin(self, cpu: CpuView) -> None:
         self.cpu, self.mirrors, self.ranges, self.released = cpu, [], {}, False
+        self.hmm = self.poisoned = False
 
     def register(self, mirror: int, ops: HmmMirrorOps | None) -> int:
         if ops is None:
-            return -Errno.EINVAL
+            return -Errno.EINVAL  # before hmm_register: no hmm is made
+        self.hmm = True
         self.mirrors.insert(0, (mirror, ops))
         return 0
 
     def unregister(self, mirror: int) -> None:
+        if all(m != mirror for m, _ in self.mirrors):
+            return
         self.mirrors = [(m, ops) for m, ops in self.mirrors if m != mirror]
+        if self.mirrors or self.poisoned:
+            self.poisoned = True
+        else:  # the last mirror of an unpoisoned hmm: notifier unregistered, hmm freed
+            self.hmm = False
+
+    def hears(self) -> bool:
+        """True if a start or an end on the mm reaches HMM: an hmm exists and release has not
+        taken its notifier off the mm (kernel-semantics 5.4)."""
+        return self.hmm and not self.released
 
     def snapshot(self, range_id: int, vma: int, start: int, end: int, encoding: PfnEncoding) -> int:
         assert self.cpu is not None
@@ -87,6 +108,7 @@ class SeedCore:
         rng = self.ranges[range_id] = _Range(start, end, encoding, [0] * npages)
         if not self.in_bounds(area.start, area.end, start, end):
             return -Errno.EINVAL
+        self.make_hmm()
         if area.special:
             rng.entries = [encoding.value(HmmPfnValue.SPECIAL)] * npages
             return -Errno.EINVAL
@@ -100,6 +122,11 @@ class SeedCore:
             if pte.kind is PteKind.POISON:
                 break
         return 0
+
+    def make_hmm(self) -> None:
+        """hmm_register: a snapshot or a range_done makes an hmm if the mm has none."""
+        if not self.hmm:
+            self.hmm, self.poisoned = True, False
 
     def in_bounds(self, low: int, high: int, start: int, end: int) -> bool:
         """The seed's bounds check of a snapshot against its vma ``[low, high)``."""
@@ -118,6 +145,7 @@ class SeedCore:
         rng = self.ranges.get(range_id)
         if rng is None or not rng.registered or rng.end <= rng.start:
             raise CandidateRejected(f"range_done on r{range_id}, which is not a live snapshot")
+        self.make_hmm()
         self.unlink(rng)
         return rng.valid
 
@@ -137,8 +165,8 @@ class SeedCore:
                 rng.entries[index] = 0
 
     def invalidate_ranges(self, start: int, end: int) -> None:
-        if self.released:
-            return  # the seed hears nothing after release (REL-3)
+        if not self.hears():
+            return  # no notifier: nothing before an hmm, nor after release (REL-3)
         for rng in self.ranges.values():
             if rng.registered and self.overlaps(rng, start, end):
                 rng.valid = False
@@ -155,8 +183,8 @@ class SeedCore:
         return 0
 
     def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
-        if self.released:
-            return 0
+        if not self.hears():
+            return 0  # the core's start with no notifier on the mm
         self.invalidate_ranges(start, end)
         return self.mirror_pass(self.update_for(start, end, blockable))
 
@@ -178,8 +206,8 @@ class SeedCore:
 
 class ParentTree(SeedCore):
     def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
-        if not blockable:
-            return EAGAIN  # 6/7: refuse at once, before touching anything
+        if not blockable and self.hears():
+            return EAGAIN  # 6/7: HMM's start refuses at once, before touching anything
         return super().invalidate_start(start, end, blockable)
 
 
@@ -269,11 +297,37 @@ class WholeRangeCleared(SeedCore):
 
 
 class ValidAgainAtEnd(SeedCore):
+    """5.2's valid (bug #16), counted by invalidations in flight: a range registered while one is
+    in flight starts invalid, and the end of the last one makes every range valid again."""
+
+    in_flight: int = 0
+
+    def begin(self, cpu: CpuView) -> None:
+        super().begin(cpu)
+        self.in_flight = 0
+
+    def snapshot(self, range_id: int, vma: int, start: int, end: int, encoding: PfnEncoding) -> int:
+        result = super().snapshot(range_id, vma, start, end, encoding)
+        if result == 0 and self.in_flight:
+            self.ranges[range_id].valid = False
+        return result
+
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        result = super().invalidate_start(start, end, blockable)
+        if result == 0 and self.hears():
+            self.in_flight += 1  # a failed start gets no end (END-3), so it is not counted
+        return result
+
     def invalidate_end(self, start: int, end: int) -> None:
+        if not self.hears():
+            return
         super().invalidate_end(start, end)
-        for rng in self.ranges.values():
-            if rng.registered:
-                rng.valid = True  # 5.2: valid again once invalidations end
+        # As 5.2's counter, unclamped: an end whose start ran before the hmm existed unbalances it.
+        self.in_flight -= 1
+        if not self.in_flight:
+            for rng in self.ranges.values():
+                if rng.registered:
+                    rng.valid = True
 
 
 class NoInvalidationAtEnd(SeedCore):
@@ -358,7 +412,12 @@ def _entry(cls: type[SeedCore], shortest: int, rules: str, origin: str) -> Entry
 
 
 CATALOGUE: Final = (
-    _entry(ParentTree, 1, "INV-5", "the 6/7 tree: every non-blockable start refused (bug #6)"),
+    _entry(
+        ParentTree,
+        2,
+        "INV-5",
+        "the 6/7 tree: every non-blockable start refused once the mm has an hmm (bug #6)",
+    ),
     _entry(
         MirrorsAtEnd,
         2,
@@ -385,7 +444,10 @@ CATALOGUE: Final = (
         WholeRangeCleared, 2, "RNG-3 END-2 RNG-5", "mutation: entries outside the overlap cleared"
     ),
     _entry(
-        ValidAgainAtEnd, 3, "END-2 RNG-3 RNG-6 RNG-4", "5.2: valid back to true at end (bug #16)"
+        ValidAgainAtEnd,
+        3,
+        "RNG-1 END-2 RNG-3 RNG-6 RNG-4",
+        "5.2: valid counted by invalidations in flight, true again when the last ends (bug #16)",
     ),
     _entry(NoInvalidationAtEnd, 3, "END-2 RNG-3", "mutation: ranges not invalidated at end"),
     _entry(MirrorCalledTwice, 2, "INV-1", "mutation: a mirror called twice per start"),

@@ -170,6 +170,7 @@ def state_key(model: Model) -> Hashable:
         frozenset(model.released_mirrors),
         model.poisoned,
         model.released,
+        model.release_fixed,
         ranges,
         tuple(model.windows[w] for w in windows),
     )

@@ -234,6 +234,11 @@ class Model:
     #: True once a mirror was unregistered while others stayed (the seed's poisoned hmm).
     poisoned: bool = False
     released: bool = False
+    #: True once the candidate has shown that it did not take the seed's release path (REL-3):
+    #: its release invalidated a range that was valid, or an invalidation after release reached
+    #: a range registered at release. Until then, an invalidation that misses such a range is
+    #: that defect's consequence, not a rule of its own (docs/spec.md, section 1.3).
+    release_fixed: bool = False
     ranges: dict[int, RangeState] = field(default_factory=dict)
     #: Open invalidation windows by id: ``[start, end)``.
     windows: dict[int, tuple[int, int]] = field(default_factory=dict)
@@ -272,6 +277,22 @@ class Model:
                     )
         mapped = {addr for addr in pages if any(v.start <= addr < v.end for v in self.cpu.vmas)}
         return sorted(mapped - held)
+
+    def seed_release_path(self, rng: RangeState, view: RangeView) -> bool:
+        """True if the step left ``rng`` as the seed's release path would: ``rng`` was registered
+        at release, the candidate has not shown the fix, and nothing of it changed.
+
+        The seed's release touches no range and the core then removes HMM's notifier, so no
+        later invalidation reaches it (kernel-semantics 3.4 rule 6, 5.4; bug #12). Under strict,
+        what that leaves behind is REL-3's to report, once, not END-2's or RNG-3's.
+        """
+        return (
+            self.strict()
+            and rng.at_release
+            and not self.release_fixed
+            and view.valid == rng.valid
+            and view.entries == rng.entries
+        )
 
     def may_unregister(self) -> bool:
         """False if unregistering now could orphan a registered range (RNG-8 open point (b))."""
@@ -355,13 +376,28 @@ class Model:
         if op.blockable or obs.result == 0:
             self.windows[self.next_window] = (op.start, op.end)
             self.next_window += 1
+        self._heard_after_release(obs)
         self._invalidate(op.start, op.end)
 
     def _on_invalidate_end(self, op: InvalidateEnd, obs: Observation) -> None:
         # END-3 held (the oracle checked it), so a window with this span is open.
         window = min(w for w, span in self.windows.items() if span == (op.start, op.end))
         del self.windows[window]
+        self._heard_after_release(obs)
         self._invalidate(op.start, op.end)
+
+    def _heard_after_release(self, obs: Observation) -> None:
+        """An invalidation that changed a range registered at release reached it after release,
+        which the seed's release path never lets happen: the candidate has the fix."""
+        for rng in self.registered_ranges():
+            view = obs.range(rng.id)
+            if (
+                self.strict()
+                and rng.at_release
+                and view is not None
+                and view.entries != rng.entries
+            ):
+                self.release_fixed = True
 
     def _on_set_pte(self, op: SetCpuEntry, obs: Observation) -> None:
         self.cpu.set_pte(op.addr, op.pte)
@@ -373,6 +409,9 @@ class Model:
         for rng in self.registered_ranges():
             rng.at_release = True
             if self.strict():
+                view = obs.range(rng.id)
+                if rng.valid and not rng.empty and view is not None and not view.valid:
+                    self.release_fixed = True  # the seed's release would have left it valid
                 rng.valid = False
 
     def _on_observe(self, op: Observe, obs: Observation) -> None:

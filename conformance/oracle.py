@@ -392,10 +392,17 @@ def check_END_1(m: Model, op: Operation, obs: Observation) -> Verdict | None:
     return _pass("END-1")
 
 
+#: The latitude END-2 and RNG-3 record where a miss is REL-3's consequence (docs/spec.md 1.3).
+SEED_RELEASE_PATH: Final = (
+    "a range registered at release is not reached after it: the seed's release path (REL-3), "
+    "harmless since the range is invalid"
+)
+
+
 def _invalidated_ranges(
     m: Model, op: InvalidateStart | InvalidateEnd, obs: Observation, rule: str
 ) -> Verdict | None:
-    checked = False
+    checked = attributed = False
     for rng in m.bound_ranges():
         if rng.empty or not exact_overlap(op.start, op.end, rng.start, rng.end):
             continue
@@ -404,12 +411,16 @@ def _invalidated_ranges(
             continue
         checked = True
         if view.valid:
-            return _fail(
-                rule, f"r{rng.id} overlaps [{op.start:#x}, {op.end:#x}) but is still valid"
-            )
-        problems = _bad_entries(rng, view, op.start, op.end)
-        if problems:
-            return _fail(rule, f"r{rng.id}: {problems[0]}")
+            problem = f"r{rng.id} overlaps [{op.start:#x}, {op.end:#x}) but is still valid"
+        else:
+            problems = _bad_entries(rng, view, op.start, op.end)
+            problem = f"r{rng.id}: {problems[0]}" if problems else ""
+        if problem and m.seed_release_path(rng, view):
+            attributed = True  # a seed defect is scored once, under its own rule
+        elif problem:
+            return _fail(rule, problem)
+    if attributed:
+        return _allowed(rule, SEED_RELEASE_PATH)
     return _pass(rule) if checked else None
 
 

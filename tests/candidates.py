@@ -72,7 +72,8 @@ class Wrapped:
 
 
 class ParentTree(Wrapped):
-    """The tree before the seed patch (6/7): every non-blockable start fails at once."""
+    """The tree before the seed patch (6/7), simplified: every non-blockable start fails at
+    once, even with no HMM struct on the mm (the catalogue's parent-tree is the faithful one)."""
 
     name = "parent-tree"
 

@@ -10,6 +10,7 @@ import pytest
 
 import conformance
 import conformance._cli as cli
+import hmm_ref as H
 from conformance import (
     BUDGETS,
     Candidate,
@@ -18,10 +19,14 @@ from conformance import (
     ExploreResult,
     Failure,
     Handshake,
+    World,
+    explore,
     run,
     start,
 )
-from conformance._catalogue import CATALOGUE, Entry, SeedCore
+from conformance._catalogue import CATALOGUE, Entry, ParentTree, SeedCore, ValidAgainAtEnd
+from conformance._machine import VMAS
+from conformance._model import CpuState
 
 SEED = 1
 
@@ -66,7 +71,7 @@ def test_catalogue_command_reports_caught_and_missed(monkeypatch: pytest.MonkeyP
     # entry, caught, rule, cases to the first failure, shrunk, shortest, origin...
     assert row[:3] == ["parent-tree", "yes", "INV-5"]
     assert int(row[3]) >= 1
-    assert row[4] == row[5] == "1"
+    assert row[4] == row[5] == "2"
     assert "every one of the 1 known-bad cores was caught" in out.getvalue()
     monkeypatch.setattr(cli, "CATALOGUE", (bug, not_a_bug))
     out = io.StringIO()
@@ -106,3 +111,102 @@ def test_catalogue_command_flags_a_case_shrunk_past_the_shortest(
     out = io.StringIO()
     assert cli.main(["catalogue", "--side", "core", "--budget", "fast"], stdout=out) == 0
     assert "1 counterexamples were shrunk to more than the shortest length" in out.getvalue()
+
+
+BY_NAME = {entry.name: entry for entry in CATALOGUE}
+SPAN = (VMAS[0].start, VMAS[0].start + H.PAGE_SIZE)
+
+
+def _begun(core: SeedCore) -> SeedCore:
+    """``core`` begun on a world of the machine's vmas with every page of vma 0 mapped."""
+    pages = range(VMAS[0].start, VMAS[0].end, H.PAGE_SIZE)
+    world = World(vmas=VMAS, ptes=tuple((addr, H.Pte.present(addr >> 12)) for addr in pages))
+    core.begin(CpuState(world))
+    return core
+
+
+def _gpu(reply: int = 0) -> H.ScriptedMirrorOps:
+    return H.ScriptedMirrorOps("gpu", reply=reply)
+
+
+@pytest.mark.parametrize("name", ["parent-tree", "valid-again-at-end"])
+def test_the_exhaustive_engine_finds_a_kernel_state_entrys_shortest_length(name: str) -> None:
+    """For the entries fixed to follow their kernel state everywhere, every sequence one
+    shorter than the recorded length conforms and the search finds that length."""
+    entry = BY_NAME[name]
+    candidate, handshake = start(entry.make)
+    assert explore(candidate, handshake, depth=entry.shortest - 1).failure is None
+    candidate, handshake = start(entry.make)
+    found = explore(candidate, handshake, depth=entry.shortest).failure
+    assert found is not None
+    assert len(found.case.ops) == entry.shortest
+    assert {verdict.rule for verdict in found.verdicts} & entry.rules
+
+
+def test_parent_tree_refuses_non_blockable_starts_only_while_the_mm_has_an_hmm() -> None:
+    """The 6/7 tree's start refuses non-blockable calls only once HMM's notifier is on the mm:
+    before any register or snapshot, after the last unregister, and after release, the core
+    has no HMM notifier to call and the start returns 0."""
+    core = _begun(ParentTree())
+    assert core.invalidate_start(*SPAN, blockable=False) == 0
+    assert core.register(0, _gpu()) == 0
+    assert core.invalidate_start(*SPAN, blockable=False) == -H.Errno.EAGAIN
+    core.unregister(0)
+    assert core.invalidate_start(*SPAN, blockable=False) == 0
+    assert core.snapshot(0, 2, VMAS[2].start, VMAS[2].end, H.DEFAULT_ENCODING) == -H.Errno.EPERM
+    assert core.invalidate_start(*SPAN, blockable=False) == -H.Errno.EAGAIN
+    core.release()
+    assert core.invalidate_start(*SPAN, blockable=False) == 0
+
+
+def test_parent_tree_keeps_refusing_on_a_poisoned_hmm() -> None:
+    """Unregistering every mirror of a poisoned hmm does not free it: still refused."""
+    core = _begun(ParentTree())
+    assert core.snapshot(0, 0, VMAS[0].end, VMAS[1].end, H.DEFAULT_ENCODING) == -H.Errno.EINVAL
+    assert core.invalidate_start(*SPAN, blockable=False) == 0  # out of bounds: no hmm made
+    for mirror in (0, 1):
+        assert core.register(mirror, _gpu()) == 0
+    for mirror in (0, 1, 1):
+        core.unregister(mirror)
+    assert core.invalidate_start(*SPAN, blockable=False) == -H.Errno.EAGAIN
+
+
+def test_the_base_core_makes_its_hmm_again_at_range_done() -> None:
+    """A range_done after the hmm was freed makes a new one, as hmm_register does there."""
+    core = _begun(ParentTree())
+    assert core.register(0, _gpu()) == 0
+    assert core.snapshot(0, 0, *SPAN, H.DEFAULT_ENCODING) == 0
+    core.unregister(0)  # the last mirror, with r0 registered (bug #11): the hmm is freed
+    assert core.invalidate_start(*SPAN, blockable=False) == 0
+    assert core.observe(0).valid  # and r0 is reached by nothing
+    assert core.range_done(0) is True
+    assert core.invalidate_start(*SPAN, blockable=False) == -H.Errno.EAGAIN
+
+
+def test_valid_again_at_end_waits_for_the_last_invalidation_in_flight() -> None:
+    """5.2's valid: a snapshot inside a window starts invalid, and only the end of the last
+    window in flight makes the ranges valid again; a failed start is not in flight."""
+    core = _begun(ValidAgainAtEnd())
+    assert core.register(0, _gpu(reply=-H.Errno.EAGAIN)) == 0
+    assert core.invalidate_start(*SPAN, blockable=True) == 0
+    assert core.invalidate_start(*SPAN, blockable=True) == 0
+    assert core.invalidate_start(*SPAN, blockable=False) == -H.Errno.EAGAIN
+    assert core.snapshot(0, 0, *SPAN, H.DEFAULT_ENCODING) == 0
+    assert not core.observe(0).valid
+    core.invalidate_end(*SPAN)
+    assert not core.observe(0).valid
+    core.invalidate_end(*SPAN)
+    assert core.observe(0).valid
+
+
+def test_valid_again_at_end_hears_no_end_before_its_hmm_or_after_release() -> None:
+    """A start before the hmm existed is not in flight; after release no end reaches HMM, so
+    ranges stay as release left them."""
+    core = _begun(ValidAgainAtEnd())
+    assert core.invalidate_start(*SPAN, blockable=True) == 0  # no hmm yet: not counted
+    assert core.snapshot(0, 0, *SPAN, H.DEFAULT_ENCODING) == 0
+    assert core.observe(0).valid
+    assert core.invalidate_start(*SPAN, blockable=True) == 0
+    core.release()
+    core.invalidate_end(*SPAN)
+    assert not core.observe(0).valid

@@ -7,6 +7,7 @@ the observation of the last step is written by hand, as a broken candidate would
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 import hmm_ref as H
 from conformance import (
+    BUDGETS,
     Capability,
     Handshake,
     InvalidateEnd,
@@ -30,11 +32,14 @@ from conformance import (
     UnregisterMirror,
     World,
     reference,
+    run,
 )
-from conformance._executor import Executor
+from conformance._adapter import Candidate
+from conformance._executor import Executor, StepOutcome
 from conformance._machine import ENCODINGS, VMAS, ptes
 from conformance._model import CallRecord, Model, Observation, encode
-from conformance.oracle import CHECKS, Status, Verdict, check_step
+from conformance.oracle import CHECKS, SEED_RELEASE_PATH, Status, Verdict, check_step
+from examples.exact_core import ExactCore
 
 ENC = H.DEFAULT_ENCODING
 EAGAIN, ENOMEM = -H.Errno.EAGAIN, -H.Errno.ENOMEM
@@ -587,3 +592,154 @@ def test_the_models_encoder_agrees_with_the_references(pte: H.Pte, encoding: H.P
     """RNG-1's encoding, stated twice: in the model (from the rule) and in hmm_ref (from the
     seed). They are written apart so that a fault in one cannot hide in the other."""
     assert encode(encoding, pte) == encoding.encode(pte)
+
+
+# -- a seed defect is scored once ----------------------------------------------------------
+
+
+@dataclass
+class FixedRelease(ExactCore):
+    """A core with the later fix at release (ranges invalid), declaring strict; ``deaf`` says
+    which invalidations it no longer hears after release: none, ends, or all of them."""
+
+    deaf: str = "none"
+    released: bool = False
+
+    def handshake(self) -> Handshake:
+        inner = super().handshake()
+        return Handshake(
+            protocol_version=inner.protocol_version,
+            name="fixed-release",
+            version=inner.version,
+            capabilities=inner.capabilities | {Capability.STRICT},
+        )
+
+    def release(self) -> None:
+        super().release()
+        self.released = True
+
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        if self.released and self.deaf == "all":
+            return 0
+        return super().invalidate_start(start, end, blockable)
+
+    def invalidate_end(self, start: int, end: int) -> None:
+        if not (self.released and self.deaf in ("all", "end")):
+            super().invalidate_end(start, end)
+
+
+def steps(candidate: Candidate, *ops: Operation) -> list[StepOutcome]:
+    """Each step of ``ops`` on ``candidate`` under strict, up to the first that fails."""
+    executor = Executor(candidate, candidate.handshake(), Profile.STRICT, WORLD)
+    assert executor.begin() is None
+    for op in ops:
+        assert executor.model.caller_violation(op) is None, op
+        if executor.step(op).failed:
+            break
+    return executor.steps
+
+
+def verdicts_of(outcomes: list[StepOutcome], *rules: str) -> list[tuple[int, str, Status]]:
+    """(step, rule, status) of every verdict on ``rules`` that is not a pass."""
+    return [
+        (outcome.index, verdict.rule, verdict.status)
+        for outcome in outcomes
+        for verdict in outcome.verdicts
+        if verdict.rule in rules and verdict.status is not Status.PASS
+    ]
+
+
+#: r0 is snapshotted inside the window W = [page 0, page 1), then made invalid by X at page 1,
+#: so REL-3 has nothing to decide at release; Y (page 2) and W's end come after release.
+WINDOW = InvalidateStart(start=page(0), end=page(1), blockable=True)
+AFTER_RELEASE = (
+    WINDOW,
+    SNAP0,
+    InvalidateStart(start=page(1), end=page(2), blockable=True),
+    Release(),
+    InvalidateStart(start=page(2), end=page(3), blockable=True),
+    InvalidateEnd(start=page(0), end=page(1)),
+)
+
+
+def test_after_release_the_seeds_misses_are_rel_3s_not_end_2s_or_rng_3s() -> None:
+    """The reference hears nothing after release (its notifier is gone); under strict the
+    ranges it then misses are the seed defect's consequence, recorded as ALLOWED naming REL-3
+    on END-2 and RNG-3, never failed."""
+    outcomes = steps(reference(), *AFTER_RELEASE)
+    assert not any(outcome.failed for outcome in outcomes)
+    assert verdicts_of(outcomes, "END-2", "RNG-3", "REL-3") == [
+        (4, "RNG-3", Status.ALLOWED),
+        (5, "END-2", Status.ALLOWED),
+        (5, "RNG-3", Status.ALLOWED),
+    ]
+    allowed = [v for v in outcomes[5].verdicts if v.status is Status.ALLOWED]
+    assert {v.latitude for v in allowed} == {SEED_RELEASE_PATH}
+    assert "REL-3" in SEED_RELEASE_PATH
+
+
+def test_with_a_valid_range_at_release_the_reference_fails_rel_3_alone() -> None:
+    """Had r0 been valid at release, the same case fails REL-3 there, once, and ends."""
+    ops = (WINDOW, SNAP0, Release(), InvalidateEnd(start=page(0), end=page(1)))
+    outcomes = steps(reference(), *ops)
+    assert [v.rule for v in outcomes[-1].failures()] == ["REL-3"]
+    assert len(outcomes) == 3
+    assert verdicts_of(outcomes, "END-2", "RNG-3") == []
+
+
+@pytest.mark.parametrize("deaf", ["end", "all"])
+def test_a_core_with_the_release_fix_is_still_held_to_end_2_after_release(deaf: str) -> None:
+    """A core whose release invalidated a valid range has not taken the seed's path, so an end
+    after release that misses the range fails END-2 (and RNG-3), as before the release."""
+    ops = (WINDOW, SNAP0, Release(), InvalidateEnd(start=page(0), end=page(1)))
+    outcomes = steps(FixedRelease(deaf=deaf), *ops)
+    assert {v.rule for v in outcomes[-1].failures()} == {"END-2", "RNG-3"}
+    assert verdicts_of(outcomes[:-1], "REL-3") == []
+
+
+def test_a_core_that_hears_starts_after_release_is_held_to_end_2_too() -> None:
+    """A start after release that reaches r0 shows the candidate is not on the seed's path: the
+    end after it that misses r0 fails END-2, where the reference's miss was ALLOWED."""
+    outcomes = steps(FixedRelease(deaf="end"), *AFTER_RELEASE)
+    assert {v.rule for v in outcomes[-1].failures()} == {"END-2", "RNG-3"}
+    assert len(outcomes) == len(AFTER_RELEASE)
+
+
+def test_a_fixed_core_conforms_after_release() -> None:
+    """With the fix and every invalidation heard after release, nothing fails or is allowed."""
+    outcomes = steps(FixedRelease(), *AFTER_RELEASE)
+    assert verdicts_of(outcomes, "END-2", "RNG-3", "REL-3") == []
+    assert not any(outcome.failed for outcome in outcomes)
+
+
+def test_a_core_on_the_seeds_path_that_ruins_a_range_after_release_still_fails() -> None:
+    """Only a range left exactly as it was is the seed's path: a miss that also changes the
+    range (here entries outside the update) fails RNG-3 as ever."""
+    model = model_after(WINDOW, SNAP0, AFTER_RELEASE[2], Release(), profile=Profile.STRICT)
+    rng = model.ranges[0]
+    ruined = (rng.entries[0], rng.entries[1], rng.entries[2], 0)
+    y = AFTER_RELEASE[4]
+    observed = Observation(result=0, ranges=((0, view(valid=False, entries=ruined)),))
+    verdicts = {v.rule: v for v in check_step(model, y, observed)}
+    assert verdicts["RNG-3"].status is Status.FAIL
+    unchanged = Observation(result=0, ranges=((0, view(valid=False, entries=rng.entries)),))
+    assert {v.rule: v for v in check_step(model, y, unchanged)}["RNG-3"].status is Status.ALLOWED
+
+
+def test_under_strict_the_reference_fails_only_the_seed_defects() -> None:
+    """A whole strict run of the reference fails REG-5 and REL-3 and no other rule; the
+    misses after release it also makes are counted as ALLOWED under END-2 and RNG-3."""
+    candidate = reference()
+    result = run(
+        candidate,
+        candidate.handshake(),
+        profile=Profile.STRICT,
+        budget=BUDGETS["ci"],
+        seed_value=1,
+    )
+    failed = {rule for rule, counts in result.tally.counts.items() if counts[Status.FAIL]}
+    assert result.failure is not None
+    assert failed <= {"REG-5", "REL-3"}
+    assert "REL-3" in failed
+    for rule in ("END-2", "RNG-3"):
+        assert set(result.tally.latitudes[rule]) == {SEED_RELEASE_PATH}
