@@ -5,6 +5,14 @@ groups for a core run, DRV for a driver run) and the run's failure, so they cann
 A driver run's reports say ``"side": "driver"`` in JSON and show DRV-6's graded answers as
 ``graded: over-conservative: N``; a core run's reports are what they were before the driver
 side existed.
+
+Only a run that conforms reads as green, in every format. Three outcomes break no rule and
+must still fail a CI job: a harness verdict (HANG, CRASH or PROTOCOL: a verdict with no rule,
+so no rule row fails), a flaky run (a case failed once and passed on replay), and an
+inconclusive one (a rule in force never came up, so the run proves nothing of it). The first
+two add a "harness" test to JUnit and KTAP that fails; a rule never reached fails its own test
+(it is no skip: only rules out of force are skipped). A conforming run has none of these, so
+its reports are unchanged by them.
 """
 
 from __future__ import annotations
@@ -90,6 +98,8 @@ class Checked(Protocol):
     def tally(self) -> Tally: ...
     @property
     def failure(self) -> Failure | None: ...
+    @property
+    def flaky(self) -> str | None: ...
 
 
 def rule_rows(result: Checked | DriverRunResult) -> list[RuleRow]:
@@ -114,7 +124,8 @@ def rule_rows(result: Checked | DriverRunResult) -> list[RuleRow]:
         passed, allowed = counts.get(Status.PASS, 0), counts.get(Status.ALLOWED, 0)
         failed = counts.get(Status.FAIL, 0)
         note = out(rule) or ""
-        if rule.id in failing or (failed and failure is not None):
+        # A flaky run may keep no failure, but a rule that failed in it did fail.
+        if rule.id in failing or (failed and (failure is not None or result.flaky is not None)):
             status = "failed"
         elif note:
             status = "not-in-profile" if rule.level is Level.SEED_DEFECT else "skipped"
@@ -278,10 +289,80 @@ def describe_failure(failure: AnyFailure) -> str:
     return "\n".join(lines)
 
 
+def _broken_names(failure: AnyFailure) -> str:
+    return ", ".join(sorted({v.rule or v.status.name for v in failure.verdicts}))
+
+
+def _flaky(result: AnyResult) -> str | None:
+    """Why the run is flaky, or None: the engine's note, or a failure that did not come back."""
+    if result.flaky is not None:
+        return result.flaky
+    if result.failure is not None and not result.failure.reproduced:
+        who = "driver" if isinstance(result, DriverRunResult) else "candidate"
+        return f"the {who} failed a case and passed it on replay"
+    return None
+
+
+def _harness_verdicts(result: AnyResult) -> list[Verdict]:
+    """The verdicts of the failing step that name no rule: HANG, CRASH, PROTOCOL."""
+    if result.failure is None:
+        return []
+    return [verdict for verdict in result.failure.verdicts if verdict.rule is None]
+
+
+def _where(failure: AnyFailure) -> str:
+    """Where the failing case failed: its step number and operation, or begin()."""
+    if failure.setup_crash is not None:
+        return "in begin(), before the first step"
+    step = failure.steps[-1]
+    return f"at step {step.index + 1} ({step.op.describe()})"
+
+
+def _harness_lines(result: AnyResult) -> list[str]:
+    """A note per problem outside the rules (a harness verdict, flakiness); none if none."""
+    failure, flaky = result.failure, _flaky(result)
+    lines = []
+    if failure is not None:
+        where = _where(failure)
+        lines = [
+            f"{verdict.status.name} {where}: {(verdict.detail.splitlines() or [''])[0]}"
+            for verdict in failure.verdicts
+            if verdict.rule is None
+        ]
+    if flaky is not None:
+        # The engine's note may name itself already.
+        lines.append(flaky if flaky.startswith("FLAKY") else f"FLAKY: {flaky}")
+        if failure is not None and failure.verdicts:
+            lines.append(
+                f"as first seen, the case broke {_broken_names(failure)} {_where(failure)}; "
+                "its replay did not fail"
+            )
+    return lines
+
+
+def _never_reached(result: AnyResult, rules: Sequence[str]) -> str:
+    """Why rules never reached fail: the run proves nothing of them."""
+    them = "it" if len(rules) == 1 else "them"
+    names = ", ".join(rules)
+    if result.failure is not None or _flaky(result) is not None:
+        return (
+            f"{names} never came up before the run stopped at its failure, after "
+            f"{result.tally.cases} cases: the run proves nothing of {them}"
+        )
+    return (
+        f"INCONCLUSIVE: {names} never came up in {result.tally.cases} cases: the run proves "
+        f"nothing of {them}; raise --examples or --budget, or try another --seed"
+    )
+
+
 def headline(result: AnyResult) -> str:
     """One line: whether the candidate conforms, and if not, which rules it broke."""
-    if result.flaky is not None:
-        return f"NOT CONFORMING: {result.flaky}"
+    flaky = _flaky(result)
+    if flaky is not None:
+        seen = ""
+        if result.failure is not None and result.failure.verdicts:
+            seen = f"; as first seen, {_broken_names(result.failure)} {_where(result.failure)}"
+        return f"NOT CONFORMING: {flaky}{seen}"
     if result.failure is None and result.unreached:
         return (
             f"INCONCLUSIVE: no rule failed, but {', '.join(result.unreached)} never came up in "
@@ -297,7 +378,7 @@ def headline(result: AnyResult) -> str:
             f"conforms: no rule failed in {result.tally.cases} cases ({result.tally.steps} steps)"
             + graded
         )
-    rules = ", ".join(sorted({v.rule or v.status.name for v in result.failure.verdicts}))
+    rules = _broken_names(result.failure)
     count = len(result.failure.case.ops)
     return f"NOT CONFORMING: {rules}, shrunk to {count} operation{'s' * (count != 1)}"
 
@@ -337,8 +418,12 @@ def _failure_json(failure: AnyFailure) -> dict[str, Any]:
 
 
 def _outcome(result: AnyResult) -> str:
-    if result.flaky is not None:
+    """The run's outcome, worst first: flaky, a harness verdict, a violation, inconclusive."""
+    if _flaky(result) is not None:
         return "flaky"
+    harness = _harness_verdicts(result)
+    if harness:
+        return harness[0].status.value
     if result.failure is not None:
         return "violation"
     return "inconclusive" if result.unreached else "conforms"
@@ -370,7 +455,7 @@ def to_json(result: AnyResult, rows: Sequence[RuleRow]) -> dict[str, Any]:
         },
         "seed": result.seed,
         "result": _outcome(result),
-        "flaky": result.flaky,
+        "flaky": _flaky(result),
         "unreached": list(result.unreached),
         "totals": {
             "cases": result.tally.cases,
@@ -399,20 +484,17 @@ def to_json(result: AnyResult, rows: Sequence[RuleRow]) -> dict[str, Any]:
 
 
 def to_junit(result: AnyResult, rows: Sequence[RuleRow]) -> str:
-    """JUnit XML: one test case per rule; the failure carries the shrunk steps."""
+    """JUnit XML: one test case per rule, and a "harness" case for a harness verdict or a
+    flaky run; the failure carries the shrunk steps."""
+    # The counts are filled in from the elements once they exist, so they cannot disagree;
+    # the placeholders keep the attributes in their order.
     suite = ElementTree.Element(
         "testsuite",
         name=f"hmm-conformance[{result.handshake.name}]",
-        tests=str(len(rows)),
-        failures=str(sum(row.status == "failed" for row in rows)),
-        skipped=str(
-            sum(row.status in ("skipped", "not-in-profile", "never-reached") for row in rows)
-        ),
-        errors=str(
-            1
-            if result.failure is not None and not any(row.status == "failed" for row in rows)
-            else 0
-        ),
+        tests="",
+        failures="",
+        skipped="",
+        errors="",
     )
     ElementTree.SubElement(
         ElementTree.SubElement(suite, "properties"),
@@ -427,22 +509,36 @@ def to_junit(result: AnyResult, rows: Sequence[RuleRow]) -> str:
             classname=f"hmm-conformance.{row.rule.group}",
             name=f"{row.rule.id} {row.rule.title}",
         )
-        if row.status == "failed" and result.failure is not None:
-            detail = "; ".join(v.detail for v in result.failure.verdicts if v.rule == row.rule.id)
-            failure = ElementTree.SubElement(case, "failure", message=detail or "failed")
-            failure.text = describe_failure(result.failure)
-        elif row.status in ("skipped", "not-in-profile", "never-reached"):
-            ElementTree.SubElement(case, "skipped", message=row.note or row.status)
-    if result.failure is not None and not any(row.status == "failed" for row in rows):
+        if row.status == "failed":
+            details = (
+                [v.detail for v in result.failure.verdicts if v.rule == row.rule.id]
+                if result.failure is not None
+                else []
+            )
+            failure = ElementTree.SubElement(
+                case, "failure", message="; ".join(details) or "failed"
+            )
+            if result.failure is not None:
+                failure.text = describe_failure(result.failure)
+        elif row.status == "never-reached":
+            ElementTree.SubElement(case, "failure", message=_never_reached(result, [row.rule.id]))
+        elif row.status in ("skipped", "not-in-profile"):
+            ElementTree.SubElement(case, "skipped", message=row.note)
+    harness = _harness_lines(result)
+    if harness:
         case = ElementTree.SubElement(
             suite, "testcase", classname="hmm-conformance", name="harness"
         )
-        error = ElementTree.SubElement(
-            case,
-            "error",
-            message="; ".join(v.describe().splitlines()[0] for v in result.failure.verdicts),
+        # A harness verdict is the run going wrong (JUnit's error); flakiness alone is the
+        # candidate failing a case (a failure).
+        kind = "error" if _harness_verdicts(result) else "failure"
+        element = ElementTree.SubElement(case, kind, message="; ".join(harness))
+        element.text = (
+            describe_failure(result.failure) if result.failure is not None else harness[0]
         )
-        error.text = describe_failure(result.failure)
+    suite.set("tests", str(len(suite.findall("testcase"))))
+    for count, tag in (("failures", "failure"), ("skipped", "skipped"), ("errors", "error")):
+        suite.set(count, str(len(suite.findall(f"testcase/{tag}"))))
     suites = ElementTree.Element("testsuites")
     suites.append(suite)
     ElementTree.indent(suites)
@@ -453,12 +549,18 @@ def to_junit(result: AnyResult, rows: Sequence[RuleRow]) -> str:
     )
 
 
+def _diagnostics(text: str) -> list[str]:
+    return [f"# {line}" for line in text.splitlines()]
+
+
 def to_ktap(result: AnyResult, rows: Sequence[RuleRow]) -> str:
-    """KTAP v1, the kernel's test output format: one test per rule."""
+    """KTAP v1, the kernel's test output format: one test per rule, and a last test named
+    "harness" (counted in the plan) when the run had a harness verdict or was flaky."""
     handshake = result.handshake
+    harness = _harness_lines(result)
     lines = [
         "KTAP version 1",
-        f"1..{len(rows)}",
+        f"1..{len(rows) + bool(harness)}",
         f"# hmm-conformance: {handshake.name}, profile {result.profile.value}, seed {result.seed}",
     ]
     broken = {v.rule for v in result.failure.verdicts} if result.failure is not None else set()
@@ -466,14 +568,25 @@ def to_ktap(result: AnyResult, rows: Sequence[RuleRow]) -> str:
         name = row.rule.id
         if row.status == "failed":
             if result.failure is not None and row.rule.id in broken:
-                lines.extend(f"# {line}" for line in describe_failure(result.failure).splitlines())
+                lines.extend(_diagnostics(describe_failure(result.failure)))
             else:
                 lines.append(f"# {name} failed {row.failed} times while the case was being shrunk")
             lines.append(f"not ok {number} {name}")
-        elif row.status in ("skipped", "not-in-profile", "never-reached"):
-            lines.append(f"ok {number} {name} # SKIP {row.note or row.status.replace('-', ' ')}")
+        elif row.status == "never-reached":
+            lines.append(f"# {_never_reached(result, [name])}")
+            lines.append(f"not ok {number} {name}")
+        elif row.status in ("skipped", "not-in-profile"):
+            lines.append(f"ok {number} {name} # SKIP {row.note}")
         else:
             lines.append(f"ok {number} {name}")
+    if harness:
+        # The steps go here unless the test of a rule the case broke shows them above.
+        if result.failure is not None and all(rule is None for rule in broken):
+            lines.extend(_diagnostics(describe_failure(result.failure)))
+        # A note may run over several lines (the engine's note on a flaky run quotes
+        # Hypothesis); each is a diagnostic line of its own.
+        lines.extend(_diagnostics("\n".join(harness)))
+        lines.append(f"not ok {len(rows) + 1} harness")
     return "\n".join(lines) + "\n"
 
 
@@ -487,6 +600,12 @@ def to_markdown(result: AnyResult, rows: Sequence[RuleRow]) -> str:
         f"`{result.budget.name}`, seed `{result.seed}`, {result.tally.cases} cases, "
         f"{result.tally.steps} steps.",
         "",
+    ]
+    never = [row.rule.id for row in rows if row.status == "never-reached"]
+    notes = [*_harness_lines(result), *([_never_reached(result, never)] if never else [])]
+    if notes:
+        lines += [*("- " + note.replace("\n", "\n  ") for note in notes), ""]
+    lines += [
         "| rule | level | exercised | allowed | failed | verdict |",
         "|---|---|---:|---:|---:|---|",
     ]
@@ -497,7 +616,8 @@ def to_markdown(result: AnyResult, rows: Sequence[RuleRow]) -> str:
             f"{row.failed} | {verdict} |"
         )
     if result.failure is not None:
-        lines += ["", "## Counterexample", "", "```", describe_failure(result.failure), "```"]
+        title = "Counterexample" if _flaky(result) is None else "Counterexample, as first seen"
+        lines += ["", f"## {title}", "", "```", describe_failure(result.failure), "```"]
     return "\n".join(lines) + "\n"
 
 

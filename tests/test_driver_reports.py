@@ -1,8 +1,22 @@
-"""Driver-side reports: the shrunk steps read as the harness saw them, in every format."""
+"""Driver-side reports: the shrunk steps read as the harness saw them, in every format.
+
+As on the core side (tests/test_reports.py), only a conforming run reads as green: the shapes
+below are one driver run of each outcome; tests/test_ktap.py reads them too.
+"""
 
 from __future__ import annotations
 
-from conformance import BUDGETS, World
+import functools
+import importlib.resources
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import jsonschema
+import pytest
+
+from conformance import BUDGETS, Budget, World
 from conformance._driver_catalogue import (
     CommitIgnoresRangeDone,
     ReleaseKeepsEntries,
@@ -10,6 +24,7 @@ from conformance._driver_catalogue import (
 )
 from conformance._driver_engine import (
     DriverFailure,
+    DriverRunResult,
     replay_driver,
     replay_driver_failure,
     run_driver,
@@ -26,14 +41,27 @@ from conformance._driver_ops import (
 )
 from conformance._driver_reference import reference_driver
 from conformance._machine import ENCODINGS, VMAS
-from conformance._report import describe_failure, headline, replay_document
+from conformance._report import describe_failure, headline, render, replay_document
 from hmm_ref import Pte
 
 from . import driver_candidates as B
+from .test_reports import read_junit
 
 P0, P1, P2 = 0x10000, 0x11000, 0x12000
 WORLD = World(vmas=VMAS, ptes=((P0, Pte.present(0x100, write=True)), (P1, Pte.present(0x101))))
 MAPPED = (StartFault(fault=0, start=P0, end=P2), RunFault(fault=0))
+
+
+#: Every DRV rule comes up at this budget and seed (as in tests/test_driver_engine.py).
+SMALL = Budget(name="small", examples=60, steps=20)
+SEED = 7
+FLAKY = "the driver failed a case once and passed it on replay (as a test says it)"
+STALE = (
+    StartFault(fault=0, start=P0, end=P1),
+    StepFault(fault=0),
+    NotifierStart(start=P0, end=P1, blockable=False),
+    RunFault(fault=0),
+)
 
 
 def _failure(factory: object, *ops: DriverOperation) -> DriverFailure:
@@ -45,17 +73,73 @@ def _failure(factory: object, *ops: DriverOperation) -> DriverFailure:
     return outcome
 
 
+@functools.cache
+def driver_result(shape: str) -> DriverRunResult:
+    """The driver run of one shape of :data:`DRIVER_SHAPES`, made once per process."""
+    return _SHAPES[shape][0]()
+
+
+def _run(factory: object, budget: Budget = SMALL) -> DriverRunResult:
+    assert callable(factory)
+    candidate, handshake = start_driver(factory)
+    return run_driver(candidate, handshake, budget=budget, seed_value=SEED)
+
+
+def _graft(**changes: Any) -> DriverRunResult:
+    """The conforming run with one thing changed: that thing alone must make it not green."""
+    return replace(driver_result("conforms"), **changes)
+
+
+def _flaky_run() -> DriverRunResult:
+    B.FLAKY.failed = False
+    return _run(B.Flaky)
+
+
+def _first_seen() -> DriverFailure:
+    failure = driver_result("violation").failure
+    assert failure is not None
+    return replace(failure, reproduced=False)
+
+
+#: Each shape, and the outcome its JSON report gives.
+_SHAPES: dict[str, tuple[Callable[[], DriverRunResult], str]] = {
+    "conforms": (lambda: _run(reference_driver), "conforms"),
+    "violation": (lambda: _graft(failure=_failure(CommitIgnoresRangeDone, *STALE)), "violation"),
+    "hang": (
+        lambda: _graft(
+            failure=_failure(
+                B.SaysItNeverBlocks,
+                MAPPED[0],
+                StepFault(fault=0),
+                StepFault(fault=0),
+                NotifierStart(start=P0, end=P1, blockable=True),
+            )
+        ),
+        "hang",
+    ),
+    "crash": (lambda: _graft(failure=_failure(B.CrashesInStep, *MAPPED)), "crash"),
+    "protocol": (
+        lambda: _graft(
+            failure=_failure(
+                B.ReplyNotAnInt, *MAPPED, NotifierStart(start=P0, end=P1, blockable=True)
+            )
+        ),
+        "protocol",
+    ),
+    "setup-crash": (lambda: _graft(failure=_failure(B.CrashesInBegin, *MAPPED)), "crash"),
+    "inconclusive": (
+        lambda: _run(reference_driver, Budget(name="tiny", examples=2, steps=3)),
+        "inconclusive",
+    ),
+    "flaky-run": (_flaky_run, "flaky"),
+    "flaky-first-seen": (lambda: _graft(flaky=FLAKY, failure=_first_seen()), "flaky"),
+}
+DRIVER_SHAPES = tuple(_SHAPES)
+
+
 def test_a_stale_commit_reads_step_by_step_with_the_hmm_calls() -> None:
     """Each step, its result, the fault's HMM calls, the failing verdict, the table after."""
-    text = describe_failure(
-        _failure(
-            CommitIgnoresRangeDone,
-            StartFault(fault=0, start=P0, end=P1),
-            StepFault(fault=0),
-            NotifierStart(start=P0, end=P1, blockable=False),
-            RunFault(fault=0),
-        )
-    )
+    text = describe_failure(_failure(CommitIgnoresRangeDone, *STALE))
     assert text.splitlines() == [
         "world: 4 vmas, 2 CPU entries set; the driver's encoding: flags 0x1, 0x2, 0x4, "
         "pfn_shift 12 (see the replay file)",
@@ -100,3 +184,50 @@ def test_a_setup_crash_and_an_unreproduced_failure_say_so() -> None:
     assert describe_failure(failure).splitlines()[1:] == [
         "the replay of this case did NOT fail again: the driver is not deterministic"
     ]
+
+
+@pytest.mark.parametrize("shape", DRIVER_SHAPES)
+def test_driver_json_reports_of_every_outcome_validate_and_name_it(shape: str) -> None:
+    """Each driver outcome validates against the report schema and has its own result."""
+    schema = json.loads(
+        importlib.resources.files("conformance").joinpath("schemas/report.schema.json").read_text()
+    )
+    report = json.loads(render(driver_result(shape), "json"))
+    jsonschema.validate(report, schema, cls=jsonschema.Draft202012Validator)
+    assert report["side"] == "driver"
+    assert report["result"] == _SHAPES[shape][1]
+
+
+@pytest.mark.parametrize("shape", DRIVER_SHAPES)
+def test_driver_junit_counts_agree_and_only_a_conforming_run_is_green(shape: str) -> None:
+    """tests=, failures=, errors= and skipped= count the test cases; only conforms is green."""
+    junit = read_junit(render(driver_result(shape), "junit"))
+    assert junit.green == (shape == "conforms")
+    harness = {
+        "hang": "error",
+        "crash": "error",
+        "protocol": "error",
+        "setup-crash": "error",
+        "flaky-run": "failure",
+        "flaky-first-seen": "failure",
+    }.get(shape)
+    assert junit.outcomes.get("harness") == harness
+
+
+@pytest.mark.parametrize(
+    ("shape", "note"),
+    [
+        ("hang", "- HANG at step 4 (CPU: blockable invalidate_start [0x10000, 0x11000)): "),
+        ("crash", "- CRASH at step 2 (fault f0 runs): run_fault raised"),
+        ("protocol", "- PROTOCOL at step 3 (CPU: blockable invalidate_start [0x10000, 0x11000)): "),
+        ("setup-crash", "- CRASH in begin(), before the first step: "),
+        ("inconclusive", "- INCONCLUSIVE: DRV-"),
+        ("flaky-run", "- FLAKY: the driver failed "),
+        ("flaky-first-seen", f"- FLAKY: {FLAKY}"),
+    ],
+)
+def test_driver_markdown_says_why_a_run_is_not_green(shape: str, note: str) -> None:
+    """The result line names the outcome, and a note says what went wrong and where."""
+    text = render(driver_result(shape), "md")
+    assert f"Result: **{_SHAPES[shape][1]}**" in text
+    assert any(line.startswith(note) for line in text.splitlines())

@@ -1,12 +1,18 @@
-"""Reports: every format tells the same story, and the JSON report validates against its schema."""
+"""Reports: every format tells the same story, and the JSON report validates against its schema.
+
+Only a conforming run reads as green. The shapes below are one run of each outcome a report
+must tell apart; tests/test_ktap.py and tests/test_driver_reports.py read them too.
+"""
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import json
 from collections import Counter
-from dataclasses import replace
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any, final
 from xml.etree import ElementTree
 
 import jsonschema
@@ -30,6 +36,7 @@ from conformance import (
 from conformance._engine import replay_failure
 from conformance._machine import VMAS
 from conformance._model import CallRecord, Observation
+from conformance._ops import InvalidateEnd, InvalidateStart, Operation, RegisterMirror
 from conformance._report import (
     REPORT_FORMATS,
     describe_failure,
@@ -46,20 +53,133 @@ from . import candidates as C
 SEED = 20261124
 
 
+#: What a flaky run's engine says, in the shapes built by hand.
+FLAKY = "the candidate failed a case once and passed it on replay (as a test says it)"
+TINY = Budget(name="tiny", examples=2, steps=3)
+
+
+@functools.cache
+def core_result(shape: str) -> RunResult:
+    """The core run of one shape of :data:`CORE_SHAPES`, made once per process."""
+    return _SHAPES[shape][0]()
+
+
 def _run(factory: object, profile: Profile = Profile.SEED) -> RunResult:
     assert callable(factory)
     candidate, handshake = start(factory)
     return run(candidate, handshake, profile=profile, budget=BUDGETS["ci"], seed_value=SEED)
 
 
+def _replayed(factory: object, *ops: Operation) -> Failure:
+    """The failure of a case replayed on a candidate (not reproduced if it did not fail)."""
+    assert callable(factory)
+    candidate, handshake = start(factory)
+    return replay_failure(candidate, handshake, Case(world=World(vmas=VMAS), ops=ops), Profile.SEED)
+
+
+def _graft(**changes: Any) -> RunResult:
+    """The conforming run with one thing changed: that thing alone must make it not green."""
+    return replace(core_result("conforms"), **changes)
+
+
+def _tiny() -> RunResult:
+    """A run too short to reach every rule: inconclusive."""
+    candidate, handshake = start(reference)
+    return run(candidate, handshake, budget=TINY, seed_value=1)
+
+
+def _flaky_run() -> RunResult:
+    C.Flaky.failed_once = False
+    return _run(C.Flaky)
+
+
+def _first_seen(shape: str) -> Failure:
+    """A shape's failure as a flaky run keeps it: as first seen, not reproduced on replay."""
+    failure = core_result(shape).failure
+    assert failure is not None
+    return replace(failure, reproduced=False)
+
+
+HANG = (InvalidateStart(start=VMAS[0].start, end=VMAS[0].start + 0x1000, blockable=True),
+        InvalidateEnd(start=VMAS[0].start, end=VMAS[0].start + 0x1000))  # fmt: skip
+#: Each shape, and the outcome its JSON report gives.
+_SHAPES: dict[str, tuple[Callable[[], RunResult], str]] = {
+    "conforms": (lambda: _run(reference), "conforms"),
+    "violation": (lambda: _run(C.ParentTree), "violation"),
+    "crash-run": (lambda: _run(C.Crashes), "crash"),
+    "hang": (lambda: _graft(failure=_replayed(C.Hangs, *HANG)), "hang"),
+    "crash": (lambda: _graft(failure=core_result("crash-run").failure), "crash"),
+    "protocol": (
+        lambda: _graft(failure=_replayed(C.Nonsense, RegisterMirror(mirror=0))),
+        "protocol",
+    ),
+    "setup-crash": (lambda: _graft(failure=_replayed(C.CrashesAtBegin)), "crash"),
+    "inconclusive": (_tiny, "inconclusive"),
+    "flaky-run": (_flaky_run, "flaky"),
+    # A flaky run that kept no case: its rules failed in the search, and nothing shows where.
+    "flaky-no-case": (lambda: replace(core_result("flaky-run"), failure=None), "flaky"),
+    "flaky": (lambda: _graft(flaky=FLAKY), "flaky"),
+    "flaky-first-seen": (lambda: _graft(flaky=FLAKY, failure=_first_seen("violation")), "flaky"),
+    "flaky-crash-first-seen": (lambda: _graft(flaky=FLAKY, failure=_first_seen("crash")), "flaky"),
+    "unreproduced": (lambda: _graft(failure=_replayed(reference, *HANG)), "flaky"),
+}
+CORE_SHAPES = tuple(_SHAPES)
+
+
+def core_outcome(shape: str) -> str:
+    """The JSON outcome of a shape."""
+    return _SHAPES[shape][1]
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Junit:
+    """A JUnit report as CI reads it: each test case's outcome, and the suite's counts."""
+
+    #: Test case (the rule ID, or "harness") -> passed, failure, error or skipped.
+    outcomes: dict[str, str]
+    #: Test case -> the message of its failure, error or skip.
+    messages: dict[str, str]
+    #: Test case -> the text of its failure or error.
+    texts: dict[str, str]
+
+    @property
+    def green(self) -> bool:
+        """What CI shows: no failure and no error."""
+        return not {"failure", "error"} & set(self.outcomes.values())
+
+
+def read_junit(text: str) -> Junit:
+    """Parse a JUnit report, checking that every count in it agrees with its test cases."""
+    root = ElementTree.fromstring(text)
+    assert root.tag == "testsuites"
+    [suite] = root.findall("testsuite")
+    outcomes, messages, texts = {}, {}, {}
+    for case in suite.findall("testcase"):
+        name = case.get("name", "").split(" ")[0]
+        children = list(case)
+        assert len(children) <= 1, f"{name} has {len(children)} outcomes"
+        assert name not in outcomes, f"{name} is reported twice"
+        outcomes[name] = children[0].tag if children else "passed"
+        for child in children:
+            assert child.tag in ("failure", "error", "skipped"), child.tag
+            messages[name], texts[name] = child.get("message", ""), child.text or ""
+    counted = Counter(outcomes.values())
+    assert suite.get("tests") == str(len(outcomes))
+    assert suite.get("failures") == str(counted["failure"])
+    assert suite.get("errors") == str(counted["error"])
+    assert suite.get("skipped") == str(counted["skipped"])
+    return Junit(outcomes=outcomes, messages=messages, texts=texts)
+
+
 @pytest.fixture(scope="module")
 def passing() -> RunResult:
-    return _run(reference)
+    return core_result("conforms")
 
 
 @pytest.fixture(scope="module")
 def failing() -> RunResult:
-    return _run(C.ParentTree)
+    return core_result("violation")
 
 
 @pytest.fixture(scope="module")
@@ -72,20 +192,139 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
-@pytest.mark.parametrize("which", ["passing", "failing", "crashing", "strict"])
-def test_json_reports_validate_against_the_shipped_schema(
-    which: str, passing: RunResult, failing: RunResult, schema: dict[str, Any]
+@pytest.mark.parametrize("shape", CORE_SHAPES)
+def test_json_reports_of_every_outcome_validate_and_name_it(
+    shape: str, schema: dict[str, Any]
 ) -> None:
-    """Reports of passing, failing, crashing and strict runs all validate."""
-    result = {
-        "passing": lambda: passing,
-        "failing": lambda: failing,
-        "crashing": lambda: _run(C.Crashes),
-        "strict": lambda: _run(reference, Profile.STRICT),
-    }[which]()
+    """Each outcome validates and has its own result: hang, crash, protocol, flaky, and so on."""
+    result = core_result(shape)
     report = json.loads(render(result, "json"))
     jsonschema.validate(report, schema, cls=jsonschema.Draft202012Validator)
-    assert report["result"] == ("conforms" if which == "passing" else "violation")
+    assert report["result"] == core_outcome(shape)
+    assert (report["flaky"] is not None) == (core_outcome(shape) == "flaky")
+    assert report["flaky"] in (
+        None,
+        result.flaky,
+        "the candidate failed a case and passed it on replay",
+    )
+
+
+def test_a_strict_run_report_validates(schema: dict[str, Any]) -> None:
+    """The strict profile's documented failure of the reference validates too."""
+    report = json.loads(render(_run(reference, Profile.STRICT), "json"))
+    jsonschema.validate(report, schema, cls=jsonschema.Draft202012Validator)
+    assert report["result"] == "violation"
+
+
+def test_json_keeps_a_flaky_failure_as_first_seen(schema: dict[str, Any]) -> None:
+    """A flaky run's failure is the case as first seen, its steps and verdicts, not reproduced."""
+    report = json.loads(render(core_result("flaky-first-seen"), "json"))
+    assert report["result"] == "flaky"
+    assert report["flaky"] == FLAKY
+    assert report["failure"]["reproduced"] is False
+    assert report["failure"]["rules"] == ["INV-5"]
+    assert report["failure"]["steps"][-1]["verdicts"][0]["rule"] == "INV-5"
+    # Only a failure that did not come back may have no failing verdict.
+    unreproduced = json.loads(render(core_result("unreproduced"), "json"))
+    assert unreproduced["failure"]["verdicts"] == []
+    jsonschema.validate(unreproduced, schema, cls=jsonschema.Draft202012Validator)
+    unreproduced["failure"]["reproduced"] = True
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(unreproduced, schema, cls=jsonschema.Draft202012Validator)
+
+
+@pytest.mark.parametrize("shape", CORE_SHAPES)
+def test_junit_counts_agree_and_only_a_conforming_run_is_green(shape: str) -> None:
+    """tests=, failures=, errors= and skipped= count the test cases; only conforms is green."""
+    junit = read_junit(render(core_result(shape), "junit"))
+    assert junit.green == (shape == "conforms")
+
+
+@pytest.mark.parametrize(
+    ("shape", "message"),
+    [
+        ("hang", "HANG at step 2 (invalidate_end [0x10000, 0x11000)): invalidate_end: waits"),
+        ("crash", "CRASH at step 1 (non-blockable invalidate_start ["),
+        ("protocol", "PROTOCOL at step 1 (register mirror m0): register answered '0', not an int"),
+        ("setup-crash", "CRASH in begin(), before the first step: begin() raised"),
+    ],
+)
+def test_junit_reports_a_harness_verdict_as_a_counted_error(shape: str, message: str) -> None:
+    """A verdict with no rule is an error on a "harness" test case, counted, naming the step."""
+    junit = read_junit(render(core_result(shape), "junit"))
+    broken = {name: outcome for name, outcome in junit.outcomes.items() if outcome != "passed"}
+    assert {name: o for name, o in broken.items() if o != "skipped"} == {"harness": "error"}
+    assert junit.messages["harness"].startswith(message)
+    assert "world: 4 vmas" in junit.texts["harness"]
+
+
+def test_junit_fails_rules_never_reached_and_skips_rules_out_of_force() -> None:
+    """An inconclusive run: each rule in force never reached fails; rules out of force skip."""
+    result = core_result("inconclusive")
+    junit = read_junit(render(result, "junit"))
+    assert result.unreached
+    for rule in result.unreached:
+        assert junit.outcomes[rule] == "failure"
+        assert junit.messages[rule].startswith(f"INCONCLUSIVE: {rule} never came up in 2 cases")
+    assert junit.outcomes["REG-5"] == junit.outcomes["REL-3"] == "skipped"
+    assert junit.messages["REG-5"] == "strict profile only"
+    assert "harness" not in junit.outcomes
+
+
+@pytest.mark.parametrize(
+    ("shape", "kind"),
+    [
+        ("flaky", "failure"),
+        ("flaky-run", "failure"),
+        ("flaky-no-case", "failure"),
+        ("flaky-first-seen", "failure"),
+        ("flaky-crash-first-seen", "error"),
+        ("unreproduced", "failure"),
+    ],
+)
+def test_junit_reports_a_flaky_run_on_the_harness_case(shape: str, kind: str) -> None:
+    """Flakiness fails the "harness" case with its note, and the case as first seen if kept."""
+    result = core_result(shape)
+    junit = read_junit(render(result, "junit"))
+    assert junit.outcomes["harness"] == kind
+    assert "FLAKY: " in junit.messages["harness"]
+    if result.failure is not None:
+        assert "did NOT fail again" in junit.texts["harness"]
+    if shape == "flaky-first-seen":
+        assert junit.outcomes["INV-5"] == "failure"
+        assert "as first seen, the case broke INV-5 at step 1 (" in junit.messages["harness"]
+
+
+@pytest.mark.parametrize("shape", CORE_SHAPES)
+def test_markdown_names_the_outcome_and_why(shape: str) -> None:
+    """The result line names the outcome; a harness verdict, flakiness or a gap is spelled out."""
+    result = core_result(shape)
+    text = render(result, "md")
+    assert f"Result: **{core_outcome(shape)}**" in text
+    notes = [line for line in text.splitlines() if line.startswith("- ")]
+    gap = f"- {', '.join(result.unreached)} never came up before the run stopped at its failure"
+    expected = {
+        "conforms": [],
+        "violation": [gap] if result.unreached else [],
+        "hang": ["- HANG at step 2 (invalidate_end [0x10000, 0x11000)): "],
+        "protocol": ["- PROTOCOL at step 1 (register mirror m0): "],
+        "setup-crash": ["- CRASH in begin(), before the first step: begin() raised"],
+        "inconclusive": ["- INCONCLUSIVE: REG-1, REG-2, REG-3, REG-4, INV-1, "],
+        "flaky": [f"- FLAKY: {FLAKY}"],
+        "flaky-first-seen": [
+            f"- FLAKY: {FLAKY}",
+            "- as first seen, the case broke INV-5 at step 1",
+        ],
+        "unreproduced": ["- FLAKY: the candidate failed a case and passed it on replay"],
+    }.get(shape)
+    if expected is not None:
+        assert len(notes) == len(expected)
+        assert all(note.startswith(start) for note, start in zip(notes, expected, strict=True))
+    else:
+        assert notes
+    if result.failure is not None:
+        first_seen = "## Counterexample, as first seen" in text
+        assert first_seen == (core_outcome(shape) == "flaky")
 
 
 def test_schema_rejects_a_report_that_lies(passing: RunResult, schema: dict[str, Any]) -> None:
@@ -127,7 +366,7 @@ def test_junit_has_one_case_per_rule_and_the_failure(failing: RunResult) -> None
 
 def test_junit_reports_a_crash_as_an_error() -> None:
     """A crash, which breaks no rule, is a JUnit error on a harness test case."""
-    root = ElementTree.fromstring(render(_run(C.Crashes), "junit"))
+    root = ElementTree.fromstring(render(core_result("crash-run"), "junit"))
     suite = root.find("testsuite")
     assert suite is not None
     assert suite.get("errors") == "1"
@@ -250,8 +489,7 @@ def test_failure_text_lists_the_callbacks_of_each_step() -> None:
 
 def test_an_inconclusive_run_says_so_in_every_report() -> None:
     """A run that left rules unreached is 'inconclusive', naming them, and the schema agrees."""
-    candidate, handshake = start(reference)
-    tiny = run(candidate, handshake, budget=Budget(name="tiny", examples=2, steps=3), seed_value=1)
+    tiny = core_result("inconclusive")
     report = json.loads(render(tiny, "json"))
     assert report["result"] == "inconclusive"
     assert "RNG-8" in report["unreached"]
@@ -271,3 +509,22 @@ def test_ktap_notes_rules_that_failed_only_while_shrinking(failing: RunResult) -
     lines = render(replace(failing, tally=tally), "ktap").splitlines()
     assert "# RNG-3 failed 4 times while the case was being shrunk" in lines
     assert "not ok 20 RNG-3" in lines
+
+
+def test_headline_of_a_flaky_run_says_what_failed_first() -> None:
+    """A flaky run's headline gives the engine's note, then what the case broke when first seen."""
+    assert headline(core_result("flaky-first-seen")).startswith(
+        f"NOT CONFORMING: {FLAKY}; as first seen, INV-5 at step 1 (non-blockable invalidate_start"
+    )
+    assert headline(core_result("unreproduced")) == (
+        "NOT CONFORMING: the candidate failed a case and passed it on replay"
+    )
+    assert headline(core_result("flaky")) == f"NOT CONFORMING: {FLAKY}"
+
+
+def test_a_rule_that_failed_in_a_flaky_run_is_failed_in_the_matrix() -> None:
+    """A flaky run keeps no shrunk case, but the rule it failed is not "ok" in the matrix."""
+    result = core_result("flaky-no-case")
+    failed = [row for row in rule_rows(result) if row.failed]
+    assert failed
+    assert {row.status for row in failed} == {"failed"}
