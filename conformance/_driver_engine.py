@@ -15,24 +15,27 @@ from __future__ import annotations
 import secrets
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import ClassVar, Final, final
 
 from hypothesis import seed
 
 from hmm_ref import PTE_NONE
 
-from ._adapter import AdapterError
+from ._adapter import AdapterError, CandidateFault
+from ._counting import LIVE, CaseCount
 from ._driver_adapter import DriverCandidate, DriverHandshake, check_driver_handshake
 from ._driver_executor import DriverExecutor, DriverStepOutcome, WouldWaitError
-from ._driver_machine import DriverCaseRecorder, driver_machine_for
+from ._driver_machine import DriverCaseRecorder, DriverFailure, driver_machine_for
 from ._driver_ops import DRIVER_SIDE, CpuSetEntry, DriverCase, DriverOperation
-from ._engine import BUDGETS, Budget, drive
+from ._engine import Budget, RunInterrupted, budget_from_env, drive, flaky_note
 from ._executor import Tally
+from ._isolation import Interrupted
 from ._model import Profile
 from ._ops import CaseFormatError, World
 from ._rules import RULES
-from .oracle import Status, Verdict
+from .oracle import Status
 
 __all__ = [
     "DRIVER_GROUPS",
@@ -52,26 +55,6 @@ DRIVER_GROUPS: Final = ("DRV",)
 
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DriverFailure:
-    """The shrunk failing driver case and its replay, step by step."""
-
-    case: DriverCase
-    steps: tuple[DriverStepOutcome, ...]
-    #: A failure in ``begin()``, before any step.
-    setup_crash: Verdict | None = None
-    #: False if the replay did not fail again: the driver is not deterministic.
-    reproduced: bool = True
-
-    @property
-    def verdicts(self) -> list[Verdict]:
-        """The failing verdicts of the failing step (or the setup crash)."""
-        if self.setup_crash is not None:
-            return [self.setup_crash]
-        return self.steps[-1].failures()
-
-
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
 class DriverRunResult:
     """What one driver-side run found."""
 
@@ -85,6 +68,8 @@ class DriverRunResult:
     #: DRV rules that no step exercised; with any, the run is inconclusive.
     unreached: tuple[str, ...] = ()
     first_failure: int | None = None
+    #: How many cases were generated: the budget, or up to the first failure.
+    cases: int = 0
     #: The drivers run on the seed's core: there is no other profile on this side.
     profile: Profile = Profile.SEED
 
@@ -94,13 +79,22 @@ class DriverRunResult:
         return self.failure is None and self.flaky is None and not self.unreached
 
     @property
+    def shrink_cases(self) -> int:
+        """How many cases were run after the first failure, to shrink it and replay it."""
+        return self.tally.cases - self.cases
+
+    @property
     def graded(self) -> int:
         """How many answers DRV-6 graded as over-conservative."""
         return self.tally.counts.get("DRV-6", Counter())[Status.ALLOWED]
 
 
 def start_driver(factory: Callable[[], DriverCandidate]) -> tuple[DriverCandidate, DriverHandshake]:
-    """Make the driver and read its handshake; :class:`AdapterError` if either fails."""
+    """Make the driver and read its handshake; :class:`AdapterError` if either fails.
+
+    A :class:`CandidateFault` from the handshake (it hung past its budget) is the driver's
+    failure, not a setup error: it propagates, as :func:`conformance.start`'s does.
+    """
     try:
         candidate = factory()
     except AdapterError:
@@ -109,6 +103,9 @@ def start_driver(factory: Callable[[], DriverCandidate]) -> tuple[DriverCandidat
         raise AdapterError(f"the adapter factory raised {type(error).__name__}: {error}") from error
     try:
         handshake = candidate.handshake()
+    except CandidateFault:
+        close_driver(candidate)
+        raise
     except Exception as error:
         raise AdapterError(f"handshake() raised {type(error).__name__}: {error}") from error
     return candidate, check_driver_handshake(handshake)
@@ -238,30 +235,49 @@ def run_driver(
     budget: Budget | None = None,
     seed_value: int | None = None,
     on_case: Callable[[int], None] | None = None,
+    database: Path | None = None,
 ) -> DriverRunResult:
-    """Check the driver over a budget of generated cases; shrink and replay a failure."""
-    budget = budget or BUDGETS["ci"]
+    """Check the driver over a budget of generated cases; shrink and replay a failure.
+
+    The arguments are :func:`conformance.run`'s, and so is the budget's default.
+    """
+    budget = budget or budget_from_env()
     chosen_seed = seed_value if seed_value is not None else secrets.randbelow(2**32)
     tally = Tally()
     recorder = DriverCaseRecorder(
         make_executor=lambda world, encoding: DriverExecutor(
             candidate, handshake, world, encoding, tally
         ),
-        on_case=on_case,
+        count=CaseCount(limit=budget.examples, on_case=on_case),
     )
+
+    def result(failure: DriverFailure | None, flaky: str | None = None) -> DriverRunResult:
+        return DriverRunResult(
+            handshake=handshake,
+            budget=budget,
+            seed=chosen_seed,
+            tally=tally,
+            failure=failure,
+            flaky=flaky,
+            unreached=unreached_driver(tally),
+            first_failure=recorder.count.first_failure,
+            cases=recorder.count.generated,
+        )
+
     machine = seed(chosen_seed)(driver_machine_for(recorder))
-    flaky = drive(machine, budget, "driver")
-    failure: DriverFailure | None = None
-    if recorder.failing is not None and flaky is None:
-        failure = replay_driver_failure(candidate, handshake, recorder.failing)
-        failure = minimise_driver(candidate, handshake, failure)
-    return DriverRunResult(
-        handshake=handshake,
-        budget=budget,
-        seed=chosen_seed,
-        tally=tally,
-        failure=failure,
-        flaky=flaky,
-        unreached=unreached_driver(tally),
-        first_failure=recorder.first_failure,
+    LIVE.seed, LIVE.document = chosen_seed, None
+    try:
+        consistent = drive(machine, budget, database)
+    except (KeyboardInterrupt, Interrupted) as stop:
+        raise RunInterrupted(stop, result(recorder.failing)) from None
+    if recorder.failing is None:
+        return result(None)
+    if consistent:
+        failure = replay_driver_failure(candidate, handshake, recorder.failing.case)
+        if failure.reproduced:
+            return result(minimise_driver(candidate, handshake, failure))
+    seen = recorder.first_seen
+    assert seen is not None, "a failing case was seen"
+    return result(
+        replace(seen, reproduced=False), flaky_note("driver", recorder.count.first_failure)
     )

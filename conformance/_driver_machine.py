@@ -33,6 +33,7 @@ from hmm_ref import (
     PteKind,
 )
 
+from ._counting import LIVE, CaseCount
 from ._driver_adapter import DriverCapability
 from ._driver_executor import DriverExecutor, DriverStepOutcome, WouldWaitError
 from ._driver_model import DriverModel
@@ -46,9 +47,11 @@ from ._driver_ops import (
     RunFault,
     StartFault,
     StepFault,
+    driver_case_to_json,
 )
 from ._machine import ENCODINGS, VMAS, StepFailedError, ptes
 from ._ops import World
+from .oracle import Verdict
 
 __all__ = [
     "CPU_CHANGES",
@@ -77,17 +80,46 @@ DRIVER_ENCODINGS: Final = tuple(
 
 
 @final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriverFailure:
+    """The shrunk failing driver case and its replay, step by step."""
+
+    case: DriverCase
+    steps: tuple[DriverStepOutcome, ...]
+    #: A failure in ``begin()``, before any step.
+    setup_crash: Verdict | None = None
+    #: False if the replay did not fail again: the driver is not deterministic.
+    reproduced: bool = True
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        """The failing verdicts of the failing step (or the setup crash)."""
+        if self.setup_crash is not None:
+            return [self.setup_crash]
+        return self.steps[-1].failures() if self.steps else []
+
+
+@final
 @dataclass(slots=True)
 class DriverCaseRecorder:
-    """What the machines saw: the last failing case, and how many cases ran."""
+    """What the machines saw: the failing cases, and how many cases ran."""
 
     make_executor: Callable[[World, PfnEncoding], DriverExecutor]
-    #: The last case that failed (Hypothesis ends on the shrunk one).
-    failing: DriverCase | None = None
-    #: The number of the first case that failed, counting from 1 (before any shrinking).
-    first_failure: int | None = None
-    cases: int = 0
-    on_case: Callable[[int], None] | None = field(default=None)
+    #: The generated cases, the shrinking attempts, and the budget.
+    count: CaseCount = field(default_factory=CaseCount)
+    #: The last case that failed, as it was seen (Hypothesis ends on the shrunk one).
+    failing: DriverFailure | None = None
+    #: The first case that failed, as it was seen: what is reported if the driver passes it
+    #: when it is run again.
+    first_seen: DriverFailure | None = None
+
+    def failed(
+        self, case: DriverCase, executor: DriverExecutor, crash: Verdict | None = None
+    ) -> None:
+        """A case failed (``crash``: in ``begin()``): keep it, and the first one."""
+        self.failing = DriverFailure(case=case, steps=tuple(executor.steps), setup_crash=crash)
+        self.first_seen = self.first_seen or self.failing
+        self.count.failed()
 
 
 #: What a page of the world holds, by name; shrinking prefers the first. Each page's frame
@@ -178,9 +210,7 @@ def driver_machine_for(recorder: DriverCaseRecorder) -> type[RuleBasedStateMachi
                 return None
             self.ops.append(op)
             if outcome.failed:
-                recorder.failing = self._case()
-                if recorder.first_failure is None:
-                    recorder.first_failure = recorder.cases + 1
+                recorder.failed(self._case(), self.executor)
                 raise StepFailedError("; ".join(v.describe() for v in outcome.failures()))
             return outcome
 
@@ -206,21 +236,18 @@ def driver_machine_for(recorder: DriverCaseRecorder) -> type[RuleBasedStateMachi
         ) -> None:
             """The world, the encoding the driver's snapshots use in it, and a few faults
             run to the end, so that invalidations find the device mapping something."""
+            recorder.count.begin()
+            LIVE.document = lambda: driver_case_to_json(self._case())
             self.world, self.encoding = world, encoding
             self.executor = recorder.make_executor(world, encoding)
             crash = self.executor.begin()
             if crash is not None:
-                recorder.failing = self._case()
+                recorder.failed(self._case(), self.executor, crash)
                 raise StepFailedError(crash.describe())
             for first, length in mapped:
                 self._whole_fault(
                     kind="ok", vma=0, first=first, length=length, race=None, data=None
                 )
-
-        def teardown(self) -> None:
-            recorder.cases += 1
-            if recorder.on_case is not None:
-                recorder.on_case(recorder.cases)
 
         # -- the device -----------------------------------------------------------------
 

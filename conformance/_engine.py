@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Final, final
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, final
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
+from hypothesis.database import DirectoryBasedExampleDatabase
 from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
@@ -25,14 +27,29 @@ from ._adapter import (
     Handshake,
     check_handshake,
 )
+from ._counting import LIVE, BudgetSpent, CaseCount
 from ._executor import Executor, StepOutcome, Tally
-from ._machine import CaseRecorder, StepFailedError, machine_for
+from ._isolation import Interrupted
+from ._machine import CaseRecorder, Failure, StepFailedError, machine_for
 from ._model import Profile
 from ._ops import Case, CaseFormatError, Operation
 from ._rules import RULES, Level, Rule
-from .oracle import Status, Verdict
+from .oracle import Status
 
-__all__ = ["BUDGETS", "Budget", "Failure", "RunResult", "budget_from_env", "replay", "run", "start"]
+if TYPE_CHECKING:
+    from ._driver_engine import DriverRunResult
+
+__all__ = [
+    "BUDGETS",
+    "Budget",
+    "Failure",
+    "RunInterrupted",
+    "RunResult",
+    "budget_from_env",
+    "replay",
+    "run",
+    "start",
+]
 
 
 @final
@@ -109,26 +126,6 @@ def unreached(
 
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Failure:
-    """The shrunk failing case and its replay, step by step."""
-
-    case: Case
-    steps: tuple[StepOutcome, ...]
-    #: A crash in ``begin()``, before any step.
-    setup_crash: Verdict | None = None
-    #: False if the replay did not fail again: the candidate is not deterministic.
-    reproduced: bool = True
-
-    @property
-    def verdicts(self) -> list[Verdict]:
-        """The failing verdicts of the failing step (or the setup crash)."""
-        if self.setup_crash is not None:
-            return [self.setup_crash]
-        return self.steps[-1].failures()
-
-
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
 class RunResult:
     """What one run found."""
 
@@ -144,6 +141,13 @@ class RunResult:
     unreached: tuple[str, ...] = ()
     #: How many cases were generated up to and including the first that failed.
     first_failure: int | None = None
+    #: How many cases were generated: the budget, or up to the first failure.
+    cases: int = 0
+
+    @property
+    def shrink_cases(self) -> int:
+        """How many cases were run after the first failure, to shrink it and replay it."""
+        return self.tally.cases - self.cases
 
     @property
     def conforms(self) -> bool:
@@ -261,33 +265,61 @@ def close_quietly(candidate: Candidate) -> str | None:
     return None
 
 
-def drive(machine: type[RuleBasedStateMachine], budget: Budget, who: str) -> str | None:
-    """Run a state machine for ``budget`` until a step fails; a note if the failure was flaky.
+class RunInterrupted(BaseException):
+    """SIGINT or SIGTERM stopped a run; :attr:`result` is what it had found by then (its
+    failure, if any, as last seen, not shrunk further), to save and report."""
 
-    Shared by both sides' engines; the machine's recorder keeps the failing case.
+    def __init__(self, cause: BaseException, result: RunResult | DriverRunResult) -> None:
+        super().__init__(str(cause) or "interrupted")
+        self.result = result
+        #: The exit status a command should end with: 130 for SIGINT, 143 for SIGTERM.
+        self.exit_status = cause.exit_status if isinstance(cause, Interrupted) else 130
+
+
+def drive(
+    machine: type[RuleBasedStateMachine], budget: Budget, database: Path | None = None
+) -> bool:
+    """Run a state machine for ``budget`` until a step fails; False if Hypothesis found the
+    failure flaky (the candidate passed the failing case when it was run again).
+
+    Shared by both sides' engines; the machine's recorder keeps the failing case, and its
+    :class:`CaseCount` stops the run when the budget of generated cases is spent.
     """
     try:
         run_state_machine_as_test(
             machine,
             settings=settings(
+                # Hypothesis's count leaves out the cases it threw away, so ours (CaseCount)
+                # reaches the budget first and ends the run after exactly that many cases.
                 max_examples=budget.examples,
                 stateful_step_count=budget.steps,
                 deadline=None,
-                database=None,
+                database=None if database is None else DirectoryBasedExampleDatabase(database),
                 derandomize=False,
                 suppress_health_check=list(HealthCheck),
                 verbosity=Verbosity.quiet,
                 print_blob=False,
+                # The first failure ends generation: the cases after it are shrinking.
+                report_multiple_bugs=False,
                 # The explain phase annotates Hypothesis's own report, which we do not print;
                 # it costs more than the shrinking itself.
-                phases=[Phase.explicit, Phase.generate, Phase.target, Phase.shrink],
+                phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
             ),
         )
-    except StepFailedError:
+    except (StepFailedError, BudgetSpent):
         pass
-    except Flaky as error:
-        return f"the {who} failed a case once and passed it on replay ({error})"
-    return None
+    except Flaky:
+        return False
+    return True
+
+
+def flaky_note(who: str, seen: int | None) -> str:
+    """What a failure that did not fail again says, in every report."""
+    case = f"case {seen}" if seen is not None else "a case"
+    return (
+        f"FLAKY: the {who} failed {case} once and passed it when it was run again; it keeps "
+        "state across cases or is not deterministic, and the case as first seen is kept"
+    )
 
 
 def run(
@@ -299,36 +331,53 @@ def run(
     seed_value: int | None = None,
     on_case: Callable[[int], None] | None = None,
     keep: list[Case] | None = None,
+    database: Path | None = None,
 ) -> RunResult:
     """Check ``candidate`` over a budget of generated cases; shrink and replay a failure.
 
-    ``on_case`` is called with the count after each case; ``keep``, if given, receives every
-    case that ran (shrinking's attempts included), for benchmarks and corpora.
+    ``budget`` defaults to ``$HMM_CONFORMANCE_BUDGET`` or ``ci``, as on the command line.
+    ``on_case`` is called with the number of generated cases after each; ``keep``, if given,
+    receives every case that ran (shrinking's attempts included), for benchmarks and corpora.
+    ``database``, a directory, keeps failing cases in Hypothesis's example database: a later
+    run tries them first. :class:`RunInterrupted` if SIGINT or SIGTERM stops the run.
     """
-    budget = budget or BUDGETS["ci"]
+    budget = budget or budget_from_env()
     chosen_seed = seed_value if seed_value is not None else secrets.randbelow(2**32)
     tally = Tally()
     recorder = CaseRecorder(
         make_executor=lambda world: Executor(candidate, handshake, profile, world, tally),
-        on_case=on_case,
+        count=CaseCount(limit=budget.examples, on_case=on_case),
         keep=keep,
     )
+
+    def result(failure: Failure | None, flaky: str | None = None) -> RunResult:
+        return RunResult(
+            handshake=handshake,
+            profile=profile,
+            budget=budget,
+            seed=chosen_seed,
+            tally=tally,
+            failure=failure,
+            flaky=flaky,
+            unreached=unreached(tally, profile, handshake.capabilities),
+            first_failure=recorder.count.first_failure,
+            cases=recorder.count.generated,
+        )
+
     machine = seed(chosen_seed)(machine_for(recorder))
-    flaky = drive(machine, budget, "candidate")
-    failure: Failure | None = None
-    if recorder.failing is not None and flaky is None:
-        world, ops = recorder.failing
-        failure = replay_failure(candidate, handshake, Case(world=world, ops=ops), profile)
-        # On a failure that did not reproduce nothing is broken, so nothing is deleted.
-        failure = minimise(candidate, handshake, failure, profile)
-    return RunResult(
-        handshake=handshake,
-        profile=profile,
-        budget=budget,
-        seed=chosen_seed,
-        tally=tally,
-        failure=failure,
-        flaky=flaky,
-        unreached=unreached(tally, profile, handshake.capabilities),
-        first_failure=recorder.first_failure,
+    LIVE.seed, LIVE.document = chosen_seed, None
+    try:
+        consistent = drive(machine, budget, database)
+    except (KeyboardInterrupt, Interrupted) as stop:
+        raise RunInterrupted(stop, result(recorder.failing)) from None
+    if recorder.failing is None:
+        return result(None)
+    if consistent:
+        failure = replay_failure(candidate, handshake, recorder.failing.case, profile)
+        if failure.reproduced:
+            return result(minimise(candidate, handshake, failure, profile))
+    seen = recorder.first_seen
+    assert seen is not None, "a failing case was seen"
+    return result(
+        replace(seen, reproduced=False), flaky_note("candidate", recorder.count.first_failure)
     )

@@ -39,7 +39,8 @@ from hmm_ref import (
 )
 
 from ._adapter import Capability
-from ._executor import Executor
+from ._counting import LIVE, CaseCount
+from ._executor import Executor, StepOutcome
 from ._model import Model
 from ._ops import (
     Case,
@@ -55,7 +56,9 @@ from ._ops import (
     UnregisterMirror,
     VmaSpec,
     World,
+    case_to_json,
 )
+from .oracle import Verdict
 
 __all__ = ["ENCODINGS", "VMAS", "CaseRecorder", "StepFailedError", "machine_for"]
 
@@ -122,6 +125,27 @@ def world_strategy() -> st.SearchStrategy[World]:
     )
 
 
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failure:
+    """A failing case and the outcome of each of its steps: shrunk and replayed, or (for a
+    failure that did not fail again, or an interrupted run) as the state machine saw it."""
+
+    case: Case
+    steps: tuple[StepOutcome, ...]
+    #: A crash in ``begin()``, before any step.
+    setup_crash: Verdict | None = None
+    #: False if the replay did not fail again: the candidate is not deterministic.
+    reproduced: bool = True
+
+    @property
+    def verdicts(self) -> list[Verdict]:
+        """The failing verdicts of the failing step (or the setup crash)."""
+        if self.setup_crash is not None:
+            return [self.setup_crash]
+        return self.steps[-1].failures() if self.steps else []
+
+
 class StepFailedError(AssertionError):
     """A step failed; raised inside the machine so that Hypothesis shrinks the sequence."""
 
@@ -132,14 +156,29 @@ class CaseRecorder:
     """What the machines saw: the last failing case, and how many cases ran."""
 
     make_executor: Callable[[World], Executor]
-    #: The world and operations of the last case that failed (Hypothesis ends on the shrunk one).
-    failing: tuple[World, tuple[Operation, ...]] | None = None
-    #: The number of the first case that failed, counting from 1 (before any shrinking).
-    first_failure: int | None = None
-    cases: int = 0
-    on_case: Callable[[int], None] | None = field(default=None)
+    #: The generated cases, the shrinking attempts, and the budget.
+    count: CaseCount = field(default_factory=CaseCount)
+    #: The last case that failed, as it was seen (Hypothesis ends on the shrunk one).
+    failing: Failure | None = None
+    #: The first case that failed, as it was seen: what is reported if the candidate passes
+    #: it when it is run again.
+    first_seen: Failure | None = None
     #: If set, every case that ran is appended to it (for benchmarks and corpora).
     keep: list[Case] | None = field(default=None)
+
+    def failed(
+        self,
+        world: World,
+        ops: tuple[Operation, ...],
+        executor: Executor,
+        crash: Verdict | None = None,
+    ) -> None:
+        """A case failed (``crash``: in ``begin()``): keep it, and the first one."""
+        self.failing = Failure(
+            case=Case(world=world, ops=ops), steps=tuple(executor.steps), setup_crash=crash
+        )
+        self.first_seen = self.first_seen or self.failing
+        self.count.failed()
 
 
 def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
@@ -172,9 +211,7 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
             self.ops.append(op)
             outcome = self.executor.step(op)
             if outcome.failed:
-                recorder.failing = (self.world, tuple(self.ops))
-                if recorder.first_failure is None:
-                    recorder.first_failure = recorder.cases + 1
+                recorder.failed(self.world, tuple(self.ops), self.executor)
                 raise StepFailedError("; ".join(v.describe() for v in outcome.failures()))
 
         def _mirror_id(self) -> int:
@@ -188,20 +225,19 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
         @initialize(target=mirrors, world=world_strategy(), count=st.integers(0, 3))
         def set_up(self, world: World, count: int) -> MultipleResults[int]:
             """The world, and a few mirrors to start with (so that invalidations meet some)."""
+            recorder.count.begin()
+            LIVE.document = lambda: case_to_json(Case(world=world, ops=tuple(self.ops)))
             self.world = world
             self.executor = recorder.make_executor(world)
             crash = self.executor.begin()
             if crash is not None:
-                recorder.failing = (world, ())
+                recorder.failed(world, (), self.executor, crash)
                 raise StepFailedError(crash.describe())
             return multiple(*(self._register() for _ in range(count)))
 
         def teardown(self) -> None:
             if recorder.keep is not None and self.world is not None:
                 recorder.keep.append(Case(world=self.world, ops=tuple(self.ops)))
-            recorder.cases += 1
-            if recorder.on_case is not None:
-                recorder.on_case(recorder.cases)
 
         # -- mirrors ---------------------------------------------------------------------
 

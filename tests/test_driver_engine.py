@@ -269,8 +269,12 @@ def test_a_nondeterministic_driver_is_reported_flaky() -> None:
     candidate, handshake = start_driver(B.Flaky)
     result = run_driver(candidate, handshake, budget=SMALL, seed_value=SEED)
     assert result.flaky is not None
-    assert "failed a case once" in result.flaky
-    assert result.failure is None
+    assert result.flaky.startswith(f"FLAKY: the driver failed case {result.first_failure} once")
+    failure = result.failure
+    assert failure is not None
+    assert not failure.reproduced
+    assert failure.verdicts
+    assert len(failure.steps) == len(failure.case.ops)
     assert not result.conforms
 
 

@@ -259,12 +259,23 @@ def test_a_failure_that_does_not_happen_again_is_marked_not_reproduced() -> None
     assert [step.op for step in failure.steps] == [Release()]
 
 
-def test_flaky_candidates_are_caught_by_hypothesis() -> None:
-    """A candidate that fails once and then passes is reported flaky."""
+def test_a_flaky_candidate_keeps_its_failing_case_as_first_seen() -> None:
+    """A candidate that fails once and then passes is FLAKY, with the failing case, its steps
+    and its verdicts as they were when it failed, not Hypothesis's internal message."""
     C.Flaky.failed_once = False
     result = _run(C.Flaky, budget="fast")
     assert result.flaky is not None
-    assert "failed a case once and passed it on replay" in result.flaky
+    assert result.flaky.startswith(f"FLAKY: the candidate failed case {result.first_failure} once")
+    assert "Inconsistent" not in result.flaky
+    failure = result.failure
+    assert failure is not None
+    assert not failure.reproduced
+    assert len(failure.steps) == len(failure.case.ops) > 0
+    failing = failure.steps[-1].op
+    assert isinstance(failing, InvalidateStart)
+    assert not failing.blockable
+    assert any(v.rule == "INV-5" for v in failure.verdicts)
+    assert not result.conforms
 
 
 def test_a_handshake_that_raises_is_a_setup_error() -> None:

@@ -1,0 +1,79 @@
+"""Counting a run's cases the way its user reads them: a budget of N generated cases is N.
+
+Hypothesis counts only the cases it calls valid toward ``max_examples``: a case that ran out of
+enabled rules, or out of room for its choices, is thrown away and another is drawn, though its
+steps ran against the candidate and were judged. A budget of 250 cases then ran 274-330. Here
+every case that ran counts, and once the budget is spent the next case stops the run before it
+runs a step, with :class:`BudgetSpent`, a ``BaseException`` so that Hypothesis passes it up
+as it does ``KeyboardInterrupt``: nothing is shrunk, replayed or saved for it.
+
+After the first failure the cases Hypothesis runs are shrinking attempts; they are counted apart
+and are not progress.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final, final
+
+__all__ = ["LIVE", "BudgetSpent", "CaseCount", "Live"]
+
+
+class BudgetSpent(BaseException):
+    """The budget of generated cases is spent: the run ends without a failure."""
+
+
+@final
+@dataclass(slots=True, kw_only=True)
+class CaseCount:
+    """The cases of one run: generated, shrinking attempts, and the first that failed."""
+
+    #: How many cases to generate; None for no limit of ours (Hypothesis's alone).
+    limit: int | None = None
+    #: Called with the number of generated cases after each one.
+    on_case: Callable[[int], None] | None = field(default=None)
+    #: Cases generated, counting from 1, up to and including the first that failed.
+    generated: int = 0
+    #: Cases run after the first failure: Hypothesis's shrinking attempts.
+    shrinking: int = 0
+    #: The number of the first generated case that failed.
+    first_failure: int | None = None
+
+    def begin(self) -> None:
+        """A case is about to start; :class:`BudgetSpent` if none may.
+
+        A case counts once its world is drawn: it then runs against the candidate, even if
+        Hypothesis abandons it later for want of an enabled rule or of room for choices.
+        """
+        if self.first_failure is not None:
+            self.shrinking += 1
+            return
+        if self.limit is not None and self.generated >= self.limit:
+            raise BudgetSpent
+        if self.generated and self.on_case is not None:
+            self.on_case(self.generated)
+        self.generated += 1
+
+    def failed(self) -> None:
+        """The case under way failed a step."""
+        if self.first_failure is None:
+            self.first_failure = self.generated
+
+
+@final
+@dataclass(slots=True)
+class Live:
+    """The case under way, for the last resort: when a candidate is stuck where no signal
+    reaches it, the watchdog's thread saves this case before the process ends. One run at a
+    time per process, so one holder for the process."""
+
+    #: The seed of the run under way.
+    seed: int | None = None
+    #: The case so far, as a replay file's JSON (its world and the operations up to the one
+    #: that is stuck); None before the first case.
+    document: Callable[[], dict[str, object]] | None = None
+
+
+#: The case under way in this process.
+LIVE: Final = Live()
