@@ -7,6 +7,11 @@ driver's callbacks as a mirror: HMM calls a recorder, the recorder calls a
 the update is not blockable. The recorder reads the device page table just before and just
 after the driver's callback, and the monitor's lock calls and sleeps made meanwhile.
 
+A driver that raises is a CRASH verdict; a :class:`CandidateFault` (a driver that overran the
+step's budget, in a :class:`conformance._isolation.WatchedDriver`) is the HANG, CRASH or
+PROTOCOL verdict that :func:`conformance._executor.fault_verdict` makes of it, as on the core
+side.
+
 A step that would wait for a lock is not taken: :meth:`DriverExecutor.step` asks the driver
 first and raises :class:`WouldWaitError` without doing anything, which a generator treats as a
 precondition not met and a replay as a case that does not apply to this driver.
@@ -37,6 +42,7 @@ from hmm_ref import (
     mmu_notifier_invalidate_range_start,
 )
 
+from ._adapter import CandidateFault
 from ._driver_adapter import DriverCandidate, DriverEnv, DriverHandshake, FaultView
 from ._driver_model import (
     CallbackRecord,
@@ -58,7 +64,7 @@ from ._driver_ops import (
     StepFault,
 )
 from ._driver_oracle import check_driver_step
-from ._executor import Tally
+from ._executor import Tally, fault_verdict
 from ._ops import CaseFormatError, World
 from .oracle import Status, Verdict
 
@@ -102,6 +108,10 @@ def _crash(what: str) -> _CandidateError:
     return _CandidateError(
         Verdict(rule=None, status=Status.CRASH, detail=f"{what}\n{traceback.format_exc()}")
     )
+
+
+def _fault(fault: CandidateFault) -> _CandidateError:
+    return _CandidateError(fault_verdict(fault))
 
 
 def _protocol(detail: str) -> _CandidateError:
@@ -173,6 +183,8 @@ class DriverExecutor:
         try:
             try:
                 self.candidate.begin(self.env)
+            except CandidateFault as fault:
+                raise _fault(fault) from None
             except Exception:
                 raise _crash("begin() raised") from None
             registered = hmm_mirror_register(self.mirror, self.mm)
@@ -187,6 +199,8 @@ class DriverExecutor:
     def _table(self) -> Table:
         try:
             entries: object = self.candidate.device_page_table()
+        except CandidateFault as fault:
+            raise _fault(fault) from None
         except Exception:
             raise _crash("device_page_table() raised") from None
         if not (
@@ -283,6 +297,8 @@ class DriverExecutor:
                 reason = self.waits(op)
             except _CandidateError:
                 raise
+            except CandidateFault as fault:
+                raise _fault(fault) from None
             except Exception:
                 raise _crash(f"asking whether {op.name} would wait raised") from None
             if reason is not None:
@@ -313,6 +329,8 @@ class DriverExecutor:
             result, steps, view = self._apply(op)
         except _CandidateError:
             raise
+        except CandidateFault as fault:
+            raise _fault(fault) from None
         except WouldBlockError as error:
             if len(self.monitor.violations) == violations:
                 raise _CandidateError(

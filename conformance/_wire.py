@@ -11,23 +11,30 @@ The harness must never hang or crash because of a candidate, so every read and w
 by the step's time budget, the candidate's standard error is drained as it comes (its last
 4 KiB are kept for the crash report), and every way a child can go wrong is one of three faults
 (:class:`CandidateHung`, :class:`CandidateCrashed`, :class:`CandidateProtocolError`), which the
-executor reports as HANG, CRASH and PROTOCOL verdicts. After a fault the process group is
-killed; the next case starts a fresh process, so Hypothesis goes on shrinking.
+executor reports as HANG, CRASH and PROTOCOL verdicts. After a fault the candidate is killed
+with everything it started (:func:`conformance._isolation.kill_tree`: its process group, its
+descendants, whatever still holds its pipes); the next case starts a fresh process, so
+Hypothesis goes on shrinking.
+
+A Python ``MODULE:FACTORY`` adapter runs in process, each call within the same step budget
+(:class:`conformance._isolation.WatchedCandidate`), or, with :func:`isolated_factory`, in a
+child process served by ``hmm-conformance serve``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.metadata
 import os
+import select
 import selectors
 import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Final, NoReturn, final
 
@@ -49,6 +56,8 @@ from ._adapter import (
     RangeView,
     load_factory,
 )
+from ._driver_adapter import DriverCandidate, load_driver_factory
+from ._isolation import Watchdog, kill_tree, watched, watched_driver
 from ._ops import CaseFormatError, _encoding_to_json
 from ._wire_messages import (
     CALL_FIELDS,
@@ -69,7 +78,9 @@ __all__ = [
     "EXEC_PREFIX",
     "WireCandidate",
     "adapter_factory",
+    "driver_factory",
     "exec_factory",
+    "isolated_factory",
     "parse_exec",
 ]
 
@@ -86,6 +97,9 @@ STDERR_TAIL: Final = 4096
 BYE_TIMEOUT: Final = 2.0
 #: How much of an offending line a verdict quotes.
 QUOTE: Final = 300
+#: How often, in seconds, the harness checks whether a candidate that says nothing has exited
+#: (a process it started may hold its standard output open, so no end of file comes).
+EXIT_POLL: Final = 0.05
 
 
 def _quote(line: bytes) -> str:
@@ -93,7 +107,7 @@ def _quote(line: bytes) -> str:
     return text if len(text) <= QUOTE else f"{text[:QUOTE]}... ({len(text)} characters)"
 
 
-def _minimal_environment() -> dict[str, str]:
+def _minimal_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     environment = {
         "PATH": os.environ.get("PATH", os.defpath),
         "LANG": "C.UTF-8",
@@ -102,16 +116,8 @@ def _minimal_environment() -> dict[str, str]:
     }
     if "HOME" in os.environ:
         environment["HOME"] = os.environ["HOME"]
+    environment.update(extra or {})
     return environment
-
-
-def _kill_group(process: subprocess.Popen[bytes], streams: tuple[IO[bytes], ...]) -> None:
-    """Kill the process's whole group, reap the process and close its pipes; idempotent."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    for stream in streams:
-        stream.close()
 
 
 def _exit_status(code: int) -> str:
@@ -127,13 +133,15 @@ def _exit_status(code: int) -> str:
 class _Process:
     """One running child: non-blocking pipes, a line buffer, and the tail of its stderr."""
 
-    def __init__(self, argv: Sequence[str], log: IO[str] | None) -> None:
+    def __init__(
+        self, argv: Sequence[str], log: IO[str] | None, environment: Mapping[str, str] | None
+    ) -> None:
         self.popen = subprocess.Popen(  # an argument list: no shell
             list(argv),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=_minimal_environment(),
+            env=_minimal_environment(environment),
             start_new_session=True,
             close_fds=True,
         )
@@ -141,8 +149,8 @@ class _Process:
         assert stdin is not None
         assert stdout is not None
         assert stderr is not None
-        # If the harness dies first, the group goes with it.
-        self._finalizer = weakref.finalize(self, _kill_group, self.popen, (stdin, stdout, stderr))
+        # If the harness forgets it (or exits normally) first, it is killed all the same.
+        self._finalizer = weakref.finalize(self, kill_tree, self.popen, (stdin, stdout, stderr))
         self._stdin, self._stdout, self._stderr = stdin.fileno(), stdout.fileno(), stderr.fileno()
         for fd in (self._stdin, self._stdout, self._stderr):
             os.set_blocking(fd, False)
@@ -190,9 +198,19 @@ class _Process:
                 # Keep its stderr flowing while it is not reading: it may be blocked there.
                 with selectors.DefaultSelector() as writable:
                     writable.register(self._stdin, selectors.EVENT_WRITE)
-                    writable.select(min(remaining, 0.05))
+                    writable.select(min(remaining, EXIT_POLL))
                 self._drain_stderr()
+                self._check_running()
         return True
+
+    def _check_running(self) -> None:
+        """:class:`_ExitedError` if the child has exited and has left nothing more to read.
+
+        No end of file tells the harness so when a process it started holds its pipes open.
+        """
+        status = self.popen.poll()
+        if status is not None and not select.select([self._stdout], [], [], 0)[0]:
+            raise _ExitedError(status)
 
     def receive(self, deadline: float) -> bytes | None:
         """One line, or None if the time ran out first; EOFError at the end of its stdout."""
@@ -208,7 +226,10 @@ class _Process:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            for key, _ in self._selector.select(remaining):
+            ready = self._selector.select(min(remaining, EXIT_POLL))
+            if not ready:
+                self._check_running()
+            for key, _ in ready:
                 if key.fd == self._stderr:
                     self._drain_stderr()
                     continue
@@ -240,6 +261,10 @@ class _TooLongError(Exception):
     """Internal: the candidate sent a line longer than the protocol allows."""
 
 
+class _ExitedError(Exception):
+    """Internal: the candidate exited, but a process it started holds its output open."""
+
+
 @final
 class WireCandidate:
     """A candidate in a child process; see the module docstring and docs/wire-protocol.md."""
@@ -251,10 +276,12 @@ class WireCandidate:
         step_timeout: float = DEFAULT_STEP_TIMEOUT,
         hello_timeout: float | None = None,
         log: IO[str] | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         if not argv:
             raise AdapterError("exec: names no program; write exec:PROGRAM [ARGS...]")
         self._argv = list(argv)
+        self._environment = dict(environment or {})
         self._step_timeout = step_timeout
         self._hello_timeout = (
             hello_timeout if hello_timeout is not None else max(step_timeout, MIN_HELLO_TIMEOUT)
@@ -278,7 +305,7 @@ class WireCandidate:
 
     def _spawn(self) -> Handshake:
         try:
-            self._process = _Process(self._argv, self._log)
+            self._process = _Process(self._argv, self._log, self._environment)
         except OSError as error:
             raise AdapterError(
                 f"exec: cannot start {self.program!r}: {error.strerror or error}; check the "
@@ -337,13 +364,21 @@ class WireCandidate:
         self._stop()
         raise fault
 
-    def _crashed(self) -> NoReturn:
+    def _crashed(self, exited: int | None = None) -> NoReturn:
+        """CRASH: its stdout ended, or (``exited``) it exited while another process holds it."""
         process = self._process
         assert process is not None
-        process.finish_stderr(1.0)
-        status = process.exit_status(0.5)
+        if exited is None:
+            process.finish_stderr(1.0)
+            status = process.exit_status(0.5)
+            said = _exit_status(status) if status is not None else "closed its standard output"
+        else:
+            process.finish_stderr(0.1)  # the one holding stdout may hold stderr too
+            said = (
+                f"{_exit_status(exited)} without answering, and a process it started still "
+                "holds its standard output open"
+            )
         tail = process.stderr_tail.decode("utf-8", "replace").strip()
-        said = _exit_status(status) if status is not None else "closed its standard output"
         detail = f"{self._what}: the candidate {said}"
         detail += f"; the end of its standard error:\n{tail}" if tail else " (no standard error)"
         self._fail(CandidateCrashed(detail))
@@ -357,6 +392,8 @@ class WireCandidate:
             sent = self._process.send(encode(message), self._deadline)
         except EOFError:
             self._crashed()
+        except _ExitedError as exited:
+            self._crashed(exited.args[0])
         if not sent:
             self._fail(
                 CandidateHung(
@@ -371,6 +408,8 @@ class WireCandidate:
             line = self._process.receive(self._deadline)
         except EOFError:
             self._crashed()
+        except _ExitedError as exited:
+            self._crashed(exited.args[0])
         except _TooLongError as error:
             self._protocol(error.args[0], f"a line longer than {MAX_LINE} bytes")
         if line is None:
@@ -417,6 +456,15 @@ class WireCandidate:
                     return line, message
                 except CaseFormatError as error:
                     self._protocol(line, str(error))
+        except (CandidateRejected, CandidateWouldHang):
+            raise  # its reply was read: the exchange is in step
+        except BaseException:
+            # A fault has stopped the child already. Anything else (an interruption, an
+            # error of the harness's own callbacks) leaves a request half done: stop it, and
+            # the next case starts a fresh one.
+            if self._process is not None:
+                self._stop()
+            raise
         finally:
             self._depth -= 1
 
@@ -591,25 +639,101 @@ def parse_exec(spec: str) -> list[str]:
     return argv
 
 
+def _check_timeout(step_timeout: float) -> None:
+    if step_timeout <= 0:
+        raise AdapterError(f"the step timeout must be positive, not {step_timeout!r}")
+
+
 def exec_factory(
     argv: Sequence[str],
     *,
     step_timeout: float = DEFAULT_STEP_TIMEOUT,
     hello_timeout: float | None = None,
     log: IO[str] | None = None,
+    environment: Mapping[str, str] | None = None,
 ) -> Callable[[], Candidate]:
-    """A factory of :class:`WireCandidate` for ``argv``."""
-    if step_timeout <= 0:
-        raise AdapterError(f"the step timeout must be positive, not {step_timeout!r}")
+    """A factory of :class:`WireCandidate` for ``argv`` (``environment``: variables to add to
+    the minimal environment it runs in)."""
+    _check_timeout(step_timeout)
     return lambda: WireCandidate(
-        argv, step_timeout=step_timeout, hello_timeout=hello_timeout, log=log
+        argv,
+        step_timeout=step_timeout,
+        hello_timeout=hello_timeout,
+        log=log,
+        environment=environment,
+    )
+
+
+def isolated_factory(
+    spec: str,
+    *,
+    step_timeout: float = DEFAULT_STEP_TIMEOUT,
+    hello_timeout: float | None = None,
+    log: IO[str] | None = None,
+) -> Callable[[], Candidate]:
+    """``--isolate``: the Python adapter ``MODULE:FACTORY`` in a child process, served over the
+    wire protocol by ``hmm-conformance serve``, with every isolation of an ``exec:`` program.
+
+    The module is not imported here (an import that hangs or crashes is the child's); a module
+    that does not import makes the child exit before its hello, a CRASH that quotes the error.
+    The child runs with this interpreter, in this directory, with ``PYTHONPATH`` passed on.
+    """
+    if spec.startswith(EXEC_PREFIX):
+        raise AdapterError(
+            f"adapter {spec!r}: --isolate runs a Python MODULE:FACTORY adapter in a process of "
+            "its own; an exec: program has one already, so leave out --isolate"
+        )
+    module, colon, attribute = spec.partition(":")
+    if not (module and colon and attribute):
+        raise AdapterError(
+            f"adapter {spec!r} is not of the form MODULE:FACTORY (for example "
+            "mypkg.hmm_adapter:make_candidate)"
+        )
+    passed = {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
+    return exec_factory(
+        [sys.executable, "-m", "conformance", "serve", "--adapter", spec],
+        step_timeout=step_timeout,
+        hello_timeout=hello_timeout,
+        log=log,
+        environment=passed,
     )
 
 
 def adapter_factory(
-    spec: str, *, step_timeout: float = DEFAULT_STEP_TIMEOUT, log: IO[str] | None = None
+    spec: str,
+    *,
+    step_timeout: float = DEFAULT_STEP_TIMEOUT,
+    log: IO[str] | None = None,
+    watch: bool = True,
+    watchdog: Watchdog | None = None,
 ) -> Callable[[], Candidate]:
-    """The factory that ``--adapter`` names: ``exec:PROGRAM [ARGS...]`` or ``MODULE:FACTORY``."""
+    """The factory that ``--adapter`` names: ``exec:PROGRAM [ARGS...]`` or ``MODULE:FACTORY``.
+
+    A Python candidate's every call gets ``step_timeout`` too, as a program's every step does
+    (:class:`conformance._isolation.WatchedCandidate`, with ``watchdog`` as its last resort, the
+    shared one by default); ``watch=False`` leaves it unwatched.
+    """
+    _check_timeout(step_timeout)
     if spec.startswith(EXEC_PREFIX):
         return exec_factory(parse_exec(spec), step_timeout=step_timeout, log=log)
-    return load_factory(spec)
+    factory = load_factory(spec)
+    if not watch:
+        return factory
+    return watched(factory, seconds=step_timeout, watchdog=watchdog)
+
+
+def driver_factory(
+    spec: str,
+    *,
+    step_timeout: float = DEFAULT_STEP_TIMEOUT,
+    watch: bool = True,
+    watchdog: Watchdog | None = None,
+) -> Callable[[], DriverCandidate]:
+    """The factory of the driver that ``--side driver --adapter`` names, each call of its
+    drivers within ``step_timeout`` (:class:`conformance._isolation.WatchedDriver`) unless
+    ``watch`` is False."""
+    _check_timeout(step_timeout)
+    factory = load_driver_factory(spec)
+    if not watch:
+        return factory
+    return watched_driver(factory, seconds=step_timeout, watchdog=watchdog)

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,6 +30,7 @@ from conformance import (
     Profile,
     RangeDone,
     RangeView,
+    ReferenceCandidate,
     RegisterMirror,
     RunResult,
     Snapshot,
@@ -49,14 +49,18 @@ from conformance._adapter import (
     CandidateHung,
     CandidateProtocolError,
 )
+from conformance._driver_reference import reference_driver
 from conformance._engine import close_quietly
+from conformance._isolation import WatchedCandidate, WatchedDriver
 from conformance._machine import VMAS
 from conformance._wire import (
     WireCandidate,
     _exit_status,
     _minimal_environment,
     adapter_factory,
+    driver_factory,
     exec_factory,
+    isolated_factory,
     parse_exec,
 )
 from conformance._wire_server import serve
@@ -306,23 +310,83 @@ def test_a_server_that_never_says_hello_hangs_at_the_hello() -> None:
         started(server("silent"), step_timeout=0.1, hello_timeout=0.2)
 
 
-def test_the_whole_process_group_is_killed(tmp_path: Path) -> None:
-    """A grandchild of the harness (the server's own child) does not outlive the run."""
+def _running(pid: int) -> bool:
+    """True while ``pid`` runs: not gone, and not a zombie (which its new parent reaps)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("mode", ["grandchild", "grandchild-setsid"])
+def test_whatever_the_server_started_is_killed(tmp_path: Path, mode: str) -> None:
+    """A grandchild of the harness (the server's own child) does not outlive the run, in the
+    server's process group or in a session of its own (``setsid``)."""
     pid_file = tmp_path / "grandchild.pid"
-    candidate, _ = started(server("grandchild", str(pid_file)))
-    grandchild = int(pid_file.read_text())
-    assert Path(f"/proc/{grandchild}").exists()
+    candidate, _ = started(server(mode, str(pid_file)))
+    grandchild = int(pid_file.read_text().split()[1])
+    assert _running(grandchild)
     close_quietly(candidate)
-    for _ in range(100):
-        try:
-            state = Path(f"/proc/{grandchild}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            break  # gone, reaped by whoever inherited it
-        if state == "Z":
-            break  # dead; its new parent reaps it
-        time.sleep(0.02)
-    else:
-        pytest.fail(f"grandchild {grandchild} is still running")
+    # The kill waits for what it killed to be gone: no time to wait here.
+    assert not _running(grandchild)
+
+
+@pytest.mark.parametrize(
+    ("mode", "call", "message"),
+    [
+        ("exit-0-leaving-stdout", "hello",
+         "hello: the candidate exited with status 0 without answering, and a process it started "
+         "still holds its standard output open (no standard error)"),
+        ("exit-0-mid-step", "unregister",
+         "unregister: the candidate exited with status 0 without answering, and a process it "
+         "started still holds its standard output open"),
+        ("exit-0-after-hello", "begin",
+         "begin: the candidate exited with status 0 without answering, and a process it started "
+         "still holds its standard output open"),
+    ],
+)  # fmt: skip
+def test_a_server_that_exits_while_its_child_holds_its_output_is_a_crash(
+    tmp_path: Path, mode: str, call: str, message: str
+) -> None:
+    """It exited 0, but a process it started keeps its pipes open, so no end of file comes:
+    a CRASH that says so, not a HANG at the end of the budget; and that process is killed."""
+    pid_file = tmp_path / "grandchild.pid"
+    candidate = WireCandidate(server(mode, str(pid_file)), step_timeout=10, hello_timeout=10)
+    # begin: a request larger than a pipe holds, which no one reads (the send path).
+    vmas = tuple(VmaSpec(start=i * 2**20, end=i * 2**20 + 4096) for i in range(20000))
+    calls: dict[str, Callable[[], object]] = {
+        "hello": candidate.handshake,
+        "unregister": lambda: candidate.unregister(0),
+        "begin": lambda: candidate.begin(_Cpu(vmas)),
+    }
+    if call != "hello":
+        candidate.handshake()
+    with pytest.raises(CandidateCrashed, match=re.escape(message)):
+        calls[call]()
+    assert not _running(int(pid_file.read_text()))
+
+
+def test_a_harness_error_in_the_middle_of_a_request_stops_the_candidate() -> None:
+    """A mirror callback of the harness that raises leaves the request half done: the child is
+    stopped (not left waiting for an answer), and the case's next call says it is not running."""
+
+    class Failing:
+        def sync_cpu_device_pagetables(self, update: HmmUpdate) -> int:
+            raise RuntimeError("the harness broke")
+
+        def release(self) -> None:
+            raise AssertionError("not called")
+
+    candidate = WireCandidate(REFERENCE_SERVER, step_timeout=5)
+    candidate.handshake()
+    candidate.begin(_Cpu(VMAS))
+    assert candidate.register(0, Failing()) == 0
+    with pytest.raises(RuntimeError, match="the harness broke"):
+        candidate.invalidate_start(VMAS[0].start, VMAS[0].end, True)
+    with pytest.raises(CandidateCrashed, match="not running"):
+        candidate.unregister(0)
+    candidate.close()
 
 
 def test_the_server_gets_a_minimal_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -460,6 +524,63 @@ def test_exec_finds_a_program_on_path_and_refuses_what_cannot_start(tmp_path: Pa
     assert adapter_factory("conformance:reference")().handshake().name == "hmm_ref"
 
 
+def test_a_python_adapter_is_watched_unless_told_not_to() -> None:
+    """``MODULE:FACTORY`` candidates and drivers get the step's budget in process by default."""
+    assert isinstance(adapter_factory("conformance:reference")(), WatchedCandidate)
+    assert isinstance(adapter_factory("conformance:reference", watch=False)(), ReferenceCandidate)
+    with pytest.raises(AdapterError, match="step timeout must be positive"):
+        adapter_factory("conformance:reference", step_timeout=-1)
+    driver = driver_factory("conformance._driver_reference:reference_driver")()
+    assert isinstance(driver, WatchedDriver)
+    assert driver.handshake().name == reference_driver().handshake().name
+    unwatched = driver_factory("conformance._driver_reference:reference_driver", watch=False)
+    assert not isinstance(unwatched(), WatchedDriver)
+    with pytest.raises(AdapterError, match="step timeout must be positive"):
+        driver_factory("conformance._driver_reference:reference_driver", step_timeout=0)
+
+
+def test_isolate_serves_a_python_adapter_in_a_child_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--isolate``: the reference served by ``hmm-conformance serve`` in a child, judged as
+    in process; the child gets the minimal environment and the harness's PYTHONPATH."""
+    candidate, handshake = start(isolated_factory("conformance:reference", step_timeout=5))
+    try:
+        assert isinstance(candidate, WireCandidate)
+        assert handshake.name == "hmm_ref"
+        outcome = replay(candidate, handshake, Case(world=WORLD, ops=INVALIDATED), Profile.SEED)
+        assert not isinstance(outcome, Failure)
+    finally:
+        close_quietly(candidate)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    candidate, handshake = start(isolated_factory("tests.wire_servers:env_reporter"))
+    close_quietly(candidate)
+    assert handshake.name == "HMM_CONFORMANCE_WIRE,HOME,LANG,LC_ALL,PATH,PYTHONPATH"
+    monkeypatch.delenv("PYTHONPATH")
+    candidate, handshake = start(isolated_factory("tests.wire_servers:env_reporter"))
+    close_quietly(candidate)
+    assert "PYTHONPATH" not in handshake.name.split(",")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("exec:./server", "an exec: program has one already, so leave out --isolate"),
+        ("conformance", "is not of the form MODULE:FACTORY"),
+    ],
+)
+def test_isolate_refuses_what_it_cannot_serve(spec: str, message: str) -> None:
+    with pytest.raises(AdapterError, match=re.escape(message)):
+        isolated_factory(spec)
+
+
+def test_isolate_says_a_module_that_does_not_import_crashed_at_hello() -> None:
+    """The module is imported in the child: its failure is a CRASH quoting the error."""
+    with pytest.raises(CandidateCrashed, match=r"(?s)hello: the candidate exited with status 2.*"
+                       r"adapter module 'no_such_module' does not import"):  # fmt: skip
+        start(isolated_factory("no_such_module:make"))
+
+
 # -- the command line and the plugin -----------------------------------------------------------
 
 
@@ -523,7 +644,7 @@ def test_plugin_runs_a_wire_candidate(pytester: pytest.Pytester) -> None:
 
 def test_plugin_reports_a_failure_at_hello(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(f"--hmm-adapter={_exec(server('wrong-version'))}")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*failed before the first case: PROTOCOL: hello:*"])
 
 

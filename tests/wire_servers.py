@@ -170,12 +170,37 @@ def main(argv: list[str]) -> int:
         _say(
             '{"type":"hello","protocol":2,"name":"from-the-future","version":"9","capabilities":[]}'
         )
-    if mode == "grandchild":
-        assert argument is not None, "grandchild needs a file to write the grandchild's pid to"
-        child = subprocess.Popen(["sleep", "600"])
+    if mode in ("grandchild", "grandchild-setsid", "hang-setsid"):
+        # A child of its own (in a session of its own, out of the server's process group, for
+        # the -setsid modes) that outlives it unless the harness kills it. Each start adds a
+        # line "SERVER GRANDCHILD" to the file.
+        assert argument is not None, f"{mode} needs a file to write the pids to"
+        child = subprocess.Popen(["sleep", "600"], start_new_session=mode != "grandchild")
+        with open(argument, "a") as file:
+            file.write(f"{os.getpid()} {child.pid}\n")
+        return serve_stdio(Misbehaving("hang" if mode == "hang-setsid" else mode))
+    if mode in ("exit-0-leaving-stdout", "exit-0-after-hello", "exit-0-mid-step"):
+        # Exit 0 while a child it started keeps its standard streams open: no end of file
+        # comes. Before its hello, after it, or on the first request.
+        assert argument is not None, f"{mode} needs a file to write the grandchild's pid to"
+        if mode != "exit-0-leaving-stdout":
+            sys.stdin.buffer.readline()
+            sys.stdout.buffer.write(
+                b'{"type":"hello","protocol":1,"name":"s","version":"1","capabilities":[]}\n'
+            )
+            sys.stdout.buffer.flush()
+        if mode == "exit-0-mid-step":
+            sys.stdin.buffer.readline()
+        child = subprocess.Popen(["sleep", "600"], start_new_session=True)
         with open(argument, "w") as file:
             file.write(str(child.pid))
+        return 0
     return serve_stdio(Misbehaving(mode))
+
+
+def env_reporter() -> Candidate:
+    """A factory for ``--isolate`` tests: the reference, named after its environment."""
+    return Misbehaving("env")
 
 
 if __name__ == "__main__":
