@@ -17,7 +17,6 @@ import contextlib
 import hashlib
 import importlib.metadata
 import json
-import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -25,9 +24,11 @@ from pathlib import Path
 from typing import NoReturn, TextIO
 
 from ._adapter import AdapterError, Candidate, CandidateFault, Handshake, load_factory
+from ._case_file import read_case_file
 from ._catalogue import CATALOGUE
+from ._counting import LIVE
 from ._demo import run_demo
-from ._driver_adapter import DriverCandidate, DriverHandshake, load_driver_factory
+from ._driver_adapter import DriverCandidate, DriverHandshake
 from ._driver_catalogue import DRIVER_CATALOGUE
 from ._driver_engine import (
     DriverFailure,
@@ -37,11 +38,12 @@ from ._driver_engine import (
     run_driver,
     start_driver,
 )
-from ._driver_ops import DRIVER_SIDE, DriverCase, driver_case_from_json, side_of
+from ._driver_ops import DRIVER_SIDE, DriverCase
 from ._engine import (
     BUDGETS,
     Budget,
     Failure,
+    RunInterrupted,
     RunResult,
     budget_from_env,
     close_quietly,
@@ -51,8 +53,20 @@ from ._engine import (
 )
 from ._executor import fault_verdict
 from ._explore import SCOPE, ExploreResult, Level, explore
+from ._isolation import StuckCall, Watchdog, guarded, say_stuck
 from ._model import Profile
-from ._ops import CaseFormatError, case_from_json, case_to_json
+from ._ops import CaseFormatError, case_to_json
+from ._outputs import (
+    DATABASE_ENV,
+    DEFAULT_DATABASE,
+    check_directory,
+    check_file,
+    database_for,
+    database_root,
+    file_stem,
+    printable,
+    save_replay,
+)
 from ._report import (
     REPORT_FORMATS,
     clause_matrix,
@@ -63,8 +77,9 @@ from ._report import (
     rule_rows,
 )
 from ._scenario import oom_reaper_scenario
-from ._wire import DEFAULT_STEP_TIMEOUT, adapter_factory
+from ._wire import DEFAULT_STEP_TIMEOUT, adapter_factory, driver_factory, isolated_factory
 from ._wire_server import serve_stdio
+from .oracle import Status
 
 __all__ = ["main"]
 
@@ -114,7 +129,9 @@ def _positive(text: str) -> int:
     return value
 
 
-def _seed(text: str) -> int:
+def seed_number(text: str) -> int:
+    """A seed as ``--seed`` takes it: a whole number, not negative, in any base ``int(x, 0)``
+    reads."""
     try:
         value = int(text, 0)
     except ValueError:
@@ -149,7 +166,14 @@ def _parser() -> _Parser:
             type=_seconds,
             default=DEFAULT_STEP_TIMEOUT,
             metavar="SECONDS",
-            help="exec: only: how long one step may take before it is a HANG (default %(default)g)",
+            help="how long one step may take before it is a HANG, in process as over the wire "
+            "(default %(default)g)",
+        )
+        command.add_argument(
+            "--isolate",
+            action="store_true",
+            help="run a MODULE:FACTORY core in a child process of its own, served over the wire "
+            "protocol, so that nothing it does can take the harness down",
         )
         command.add_argument(
             "--wire-log",
@@ -185,7 +209,7 @@ def _parser() -> _Parser:
     run_cmd.add_argument(
         "--steps", type=_positive, help="most steps in one case (overrides the budget)"
     )
-    run_cmd.add_argument("--seed", type=_seed, help="random seed, to repeat a run exactly")
+    run_cmd.add_argument("--seed", type=seed_number, help="random seed, to repeat a run exactly")
     run_cmd.add_argument(
         "--report",
         nargs=2,
@@ -199,6 +223,19 @@ def _parser() -> _Parser:
         default="hmm-conformance-failures",
         type=Path,
         help="where a failing case is saved (default: %(default)s)",
+    )
+    run_cmd.add_argument(
+        "--database",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="Hypothesis's example database: failing cases are kept there and tried first by "
+        f"the next run of the same candidate (default: ${DATABASE_ENV}, or {DEFAULT_DATABASE})",
+    )
+    run_cmd.add_argument(
+        "--no-database",
+        action="store_true",
+        help="neither try nor keep failing cases in the example database",
     )
 
     replay_cmd = commands.add_parser("replay", help="re-run a saved case step by step")
@@ -264,7 +301,9 @@ def _parser() -> _Parser:
         default=None,
         help="fast, ci (default, or $HMM_CONFORMANCE_BUDGET) or thorough",
     )
-    catalogue_cmd.add_argument("--seed", type=_seed, default=1, help="random seed (default 1)")
+    catalogue_cmd.add_argument(
+        "--seed", type=seed_number, default=1, help="random seed (default 1)"
+    )
     catalogue_cmd.add_argument(
         "--side",
         choices=("all", *SIDES),
@@ -319,20 +358,59 @@ def _budget(args: argparse.Namespace) -> Budget:
 
 
 def _factory(args: argparse.Namespace) -> Callable[[], Candidate]:
-    """The factory that ``--adapter`` names: a Python factory, or a program over the wire."""
+    """The factory that ``--adapter`` names: a Python factory (watched by the step budget, or
+    with ``--isolate`` in a child process), or a program over the wire."""
+    spec = args.adapter or DEFAULT_ADAPTER
+    if args.isolate:
+        if spec.startswith("exec:"):
+            raise AdapterError(
+                "--isolate is for MODULE:FACTORY adapters; an exec: program is isolated already"
+            )
+        return isolated_factory(spec, step_timeout=args.step_timeout, log=args.wire_log_stream)
     return adapter_factory(
-        args.adapter or DEFAULT_ADAPTER, step_timeout=args.step_timeout, log=args.wire_log_stream
+        spec, step_timeout=args.step_timeout, log=args.wire_log_stream, watchdog=_watchdog(args)
     )
+
+
+def _driver_factory(args: argparse.Namespace) -> Callable[[], DriverCandidate]:
+    """The driver that ``--adapter`` names, watched by the step budget."""
+    if args.isolate:
+        raise AdapterError("--isolate runs cores only: the wire protocol carries no drivers yet")
+    return driver_factory(
+        args.adapter or DEFAULT_DRIVER_ADAPTER,
+        step_timeout=args.step_timeout,
+        watchdog=_watchdog(args),
+    )
+
+
+def _watchdog(args: argparse.Namespace) -> Watchdog:
+    """The last resort for a candidate stuck where no signal reaches it: say where, and save
+    the case so far (with a HANG verdict) before the process ends."""
+    replay_dir: Path | None = getattr(args, "replay_dir", None)
+
+    def stuck(call: StuckCall) -> None:
+        say_stuck(call)
+        if replay_dir is None or LIVE.document is None:
+            return
+        document = LIVE.document()
+        document["seed"] = LIVE.seed
+        document["failure"] = [
+            {"rule": None, "status": Status.HANG.value, "detail": call.describe().strip()}
+        ]
+        path, note = save_replay(replay_dir, f"stuck-seed{LIVE.seed}", document)
+        sys.stderr.write(f"hmm-conformance: {note or 'the case so far'} saved in {path}\n")
+
+    return Watchdog(on_stuck=stuck)
 
 
 def _start_driver(args: argparse.Namespace, out: TextIO) -> tuple[DriverCandidate, DriverHandshake]:
     """Load and start the driver that ``--adapter`` names, and say what it is."""
-    candidate, handshake = start_driver(load_driver_factory(args.adapter or DEFAULT_DRIVER_ADAPTER))
+    candidate, handshake = start_driver(_driver_factory(args))
     capabilities = ", ".join(sorted(c.value for c in handshake.capabilities)) or "none"
     _say(
         out,
-        f"driver {handshake.name} {handshake.version} (lock {handshake.lock}; capabilities: "
-        f"{capabilities})",
+        f"driver {printable(handshake.name)} {printable(handshake.version)} (lock "
+        f"{handshake.lock}; capabilities: {capabilities})",
     )
     return candidate, handshake
 
@@ -341,7 +419,11 @@ def _start(args: argparse.Namespace, out: TextIO) -> tuple[Candidate, Handshake]
     """Load and start the candidate, and say what it is."""
     candidate, handshake = start(_factory(args))
     capabilities = ", ".join(sorted(c.value for c in handshake.capabilities)) or "none"
-    _say(out, f"candidate {handshake.name} {handshake.version} (capabilities: {capabilities})")
+    _say(
+        out,
+        f"candidate {printable(handshake.name)} {printable(handshake.version)} (capabilities: "
+        f"{capabilities})",
+    )
     return candidate, handshake
 
 
@@ -352,32 +434,47 @@ def _close(candidate: Candidate, out: TextIO) -> None:
         _say(out, problem)
 
 
-def _save_replay(result: RunResult | ExploreResult | DriverRunResult, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", result.handshake.name) or "candidate"
+def _save_replay(
+    result: RunResult | ExploreResult | DriverRunResult, directory: Path, out: TextIO
+) -> None:
+    """Save the failing case under a name no earlier file has, and say where."""
+    name = file_stem(result.handshake.name)
     if isinstance(result, DriverRunResult):
-        path = directory / f"{name.strip('-')}-{DRIVER_SIDE}-seed{result.seed}.json"
-        path.write_text(json.dumps(replay_document(result), indent=2) + "\n")
-        return path
-    if isinstance(result, RunResult):
-        found_by = f"seed{result.seed}"
-        document = replay_document(result)
+        stem, document = f"{name}-{DRIVER_SIDE}-seed{result.seed}", replay_document(result)
+    elif isinstance(result, RunResult):
+        stem, document = f"{name}-{result.profile.value}-seed{result.seed}", replay_document(result)
     else:
         assert result.failure is not None, "only a failure is saved"
         case = result.failure.case
         digest = hashlib.sha256(json.dumps(case_to_json(case)).encode()).hexdigest()[:8]
-        found_by = f"explore-{len(case.ops)}ops-{digest}"
+        stem = f"{name}-{result.profile.value}-explore-{len(case.ops)}ops-{digest}"
         document = replay_document(result, depth=result.depth)
-    path = directory / f"{name}-{result.profile.value}-{found_by}.json"
-    path.write_text(json.dumps(document, indent=2) + "\n")
-    return path
+    path, note = save_replay(directory, stem, document)
+    if note is not None:
+        _say(out, note)
+    _say(out, f"replay file: {path}")
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Every path the command will write, checked before it runs: a run is never lost to a
+    report path found bad at its end."""
+    for kind, path in getattr(args, "report", ()):
+        if kind not in REPORT_FORMATS:
+            raise AdapterError(f"--report {kind!r}: the formats are {', '.join(REPORT_FORMATS)}")
+        check_file(Path(path), f"--report {kind}")
+    check_directory(args.replay_dir, "--replay-dir")
+    database_root(args.database, off=args.no_database)
+
+
+def _database(args: argparse.Namespace, side: str, name: str, profile: Profile) -> Path | None:
+    """This candidate's directory in the example database, or None when it is off."""
+    root = database_root(args.database, off=args.no_database)
+    return database_for(root, side, name, profile.value)
 
 
 def command_run(args: argparse.Namespace, out: TextIO) -> int:
     """``hmm-conformance run``."""
-    for kind, _ in args.report:
-        if kind not in REPORT_FORMATS:
-            raise AdapterError(f"--report {kind!r}: the formats are {', '.join(REPORT_FORMATS)}")
+    _check_outputs(args)
     if args.side == DRIVER_SIDE:
         return command_run_driver(args, out)
     budget = _budget(args)
@@ -402,6 +499,7 @@ def command_run(args: argparse.Namespace, out: TextIO) -> int:
             budget=budget,
             seed_value=args.seed,
             on_case=progress,
+            database=_database(args, "core", handshake.name, profile),
         )
     finally:
         _close(candidate, out)
@@ -410,18 +508,25 @@ def command_run(args: argparse.Namespace, out: TextIO) -> int:
 
 def _report_run(result: RunResult | DriverRunResult, args: argparse.Namespace, out: TextIO) -> int:
     """Print a run's matrix and verdict, write its reports and replay file; the exit code."""
+    if result.failure is not None:  # first, so that nothing after it can lose the case
+        _save_replay(result, args.replay_dir, out)
     _say(out, f"seed {result.seed} (repeat this run with --seed {result.seed})")
     out.write("\n" + clause_matrix(rule_rows(result)) + "\n\n")
-    for kind, path in args.report:
-        Path(path).write_text(render(result, kind))
-        _say(out, f"{kind} report written to {path}")
     if result.failure is None:
         _say(out, headline(result))
-        return EXIT_OK if result.conforms else EXIT_VIOLATION
-    _say(out, headline(result) + ":")
-    out.write(describe_failure(result.failure) + "\n")
-    _say(out, f"replay file: {_save_replay(result, args.replay_dir)}")
-    return EXIT_VIOLATION
+    else:
+        _say(out, headline(result) + ":")
+        out.write(describe_failure(result.failure) + "\n")
+    status = EXIT_OK if result.conforms else EXIT_VIOLATION
+    for kind, path in args.report:
+        try:
+            Path(path).write_text(render(result, kind))
+        except OSError as error:
+            _say(out, f"error: the {kind} report could not be written to {path}: {error.strerror}")
+            status = max(status, EXIT_USAGE)
+        else:
+            _say(out, f"{kind} report written to {path}")
+    return status
 
 
 def command_run_driver(args: argparse.Namespace, out: TextIO) -> int:
@@ -444,7 +549,12 @@ def command_run_driver(args: argparse.Namespace, out: TextIO) -> int:
     )
     try:
         result = run_driver(
-            candidate, handshake, budget=budget, seed_value=args.seed, on_case=progress
+            candidate,
+            handshake,
+            budget=budget,
+            seed_value=args.seed,
+            on_case=progress,
+            database=_database(args, DRIVER_SIDE, handshake.name, Profile.SEED),
         )
     finally:
         problem = close_driver(candidate)
@@ -494,6 +604,7 @@ def explore_headline(result: ExploreResult) -> str:
 
 def command_explore(args: argparse.Namespace, out: TextIO) -> int:
     """``hmm-conformance explore``."""
+    check_directory(args.replay_dir, "--replay-dir")
     candidate, handshake = _start(args, out)
     profile = Profile(args.profile)
     scope = replace(SCOPE, mirrors=args.mirrors, ranges=args.snapshots)
@@ -529,31 +640,20 @@ def command_explore(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK if result.conforms and not result.unreached else EXIT_VIOLATION
     _say(out, explore_headline(result) + ":")
     out.write(describe_failure(result.failure) + "\n")
-    _say(out, f"replay file: {_save_replay(result, args.replay_dir)}")
+    _save_replay(result, args.replay_dir, out)
     return EXIT_VIOLATION
 
 
 def command_replay(args: argparse.Namespace, out: TextIO) -> int:
     """``hmm-conformance replay FILE``."""
-    try:
-        document = json.loads(args.file.read_text())
-    except OSError as error:
-        raise AdapterError(
-            f"cannot read replay file {str(args.file)!r}: {error.strerror}"
-        ) from None
-    except json.JSONDecodeError as error:
-        raise AdapterError(f"replay file {str(args.file)!r} is not JSON: {error}") from None
-    try:
-        if side_of(document) == DRIVER_SIDE:
-            return _replay_driver(args, driver_case_from_json(document), out)
-        case = case_from_json(document)
-    except CaseFormatError as error:
-        raise AdapterError(f"replay file {str(args.file)!r}: {error}") from None
-    recorded = document.get("profile", "seed") if isinstance(document, dict) else "seed"
-    profile_name = args.profile or recorded
-    if profile_name not in [p.value for p in Profile]:
-        raise AdapterError(f"replay file {str(args.file)!r}: unknown profile {profile_name!r}")
-    profile = Profile(profile_name)
+    loaded = read_case_file(args.file)
+    if isinstance(loaded.case, DriverCase):
+        try:
+            return _replay_driver(args, loaded.case, out)
+        except CaseFormatError as error:  # a step breaks the caller's side of the protocol
+            raise AdapterError(f"replay file {str(args.file)!r}: {error}") from None
+    case = loaded.case
+    profile = Profile(args.profile) if args.profile else loaded.profile or Profile.SEED
     candidate, handshake = start(_factory(args))
     try:
         outcome = replay(candidate, handshake, case, profile, stop_at_failure=True)
@@ -563,7 +663,8 @@ def command_replay(args: argparse.Namespace, out: TextIO) -> int:
         _close(candidate, out)
     _say(
         out,
-        f"replaying {len(case.ops)} operations against {handshake.name}, profile {profile.value}",
+        f"replaying {len(case.ops)} operations against {printable(handshake.name)}, profile "
+        f"{profile.value}",
     )
     if isinstance(outcome, Failure):
         out.write(describe_failure(outcome) + "\n")
@@ -583,14 +684,16 @@ def _replay_driver(args: argparse.Namespace, case: DriverCase, out: TextIO) -> i
         raise AdapterError(
             f"--profile {args.profile} applies to core cases; {str(args.file)!r} is a driver case"
         )
-    candidate, handshake = start_driver(load_driver_factory(args.adapter or DEFAULT_DRIVER_ADAPTER))
+    candidate, handshake = start_driver(_driver_factory(args))
     try:
         outcome = replay_driver(candidate, handshake, case)
     finally:
         problem = close_driver(candidate)
         if problem is not None:
             _say(out, problem)
-    _say(out, f"replaying {len(case.ops)} operations against the driver {handshake.name}")
+    _say(
+        out, f"replaying {len(case.ops)} operations against the driver {printable(handshake.name)}"
+    )
     if isinstance(outcome, DriverFailure):
         out.write(describe_failure(outcome) + "\n")
         rules = sorted({v.rule or v.status.name for v in outcome.verdicts})
@@ -620,16 +723,47 @@ def main(
             return EXIT_OK
         err.write(usage.message)
         return usage.status
+    if args.command == "serve":  # stdin and stdout are the protocol's; its harness guards it
+        return _dispatch(args, out, err)
+    with guarded() as guard:
+        try:
+            status = _dispatch(args, out, err)
+        except RunInterrupted as stop:
+            _save_interrupted(stop, args, out)
+            status = stop.exit_status
+        except BaseException:
+            # A signal may come out of the code it interrupted as another exception (a
+            # library's bookkeeping turns it into its own); the guard knows it came.
+            if guard.received is None:
+                raise
+            status = guard.received.exit_status
+    if guard.received is not None:
+        err.write(f"hmm-conformance: {guard.received}; every process it started was stopped\n")
+        return guard.received.exit_status
+    return status
+
+
+def _save_interrupted(stop: RunInterrupted, args: argparse.Namespace, out: TextIO) -> None:
+    """A run stopped by a signal: save the failure it had found, as far as it had shrunk it."""
+    if stop.result.failure is not None:
+        _say(out, "interrupted after a failure; the case as far as it was shrunk:")
+        out.write(describe_failure(stop.result.failure) + "\n")
+        _save_replay(stop.result, args.replay_dir, out)
+
+
+def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Run the command; the exit code, with setup errors and a first-hello fault said on
+    ``err``."""
+    commands: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
+        "run": command_run,
+        "replay": command_replay,
+        "explore": command_explore,
+        "catalogue": command_catalogue,
+        "demo": lambda _, stream: run_demo(stream),
+        "scenario": lambda _, stream: oom_reaper_scenario(stream),
+        "serve": command_serve,
+    }
     try:
-        commands: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
-            "run": command_run,
-            "replay": command_replay,
-            "explore": command_explore,
-            "catalogue": command_catalogue,
-            "demo": lambda _, stream: run_demo(stream),
-            "scenario": lambda _, stream: oom_reaper_scenario(stream),
-            "serve": command_serve,
-        }
         with contextlib.ExitStack() as stack:
             log_path: Path | None = getattr(args, "wire_log", None)
             args.wire_log_stream = None

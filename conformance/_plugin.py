@@ -1,31 +1,40 @@
 """The pytest plugin: ``pytest --hmm-adapter=MODULE:FACTORY`` runs the suite in a user's tests.
 
-The option adds one test item, ``hmm-conformance[MODULE:FACTORY]``, which runs the same engine as
-``hmm-conformance run`` and fails with the clause matrix and the shrunk counterexample. The
-adapter may also be a program that speaks the wire protocol, ``--hmm-adapter='exec:PROGRAM
-[ARGS...]'``, with ``--hmm-step-timeout``. ``--hmm-side=driver`` checks a mirror driver against
-the DRV rules instead (docs/driver-side.md). Without the option the plugin does nothing.
+The option adds one test, ``hmm-conformance::run[MODULE:FACTORY]``, which runs the same engine
+as ``hmm-conformance run``, with the same seed giving the same cases, and fails with the clause
+matrix and the shrunk counterexample. The adapter may also be a program that speaks the wire
+protocol, ``--hmm-adapter='exec:PROGRAM [ARGS...]'``, with ``--hmm-step-timeout``.
+``--hmm-side=driver`` checks a mirror driver against the DRV rules instead
+(docs/driver-side.md). Without the option the plugin does nothing.
+
+Hypothesis's own options mean what a Hypothesis user expects: ``--hypothesis-seed`` is the
+run's seed when ``--hmm-seed`` is not given, and ``--hypothesis-show-statistics`` prints the
+run's counts. A candidate that cannot be started is an ERROR (the test's setup failed), a rule
+broken is a FAILED.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import final
 
 import pytest
 
-from ._adapter import AdapterError, CandidateFault
-from ._driver_adapter import load_driver_factory
+from ._adapter import AdapterError, Candidate, CandidateFault, Handshake
+from ._cli import seed_number
+from ._driver_adapter import DriverCandidate, DriverHandshake
 from ._driver_engine import DriverRunResult, close_driver, run_driver, start_driver
 from ._driver_ops import DRIVER_SIDE
 from ._engine import BUDGETS, Budget, RunResult, budget_from_env, close_quietly, run, start
 from ._executor import fault_verdict
 from ._model import Profile
+from ._outputs import database_for, database_root, file_stem, printable, save_replay
 from ._report import clause_matrix, describe_failure, headline, replay_document, rule_rows
-from ._wire import DEFAULT_STEP_TIMEOUT, adapter_factory
+from ._wire import DEFAULT_STEP_TIMEOUT, adapter_factory, driver_factory
 
-__all__ = ["HmmConformanceItem"]
+__all__ = ["HmmConformanceCollector", "HmmConformanceItem"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,8 +48,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--hmm-profile",
         choices=[p.value for p in Profile],
-        default="seed",
-        help="rule profile: seed (default) or strict",
+        default=None,
+        help="rule profile: seed (default) or strict (core side only)",
     )
     group.addoption(
         "--hmm-budget",
@@ -48,7 +57,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="fast, ci (default, or $HMM_CONFORMANCE_BUDGET) or thorough",
     )
-    group.addoption("--hmm-seed", type=int, default=None, help="random seed, to repeat a run")
+    group.addoption(
+        "--hmm-seed",
+        type=seed_number,
+        default=None,
+        help="random seed, to repeat a run (as hmm-conformance run --seed)",
+    )
     group.addoption(
         "--hmm-side",
         choices=("core", DRIVER_SIDE),
@@ -60,85 +74,176 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=float,
         default=DEFAULT_STEP_TIMEOUT,
         metavar="SECONDS",
-        help="exec: adapters only: how long one step may take before it is a HANG",
+        help="how long one step may take before it is a HANG",
+    )
+    group.addoption(
+        "--hmm-database",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="keep failing cases here and try them first next time (default: "
+        "$HMM_CONFORMANCE_DATABASE, or .hypothesis/hmm-conformance under the rootdir)",
+    )
+    group.addoption(
+        "--hmm-no-database",
+        action="store_true",
+        help="neither try nor keep failing cases in the example database",
     )
 
 
 class _ConformanceError(Exception):
-    """The candidate broke a rule; the message is the report."""
+    """The candidate broke a rule, or could not be started; the message is the report."""
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Options:
+    """The plugin's options, read once and checked."""
+
+    side: str
+    profile: Profile
+    budget: Budget
+    seed: int | None
+    step_timeout: float
+    database: Path | None
+
+
+def _options(config: pytest.Config) -> _Options:
+    """The options, or :class:`AdapterError` naming the one that is wrong and the fix."""
+    budget_name = config.getoption("--hmm-budget")
+    budget = BUDGETS[budget_name] if budget_name else budget_from_env()
+    side = config.getoption("--hmm-side")
+    profile_name = config.getoption("--hmm-profile")
+    if side == DRIVER_SIDE and profile_name not in (None, Profile.SEED.value):
+        raise AdapterError(
+            f"--hmm-profile {profile_name} applies to the core side; drivers run on the seed's core"
+        )
+    seed = config.getoption("--hmm-seed")
+    hypothesis_seed = config.getoption("hypothesis_seed", None)
+    if seed is None and hypothesis_seed is not None:
+        try:
+            seed = seed_number(str(hypothesis_seed))
+        except argparse.ArgumentTypeError:
+            raise AdapterError(
+                f"--hypothesis-seed={hypothesis_seed!r} is not a whole number; the conformance "
+                "run takes one, or give it --hmm-seed"
+            ) from None
+    step_timeout = config.getoption("--hmm-step-timeout")
+    if not step_timeout > 0:
+        raise AdapterError(f"--hmm-step-timeout {step_timeout} must be more than 0 seconds")
+    database = database_root(
+        config.getoption("--hmm-database"),
+        off=config.getoption("--hmm-no-database"),
+        default=config.rootpath / ".hypothesis" / "hmm-conformance",
+    )
+    return _Options(
+        side=side,
+        profile=Profile(profile_name or Profile.SEED.value),
+        budget=budget,
+        seed=seed,
+        step_timeout=step_timeout,
+        database=database,
+    )
+
+
+#: The conformance tests of this session, for the terminal summary.
+_ITEMS: pytest.StashKey[list[HmmConformanceItem]] = pytest.StashKey()
+
+
+def _started_message(fault: CandidateFault) -> str:
+    verdict = fault_verdict(fault)
+    return f"the candidate failed before the first case: {verdict.status.name}: {verdict.detail}"
 
 
 @final
 class HmmConformanceItem(pytest.Item):
-    """One test: the whole conformance run against one adapter."""
+    """One test: the whole conformance run against one adapter.
+
+    The candidate starts in :meth:`setup` (so an adapter that cannot be loaded is an ERROR),
+    runs in :meth:`runtest`, and is closed in :meth:`teardown`.
+    """
 
     def __init__(self, *, adapter: str, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.adapter = adapter
+        self.options: _Options | None = None
+        self.core: tuple[Candidate, Handshake] | None = None
+        self.driver: tuple[DriverCandidate, DriverHandshake] | None = None
+        #: The finished run, for ``--hypothesis-show-statistics``.
+        self.result: RunResult | DriverRunResult | None = None
+
+    def setup(self) -> None:
+        try:
+            self.options = options = _options(self.config)
+            if options.side == DRIVER_SIDE:
+                self.driver = start_driver(
+                    driver_factory(self.adapter, step_timeout=options.step_timeout)
+                )
+            else:
+                factory = adapter_factory(self.adapter, step_timeout=options.step_timeout)
+                self.core = start(factory)
+        except AdapterError as error:
+            pytest.fail(f"setup: {error}", pytrace=False)
+        except CandidateFault as fault:
+            pytest.fail(_started_message(fault), pytrace=False)
 
     def runtest(self) -> None:
-        config = self.config
-        budget_name = config.getoption("--hmm-budget")
-        try:
-            budget = BUDGETS[budget_name] if budget_name else budget_from_env()
-        except AdapterError as error:
-            raise _ConformanceError(f"setup: {error}") from None
-        if config.getoption("--hmm-side") == DRIVER_SIDE:
-            self._report(*self._run_driver(budget))
-            return
-        try:
-            factory = adapter_factory(
-                self.adapter, step_timeout=config.getoption("--hmm-step-timeout")
+        options = self.options
+        assert options is not None, "setup() comes first"
+        result: RunResult | DriverRunResult
+        if self.driver is not None:
+            driver, handshake = self.driver
+            result = run_driver(
+                driver,
+                handshake,
+                budget=options.budget,
+                seed_value=options.seed,
+                database=database_for(
+                    options.database, DRIVER_SIDE, handshake.name, options.profile.value
+                ),
             )
-            candidate, handshake = start(factory)
-        except AdapterError as error:
-            raise _ConformanceError(f"setup: {error}") from None
-        except CandidateFault as fault:
-            verdict = fault_verdict(fault)
-            raise _ConformanceError(
-                f"the candidate failed before the first case: {verdict.status.name}: "
-                f"{verdict.detail}"
-            ) from None
-        try:
+        else:
+            assert self.core is not None, "setup() started the candidate"
+            candidate, core_handshake = self.core
             result = run(
                 candidate,
-                handshake,
-                profile=Profile(config.getoption("--hmm-profile")),
-                budget=budget,
-                seed_value=config.getoption("--hmm-seed"),
+                core_handshake,
+                profile=options.profile,
+                budget=options.budget,
+                seed_value=options.seed,
+                database=database_for(
+                    options.database, "core", core_handshake.name, options.profile.value
+                ),
             )
-        finally:
-            problem = close_quietly(candidate)
-        self._report(result, problem)
+        self.result = result
+        self._report(result)
 
-    def _run_driver(self, budget: Budget) -> tuple[DriverRunResult, str | None]:
-        config = self.config
-        try:
-            candidate, handshake = start_driver(load_driver_factory(self.adapter))
-        except AdapterError as error:
-            raise _ConformanceError(f"setup: {error}") from None
-        try:
-            result = run_driver(
-                candidate, handshake, budget=budget, seed_value=config.getoption("--hmm-seed")
-            )
-        finally:
-            problem = close_driver(candidate)
-        return result, problem
-
-    def _report(self, result: RunResult | DriverRunResult, problem: str | None) -> None:
-        """Pass, or fail with the headline, the clause matrix and the counterexample."""
-        config = self.config
-        if result.conforms and problem is None:
-            return
-        text = [f"{headline(result)} (seed {result.seed})", clause_matrix(rule_rows(result))]
+    def teardown(self) -> None:
+        problem: str | None = None
+        if self.driver is not None:
+            problem = close_driver(self.driver[0])
+        elif self.core is not None:
+            problem = close_quietly(self.core[0])
+        self.driver = self.core = None
         if problem is not None:
-            text.append(problem)
+            pytest.fail(problem, pytrace=False)
+
+    def _report(self, result: RunResult | DriverRunResult) -> None:
+        """Pass, or fail with the headline, the clause matrix and the counterexample."""
+        if result.conforms:
+            return
+        text = []
+        if result.failure is not None:  # saved first: nothing after it can lose the case
+            side = DRIVER_SIDE if isinstance(result, DriverRunResult) else result.profile.value
+            stem = f"pytest-{file_stem(result.handshake.name)}-{side}-seed{result.seed}"
+            path, note = save_replay(
+                self.config.rootpath / "hmm-conformance-failures", stem, replay_document(result)
+            )
+            text += [note] if note is not None else []
+            text.append(f"replay file: {path}")
+        text += [f"{headline(result)} (seed {result.seed})", clause_matrix(rule_rows(result))]
         if result.failure is not None:
             text.append(describe_failure(result.failure))
-            path = config.rootpath / "hmm-conformance-failures" / f"pytest-seed{result.seed}.json"
-            path.parent.mkdir(exist_ok=True)
-            path.write_text(json.dumps(replay_document(result), indent=2) + "\n")
-            text.append(f"replay file: {path}")
         raise _ConformanceError("\n".join(text))
 
     def repr_failure(
@@ -154,13 +259,55 @@ class HmmConformanceItem(pytest.Item):
         return self.path, None, self.name
 
 
+@final
+class HmmConformanceCollector(pytest.Collector):
+    """Holds the conformance test, so that pytest collects and counts it as any other."""
+
+    def __init__(self, *, adapter: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.adapter = adapter
+
+    def collect(self) -> list[pytest.Item]:
+        return [
+            HmmConformanceItem.from_parent(
+                self, name=f"run[{printable(self.adapter)}]", adapter=self.adapter
+            )
+        ]
+
+
 def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     adapter = config.getoption("--hmm-adapter")
-    if adapter:
-        items.append(
-            HmmConformanceItem.from_parent(
-                session, name=f"hmm-conformance[{adapter}]", adapter=adapter
-            )
+    if not adapter:
+        return
+    collector = HmmConformanceCollector.from_parent(
+        session, name="hmm-conformance", nodeid="hmm-conformance", adapter=adapter
+    )
+    # Collected through pytest's own hooks, so the count, --collect-only and the reports
+    # (JUnit's classname among them) see it as they see every other test.
+    report = collector.ihook.pytest_make_collect_report(collector=collector)
+    collector.ihook.pytest_collectreport(report=report)
+    ours = [item for item in report.result if isinstance(item, HmmConformanceItem)]
+    config.stash[_ITEMS] = ours
+    items.extend(ours)
+
+
+def pytest_terminal_summary(
+    terminalreporter: pytest.TerminalReporter, config: pytest.Config
+) -> None:
+    """``--hypothesis-show-statistics``: each conformance run's counts, as Hypothesis shows its
+    own tests' statistics."""
+    if not config.getoption("hypothesis_show_statistics", False):
+        return
+    for item in config.stash.get(_ITEMS, []):
+        result = item.result
+        if result is None:
+            continue
+        terminalreporter.write_sep("=", f"hmm-conformance statistics: {item.nodeid}")
+        first = f"case {result.first_failure}" if result.first_failure else "none"
+        terminalreporter.write_line(
+            f"  - seed {result.seed}, budget {result.budget.name}: {result.cases} cases "
+            f"generated, {result.shrink_cases} run to shrink and replay a failure, "
+            f"{result.tally.steps} steps; first failure: {first}"
         )

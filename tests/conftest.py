@@ -19,3 +19,9 @@ def ccore_build_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(BUILD_DIR_ENV, str(directory))
         yield directory
+
+
+@pytest.fixture(autouse=True)
+def no_example_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs keep no failing cases between tests: each test's run starts from its seed alone."""
+    monkeypatch.setenv("HMM_CONFORMANCE_DATABASE", "off")

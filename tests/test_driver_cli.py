@@ -66,7 +66,7 @@ def test_a_broken_driver_fails_with_steps_reports_and_a_replay_file(
         argv += ["--report", kind, str(path)]
     status, out, _ = _run(*argv, *FAST, "--replay-dir", str(tmp_path / "failures"))
     assert status == 1
-    assert "NOT CONFORMING: DRV-2, DRV-3, shrunk to 3 operations:" in out
+    assert "NOT CONFORMING: DRV-2, DRV-3, shrunk to 3 operations; first failed at case " in out
     assert "driver.sync(blockable=True) -> -EAGAIN; device entries in the span before: 0x" in out
     assert "FAIL DRV-3: the blockable [" in out
     [replay_file] = list((tmp_path / "failures").iterdir())
@@ -263,9 +263,10 @@ def test_the_plugin_runs_the_driver_side(pytester: pytest.Pytester) -> None:
     broken.assert_outcomes(passed=1, failed=1)
     broken.stdout.fnmatch_lines(
         [
-            "*NOT CONFORMING: DRV-4, shrunk to 2 operations (seed 7)*",
+            "*replay file: *pytest-checks-before-locking-driver-seed7.json*",
+            "*NOT CONFORMING: DRV-4, shrunk to 2 operations; first failed at case * of 100, "
+            "shrunk in * more (seed 7)*",
             "*FAIL DRV-4: f0's check step committed*",
-            "*replay file: *pytest-seed7.json*",
         ]
     )
 
@@ -273,15 +274,16 @@ def test_the_plugin_runs_the_driver_side(pytester: pytest.Pytester) -> None:
 def test_the_plugin_reports_driver_setup_errors(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A driver adapter that does not load, or a bad budget in the environment, fails setup."""
+    """A driver adapter that does not load, or a bad budget in the environment, is an ERROR in
+    the test's setup."""
     result = pytester.runpytest("--hmm-adapter=tests.driver_candidates:not_a_driver", *PLUGIN)
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*setup: *which is not a driver candidate*"])
     monkeypatch.setenv("HMM_CONFORMANCE_BUDGET", "huge")
     result = pytester.runpytest(
         "--hmm-adapter=conformance:reference_driver", "--hmm-side=driver", "-p", "no:cacheprovider"
     )
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*setup: $HMM_CONFORMANCE_BUDGET='huge' is not a budget*"])
 
 
@@ -292,4 +294,5 @@ def test_the_flaky_driver_is_not_conforming_on_the_command_line() -> None:
         "run", "--side", "driver", "--adapter", "tests.driver_candidates:Flaky", *FAST
     )
     assert status == 1
-    assert "NOT CONFORMING: the driver failed a case once" in out
+    assert "NOT CONFORMING: FLAKY: the driver failed case" in out
+    assert "replay file: " in out

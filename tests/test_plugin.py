@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from xml.etree import ElementTree
+
 import pytest
 
 import conformance._plugin as plugin
@@ -23,19 +25,24 @@ def test_plugin_fails_a_broken_candidate_with_the_counterexample(pytester: pytes
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*NOT CONFORMING: INV-5, shrunk to 1 operation (seed 3)*",
+            "*replay file: *pytest-parent-tree-seed-seed3.json*",
+            "*NOT CONFORMING: INV-5, shrunk to 1 operation; first failed at case * (seed 3)*",
             "*FAIL INV-5: start returned -EAGAIN*",
-            "*replay file: *pytest-seed3.json*",
         ]
     )
-    assert (pytester.path / "hmm-conformance-failures" / "pytest-seed3.json").exists()
+    saved = pytester.path / "hmm-conformance-failures" / "pytest-parent-tree-seed-seed3.json"
+    assert saved.exists()
+    pytester.runpytest("--hmm-adapter=tests.candidates:ParentTree", *ARGS)
+    again = saved.with_name("pytest-parent-tree-seed-seed3-2.json")
+    assert again.read_text() == saved.read_text(), "a second run keeps the first file"
 
 
-def test_plugin_reports_setup_errors_as_a_failure(pytester: pytest.Pytester) -> None:
-    """An adapter that does not load fails the test with the one-line reason."""
+def test_plugin_reports_setup_errors_as_an_error(pytester: pytest.Pytester) -> None:
+    """An adapter that does not load is an ERROR (the test's setup), with the one-line reason."""
     result = pytester.runpytest("--hmm-adapter=no_such_module_xyz:make", *ARGS)
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*setup: adapter module 'no_such_module_xyz' does not import*"])
+    result.stdout.no_fnmatch_line("*Traceback*")
 
 
 def test_plugin_does_nothing_without_the_option(pytester: pytest.Pytester) -> None:
@@ -54,10 +61,10 @@ def test_plugin_reports_a_crash_in_the_engine_normally(pytester: pytest.Pytester
 def test_plugin_reports_a_bad_close_even_when_the_candidate_conforms(
     pytester: pytest.Pytester,
 ) -> None:
-    """A close() that raises fails the test, with the problem in the text."""
+    """A close() that raises is an error in the test's teardown, with the problem in the text."""
     result = pytester.runpytest("--hmm-adapter=tests.candidates:BadClose", *ARGS)
-    result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*conforms*", "*close() raised OSError: device busy*"])
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*close() raised OSError: device busy*"])
 
 
 def test_plugin_shows_internal_errors_as_tracebacks(
@@ -72,3 +79,62 @@ def test_plugin_shows_internal_errors_as_tracebacks(
     result = pytester.runpytest("--hmm-adapter=conformance:reference", *ARGS)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*RuntimeError: engine bug*"])
+
+
+def test_plugin_counts_its_test_when_collecting(pytester: pytest.Pytester) -> None:
+    """--collect-only and the collected line count the conformance test with the user's."""
+    pytester.makepyfile("def test_users_own(): pass")
+    result = pytester.runpytest("--collect-only", "--hmm-adapter=conformance:reference", *ARGS)
+    result.stdout.fnmatch_lines(
+        ["collected 2 items", "*HmmConformanceItem run[[]conformance:reference[]]*"]
+    )
+    result = pytester.runpytest("--collect-only", "-q", "--hmm-adapter=conformance:reference")
+    result.stdout.fnmatch_lines(["*2 tests collected*"])
+
+
+def test_plugin_gives_junit_a_classname(pytester: pytest.Pytester) -> None:
+    """JUnit XML names the conformance test's class, as it does every test's."""
+    result = pytester.runpytest(
+        "--hmm-adapter=conformance:reference", "--hmm-budget=fast", "--junitxml=out.xml"
+    )
+    result.assert_outcomes(passed=1)
+    (case,) = ElementTree.parse(pytester.path / "out.xml").iter("testcase")
+    assert case.get("classname") == "hmm-conformance"
+    assert case.get("name") == "run[conformance:reference]"
+
+
+def test_plugin_takes_hypothesis_seed_when_no_hmm_seed_is_given(pytester: pytest.Pytester) -> None:
+    """--hypothesis-seed is the run's seed; one that is not a number names --hmm-seed."""
+    result = pytester.runpytest(
+        "--hmm-adapter=tests.candidates:ParentTree", "--hmm-budget=ci", "--hypothesis-seed=3"
+    )
+    result.stdout.fnmatch_lines(["*NOT CONFORMING: INV-5, shrunk to 1 operation;*(seed 3)*"])
+    result = pytester.runpytest("--hmm-adapter=conformance:reference", "--hypothesis-seed=abc")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*--hypothesis-seed='abc' is not a whole number*--hmm-seed*"])
+
+
+def test_plugin_shows_statistics_when_asked(pytester: pytest.Pytester) -> None:
+    """--hypothesis-show-statistics prints the run's generated and shrinking counts."""
+    result = pytester.runpytest(
+        "--hmm-adapter=conformance:reference",
+        "--hmm-budget=fast",
+        "--hmm-seed=1",
+        "--hypothesis-show-statistics",
+    )
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*hmm-conformance statistics: hmm-conformance::run[[]conformance:reference[]]*",
+            "*seed 1, budget fast: 100 cases generated, 0 run to shrink*first failure: none*",
+        ]
+    )
+
+
+def test_plugin_refuses_a_core_profile_on_the_driver_side(pytester: pytest.Pytester) -> None:
+    """--hmm-profile strict with --hmm-side driver is an error, as on the command line."""
+    result = pytester.runpytest(
+        "--hmm-adapter=conformance:reference_driver", "--hmm-side=driver", "--hmm-profile=strict"
+    )
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*--hmm-profile strict applies to the core side*"])
