@@ -347,10 +347,10 @@ def _never_reached(result: AnyResult, rules: Sequence[str]) -> str:
     if result.failure is not None or _flaky(result) is not None:
         return (
             f"{names} never came up before the run stopped at its failure, after "
-            f"{result.tally.cases} cases: the run proves nothing of {them}"
+            f"{result.cases} cases: the run proves nothing of {them}"
         )
     return (
-        f"INCONCLUSIVE: {names} never came up in {result.tally.cases} cases: the run proves "
+        f"INCONCLUSIVE: {names} never came up in {result.cases} cases: the run proves "
         f"nothing of {them}; raise --examples or --budget, or try another --seed"
     )
 
@@ -366,7 +366,7 @@ def headline(result: AnyResult) -> str:
     if result.failure is None and result.unreached:
         return (
             f"INCONCLUSIVE: no rule failed, but {', '.join(result.unreached)} never came up in "
-            f"{result.tally.cases} cases; raise --examples or --budget, or try another --seed"
+            f"{result.cases} cases; raise --examples or --budget, or try another --seed"
         )
     if result.failure is None:
         graded = (
@@ -375,12 +375,24 @@ def headline(result: AnyResult) -> str:
             else ""
         )
         return (
-            f"conforms: no rule failed in {result.tally.cases} cases ({result.tally.steps} steps)"
+            f"conforms: no rule failed in {result.cases} cases ({result.tally.steps} steps)"
             + graded
         )
     rules = _broken_names(result.failure)
     count = len(result.failure.case.ops)
-    return f"NOT CONFORMING: {rules}, shrunk to {count} operation{'s' * (count != 1)}"
+    return (
+        f"NOT CONFORMING: {rules}, shrunk to {count} operation{'s' * (count != 1)}{_found(result)}"
+    )
+
+
+def _found(result: AnyResult) -> str:
+    """When the first failure came, and what shrinking it cost."""
+    if result.first_failure is None:
+        return ""
+    return (
+        f"; first failed at case {result.first_failure} of {result.budget.examples}, shrunk "
+        f"in {result.shrink_cases} more"
+    )
 
 
 def _verdict_json(verdict: Verdict) -> dict[str, Any]:
@@ -458,7 +470,9 @@ def to_json(result: AnyResult, rows: Sequence[RuleRow]) -> dict[str, Any]:
         "flaky": _flaky(result),
         "unreached": list(result.unreached),
         "totals": {
-            "cases": result.tally.cases,
+            "cases": result.cases,
+            "first_failure": result.first_failure,
+            "shrink_cases": result.shrink_cases,
             "steps": result.tally.steps,
             "crash": result.tally.harness.get(Status.CRASH, 0),
             "hang": result.tally.harness.get(Status.HANG, 0),
@@ -590,6 +604,15 @@ def to_ktap(result: AnyResult, rows: Sequence[RuleRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _markdown_counts(result: AnyResult) -> str:
+    if result.first_failure is None:
+        return ""
+    return (
+        f" (the first failure at case {result.first_failure}), {result.shrink_cases} run to "
+        "shrink it"
+    )
+
+
 def to_markdown(result: AnyResult, rows: Sequence[RuleRow]) -> str:
     """A Markdown summary for a CI job page or a review comment."""
     handshake = result.handshake
@@ -597,8 +620,8 @@ def to_markdown(result: AnyResult, rows: Sequence[RuleRow]) -> str:
         f"# hmm-conformance: {handshake.name} {handshake.version}",
         "",
         f"Result: **{_outcome(result)}**; profile `{result.profile.value}`, budget "
-        f"`{result.budget.name}`, seed `{result.seed}`, {result.tally.cases} cases, "
-        f"{result.tally.steps} steps.",
+        f"`{result.budget.name}`, seed `{result.seed}`, {result.cases} cases generated"
+        f"{_markdown_counts(result)}, {result.tally.steps} steps.",
         "",
     ]
     never = [row.rule.id for row in rows if row.status == "never-reached"]

@@ -176,7 +176,9 @@ def test_a_setup_crash_and_an_unreproduced_failure_say_so() -> None:
     assert result.failure is not None
     text = describe_failure(result.failure)
     assert text.splitlines()[1].startswith("begin() crashed: CRASH: begin() raised")
-    assert headline(result) == "NOT CONFORMING: CRASH, shrunk to 0 operations"
+    assert headline(result).startswith(
+        "NOT CONFORMING: CRASH, shrunk to 0 operations; first failed at case 1 of "
+    )
     assert replay_document(result)["side"] == "driver"
     candidate, handshake = start_driver(reference_driver)
     empty = DriverCase(world=WORLD, encoding=ENCODINGS[0])
