@@ -31,7 +31,7 @@ from ._driver_machine import DriverCaseRecorder, DriverFailure, driver_machine_f
 from ._driver_ops import DRIVER_SIDE, CpuSetEntry, DriverCase, DriverOperation
 from ._engine import Budget, RunInterrupted, budget_from_env, drive, flaky_note
 from ._executor import Tally
-from ._isolation import Interrupted
+from ._isolation import Interrupted, received
 from ._model import Profile
 from ._ops import CaseFormatError, World
 from ._rules import RULES
@@ -270,6 +270,9 @@ def run_driver(
         consistent = drive(machine, budget, database)
     except (KeyboardInterrupt, Interrupted) as stop:
         raise RunInterrupted(stop, result(recorder.failing)) from None
+    signalled = received()  # Hypothesis may have turned the signal into a flaky failure
+    if signalled is not None:
+        raise RunInterrupted(signalled, result(recorder.failing))
     if recorder.failing is None:
         return result(None)
     if consistent:

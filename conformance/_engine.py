@@ -29,7 +29,7 @@ from ._adapter import (
 )
 from ._counting import LIVE, BudgetSpent, CaseCount
 from ._executor import Executor, StepOutcome, Tally
-from ._isolation import Interrupted
+from ._isolation import Interrupted, received
 from ._machine import CaseRecorder, Failure, StepFailedError, machine_for
 from ._model import Profile
 from ._ops import Case, CaseFormatError, Operation
@@ -370,6 +370,9 @@ def run(
         consistent = drive(machine, budget, database)
     except (KeyboardInterrupt, Interrupted) as stop:
         raise RunInterrupted(stop, result(recorder.failing)) from None
+    signalled = received()  # Hypothesis may have turned the signal into a flaky failure
+    if signalled is not None:
+        raise RunInterrupted(signalled, result(recorder.failing))
     if recorder.failing is None:
         return result(None)
     if consistent:

@@ -60,6 +60,7 @@ __all__ = [
     "interrupts",
     "kill_descendants",
     "kill_tree",
+    "received",
     "watched",
     "watched_driver",
 ]
@@ -331,12 +332,24 @@ def interrupts() -> Iterator[Interruptions]:
 
     before = {signum: signal.signal(signum, on_signal) for signum in _INTERRUPTS}
     sys.unraisablehook = on_unraisable
+    _ACTIVE.append(state)
     try:
         yield state
     finally:
+        _ACTIVE.remove(state)
         for signum, handler in before.items():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         sys.unraisablehook = hook
+
+
+#: The :func:`interrupts` blocks in force, innermost last.
+_ACTIVE: list[Interruptions] = []
+
+
+def received() -> Interrupted | None:
+    """The signal that arrived in the innermost :func:`interrupts` block, if one did: code that
+    caught what it raised (a library that turned it into its own exception) asks here."""
+    return _ACTIVE[-1].received if _ACTIVE else None
 
 
 @contextlib.contextmanager

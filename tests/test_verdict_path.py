@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from conformance import Budget, Handshake, run, start
 from conformance._adapter import AdapterError
 from conformance._cli import main
 from conformance._driver_catalogue import BaseDriver
+from conformance._engine import RunInterrupted
+from conformance._isolation import interrupts, received
 from conformance._outputs import (
     check_directory,
     check_file,
@@ -365,3 +368,31 @@ def test_a_driver_that_hangs_in_its_handshake_is_not_conforming() -> None:
     )
     assert status == 1
     assert "NOT CONFORMING: the candidate failed before the first case: HANG" in err
+
+
+class _SwallowsTheSignal(C.Wrapped):
+    """Catches everything, the harness's interruption too, the first time it is signalled."""
+
+    name = "swallows"
+    signalled = False
+
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        if not _SwallowsTheSignal.signalled:
+            _SwallowsTheSignal.signalled = True
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                signal.sigtimedwait([], 0.01)  # let the handler run here
+            except BaseException:
+                pass
+        return super().invalidate_start(start, end, blockable)
+
+
+def test_a_signal_lost_inside_the_run_still_stops_it() -> None:
+    """A SIGTERM swallowed on its way up (as a library may do) still ends the run as
+    interrupted, with exit status 143, rather than as whatever came out."""
+    _SwallowsTheSignal.signalled = False
+    candidate, handshake = start(_SwallowsTheSignal)
+    with interrupts(), pytest.raises(RunInterrupted) as stopped:
+        run(candidate, handshake, budget=Budget(name="t", examples=20, steps=20), seed_value=1)
+    assert stopped.value.exit_status == 143
+    assert received() is None, "the block is over"
