@@ -26,7 +26,6 @@ from typing import NoReturn, TextIO
 from ._adapter import AdapterError, Candidate, CandidateFault, Handshake, load_factory
 from ._case_file import read_case_file
 from ._catalogue import CATALOGUE
-from ._counting import LIVE
 from ._demo import run_demo
 from ._driver_adapter import DriverCandidate, DriverHandshake
 from ._driver_catalogue import DRIVER_CATALOGUE
@@ -66,12 +65,14 @@ from ._outputs import (
     file_stem,
     printable,
     save_replay,
+    save_stuck,
 )
 from ._report import (
     REPORT_FORMATS,
     clause_matrix,
     describe_failure,
     headline,
+    placeholder,
     render,
     replay_document,
     rule_rows,
@@ -79,7 +80,6 @@ from ._report import (
 from ._scenario import oom_reaper_scenario
 from ._wire import DEFAULT_STEP_TIMEOUT, adapter_factory, driver_factory, isolated_factory
 from ._wire_server import serve_stdio
-from .oracle import Status
 
 __all__ = ["main"]
 
@@ -385,20 +385,17 @@ def _driver_factory(args: argparse.Namespace) -> Callable[[], DriverCandidate]:
 
 def _watchdog(args: argparse.Namespace) -> Watchdog:
     """The last resort for a candidate stuck where no signal reaches it: say where, and save
-    the case so far (with a HANG verdict) before the process ends."""
+    the case under way (with a HANG verdict) before the process ends."""
     replay_dir: Path | None = getattr(args, "replay_dir", None)
 
     def stuck(call: StuckCall) -> None:
         say_stuck(call)
-        if replay_dir is None or LIVE.document is None:
-            return
-        document = LIVE.document()
-        document["seed"] = LIVE.seed
-        document["failure"] = [
-            {"rule": None, "status": Status.HANG.value, "detail": call.describe().strip()}
-        ]
-        path, note = save_replay(replay_dir, f"stuck-seed{LIVE.seed}", document)
-        sys.stderr.write(f"hmm-conformance: {note or 'the case so far'} saved in {path}\n")
+        saved = None if replay_dir is None else save_stuck(call.describe().strip(), replay_dir)
+        if saved is not None:
+            path, note = saved
+            sys.stderr.write(
+                f"hmm-conformance: {note or 'the case under way'}; replay file: {path}\n"
+            )
 
     return Watchdog(on_stuck=stuck)
 
@@ -463,6 +460,15 @@ def _check_outputs(args: argparse.Namespace) -> None:
             raise AdapterError(f"--report {kind!r}: the formats are {', '.join(REPORT_FORMATS)}")
         check_file(Path(path), f"--report {kind}")
     check_directory(args.replay_dir, "--replay-dir")
+    for kind, path in getattr(args, "report", ()):
+        # Until the run writes it, the report says the run did not finish: an earlier green
+        # report at the same path must not outlive a run that is killed or interrupted.
+        try:
+            Path(path).write_text(placeholder(kind))
+        except OSError as error:
+            raise AdapterError(
+                f"--report {kind}: cannot write {path!r}: {error.strerror}"
+            ) from None
     database_root(args.database, off=args.no_database)
 
 
@@ -510,7 +516,10 @@ def _report_run(result: RunResult | DriverRunResult, args: argparse.Namespace, o
     """Print a run's matrix and verdict, write its reports and replay file; the exit code."""
     if result.failure is not None:  # first, so that nothing after it can lose the case
         _save_replay(result, args.replay_dir, out)
-    _say(out, f"seed {result.seed} (repeat this run with --seed {result.seed})")
+    if result.from_database:
+        _say(out, f"seed {result.seed}; the failure came from the example database (see below)")
+    else:
+        _say(out, f"seed {result.seed} (repeat this run with --seed {result.seed})")
     out.write("\n" + clause_matrix(rule_rows(result)) + "\n\n")
     if result.failure is None:
         _say(out, headline(result))

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, final
 
+from ._isolation import received
+
 __all__ = ["LIVE", "BudgetSpent", "CaseCount", "Live"]
 
 
@@ -41,11 +43,15 @@ class CaseCount:
     first_failure: int | None = None
 
     def begin(self) -> None:
-        """A case is about to start; :class:`BudgetSpent` if none may.
+        """A case is about to start; :class:`BudgetSpent` if none may (and the signal again
+        if one came and the code it interrupted swallowed it).
 
         A case counts once its world is drawn: it then runs against the candidate, even if
         Hypothesis abandons it later for want of an enabled rule or of room for choices.
         """
+        signalled = received()
+        if signalled is not None:  # swallowed on its way up: raise it again, here
+            raise signalled
         if self.first_failure is not None:
             self.shrinking += 1
             return
@@ -68,11 +74,16 @@ class Live:
     reaches it, the watchdog's thread saves this case before the process ends. One run at a
     time per process, so one holder for the process."""
 
-    #: The seed of the run under way.
-    seed: int | None = None
-    #: The case so far, as a replay file's JSON (its world and the operations up to the one
-    #: that is stuck); None before the first case.
+    #: The replay file's name, without the suffix, and the fields it has besides the case
+    #: (the profile, the seed and the candidate).
+    stem: str = "candidate"
+    header: dict[str, object] = field(default_factory=dict)
+    #: The case under way, as a replay file's JSON; None before the first case.
     document: Callable[[], dict[str, object]] | None = None
+
+    def start(self, stem: str, **header: object) -> None:
+        """A run begins: what its replay files are called and say."""
+        self.stem, self.header, self.document = stem, header, None
 
 
 #: The case under way in this process.

@@ -28,12 +28,27 @@ from ._counting import LIVE, CaseCount
 from ._driver_adapter import DriverCandidate, DriverHandshake, check_driver_handshake
 from ._driver_executor import DriverExecutor, DriverStepOutcome, WouldWaitError
 from ._driver_machine import DriverCaseRecorder, DriverFailure, driver_machine_for
-from ._driver_ops import DRIVER_SIDE, CpuSetEntry, DriverCase, DriverOperation
-from ._engine import Budget, RunInterrupted, budget_from_env, drive, flaky_note
+from ._driver_ops import (
+    DRIVER_SIDE,
+    CpuSetEntry,
+    DriverCase,
+    DriverOperation,
+    driver_case_to_json,
+)
+from ._engine import (
+    Budget,
+    RunInterrupted,
+    budget_from_env,
+    drive,
+    flaky_note,
+    interrupted,
+    settle,
+)
 from ._executor import Tally
-from ._isolation import Interrupted, received
+from ._isolation import Interrupted
 from ._model import Profile
 from ._ops import CaseFormatError, World
+from ._outputs import file_stem
 from ._rules import RULES
 from .oracle import Status
 
@@ -70,6 +85,8 @@ class DriverRunResult:
     first_failure: int | None = None
     #: How many cases were generated: the budget, or up to the first failure.
     cases: int = 0
+    #: The failure is one an earlier run saved in the example database, tried first.
+    from_database: bool = False
     #: The drivers run on the seed's core: there is no other profile on this side.
     profile: Profile = Profile.SEED
 
@@ -144,6 +161,7 @@ def replay_driver(
     outcome. :class:`CaseFormatError` if a step breaks the caller's protocol, or would wait for
     a lock with this driver (the case does not apply to it)."""
     executor = DriverExecutor(candidate, handshake, case.world, case.encoding, tally)
+    LIVE.document = lambda: driver_case_to_json(case)
     crash = executor.begin()
     if crash is not None:
         return DriverFailure(case=case, steps=(), setup_crash=crash)
@@ -265,22 +283,25 @@ def run_driver(
         )
 
     machine = seed(chosen_seed)(driver_machine_for(recorder))
-    LIVE.seed, LIVE.document = chosen_seed, None
+    LIVE.start(
+        f"{file_stem(handshake.name)}-{DRIVER_SIDE}-seed{chosen_seed}",
+        profile=Profile.SEED.value,
+        seed=chosen_seed,
+        candidate={"name": handshake.name, "version": handshake.version},
+    )
     try:
-        consistent = drive(machine, budget, database)
+        saved = drive(machine, budget, database, failed=lambda: recorder.failing is not None)
+        interrupted()
+        failure, flaky = settle(
+            recorder.failing,
+            recorder.first_seen,
+            replay=lambda seen: replay_driver_failure(candidate, handshake, seen.case),
+            minimise=lambda found: minimise_driver(candidate, handshake, found),
+            as_flaky=lambda seen: replace(seen, reproduced=False),
+        )
     except (KeyboardInterrupt, Interrupted) as stop:
         raise RunInterrupted(stop, result(recorder.failing)) from None
-    signalled = received()  # Hypothesis may have turned the signal into a flaky failure
-    if signalled is not None:
-        raise RunInterrupted(signalled, result(recorder.failing))
-    if recorder.failing is None:
-        return result(None)
-    if consistent:
-        failure = replay_driver_failure(candidate, handshake, recorder.failing.case)
-        if failure.reproduced:
-            return result(minimise_driver(candidate, handshake, failure))
-    seen = recorder.first_seen
-    assert seen is not None, "a failing case was seen"
-    return result(
-        replace(seen, reproduced=False), flaky_note("driver", recorder.count.first_failure)
+    return replace(
+        result(failure, flaky_note("driver", recorder.count.first_failure) if flaky else None),
+        from_database=saved,
     )

@@ -7,15 +7,17 @@ every step's verdicts. :func:`replay` runs a saved case the same way, without Hy
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import unittest
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar, final
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
-from hypothesis.database import DirectoryBasedExampleDatabase
+from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
@@ -32,7 +34,8 @@ from ._executor import Executor, StepOutcome, Tally
 from ._isolation import Interrupted, received
 from ._machine import CaseRecorder, Failure, StepFailedError, machine_for
 from ._model import Profile
-from ._ops import Case, CaseFormatError, Operation
+from ._ops import Case, CaseFormatError, Operation, case_to_json
+from ._outputs import file_stem
 from ._rules import RULES, Level, Rule
 from .oracle import Status
 
@@ -143,6 +146,8 @@ class RunResult:
     first_failure: int | None = None
     #: How many cases were generated: the budget, or up to the first failure.
     cases: int = 0
+    #: The failure is one an earlier run saved in the example database, tried first.
+    from_database: bool = False
 
     @property
     def shrink_cases(self) -> int:
@@ -188,6 +193,7 @@ def replay(
 ) -> Failure | tuple[StepOutcome, ...]:
     """Run ``case`` step by step; a :class:`Failure` if a step fails, else every outcome."""
     executor = Executor(candidate, handshake, profile, case.world, tally)
+    LIVE.document = lambda: case_to_json(case)
     crash = executor.begin()
     if crash is not None:
         return Failure(case=case, steps=(), setup_crash=crash)
@@ -265,6 +271,14 @@ def close_quietly(candidate: Candidate) -> str | None:
     return None
 
 
+def interrupted() -> None:
+    """Raise the signal that came, if the code it interrupted swallowed it (Hypothesis may
+    turn it into a flaky failure of its own)."""
+    signalled = received()
+    if signalled is not None:
+        raise signalled
+
+
 class RunInterrupted(BaseException):
     """SIGINT or SIGTERM stopped a run; :attr:`result` is what it had found by then (its
     failure, if any, as last seen, not shrunk further), to save and report."""
@@ -277,15 +291,42 @@ class RunInterrupted(BaseException):
 
 
 def drive(
-    machine: type[RuleBasedStateMachine], budget: Budget, database: Path | None = None
+    machine: type[RuleBasedStateMachine],
+    budget: Budget,
+    database: Path | None,
+    *,
+    failed: Callable[[], bool],
 ) -> bool:
-    """Run a state machine for ``budget`` until a step fails; False if Hypothesis found the
-    failure flaky (the candidate passed the failing case when it was run again).
+    """Run a state machine for ``budget`` until a step fails and its case is shrunk; True if
+    the failure is one an earlier run saved in the example ``database``.
 
-    Shared by both sides' engines; the machine's recorder keeps the failing case, and its
-    :class:`CaseCount` stops the run when the budget of generated cases is spent.
+    Shared by both sides' engines; the machine's recorder keeps the failing cases (``failed``
+    says whether there are any), and its :class:`CaseCount` stops the run when the budget of
+    generated cases is spent. Saved failures are tried first, in a pass of their own, so that
+    a failure from the database is told apart from one the seed generated: only the latter
+    comes back with ``--seed``.
     """
-    try:
+    examples = None if database is None else DirectoryBasedExampleDatabase(database)
+    if examples is not None:
+        # With nothing saved, Hypothesis says it was told to run no test case.
+        with contextlib.suppress(unittest.SkipTest):
+            _hypothesis(machine, budget, examples, [Phase.reuse, Phase.shrink])
+        if failed():
+            return True
+    _hypothesis(
+        machine, budget, examples, [Phase.explicit, Phase.generate, Phase.target, Phase.shrink]
+    )
+    return False
+
+
+def _hypothesis(
+    machine: type[RuleBasedStateMachine],
+    budget: Budget,
+    examples: ExampleDatabase | None,
+    phases: list[Phase],
+) -> None:
+    with contextlib.suppress(StepFailedError, BudgetSpent, Flaky):
+        # The recorder has the failing cases; settle() decides what they show.
         run_state_machine_as_test(
             machine,
             settings=settings(
@@ -294,7 +335,7 @@ def drive(
                 max_examples=budget.examples,
                 stateful_step_count=budget.steps,
                 deadline=None,
-                database=None if database is None else DirectoryBasedExampleDatabase(database),
+                database=examples,
                 derandomize=False,
                 suppress_health_check=list(HealthCheck),
                 verbosity=Verbosity.quiet,
@@ -303,14 +344,44 @@ def drive(
                 report_multiple_bugs=False,
                 # The explain phase annotates Hypothesis's own report, which we do not print;
                 # it costs more than the shrinking itself.
-                phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+                phases=phases,
             ),
         )
-    except (StepFailedError, BudgetSpent):
-        pass
-    except Flaky:
-        return False
-    return True
+
+
+class _Found(Protocol):
+    """A side's failure, as :func:`settle` handles it."""
+
+    @property
+    def reproduced(self) -> bool: ...
+
+
+FailureT = TypeVar("FailureT", bound=_Found)
+
+
+def settle(
+    failing: FailureT | None,
+    first_seen: FailureT | None,
+    *,
+    replay: Callable[[FailureT], FailureT],
+    minimise: Callable[[FailureT], FailureT],
+    as_flaky: Callable[[FailureT], FailureT],
+) -> tuple[FailureT | None, bool]:
+    """What a run reports once the state machine is done: the failure, shrunk, and whether it
+    is flaky. Shared by both sides' engines.
+
+    The last failing case (Hypothesis's shrunk one) is replayed, then the first one seen; the
+    first that fails again is minimised. Only if neither does is the run FLAKY, with the first
+    case as it was seen. Hypothesis's own verdict is not trusted for this: it says "flaky" also
+    when a candidate's behaviour changed between cases and every replay now fails.
+    """
+    if failing is None or first_seen is None:
+        return None, False
+    for seen in dict.fromkeys((failing, first_seen)):
+        again = replay(seen)
+        if again.reproduced:
+            return minimise(again), False
+    return as_flaky(first_seen), True
 
 
 def flaky_note(who: str, seen: int | None) -> str:
@@ -365,22 +436,25 @@ def run(
         )
 
     machine = seed(chosen_seed)(machine_for(recorder))
-    LIVE.seed, LIVE.document = chosen_seed, None
+    LIVE.start(
+        f"{file_stem(handshake.name)}-{profile.value}-seed{chosen_seed}",
+        profile=profile.value,
+        seed=chosen_seed,
+        candidate={"name": handshake.name, "version": handshake.version},
+    )
     try:
-        consistent = drive(machine, budget, database)
+        saved = drive(machine, budget, database, failed=lambda: recorder.failing is not None)
+        interrupted()
+        failure, flaky = settle(
+            recorder.failing,
+            recorder.first_seen,
+            replay=lambda seen: replay_failure(candidate, handshake, seen.case, profile),
+            minimise=lambda found: minimise(candidate, handshake, found, profile),
+            as_flaky=lambda seen: replace(seen, reproduced=False),
+        )
     except (KeyboardInterrupt, Interrupted) as stop:
         raise RunInterrupted(stop, result(recorder.failing)) from None
-    signalled = received()  # Hypothesis may have turned the signal into a flaky failure
-    if signalled is not None:
-        raise RunInterrupted(signalled, result(recorder.failing))
-    if recorder.failing is None:
-        return result(None)
-    if consistent:
-        failure = replay_failure(candidate, handshake, recorder.failing.case, profile)
-        if failure.reproduced:
-            return result(minimise(candidate, handshake, failure, profile))
-    seen = recorder.first_seen
-    assert seen is not None, "a failing case was seen"
-    return result(
-        replace(seen, reproduced=False), flaky_note("candidate", recorder.count.first_failure)
+    return replace(
+        result(failure, flaky_note("candidate", recorder.count.first_failure) if flaky else None),
+        from_database=saved,
     )

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ._adapter import AdapterError
+from ._counting import LIVE
 
 __all__ = [
     "DATABASE_ENV",
@@ -33,6 +34,7 @@ __all__ = [
     "file_stem",
     "printable",
     "save_replay",
+    "save_stuck",
 ]
 
 #: Where failing cases are kept for the next run, relative to the working directory.
@@ -160,3 +162,17 @@ def database_for(root: Path | None, side: str, name: str, profile: str) -> Path 
     """Where one candidate's failing cases are kept, for one side and profile: each has its
     own, so a run tries only its own saved failures first."""
     return None if root is None else root / f"{side}-{file_stem(name)}-{profile}"
+
+
+def save_stuck(detail: str, directory: Path) -> tuple[Path, str | None] | None:
+    """Save the case under way with a HANG verdict (the watchdog's last act before the
+    process ends); None before the first case. The same naming and fields as any replay file.
+    """
+    if LIVE.document is None:
+        return None
+    document = {
+        **LIVE.document(),
+        **LIVE.header,
+        "failure": [{"rule": None, "status": "hang", "detail": detail}],
+    }
+    return save_replay(directory, f"{LIVE.stem}-stuck", document)

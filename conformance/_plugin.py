@@ -27,10 +27,27 @@ from ._cli import seed_number
 from ._driver_adapter import DriverCandidate, DriverHandshake
 from ._driver_engine import DriverRunResult, close_driver, run_driver, start_driver
 from ._driver_ops import DRIVER_SIDE
-from ._engine import BUDGETS, Budget, RunResult, budget_from_env, close_quietly, run, start
+from ._engine import (
+    BUDGETS,
+    Budget,
+    RunInterrupted,
+    RunResult,
+    budget_from_env,
+    close_quietly,
+    run,
+    start,
+)
 from ._executor import fault_verdict
+from ._isolation import StuckCall, Watchdog, child_subreaper, interrupts, say_stuck
 from ._model import Profile
-from ._outputs import database_for, database_root, file_stem, printable, save_replay
+from ._outputs import (
+    database_for,
+    database_root,
+    file_stem,
+    printable,
+    save_replay,
+    save_stuck,
+)
 from ._report import clause_matrix, describe_failure, headline, replay_document, rule_rows
 from ._wire import DEFAULT_STEP_TIMEOUT, adapter_factory, driver_factory
 
@@ -173,27 +190,49 @@ class HmmConformanceItem(pytest.Item):
         self.result: RunResult | DriverRunResult | None = None
 
     def setup(self) -> None:
+        problem: str | None = None
         try:
             self.options = options = _options(self.config)
+            watchdog = Watchdog(on_stuck=self._stuck)
             if options.side == DRIVER_SIDE:
-                self.driver = start_driver(
-                    driver_factory(self.adapter, step_timeout=options.step_timeout)
+                factory = driver_factory(
+                    self.adapter, step_timeout=options.step_timeout, watchdog=watchdog
                 )
+                self.driver = start_driver(factory)
             else:
-                factory = adapter_factory(self.adapter, step_timeout=options.step_timeout)
-                self.core = start(factory)
+                self.core = start(
+                    adapter_factory(
+                        self.adapter, step_timeout=options.step_timeout, watchdog=watchdog
+                    )
+                )
         except AdapterError as error:
-            pytest.fail(f"setup: {error}", pytrace=False)
+            problem = f"setup: {error}"
         except CandidateFault as fault:
-            pytest.fail(_started_message(fault), pytrace=False)
+            problem = _started_message(fault)
+        if problem is not None:  # outside the except: one message, not a chain of two
+            pytest.fail(problem, pytrace=False)
 
     def runtest(self) -> None:
+        # SIGINT and SIGTERM stop the run, not only pytest: the candidate's processes are
+        # stopped in teardown, and the failure found so far is saved first. The plugin is the
+        # reaper of what the candidate orphans only while the run goes on; it kills nothing
+        # else (pytest's session may own other processes).
+        with child_subreaper(), interrupts():
+            try:
+                result = self._run()
+            except RunInterrupted as stop:
+                saved = self._save(stop.result) if stop.result.failure is not None else None
+                where = f"; the failure found so far is in {saved}" if saved else ""
+                pytest.exit(f"hmm-conformance: {stop}{where}", returncode=stop.exit_status)
+        self.result = result
+        self._report(result)
+
+    def _run(self) -> RunResult | DriverRunResult:
         options = self.options
         assert options is not None, "setup() comes first"
-        result: RunResult | DriverRunResult
         if self.driver is not None:
             driver, handshake = self.driver
-            result = run_driver(
+            return run_driver(
                 driver,
                 handshake,
                 budget=options.budget,
@@ -202,21 +241,42 @@ class HmmConformanceItem(pytest.Item):
                     options.database, DRIVER_SIDE, handshake.name, options.profile.value
                 ),
             )
+        assert self.core is not None, "setup() started the candidate"
+        candidate, core_handshake = self.core
+        return run(
+            candidate,
+            core_handshake,
+            profile=options.profile,
+            budget=options.budget,
+            seed_value=options.seed,
+            database=database_for(
+                options.database, "core", core_handshake.name, options.profile.value
+            ),
+        )
+
+    def _failures_dir(self) -> Path:
+        return self.config.rootpath / "hmm-conformance-failures"
+
+    def _save(self, result: RunResult | DriverRunResult) -> str:
+        """Save the failing case; where it went, as the report says it."""
+        side = DRIVER_SIDE if isinstance(result, DriverRunResult) else result.profile.value
+        stem = f"pytest-{file_stem(result.handshake.name)}-{side}-seed{result.seed}"
+        path, note = save_replay(self._failures_dir(), stem, replay_document(result))
+        return str(path) if note is None else f"{path} ({note})"
+
+    def _stuck(self, call: StuckCall) -> None:
+        """The watchdog's last act before it ends the process: pytest captures stderr, so say
+        where the candidate is stuck on the terminal pytest writes to, and save the case."""
+        saved = save_stuck(call.describe().strip(), self._failures_dir())
+        where = f"\nhmm-conformance: the case under way is in {saved[0]}" if saved else ""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if capture is not None:
+            capture.suspend_global_capture(in_=True)
+        if reporter is not None:
+            reporter.write_line("\n" + call.describe().strip() + where, red=True, bold=True)
         else:
-            assert self.core is not None, "setup() started the candidate"
-            candidate, core_handshake = self.core
-            result = run(
-                candidate,
-                core_handshake,
-                profile=options.profile,
-                budget=options.budget,
-                seed_value=options.seed,
-                database=database_for(
-                    options.database, "core", core_handshake.name, options.profile.value
-                ),
-            )
-        self.result = result
-        self._report(result)
+            say_stuck(call)
 
     def teardown(self) -> None:
         problem: str | None = None
@@ -234,13 +294,7 @@ class HmmConformanceItem(pytest.Item):
             return
         text = []
         if result.failure is not None:  # saved first: nothing after it can lose the case
-            side = DRIVER_SIDE if isinstance(result, DriverRunResult) else result.profile.value
-            stem = f"pytest-{file_stem(result.handshake.name)}-{side}-seed{result.seed}"
-            path, note = save_replay(
-                self.config.rootpath / "hmm-conformance-failures", stem, replay_document(result)
-            )
-            text += [note] if note is not None else []
-            text.append(f"replay file: {path}")
+            text.append(f"replay file: {self._save(result)}")
         text += [f"{headline(result)} (seed {result.seed})", clause_matrix(rule_rows(result))]
         if result.failure is not None:
             text.append(describe_failure(result.failure))

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, final
@@ -42,6 +43,7 @@ from ._engine import CORE_GROUPS, Failure, RunResult, out_of_force
 from ._executor import StepOutcome, Tally
 from ._model import Profile
 from ._ops import case_to_json, op_to_json
+from ._outputs import printable
 from ._rules import RULES, Level, Rule
 from .oracle import Status, Verdict
 
@@ -58,6 +60,7 @@ __all__ = [
     "clause_matrix",
     "describe_failure",
     "headline",
+    "placeholder",
     "render",
     "replay_document",
     "rule_rows",
@@ -389,6 +392,11 @@ def _found(result: AnyResult) -> str:
     """When the first failure came, and what shrinking it cost."""
     if result.first_failure is None:
         return ""
+    if result.from_database:
+        return (
+            f"; a failure an earlier run saved in the example database, tried first (--seed "
+            f"does not bring it back: the replay file does), shrunk in {result.shrink_cases} more"
+        )
     return (
         f"; first failed at case {result.first_failure} of {result.budget.examples}, shrunk "
         f"in {result.shrink_cases} more"
@@ -472,6 +480,7 @@ def to_json(result: AnyResult, rows: Sequence[RuleRow]) -> dict[str, Any]:
         "totals": {
             "cases": result.cases,
             "first_failure": result.first_failure,
+            "from_database": result.from_database,
             "shrink_cases": result.shrink_cases,
             "steps": result.tally.steps,
             "crash": result.tally.harness.get(Status.CRASH, 0),
@@ -504,7 +513,7 @@ def to_junit(result: AnyResult, rows: Sequence[RuleRow]) -> str:
     # the placeholders keep the attributes in their order.
     suite = ElementTree.Element(
         "testsuite",
-        name=f"hmm-conformance[{result.handshake.name}]",
+        name=f"hmm-conformance[{printable(result.handshake.name)}]",
         tests="",
         failures="",
         skipped="",
@@ -535,7 +544,8 @@ def to_junit(result: AnyResult, rows: Sequence[RuleRow]) -> str:
             if result.failure is not None:
                 failure.text = describe_failure(result.failure)
         elif row.status == "never-reached":
-            ElementTree.SubElement(case, "failure", message=_never_reached(result, [row.rule.id]))
+            kind = "skipped" if _stopped(result) else "failure"
+            ElementTree.SubElement(case, kind, message=_never_reached(result, [row.rule.id]))
         elif row.status in ("skipped", "not-in-profile"):
             ElementTree.SubElement(case, "skipped", message=row.note)
     harness = _harness_lines(result)
@@ -555,6 +565,7 @@ def to_junit(result: AnyResult, rows: Sequence[RuleRow]) -> str:
         suite.set(count, str(len(suite.findall(f"testcase/{tag}"))))
     suites = ElementTree.Element("testsuites")
     suites.append(suite)
+    _xml_safe(suites)
     ElementTree.indent(suites)
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
@@ -563,8 +574,34 @@ def to_junit(result: AnyResult, rows: Sequence[RuleRow]) -> str:
     )
 
 
+#: What XML 1.0 does not allow in a document, even escaped: most C0 controls, surrogates, and
+#: U+FFFE/U+FFFF. A candidate's text may hold any of them.
+_NOT_XML: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(root: ElementTree.Element) -> None:
+    """Replace what XML cannot hold, in every attribute and text, so the file always parses."""
+    for element in root.iter():
+        for key, value in element.attrib.items():
+            element.set(key, _NOT_XML.sub("?", value))
+        if element.text is not None:
+            element.text = _NOT_XML.sub("?", element.text)
+
+
 def _diagnostics(text: str) -> list[str]:
-    return [f"# {line}" for line in text.splitlines()]
+    # One line each, and what a candidate said (its name, an exception's text) as plain text:
+    # nothing it sends can end a diagnostic and forge a test line.
+    return [f"# {printable(line, limit=_LINE)}" for line in text.splitlines()]
+
+
+#: The longest diagnostic or Markdown line kept from a candidate's text.
+_LINE: Final = 2000
+
+
+def _stopped(result: AnyResult) -> bool:
+    """The run stopped at a failure (or a flaky case): rules not reached by then are not the
+    run's verdict, which is already a failure."""
+    return result.failure is not None or _flaky(result) is not None
 
 
 def to_ktap(result: AnyResult, rows: Sequence[RuleRow]) -> str:
@@ -575,7 +612,8 @@ def to_ktap(result: AnyResult, rows: Sequence[RuleRow]) -> str:
     lines = [
         "KTAP version 1",
         f"1..{len(rows) + bool(harness)}",
-        f"# hmm-conformance: {handshake.name}, profile {result.profile.value}, seed {result.seed}",
+        f"# hmm-conformance: {printable(handshake.name)}, profile {result.profile.value}, seed "
+        f"{result.seed}",
     ]
     broken = {v.rule for v in result.failure.verdicts} if result.failure is not None else set()
     for number, row in enumerate(rows, start=1):
@@ -586,9 +624,11 @@ def to_ktap(result: AnyResult, rows: Sequence[RuleRow]) -> str:
             else:
                 lines.append(f"# {name} failed {row.failed} times while the case was being shrunk")
             lines.append(f"not ok {number} {name}")
-        elif row.status == "never-reached":
+        elif row.status == "never-reached" and not _stopped(result):
             lines.append(f"# {_never_reached(result, [name])}")
             lines.append(f"not ok {number} {name}")
+        elif row.status == "never-reached":
+            lines.append(f"ok {number} {name} # SKIP {_never_reached(result, [name])}")
         elif row.status in ("skipped", "not-in-profile"):
             lines.append(f"ok {number} {name} # SKIP {row.note}")
         else:
@@ -617,7 +657,7 @@ def to_markdown(result: AnyResult, rows: Sequence[RuleRow]) -> str:
     """A Markdown summary for a CI job page or a review comment."""
     handshake = result.handshake
     lines = [
-        f"# hmm-conformance: {handshake.name} {handshake.version}",
+        f"# hmm-conformance: {printable(handshake.name)} {printable(handshake.version)}",
         "",
         f"Result: **{_outcome(result)}**; profile `{result.profile.value}`, budget "
         f"`{result.budget.name}`, seed `{result.seed}`, {result.cases} cases generated"
@@ -642,6 +682,37 @@ def to_markdown(result: AnyResult, rows: Sequence[RuleRow]) -> str:
         title = "Counterexample" if _flaky(result) is None else "Counterexample, as first seen"
         lines += ["", f"## {title}", "", "```", describe_failure(result.failure), "```"]
     return "\n".join(lines) + "\n"
+
+
+#: What a placeholder report says: the run it was written for did not finish.
+UNFINISHED: Final = (
+    "the run did not finish (it was interrupted, or ended by the watchdog); this placeholder "
+    "was written before it started"
+)
+
+
+def placeholder(kind: str) -> str:
+    """The report of format ``kind`` written before a run starts: not green in any reader, so
+    a run that never gets to write its real report leaves no earlier report standing."""
+    if kind == "json":
+        document = {"format": REPORT_FORMAT, "version": 1, "result": "unfinished"}
+        return json.dumps({**document, "detail": UNFINISHED}, indent=2) + "\n"
+    if kind == "junit":
+        suites = ElementTree.Element("testsuites")
+        suite = ElementTree.SubElement(
+            suites, "testsuite", name="hmm-conformance", tests="1", failures="0", errors="1"
+        )
+        case = ElementTree.SubElement(suite, "testcase", classname="hmm-conformance", name="run")
+        ElementTree.SubElement(case, "error", message=UNFINISHED)
+        ElementTree.indent(suites)
+        return (
+            '<?xml version="1.0" encoding="utf-8"?>\n'
+            + ElementTree.tostring(suites, encoding="unicode")
+            + "\n"
+        )
+    if kind == "ktap":
+        return f"KTAP version 1\n1..1\n# {UNFINISHED}\nnot ok 1 hmm-conformance\n"
+    return f"# hmm-conformance\n\nResult: **unfinished**: {UNFINISHED}.\n"
 
 
 def render(result: AnyResult, kind: str) -> str:

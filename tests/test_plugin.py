@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from xml.etree import ElementTree
 
+import hypothesis.core
 import pytest
 
 import conformance._plugin as plugin
+from conformance._counting import LIVE
+from conformance._isolation import StuckCall
 
 ARGS = ("--hmm-budget=ci", "--hmm-seed=3", "-p", "no:cacheprovider")
 
@@ -103,8 +106,13 @@ def test_plugin_gives_junit_a_classname(pytester: pytest.Pytester) -> None:
     assert case.get("name") == "run[conformance:reference]"
 
 
-def test_plugin_takes_hypothesis_seed_when_no_hmm_seed_is_given(pytester: pytest.Pytester) -> None:
+def test_plugin_takes_hypothesis_seed_when_no_hmm_seed_is_given(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """--hypothesis-seed is the run's seed; one that is not a number names --hmm-seed."""
+    # Hypothesis's plugin forces that seed on the whole process (and so turns off every example
+    # database); undo it when this test ends, as a process of its own would.
+    monkeypatch.setattr(hypothesis.core, "global_force_seed", None)
     result = pytester.runpytest(
         "--hmm-adapter=tests.candidates:ParentTree", "--hmm-budget=ci", "--hypothesis-seed=3"
     )
@@ -138,3 +146,34 @@ def test_plugin_refuses_a_core_profile_on_the_driver_side(pytester: pytest.Pytes
     )
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*--hmm-profile strict applies to the core side*"])
+
+
+def test_plugin_saves_the_failure_so_far_when_interrupted(pytester: pytest.Pytester) -> None:
+    """Ctrl-C while a failure is shrunk ends the session with 130, the case saved."""
+    result = pytester.runpytest(
+        "--hmm-adapter=tests.test_verdict_path:_InterruptedWhileShrinking", *ARGS
+    )
+    assert result.ret == 130
+    result.stdout.fnmatch_lines(["*hmm-conformance: interrupted; the failure found so far is in *"])
+    (saved,) = (pytester.path / "hmm-conformance-failures").glob("pytest-interrupted-*.json")
+    assert saved.exists()
+
+
+def test_the_plugin_watchdog_says_where_a_candidate_is_stuck(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last resort writes past pytest's capture and saves the case under way."""
+    said: list[str] = []
+    session = pytest.Session.from_config(pytester.parseconfigure())
+    item = plugin.HmmConformanceItem.from_parent(
+        session, name="run[x]", adapter="conformance:reference"
+    )
+    monkeypatch.setattr(LIVE, "document", lambda: {"format": "hmm-conformance/case"})
+    reporter = item.config.pluginmanager.get_plugin("terminalreporter")
+    assert reporter is not None
+    monkeypatch.setattr(reporter, "write_line", lambda line, **kw: said.append(line))
+    item._stuck(
+        StuckCall(what="snapshot", seconds=1.0, grace=5.0, thread="MainThread", stack="here\n")
+    )
+    assert "snapshot has not returned" in said[0]
+    assert "the case under way is in" in said[0]

@@ -9,13 +9,16 @@ import json
 import os
 import signal
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
+import conformance._engine as engine
 import hmm_ref as H
 from conformance import Budget, Handshake, run, start
 from conformance._adapter import AdapterError
 from conformance._cli import main
+from conformance._counting import LIVE
 from conformance._driver_catalogue import BaseDriver
 from conformance._engine import RunInterrupted
 from conformance._isolation import interrupts, received
@@ -26,6 +29,7 @@ from conformance._outputs import (
     file_stem,
     printable,
     save_replay,
+    save_stuck,
 )
 from conformance._report import replay_document
 from conformance.driver import DriverHandshake
@@ -98,9 +102,11 @@ def test_the_replay_file_is_saved_before_a_report_that_fails(
     report = tmp_path / "reports" / "r.json"
     report.parent.mkdir()
     real_write = Path.write_text
+    writes: list[Path] = []
 
     def vanishing(path: Path, text: str, *args: object, **kwargs: object) -> int:
-        if path == report:
+        writes.append(path)
+        if writes.count(report) > 1:  # the placeholder before the run goes in; the report not
             raise FileNotFoundError(2, "No such file or directory")
         return real_write(path, text)
 
@@ -109,6 +115,7 @@ def test_the_replay_file_is_saved_before_a_report_that_fails(
     assert status == 2
     assert "NOT CONFORMING: RNG-3" in out
     assert "error: the json report could not be written" in out
+    assert json.loads(report.read_text())["result"] == "unfinished"
     (saved,) = tmp_path.glob("*.json")
     assert out.index(f"replay file: {saved}") < out.index("NOT CONFORMING")
 
@@ -225,6 +232,7 @@ def test_a_saved_failure_is_tried_first_by_the_next_run(tmp_path: Path) -> None:
     assert first.first_failure is not None
     assert first.first_failure > 1
     again = run(candidate, handshake, budget=budget, seed_value=6, database=tmp_path)
+    assert again.from_database
     assert again.first_failure == 1
     assert again.failure is not None
     assert len(again.failure.case.ops) == len(first.failure.case.ops) if first.failure else False
@@ -245,7 +253,8 @@ def test_the_command_line_keeps_failures_in_the_database_unless_told_not_to(
     _, out, _ = _run(
         "run", "--adapter", "tests.candidates:NoClear", "--budget", "fast", "--seed", "6"
     )
-    assert "first failed at case 1 of 100" in out
+    assert "the failure came from the example database" in out
+    assert "a failure an earlier run saved in the example database, tried first" in out
     monkeypatch.setenv("HMM_CONFORMANCE_DATABASE", "off")
     assert database_root(None, off=False) is None
     monkeypatch.setenv("HMM_CONFORMANCE_DATABASE", str(tmp_path / "elsewhere"))
@@ -395,4 +404,133 @@ def test_a_signal_lost_inside_the_run_still_stops_it() -> None:
     with interrupts(), pytest.raises(RunInterrupted) as stopped:
         run(candidate, handshake, budget=Budget(name="t", examples=20, steps=20), seed_value=1)
     assert stopped.value.exit_status == 143
+    assert stopped.value.result.cases < 20, "it stopped at the next case, not at the budget"
     assert received() is None, "the block is over"
+
+
+def test_a_signal_while_the_failure_is_minimised_still_saves_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C after Hypothesis is done, while the case is replayed and minimised: the failure
+    is saved all the same, and the exit is 130."""
+
+    def interrupted(*args: object) -> object:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "minimise", interrupted)
+    status, out, _ = _run(*FAILING, "--replay-dir", str(tmp_path))
+    assert status == 130
+    assert "interrupted after a failure" in out
+    assert len(list(tmp_path.glob("no-clear-*.json"))) == 1
+
+
+def test_a_report_left_from_an_earlier_run_does_not_outlive_an_interrupted_one(
+    tmp_path: Path,
+) -> None:
+    """Before the run, each report path gets a placeholder that is not green, so a run that
+    never writes its report leaves no earlier 'ok' behind."""
+    report = tmp_path / "r.ktap"
+    report.write_text("KTAP version 1\n1..1\nok 1 all\n")
+    status, _, _ = _run(
+        "run",
+        "--adapter",
+        "tests.test_verdict_path:_InterruptedWhileShrinking",
+        "--budget",
+        "fast",
+        "--seed",
+        "3",
+        "--report",
+        "ktap",
+        str(report),
+        "--replay-dir",
+        str(tmp_path),
+    )
+    assert status == 130
+    assert report.read_text().splitlines()[-1] == "not ok 1 hmm-conformance"
+
+
+def test_a_candidate_that_breaks_down_for_good_is_not_called_flaky(tmp_path: Path) -> None:
+    """A candidate that cannot begin any case after its 30th fails every replay too: that is
+    a failure (CRASH in begin()), not a case that passed when it was run again."""
+    status, out, _ = _run(
+        "run",
+        "--adapter",
+        "tests.candidates:BreaksDown",
+        "--budget",
+        "fast",
+        "--seed",
+        "5",
+        "--replay-dir",
+        str(tmp_path),
+    )
+    assert status == 1
+    assert "FLAKY" not in out
+    assert "NOT CONFORMING: CRASH" in out
+
+
+class _Forger(C.ParentTree):
+    """A broken core whose name tries to forge report lines and break XML."""
+
+    def handshake(self) -> Handshake:
+        inner = super().handshake()
+        return Handshake(
+            protocol_version=inner.protocol_version,
+            name="evil\nok 1 everything\n\x1b[2J\x00",
+            version="1\n# forged",
+            capabilities=inner.capabilities,
+        )
+
+
+def test_a_candidate_cannot_forge_report_lines_or_break_junit(tmp_path: Path) -> None:
+    """Names a candidate chooses are one line of plain text in KTAP and Markdown, and JUnit
+    still parses."""
+    status, _, _ = _run(
+        "run",
+        "--adapter",
+        "tests.test_verdict_path:_Forger",
+        "--examples",
+        "5",
+        "--seed",
+        "1",
+        "--replay-dir",
+        str(tmp_path),
+        "--report",
+        "ktap",
+        str(tmp_path / "r.ktap"),
+        "--report",
+        "junit",
+        str(tmp_path / "r.xml"),
+        "--report",
+        "md",
+        str(tmp_path / "r.md"),
+    )
+    assert status == 1
+    ktap = (tmp_path / "r.ktap").read_text()
+    assert "\nok 1 everything" not in ktap
+    assert all(
+        line.startswith(("KTAP", "1..", "#", "ok ", "not ok ")) for line in ktap.splitlines()
+    )
+    suite = ElementTree.parse(tmp_path / "r.xml").getroot().find("testsuite")
+    assert suite is not None
+    assert suite.get("name") == "hmm-conformance[evil\\x0aok 1 everything\\x0a\\x1b[2J\\x00]"
+    title = (tmp_path / "r.md").read_text().splitlines()[0]
+    assert title == "# hmm-conformance: evil\\x0aok 1 everything\\x0a\\x1b[2J\\x00 1\\x0a# forged"
+
+
+def test_the_watchdog_saves_the_case_under_way_as_a_replay_file(tmp_path: Path) -> None:
+    """The last resort's file is a replay file like any other: the case, the profile, the
+    seed, the candidate, and a HANG verdict."""
+    LIVE.start("c-seed-seed4", profile="seed", seed=4, candidate={"name": "c", "version": "1"})
+    assert save_stuck("stuck", tmp_path) is None, "no case under way yet"
+    LIVE.document = lambda: {"format": "hmm-conformance/case", "ops": []}
+    saved = save_stuck("snapshot has not returned", tmp_path)
+    assert saved is not None
+    path, note = saved
+    assert (path.name, note) == ("c-seed-seed4-stuck.json", None)
+    document = json.loads(path.read_text())
+    assert document["profile"] == "seed"
+    assert document["seed"] == 4
+    assert document["candidate"] == {"name": "c", "version": "1"}
+    assert document["failure"] == [
+        {"rule": None, "status": "hang", "detail": "snapshot has not returned"}
+    ]
