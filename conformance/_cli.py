@@ -52,7 +52,7 @@ from ._engine import (
 )
 from ._executor import fault_verdict
 from ._explore import SCOPE, ExploreResult, Level, explore
-from ._isolation import StuckCall, Watchdog, guarded, say_stuck
+from ._isolation import StuckCall, Watchdog, guarded
 from ._model import Profile
 from ._ops import CaseFormatError, case_to_json
 from ._outputs import (
@@ -387,17 +387,18 @@ def _watchdog(args: argparse.Namespace) -> Watchdog:
     """The last resort for a candidate stuck where no signal reaches it: say where, and save
     the case under way (with a HANG verdict) before the process ends."""
     replay_dir: Path | None = getattr(args, "replay_dir", None)
+    return Watchdog(on_stuck=lambda call: said_stuck(call, replay_dir, sys.stderr))
 
-    def stuck(call: StuckCall) -> None:
-        say_stuck(call)
-        saved = None if replay_dir is None else save_stuck(call.describe().strip(), replay_dir)
-        if saved is not None:
-            path, note = saved
-            sys.stderr.write(
-                f"hmm-conformance: {note or 'the case under way'}; replay file: {path}\n"
-            )
 
-    return Watchdog(on_stuck=stuck)
+def said_stuck(call: StuckCall, replay_dir: Path | None, err: TextIO) -> None:
+    """The watchdog's hook on the command line: where the call is stuck, and the case under
+    way saved in ``replay_dir`` (if the command has one)."""
+    err.write(call.describe())
+    saved = None if replay_dir is None else save_stuck(call.describe().strip(), replay_dir)
+    if saved is not None:
+        path, note = saved
+        err.write(f"hmm-conformance: {note or 'the case under way'}; replay file: {path}\n")
+    err.flush()
 
 
 def _start_driver(args: argparse.Namespace, out: TextIO) -> tuple[DriverCandidate, DriverHandshake]:

@@ -357,7 +357,7 @@ def test_an_in_process_candidate_that_never_returns_gets_a_hang(
 def test_a_run_shrinks_an_in_process_hang_to_its_one_step() -> None:
     """The run finds the loop, gets a HANG for it within the budget, and shrinks as for a
     program over the wire: to the one snapshot of the read-only vma."""
-    candidate, handshake = start(lambda: _watched(LoopsOnReadOnly()))
+    candidate, handshake = start(lambda: _watched(LoopsOnReadOnly(), seconds=0.1))
     try:
         result = run(candidate, handshake, budget=Budget(name="s", examples=30, steps=12),
                      seed_value=1)  # fmt: skip
@@ -366,7 +366,7 @@ def test_a_run_shrinks_an_in_process_hang_to_its_one_step() -> None:
     assert result.failure is not None
     (verdict,) = result.failure.verdicts
     assert verdict.status is Status.HANG
-    assert verdict.detail.startswith("snapshot: no answer within 0.5 s")
+    assert verdict.detail.startswith("snapshot: no answer within 0.1 s")
     (op,) = result.failure.case.ops
     assert isinstance(op, Snapshot)
     assert op.vma == 1

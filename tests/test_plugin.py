@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from xml.etree import ElementTree
 
 import hypothesis.core
 import pytest
 
 import conformance._plugin as plugin
+from conformance import reference, run, start
 from conformance._counting import LIVE
+from conformance._engine import BUDGETS
 from conformance._isolation import StuckCall
 
 ARGS = ("--hmm-budget=ci", "--hmm-seed=3", "-p", "no:cacheprovider")
@@ -160,7 +163,9 @@ def test_plugin_saves_the_failure_so_far_when_interrupted(pytester: pytest.Pytes
 
 
 def test_the_plugin_watchdog_says_where_a_candidate_is_stuck(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The last resort writes past pytest's capture and saves the case under way."""
     said: list[str] = []
@@ -177,3 +182,35 @@ def test_the_plugin_watchdog_says_where_a_candidate_is_stuck(
     )
     assert "snapshot has not returned" in said[0]
     assert "the case under way is in" in said[0]
+    # Without pytest's terminal (-p no:terminal) or its capture, it writes to stderr.
+    monkeypatch.setattr(item.config.pluginmanager, "get_plugin", lambda name: None)
+    monkeypatch.setattr(LIVE, "document", None)
+    item._stuck(StuckCall(what="observe", seconds=1.0, grace=5.0, thread="T", stack="here\n"))
+    assert "observe has not returned" in capsys.readouterr().err
+
+
+def test_plugin_reports_an_inconclusive_run_without_a_replay_file(
+    pytester: pytest.Pytester,
+) -> None:
+    """A run that never reached a rule fails with INCONCLUSIVE, and saves nothing."""
+    session = pytest.Session.from_config(pytester.parseconfigure())
+    item = plugin.HmmConformanceItem.from_parent(session, name="run[x]", adapter="x:y")
+    candidate, handshake = start(reference)
+    conforming = run(candidate, handshake, budget=BUDGETS["fast"], seed_value=1)
+    with pytest.raises(plugin._ConformanceError) as failed:
+        item._report(replace(conforming, unreached=("REG-3",)))
+    assert "INCONCLUSIVE" in str(failed.value)
+    assert "replay file" not in str(failed.value)
+    assert not (pytester.path / "hmm-conformance-failures").exists()
+
+
+def test_plugin_refuses_a_step_budget_of_zero(pytester: pytest.Pytester) -> None:
+    """--hmm-step-timeout 0 is a setup error, and a run that never ran shows no statistics."""
+    zero = pytester.runpytest(
+        "--hmm-adapter=conformance:reference",
+        "--hmm-step-timeout=0",
+        "--hypothesis-show-statistics",
+    )
+    zero.assert_outcomes(errors=1)
+    zero.stdout.fnmatch_lines(["*--hmm-step-timeout 0.0 must be more than 0 seconds*"])
+    zero.stdout.no_fnmatch_line("*hmm-conformance statistics*")
