@@ -169,3 +169,26 @@ def test_an_exit_the_driver_would_block_on_is_not_taken() -> None:
     executor = DriverExecutor(candidate, candidate.handshake(), World(vmas=VMAS), ENCODINGS[2])
     assert executor.begin() is None
     assert executor.waits(Exit()) == "the driver's release would wait for its lock"
+
+
+class _TurnsTheSignalIntoAnExit(C.Wrapped):
+    """Turns the harness's interruption into an exception of its own, as a library may."""
+
+    name = "turns"
+
+    def close(self) -> None:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            signal.sigtimedwait([], 0.01)
+        except BaseException:
+            raise SystemExit(3) from None
+
+
+def test_a_signal_that_comes_out_as_another_exception_still_exits_143() -> None:
+    """Whatever the signal was turned into on its way up, the command says it was
+    interrupted and exits with the signal's status."""
+    status, _, err = _run(
+        "run", "--adapter", "tests.test_verdict_edges:_TurnsTheSignalIntoAnExit", "--examples", "3"
+    )
+    assert status == 143
+    assert "hmm-conformance: interrupted by SIGTERM" in err
