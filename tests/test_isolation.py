@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import json
 import os
 import signal
 import subprocess
@@ -82,15 +83,18 @@ def _running(pid: int) -> bool:
 #: The command, with `main` guarded (conformance._isolation.guarded) and an interruption's exit
 #: status, as the command line does it.
 def test_sigterm_leaves_no_process_of_a_hung_wire_candidate(tmp_path: Path) -> None:
-    """SIGTERM while a wire candidate hangs (one that started a child in a session of its own):
-    the harness exits 143, and neither the candidate nor its child is left running."""
+    """SIGTERM while a wire candidate hangs (one that started a child in a session of its own)
+    and its HANG is being shrunk: the harness exits 143, the failure found is saved, and
+    neither the candidate nor its child is left running."""
     pids = tmp_path / "pids"
     adapter = f"exec:{sys.executable} {SERVERS} hang-setsid {pids}"
-    command = [sys.executable, "-m", "conformance", "run", "--adapter", adapter, "--budget", "fast"]
+    command = [sys.executable, "-m", "conformance", "run", "--adapter", adapter, "--budget",
+               "fast", "--step-timeout", "0.3", "--replay-dir", str(tmp_path / "r")]  # fmt: skip
     with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as harness:
         try:
-            while not pids.exists() or not pids.read_text().endswith("\n"):
-                assert harness.poll() is None, "the harness ended before its candidate started"
+            # A second start is the restart after the first HANG: a failure is found.
+            while not pids.exists() or pids.read_text().count("\n") < 2:
+                assert harness.poll() is None, "the harness ended before its candidate hung"
                 time.sleep(0.05)
             harness.send_signal(signal.SIGTERM)
             _, stderr = harness.communicate(timeout=60)
@@ -98,6 +102,8 @@ def test_sigterm_leaves_no_process_of_a_hung_wire_candidate(tmp_path: Path) -> N
             harness.kill()
     assert harness.returncode == 143, stderr.decode()
     assert b"hmm-conformance: interrupted by SIGTERM" in stderr
+    (saved,) = (tmp_path / "r").glob("*.json")
+    assert json.loads(saved.read_text())["failure"][0]["status"] == "hang"
     started = [int(pid) for line in pids.read_text().splitlines() for pid in line.split()]
     assert len(started) >= 2
     assert [pid for pid in started if _running(pid)] == []
