@@ -49,11 +49,10 @@ from ._isolation import Interrupted
 from ._model import Profile
 from ._ops import CaseFormatError, World
 from ._outputs import file_stem
-from ._rules import RULES
+from ._rules import rules_of
 from .oracle import Status
 
 __all__ = [
-    "DRIVER_GROUPS",
     "DriverFailure",
     "DriverRunResult",
     "close_driver",
@@ -63,9 +62,6 @@ __all__ = [
     "run_driver",
     "start_driver",
 ]
-
-#: The rule groups a run of the driver side checks.
-DRIVER_GROUPS: Final = ("DRV",)
 
 
 @final
@@ -141,9 +137,8 @@ def unreached_driver(tally: Tally) -> tuple[str, ...]:
     """The DRV rules that no step exercised."""
     return tuple(
         rule.id
-        for rule in RULES
-        if rule.group in DRIVER_GROUPS
-        and not sum(tally.counts.get(rule.id, Counter())[status] for status in _EXERCISED)
+        for rule in rules_of(DRIVER_SIDE)
+        if not sum(tally.counts.get(rule.id, Counter())[status] for status in _EXERCISED)
     )
 
 

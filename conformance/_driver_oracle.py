@@ -21,8 +21,8 @@ from ._driver_model import (
     gained,
     in_span,
 )
-from ._driver_ops import DriverOperation, RunFault, StepFault
-from ._rules import RULES
+from ._driver_ops import DRIVER_SIDE, DriverOperation, RunFault, StepFault
+from ._rules import rules_of
 from .oracle import Status, Verdict
 
 __all__ = ["DRIVER_CHECKS", "OVER_CONSERVATIVE", "check_driver_step"]
@@ -212,9 +212,7 @@ def check_DRV_6(m: DriverModel, op: DriverOperation, obs: DriverObservation) -> 
 
 
 DRIVER_CHECKS: Final[Sequence[tuple[str, DriverCheck]]] = tuple(
-    (rule.id, globals()[f"check_{rule.id.replace('-', '_')}"])
-    for rule in RULES
-    if rule.group == "DRV"
+    (rule.id, globals()[f"check_{rule.id.replace('-', '_')}"]) for rule in rules_of(DRIVER_SIDE)
 )
 
 

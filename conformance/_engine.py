@@ -36,7 +36,7 @@ from ._machine import CaseRecorder, Failure, StepFailedError, machine_for
 from ._model import Profile
 from ._ops import Case, CaseFormatError, Operation, case_to_json
 from ._outputs import file_stem
-from ._rules import RULES, Level, Rule
+from ._rules import out_of_force, rules_of
 from .oracle import Status
 
 if TYPE_CHECKING:
@@ -84,31 +84,6 @@ def budget_from_env(default: str = "ci") -> Budget:
     return BUDGETS[name]
 
 
-#: The rule groups a run of the core suite checks.
-CORE_GROUPS: Final = ("REG", "INV", "END", "RNG", "REL")
-
-#: The capability without which a rule's sequences are never generated.
-GATES: Final = {
-    "INV-9": Capability.OBSERVE_IN_CALLBACK,
-    "REL-1": Capability.RELEASE,
-    "REL-2": Capability.RELEASE,
-    "REL-3": Capability.RELEASE,
-}
-
-
-def out_of_force(rule: Rule, profile: Profile, capabilities: frozenset[Capability]) -> str | None:
-    """Why ``rule`` is not checked in this run (a note for the report), or None if it is."""
-    if rule.level is Level.SEED_DEFECT:
-        if profile is Profile.SEED:
-            return "strict profile only"
-        if Capability.STRICT not in capabilities:
-            return "candidate did not declare the strict capability"
-    gate = GATES.get(rule.id)
-    if gate is not None and gate not in capabilities:
-        return f"needs capability {gate.value}"
-    return None
-
-
 def unreached(
     tally: Tally, profile: Profile, capabilities: frozenset[Capability]
 ) -> tuple[str, ...]:
@@ -118,11 +93,11 @@ def unreached(
         for rule_id, counts in tally.counts.items()
         if counts[Status.PASS] + counts[Status.ALLOWED] + counts[Status.FAIL]
     }
+    declared = {capability.value for capability in capabilities}
     return tuple(
         rule.id
-        for rule in RULES
-        if rule.group in CORE_GROUPS
-        and out_of_force(rule, profile, capabilities) is None
+        for rule in rules_of("core")
+        if out_of_force(rule, strict=profile is Profile.STRICT, capabilities=declared) is None
         and rule.id not in reached
     )
 

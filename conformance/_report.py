@@ -28,7 +28,7 @@ from xml.etree import ElementTree
 from hmm_ref import describe_result
 
 from ._adapter import Handshake
-from ._driver_engine import DRIVER_GROUPS, DriverFailure, DriverRunResult
+from ._driver_engine import DriverFailure, DriverRunResult
 from ._driver_executor import DriverStepOutcome
 from ._driver_model import in_span
 from ._driver_ops import (
@@ -39,12 +39,12 @@ from ._driver_ops import (
     driver_case_to_json,
     driver_op_to_json,
 )
-from ._engine import CORE_GROUPS, Failure, RunResult, out_of_force
+from ._engine import Failure, RunResult
 from ._executor import StepOutcome, Tally
 from ._model import Profile
 from ._ops import case_to_json, op_to_json
 from ._outputs import printable
-from ._rules import RULES, Level, Rule
+from ._rules import Level, Rule, out_of_force, rules_of
 from .oracle import Status, Verdict
 
 #: A run of either side, as the renderers take it.
@@ -107,26 +107,17 @@ class Checked(Protocol):
 
 def rule_rows(result: Checked | DriverRunResult) -> list[RuleRow]:
     """The clause matrix of a run: every rule of its side's groups, in catalogue order."""
-    failure: AnyFailure | None
-    groups: tuple[str, ...]
-    if isinstance(result, DriverRunResult):
-        groups, failure = DRIVER_GROUPS, result.failure
-
-        def out(rule: Rule) -> str | None:
-            return None  # every DRV rule is in force for every driver
-    else:
-        groups, failure, core = CORE_GROUPS, result.failure, result
-
-        def out(rule: Rule) -> str | None:
-            return out_of_force(rule, core.profile, core.handshake.capabilities)
-
+    failure: AnyFailure | None = result.failure
+    side = DRIVER_SIDE if isinstance(result, DriverRunResult) else "core"
+    strict = result.profile is Profile.STRICT
+    declared = {capability.value for capability in result.handshake.capabilities}
     failing = {v.rule for v in failure.verdicts} if failure else set()
     rows = []
-    for rule in (r for r in RULES if r.group in groups):
+    for rule in rules_of(side):
         counts: Mapping[Status, int] = result.tally.counts.get(rule.id, {})
         passed, allowed = counts.get(Status.PASS, 0), counts.get(Status.ALLOWED, 0)
         failed = counts.get(Status.FAIL, 0)
-        note = out(rule) or ""
+        note = out_of_force(rule, strict=strict, capabilities=declared) or ""
         # A flaky run may keep no failure, but a rule that failed in it did fail.
         if rule.id in failing or (failed and (failure is not None or result.flaky is not None)):
             status = "failed"

@@ -1,19 +1,31 @@
-"""The rule catalogue: every specification rule's ID, level and one-line statement.
+"""The rule catalogue: every specification rule's ID, level and one-line statement, which side
+checks it, and when a run leaves it out.
 
 docs/spec.md states each rule in full, with its kernel source and the code that implements and
 checks it; this table is the same catalogue as data, for the oracle, the reports and the tests
-that keep the two in step.
+that keep the two in step. What decides whether a rule is in force in a run is stated here once,
+as tables (:data:`OWNERS`, :data:`GATES`) and one function (:func:`out_of_force`): the engines,
+the oracles and the reports ask here.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import final
+from typing import Final, final
 
-__all__ = ["RULES", "RULES_BY_ID", "Level", "Rule"]
+__all__ = [
+    "GATES",
+    "OWNERS",
+    "RULES",
+    "RULES_BY_ID",
+    "Level",
+    "Rule",
+    "out_of_force",
+    "rules_of",
+]
 
 
 @final
@@ -43,6 +55,11 @@ class Rule:
     def group(self) -> str:
         """The rule's group: ``REG``, ``INV``, ``END``, ``RNG``, ``REL``, ``MN`` or ``DRV``."""
         return self.id.split("-")[0]
+
+    @property
+    def side(self) -> str | None:
+        """The side whose runs check the rule (:data:`OWNERS`)."""
+        return OWNERS[self.group]
 
 
 def _rule(rule_id: str, level: Level, title: str) -> Rule:
@@ -96,3 +113,54 @@ RULES: tuple[Rule, ...] = (
 )
 
 RULES_BY_ID: Mapping[str, Rule] = MappingProxyType({rule.id: rule for rule in RULES})
+
+
+#: The side whose runs check each group of rules: ``core`` runs check an HMM core, ``driver``
+#: runs a mirror driver. The MN rules (the notifier chain and the OOM reaper around HMM) are the
+#: reference's own: hmm_ref's tests check them, and no candidate's run does.
+OWNERS: Final[Mapping[str, str | None]] = MappingProxyType(
+    {
+        "REG": "core",
+        "INV": "core",
+        "END": "core",
+        "RNG": "core",
+        "REL": "core",
+        "MN": None,
+        "DRV": "driver",
+    }
+)
+
+#: The capability (as a candidate declares it) without which a rule's sequences are never
+#: generated: the rule is then out of force, and shows as skipped.
+GATES: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "INV-9": "observe-in-callback",
+        "REL-1": "release",
+        "REL-2": "release",
+        "REL-3": "release",
+    }
+)
+
+#: The capability a candidate declares to be driven through the SEED-DEFECT rules' sequences.
+STRICT_CAPABILITY: Final = "strict"
+
+
+def rules_of(side: str) -> tuple[Rule, ...]:
+    """The rules a run of ``side`` checks, in catalogue order."""
+    return tuple(rule for rule in RULES if rule.side == side)
+
+
+def out_of_force(rule: Rule, *, strict: bool, capabilities: Collection[str]) -> str | None:
+    """Why ``rule`` is not checked in a run (a note for the report), or None if it is.
+
+    ``strict`` is the strict profile; ``capabilities`` are what the candidate declared.
+    """
+    if rule.level is Level.SEED_DEFECT:
+        if not strict:
+            return "strict profile only"
+        if STRICT_CAPABILITY not in capabilities:
+            return "candidate did not declare the strict capability"
+    gate = GATES.get(rule.id)
+    if gate is not None and gate not in capabilities:
+        return f"needs capability {gate}"
+    return None
