@@ -50,7 +50,6 @@ from ._engine import (
     run,
     start,
 )
-from ._executor import fault_verdict
 from ._explore import SCOPE, ExploreResult, Level, explore
 from ._isolation import StuckCall, Watchdog, guarded
 from ._model import Profile
@@ -78,6 +77,7 @@ from ._report import (
     rule_rows,
 )
 from ._scenario import oom_reaper_scenario
+from ._verdicts import fault_verdict
 from ._wire import DEFAULT_STEP_TIMEOUT, adapter_factory, driver_factory, isolated_factory
 from ._wire_server import serve_stdio
 

@@ -44,13 +44,12 @@ from ._engine import (
     interrupted,
     settle,
 )
-from ._executor import Tally
 from ._isolation import Interrupted
 from ._model import Profile
 from ._ops import CaseFormatError, World
 from ._outputs import file_stem
 from ._rules import rules_of
-from .oracle import Status
+from ._verdicts import Status, Tally
 
 __all__ = [
     "DriverFailure",

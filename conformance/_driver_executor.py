@@ -64,9 +64,8 @@ from ._driver_ops import (
     StepFault,
 )
 from ._driver_oracle import check_driver_step
-from ._executor import Tally, fault_verdict
 from ._ops import CaseFormatError, World
-from .oracle import Status, Verdict
+from ._verdicts import Status, Tally, Verdict, fault_verdict
 
 __all__ = ["RUN_LIMIT", "DriverExecutor", "DriverStepOutcome", "WouldWaitError", "build_mm"]
 

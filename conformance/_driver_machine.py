@@ -51,7 +51,7 @@ from ._driver_ops import (
 )
 from ._machine import ENCODINGS, VMAS, StepFailedError, ptes
 from ._ops import World
-from .oracle import Verdict
+from ._verdicts import Verdict
 
 __all__ = [
     "CPU_CHANGES",

@@ -23,7 +23,7 @@ from ._driver_model import (
 )
 from ._driver_ops import DRIVER_SIDE, DriverOperation, RunFault, StepFault
 from ._rules import rules_of
-from .oracle import Status, Verdict
+from ._verdicts import Status, Verdict
 
 __all__ = ["DRIVER_CHECKS", "OVER_CONSERVATIVE", "check_driver_step"]
 

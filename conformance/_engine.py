@@ -30,14 +30,14 @@ from ._adapter import (
     check_handshake,
 )
 from ._counting import LIVE, BudgetSpent, CaseCount
-from ._executor import Executor, StepOutcome, Tally
+from ._executor import Executor, StepOutcome
 from ._isolation import Interrupted, received
 from ._machine import CaseRecorder, Failure, StepFailedError, machine_for
 from ._model import Profile
 from ._ops import Case, CaseFormatError, Operation, case_to_json
 from ._outputs import file_stem
 from ._rules import out_of_force, rules_of
-from .oracle import Status
+from ._verdicts import Status, Tally
 
 if TYPE_CHECKING:
     from ._driver_engine import DriverRunResult

@@ -14,18 +14,14 @@ becomes a HANG, CRASH or PROTOCOL verdict with the fault's own message.
 from __future__ import annotations
 
 import traceback
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import final
 
 from hmm_ref import HmmMirrorOps, HmmUpdate
 
 from ._adapter import (
     Candidate,
-    CandidateCrashed,
     CandidateFault,
-    CandidateHung,
-    CandidateProtocolError,
     CandidateRejected,
     CandidateWouldHang,
     Capability,
@@ -46,9 +42,10 @@ from ._ops import (
     UnregisterMirror,
     World,
 )
-from .oracle import Status, Verdict, check_step
+from ._verdicts import Status, Tally, Verdict, fault_verdict
+from .oracle import check_step
 
-__all__ = ["Executor", "StepOutcome", "Tally", "fault_verdict"]
+__all__ = ["Executor", "StepOutcome"]
 
 
 @final
@@ -69,28 +66,6 @@ class StepOutcome:
         return [verdict for verdict in self.verdicts if verdict.status.failed]
 
 
-@final
-@dataclass(slots=True)
-class Tally:
-    """Verdict counts per rule across a run, and the latitudes taken (the clause matrix)."""
-
-    counts: dict[str, Counter[Status]] = field(default_factory=dict)
-    latitudes: dict[str, Counter[str]] = field(default_factory=dict)
-    harness: Counter[Status] = field(default_factory=Counter)
-    steps: int = 0
-    cases: int = 0
-
-    def add(self, verdicts: tuple[Verdict, ...]) -> None:
-        self.steps += 1
-        for verdict in verdicts:
-            if verdict.rule is None:
-                self.harness[verdict.status] += 1
-                continue
-            self.counts.setdefault(verdict.rule, Counter())[verdict.status] += 1
-            if verdict.latitude is not None:
-                self.latitudes.setdefault(verdict.rule, Counter())[verdict.latitude] += 1
-
-
 class _CandidateError(Exception):
     """Internal: the candidate failed in a way that ends the step with a harness verdict."""
 
@@ -101,21 +76,6 @@ class _CandidateError(Exception):
 
 def _crash(what: str) -> Verdict:
     return Verdict(rule=None, status=Status.CRASH, detail=f"{what}\n{traceback.format_exc()}")
-
-
-_FAULTS: dict[type[CandidateFault], Status] = {
-    CandidateHung: Status.HANG,
-    CandidateCrashed: Status.CRASH,
-    CandidateProtocolError: Status.PROTOCOL,
-}
-
-
-def fault_verdict(fault: CandidateFault) -> Verdict:
-    """The verdict for an adapter's fault; a fault of no known kind is a crash."""
-    status = next(
-        (status for kind, status in _FAULTS.items() if isinstance(fault, kind)), Status.CRASH
-    )
-    return Verdict(rule=None, status=status, detail=str(fault) or type(fault).__name__)
 
 
 @final

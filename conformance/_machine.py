@@ -58,7 +58,7 @@ from ._ops import (
     World,
     case_to_json,
 )
-from .oracle import Verdict
+from ._verdicts import Verdict
 
 __all__ = ["ENCODINGS", "VMAS", "CaseRecorder", "StepFailedError", "machine_for"]
 

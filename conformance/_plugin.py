@@ -37,7 +37,6 @@ from ._engine import (
     run,
     start,
 )
-from ._executor import fault_verdict
 from ._isolation import StuckCall, Watchdog, child_subreaper, interrupts, say_stuck
 from ._model import Profile
 from ._outputs import (
@@ -49,6 +48,7 @@ from ._outputs import (
     save_stuck,
 )
 from ._report import clause_matrix, describe_failure, headline, replay_document, rule_rows
+from ._verdicts import fault_verdict
 from ._wire import DEFAULT_STEP_TIMEOUT, adapter_factory, driver_factory
 
 __all__ = ["HmmConformanceCollector", "HmmConformanceItem"]

@@ -40,12 +40,12 @@ from ._driver_ops import (
     driver_op_to_json,
 )
 from ._engine import Failure, RunResult
-from ._executor import StepOutcome, Tally
+from ._executor import StepOutcome
 from ._model import Profile
 from ._ops import case_to_json, op_to_json
 from ._outputs import printable
 from ._rules import Level, Rule, out_of_force, rules_of
-from .oracle import Status, Verdict
+from ._verdicts import Status, Tally, Verdict
 
 #: A run of either side, as the renderers take it.
 AnyResult = RunResult | DriverRunResult

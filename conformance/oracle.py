@@ -7,10 +7,8 @@ A verdict names its rule, so a failure leads straight to docs/spec.md and back.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Final, final
+from typing import Final
 
 from hmm_ref import Errno, HmmPfnFlag, HmmUpdateEvent, describe_result
 
@@ -37,50 +35,13 @@ from ._ops import (
 )
 from ._rules import GATES, rules_of
 
+# The verdicts are every side's vocabulary (conformance/_verdicts.py); this public module names
+# them for the users of its checks.
+from ._verdicts import Status, Verdict
+
 __all__ = ["CHECKS", "Status", "Verdict", "check_step"]
 
 EAGAIN: Final = -Errno.EAGAIN
-
-
-@final
-class Status(enum.Enum):
-    """The outcome of one rule in one step (or of the step itself, for harness verdicts)."""
-
-    PASS = "pass"
-    #: A MAY rule, and the candidate took a latitude other than the seed's.
-    ALLOWED = "allowed"
-    FAIL = "fail"
-    #: The candidate raised or died.
-    CRASH = "crash"
-    #: The candidate did not answer in its budget (or said it never would).
-    HANG = "hang"
-    #: The candidate's answer did not fit the protocol.
-    PROTOCOL = "protocol"
-    #: The rule needs a capability the candidate did not declare.
-    SKIP = "skip"
-
-    @property
-    def failed(self) -> bool:
-        return self in (Status.FAIL, Status.CRASH, Status.HANG, Status.PROTOCOL)
-
-
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Verdict:
-    """One rule's verdict on one step; ``rule`` is None for CRASH, HANG and PROTOCOL."""
-
-    rule: str | None
-    status: Status
-    detail: str = ""
-    #: For ALLOWED: which latitude the candidate took.
-    latitude: str | None = None
-
-    def describe(self) -> str:
-        name = self.rule or self.status.name
-        text = f"{name}: {self.detail}" if self.detail else name
-        if self.rule is not None and self.status is not Status.PASS:
-            text = f"{self.status.name} {text}"
-        return text
 
 
 Check = Callable[[Model, Operation, Observation], "Verdict | None"]

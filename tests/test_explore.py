@@ -23,10 +23,11 @@ from conformance import (
     start,
 )
 from conformance._catalogue import CATALOGUE, Entry
-from conformance._executor import Executor, Tally
+from conformance._executor import Executor
 from conformance._explore import UNKNOWN_RANGE, operations, state_key
 from conformance._ops import RangeDone
 from conformance._report import rule_rows
+from conformance._verdicts import Tally
 
 from . import candidates as C
 
