@@ -362,10 +362,6 @@ def _factory(args: argparse.Namespace) -> Callable[[], Candidate]:
     with ``--isolate`` in a child process), or a program over the wire."""
     spec = args.adapter or DEFAULT_ADAPTER
     if args.isolate:
-        if spec.startswith("exec:"):
-            raise AdapterError(
-                "--isolate is for MODULE:FACTORY adapters; an exec: program is isolated already"
-            )
         return isolated_factory(spec, step_timeout=args.step_timeout, log=args.wire_log_stream)
     return adapter_factory(
         spec, step_timeout=args.step_timeout, log=args.wire_log_stream, watchdog=_watchdog(args)

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, final
+from typing import Final, Generic, TypeVar, final
 
 from ._isolation import received
 
-__all__ = ["LIVE", "BudgetSpent", "CaseCount", "Live"]
+__all__ = ["LIVE", "BudgetSpent", "CaseCount", "Live", "Recorder"]
 
 
 class BudgetSpent(BaseException):
@@ -88,3 +88,24 @@ class Live:
 
 #: The case under way in this process.
 LIVE: Final = Live()
+
+
+FailureT = TypeVar("FailureT")
+
+
+@dataclass(slots=True, kw_only=True)
+class Recorder(Generic[FailureT]):
+    """What a side's state machine saw, for its engine: the cases it counted, the last case
+    that failed (Hypothesis ends on its shrunk one) and the first, each as it was seen with
+    its steps, which is what a run reports if the candidate passes it when run again."""
+
+    count: CaseCount = field(default_factory=CaseCount)
+    failing: FailureT | None = None
+    first_seen: FailureT | None = None
+
+    def saw(self, failure: FailureT) -> None:
+        """A case failed: keep it, and the first one."""
+        self.failing = failure
+        if self.first_seen is None:
+            self.first_seen = failure
+        self.count.failed()

@@ -35,16 +35,7 @@ from ._driver_ops import (
     DriverOperation,
     driver_case_to_json,
 )
-from ._engine import (
-    Budget,
-    RunInterrupted,
-    budget_from_env,
-    drive,
-    flaky_note,
-    interrupted,
-    settle,
-)
-from ._isolation import Interrupted
+from ._engine import Budget, budget_from_env, conclude
 from ._model import Profile
 from ._ops import CaseFormatError, World
 from ._outputs import file_stem
@@ -263,7 +254,7 @@ def run_driver(
         count=CaseCount(limit=budget.examples, on_case=on_case),
     )
 
-    def result(failure: DriverFailure | None, flaky: str | None = None) -> DriverRunResult:
+    def result(failure: DriverFailure | None, flaky: str | None, saved: bool) -> DriverRunResult:
         return DriverRunResult(
             handshake=handshake,
             budget=budget,
@@ -274,28 +265,23 @@ def run_driver(
             unreached=unreached_driver(tally),
             first_failure=recorder.count.first_failure,
             cases=recorder.count.generated,
+            from_database=saved,
         )
 
-    machine = seed(chosen_seed)(driver_machine_for(recorder))
     LIVE.start(
         f"{file_stem(handshake.name)}-{DRIVER_SIDE}-seed{chosen_seed}",
         profile=Profile.SEED.value,
         seed=chosen_seed,
         candidate={"name": handshake.name, "version": handshake.version},
     )
-    try:
-        saved = drive(machine, budget, database, failed=lambda: recorder.failing is not None)
-        interrupted()
-        failure, flaky = settle(
-            recorder.failing,
-            recorder.first_seen,
-            replay=lambda seen: replay_driver_failure(candidate, handshake, seen.case),
-            minimise=lambda found: minimise_driver(candidate, handshake, found),
-            as_flaky=lambda seen: replace(seen, reproduced=False),
-        )
-    except (KeyboardInterrupt, Interrupted) as stop:
-        raise RunInterrupted(stop, result(recorder.failing)) from None
-    return replace(
-        result(failure, flaky_note("driver", recorder.count.first_failure) if flaky else None),
-        from_database=saved,
+    return conclude(
+        seed(chosen_seed)(driver_machine_for(recorder)),
+        budget,
+        database,
+        recorder,
+        who="driver",
+        replay=lambda seen: replay_driver_failure(candidate, handshake, seen.case),
+        minimise=lambda found: minimise_driver(candidate, handshake, found),
+        as_flaky=lambda seen: replace(seen, reproduced=False),
+        result=result,
     )

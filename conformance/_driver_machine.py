@@ -16,7 +16,7 @@ in the composite one, while the single steps let faults land inside an open wind
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final, final
 
 from hypothesis import strategies as st
@@ -33,7 +33,7 @@ from hmm_ref import (
     PteKind,
 )
 
-from ._counting import LIVE, CaseCount
+from ._counting import LIVE, Recorder
 from ._driver_adapter import DriverCapability
 from ._driver_executor import DriverExecutor, DriverStepOutcome, WouldWaitError
 from ._driver_model import DriverModel
@@ -101,25 +101,16 @@ class DriverFailure:
 
 @final
 @dataclass(slots=True)
-class DriverCaseRecorder:
-    """What the machines saw: the failing cases, and how many cases ran."""
+class DriverCaseRecorder(Recorder[DriverFailure]):
+    """What the driver machine saw (:class:`Recorder`), and how it makes each case's executor."""
 
     make_executor: Callable[[World, PfnEncoding], DriverExecutor]
-    #: The generated cases, the shrinking attempts, and the budget.
-    count: CaseCount = field(default_factory=CaseCount)
-    #: The last case that failed, as it was seen (Hypothesis ends on the shrunk one).
-    failing: DriverFailure | None = None
-    #: The first case that failed, as it was seen: what is reported if the driver passes it
-    #: when it is run again.
-    first_seen: DriverFailure | None = None
 
     def failed(
         self, case: DriverCase, executor: DriverExecutor, crash: Verdict | None = None
     ) -> None:
-        """A case failed (``crash``: in ``begin()``): keep it, and the first one."""
-        self.failing = DriverFailure(case=case, steps=tuple(executor.steps), setup_crash=crash)
-        self.first_seen = self.first_seen or self.failing
-        self.count.failed()
+        """A case failed (``crash``: in ``begin()``)."""
+        self.saw(DriverFailure(case=case, steps=tuple(executor.steps), setup_crash=crash))
 
 
 #: What a page of the world holds, by name; shrinking prefers the first. Each page's frame

@@ -29,7 +29,7 @@ from ._adapter import (
     Handshake,
     check_handshake,
 )
-from ._counting import LIVE, BudgetSpent, CaseCount
+from ._counting import LIVE, BudgetSpent, CaseCount, Recorder
 from ._executor import Executor, StepOutcome
 from ._isolation import Interrupted, received
 from ._machine import CaseRecorder, Failure, StepFailedError, machine_for
@@ -359,6 +359,44 @@ def settle(
     return as_flaky(first_seen), True
 
 
+#: A side's run result.
+ResultT = TypeVar("ResultT", bound="RunResult | DriverRunResult")
+
+
+def conclude(
+    machine: type[RuleBasedStateMachine],
+    budget: Budget,
+    database: Path | None,
+    recorder: Recorder[FailureT],
+    *,
+    who: str,
+    replay: Callable[[FailureT], FailureT],
+    minimise: Callable[[FailureT], FailureT],
+    as_flaky: Callable[[FailureT], FailureT],
+    result: Callable[[FailureT | None, str | None, bool], ResultT],
+) -> ResultT:
+    """Run the machine and settle what it found: the end of a run, the same for every side.
+
+    ``result`` makes the side's result of (failure, flaky note, from the example database).
+    A signal at any point, the final replay and minimise included, is a
+    :class:`RunInterrupted` that carries the failure found so far.
+    """
+    try:
+        saved = drive(machine, budget, database, failed=lambda: recorder.failing is not None)
+        interrupted()
+        failure, flaky = settle(
+            recorder.failing,
+            recorder.first_seen,
+            replay=replay,
+            minimise=minimise,
+            as_flaky=as_flaky,
+        )
+    except (KeyboardInterrupt, Interrupted) as stop:
+        raise RunInterrupted(stop, result(recorder.failing, None, False)) from None
+    note = flaky_note(who, recorder.count.first_failure) if flaky else None
+    return result(failure, note, saved)
+
+
 def flaky_note(who: str, seen: int | None) -> str:
     """What a failure that did not fail again says, in every report."""
     case = f"case {seen}" if seen is not None else "a case"
@@ -396,7 +434,7 @@ def run(
         keep=keep,
     )
 
-    def result(failure: Failure | None, flaky: str | None = None) -> RunResult:
+    def result(failure: Failure | None, flaky: str | None, saved: bool) -> RunResult:
         return RunResult(
             handshake=handshake,
             profile=profile,
@@ -408,28 +446,23 @@ def run(
             unreached=unreached(tally, profile, handshake.capabilities),
             first_failure=recorder.count.first_failure,
             cases=recorder.count.generated,
+            from_database=saved,
         )
 
-    machine = seed(chosen_seed)(machine_for(recorder))
     LIVE.start(
         f"{file_stem(handshake.name)}-{profile.value}-seed{chosen_seed}",
         profile=profile.value,
         seed=chosen_seed,
         candidate={"name": handshake.name, "version": handshake.version},
     )
-    try:
-        saved = drive(machine, budget, database, failed=lambda: recorder.failing is not None)
-        interrupted()
-        failure, flaky = settle(
-            recorder.failing,
-            recorder.first_seen,
-            replay=lambda seen: replay_failure(candidate, handshake, seen.case, profile),
-            minimise=lambda found: minimise(candidate, handshake, found, profile),
-            as_flaky=lambda seen: replace(seen, reproduced=False),
-        )
-    except (KeyboardInterrupt, Interrupted) as stop:
-        raise RunInterrupted(stop, result(recorder.failing)) from None
-    return replace(
-        result(failure, flaky_note("candidate", recorder.count.first_failure) if flaky else None),
-        from_database=saved,
+    return conclude(
+        seed(chosen_seed)(machine_for(recorder)),
+        budget,
+        database,
+        recorder,
+        who="candidate",
+        replay=lambda seen: replay_failure(candidate, handshake, seen.case, profile),
+        minimise=lambda found: minimise(candidate, handshake, found, profile),
+        as_flaky=lambda seen: replace(seen, reproduced=False),
+        result=result,
     )

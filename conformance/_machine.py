@@ -39,7 +39,7 @@ from hmm_ref import (
 )
 
 from ._adapter import Capability
-from ._counting import LIVE, CaseCount
+from ._counting import LIVE, Recorder
 from ._executor import Executor, StepOutcome
 from ._model import Model
 from ._ops import (
@@ -152,17 +152,10 @@ class StepFailedError(AssertionError):
 
 @final
 @dataclass(slots=True)
-class CaseRecorder:
-    """What the machines saw: the last failing case, and how many cases ran."""
+class CaseRecorder(Recorder[Failure]):
+    """What the core's machine saw (:class:`Recorder`), and how it makes each case's executor."""
 
     make_executor: Callable[[World], Executor]
-    #: The generated cases, the shrinking attempts, and the budget.
-    count: CaseCount = field(default_factory=CaseCount)
-    #: The last case that failed, as it was seen (Hypothesis ends on the shrunk one).
-    failing: Failure | None = None
-    #: The first case that failed, as it was seen: what is reported if the candidate passes
-    #: it when it is run again.
-    first_seen: Failure | None = None
     #: If set, every case that ran is appended to it (for benchmarks and corpora).
     keep: list[Case] | None = field(default=None)
 
@@ -173,12 +166,10 @@ class CaseRecorder:
         executor: Executor,
         crash: Verdict | None = None,
     ) -> None:
-        """A case failed (``crash``: in ``begin()``): keep it, and the first one."""
-        self.failing = Failure(
-            case=Case(world=world, ops=ops), steps=tuple(executor.steps), setup_crash=crash
+        """A case failed (``crash``: in ``begin()``)."""
+        self.saw(
+            Failure(case=Case(world=world, ops=ops), steps=tuple(executor.steps), setup_crash=crash)
         )
-        self.first_seen = self.first_seen or self.failing
-        self.count.failed()
 
 
 def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:

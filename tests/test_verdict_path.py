@@ -312,7 +312,7 @@ def test_isolate_runs_a_python_core_in_a_child_process(tmp_path: Path) -> None:
     assert "NOT CONFORMING: RNG-3" in out
     status, _, err = _run("run", "--adapter", "exec:/bin/true", "--isolate")
     assert status == 2
-    assert "exec: program is isolated already" in err
+    assert "an exec: program has one already, so leave out --isolate" in err
     status, _, err = _run("run", "--side", "driver", "--isolate")
     assert status == 2
     assert "--isolate runs cores only" in err
