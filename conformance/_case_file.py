@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Final, final
 
 from ._adapter import AdapterError
+from ._case import CaseFormatError, shown
 from ._driver_ops import DRIVER_SIDE, DriverCase, driver_case_from_json, side_of
 from ._model import Profile
-from ._ops import Case, CaseFormatError, _shown, case_from_json
+from ._ops import Case, case_from_json
 
 __all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "CaseFile", "read_case_file"]
 
@@ -160,7 +161,7 @@ def _loads(text: str, name: str) -> object:
         ) from None
     except _DuplicateFieldError as error:
         raise AdapterError(
-            f"replay file {name}: an object names the field {_shown(error.args[0])} twice; "
+            f"replay file {name}: an object names the field {shown(error.args[0])} twice; "
             "give each field once"
         ) from None
     except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits)
@@ -190,7 +191,7 @@ def _profile(document: dict[str, object], side: str) -> Profile | None:
     names = [profile.value for profile in Profile]
     if recorded not in names:
         raise CaseFormatError(
-            f"case.profile: unknown profile {_shown(recorded)}; one of {', '.join(names)}"
+            f"case.profile: unknown profile {shown(recorded)}; one of {', '.join(names)}"
         )
     profile = Profile(recorded)
     if side == DRIVER_SIDE and profile is not Profile.SEED:

@@ -24,6 +24,7 @@ from hypothesis import seed
 from hmm_ref import PTE_NONE
 
 from ._adapter import AdapterError, CandidateFault
+from ._case import CaseFormatError, World
 from ._counting import LIVE, CaseCount
 from ._driver_adapter import DriverCandidate, DriverHandshake, check_driver_handshake
 from ._driver_executor import DriverExecutor, DriverStepOutcome, WouldWaitError
@@ -37,7 +38,6 @@ from ._driver_ops import (
 )
 from ._engine import Budget, budget_from_env, conclude
 from ._model import Profile
-from ._ops import CaseFormatError, World
 from ._outputs import file_stem
 from ._rules import rules_of
 from ._verdicts import Status, Tally

@@ -43,6 +43,7 @@ from hmm_ref import (
 )
 
 from ._adapter import CandidateFault
+from ._case import CaseFormatError, World
 from ._driver_adapter import DriverCandidate, DriverEnv, DriverHandshake, FaultView
 from ._driver_model import (
     CallbackRecord,
@@ -64,7 +65,6 @@ from ._driver_ops import (
     StepFault,
 )
 from ._driver_oracle import check_driver_step
-from ._ops import CaseFormatError, World
 from ._verdicts import Status, Tally, Verdict, fault_verdict
 
 __all__ = ["RUN_LIMIT", "DriverExecutor", "DriverStepOutcome", "WouldWaitError", "build_mm"]

@@ -33,6 +33,7 @@ from hmm_ref import (
     PteKind,
 )
 
+from ._case import World
 from ._counting import LIVE, Recorder
 from ._driver_adapter import DriverCapability
 from ._driver_executor import DriverExecutor, DriverStepOutcome, WouldWaitError
@@ -50,7 +51,6 @@ from ._driver_ops import (
     driver_case_to_json,
 )
 from ._machine import ENCODINGS, VMAS, StepFailedError, ptes
-from ._ops import World
 from ._verdicts import Verdict
 
 __all__ = [

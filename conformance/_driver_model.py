@@ -42,6 +42,7 @@ from hmm_ref import (
     SleepViolation,
 )
 
+from ._case import World
 from ._driver_adapter import DriverCapability, FaultView
 from ._driver_ops import (
     CpuSetEntry,
@@ -54,7 +55,6 @@ from ._driver_ops import (
     StepFault,
 )
 from ._model import CpuState, exact_overlap
-from ._ops import World
 
 __all__ = [
     "CallbackRecord",

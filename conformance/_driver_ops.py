@@ -28,24 +28,24 @@ from typing import ClassVar, Final, final
 
 from hmm_ref import PAGE_SIZE, HmmError, PfnEncoding, Pte
 
-from ._ops import (
+from ._case import (
     CASE_FORMAT,
     CASE_VERSION,
     REPLAY_FIELDS,
     CaseFormatError,
     Json,
     Operation,
+    Reader,
     World,
-    _case_encoding,
-    _case_pte,
-    _check_format,
-    _encoding_to_json,
-    _mapped,
-    _parse_op,
-    _pte_to_json,
-    _Reader,
-    _shown,
-    _span,
+    case_encoding,
+    case_pte,
+    check_format,
+    encoding_to_json,
+    mapped_by,
+    parse_op,
+    pte_to_json,
+    shown,
+    span,
     world_from_json,
     world_to_json,
 )
@@ -93,7 +93,7 @@ class NotifierStart(DriverOperation):
     blockable: bool
 
     def __post_init__(self) -> None:
-        _span("invalidate_start", self.start, self.end)
+        span("invalidate_start", self.start, self.end)
 
     def describe(self) -> str:
         who = "CPU: blockable" if self.blockable else "OOM reaper: non-blockable"
@@ -110,7 +110,7 @@ class NotifierEnd(DriverOperation):
     end: int
 
     def __post_init__(self) -> None:
-        _span("invalidate_end", self.start, self.end)
+        span("invalidate_end", self.start, self.end)
 
     def describe(self) -> str:
         return f"invalidate_end [{self.start:#x}, {self.end:#x})"
@@ -126,7 +126,7 @@ class CpuSetEntry(DriverOperation):
     pte: Pte
 
     def __post_init__(self) -> None:
-        _span("set_pte", self.addr, self.addr + PAGE_SIZE)
+        span("set_pte", self.addr, self.addr + PAGE_SIZE)
 
     def describe(self) -> str:
         return f"CPU sets the entry of {self.addr:#x} to {_pte_text(self.pte)}"
@@ -155,7 +155,7 @@ class StartFault(DriverOperation):
     end: int
 
     def __post_init__(self) -> None:
-        _span("start_fault", self.start, self.end)
+        span("start_fault", self.start, self.end)
 
     def describe(self) -> str:
         return f"device fault f{self.fault} over [{self.start:#x}, {self.end:#x}) starts"
@@ -203,7 +203,7 @@ def driver_op_to_json(op: DriverOperation) -> Json:
     elif isinstance(op, NotifierEnd):
         data.update(start=op.start, end=op.end)
     elif isinstance(op, CpuSetEntry):
-        data.update(addr=op.addr, pte=_pte_to_json(op.pte))
+        data.update(addr=op.addr, pte=pte_to_json(op.pte))
     elif isinstance(op, StartFault):
         data.update(fault=op.fault, start=op.start, end=op.end)
     elif isinstance(op, StepFault | RunFault):
@@ -215,7 +215,7 @@ def driver_op_to_json(op: DriverOperation) -> Json:
 
 #: Each operation's fields besides ``"op"`` (what :func:`driver_op_to_json` writes), and its
 #: parser.
-_PARSERS: Final[Mapping[str, tuple[tuple[str, ...], Callable[[_Reader], DriverOperation]]]] = {
+_PARSERS: Final[Mapping[str, tuple[tuple[str, ...], Callable[[Reader], DriverOperation]]]] = {
     "invalidate_start": (
         ("start", "end", "blockable"),
         lambda r: NotifierStart(
@@ -228,7 +228,7 @@ _PARSERS: Final[Mapping[str, tuple[tuple[str, ...], Callable[[_Reader], DriverOp
     ),
     "set_pte": (
         ("addr", "pte"),
-        lambda r: CpuSetEntry(addr=r.address("addr"), pte=_case_pte(r.obj("pte"))),
+        lambda r: CpuSetEntry(addr=r.address("addr"), pte=case_pte(r.obj("pte"))),
     ),
     "exit": ((), lambda r: Exit()),
     "start_fault": (
@@ -244,7 +244,7 @@ _PARSERS: Final[Mapping[str, tuple[tuple[str, ...], Callable[[_Reader], DriverOp
 
 def driver_op_from_json(data: object, where: str = "op") -> DriverOperation:
     """Parse one driver operation; :class:`CaseFormatError` names the field that is wrong."""
-    return _parse_op(data, where, _PARSERS, "driver operation")
+    return parse_op(data, where, _PARSERS, "driver operation")
 
 
 def driver_decodes(encoding: PfnEncoding) -> bool:
@@ -261,7 +261,7 @@ def driver_case_to_json(case: DriverCase) -> Json:
         "version": CASE_VERSION,
         "side": DRIVER_SIDE,
         "world": world_to_json(case.world),
-        "encoding": _encoding_to_json(case.encoding),
+        "encoding": encoding_to_json(case.encoding),
         "ops": [driver_op_to_json(op) for op in case.ops],
     }
 
@@ -272,7 +272,7 @@ def side_of(data: object) -> str:
         side = data.get("side", "core")
         if side in ("core", DRIVER_SIDE):
             return str(side)
-        raise CaseFormatError(f"case.side: {_shown(side)} is not 'core' or {DRIVER_SIDE!r}")
+        raise CaseFormatError(f"case.side: {shown(side)} is not 'core' or {DRIVER_SIDE!r}")
     return "core"
 
 
@@ -290,15 +290,15 @@ def _op_in_world(op: DriverOperation, mapped: Callable[[int], bool], where: str)
 def driver_case_from_json(data: object) -> DriverCase:
     """Parse a driver case written by :func:`driver_case_to_json`, or a replay file that holds
     one: as :func:`conformance._ops.case_from_json`, with the encoding the driver decodes."""
-    reader = _Reader(data, "case")
-    _check_format(reader)
+    reader = Reader(data, "case")
+    check_format(reader)
     if side_of(reader.data) != DRIVER_SIDE:
         raise CaseFormatError(f"case.side: expected {DRIVER_SIDE!r}; this is a core case")
     reader.only(
         ("format", "version", "side", "world", "encoding", "ops", *REPLAY_FIELDS), "a driver case"
     )
     try:
-        encoding = _case_encoding(reader.obj("encoding"))
+        encoding = case_encoding(reader.obj("encoding"))
     except HmmError as error:
         raise CaseFormatError(f"case.encoding: {error}") from None
     if not driver_decodes(encoding):
@@ -308,7 +308,7 @@ def driver_case_from_json(data: object) -> DriverCase:
             "flag lies below it"
         )
     world = world_from_json(reader._get("world"), "case.world")
-    mapped = _mapped(world)
+    mapped = mapped_by(world)
     ops = tuple(
         _op_in_world(driver_op_from_json(item, f"case.ops[{i}]"), mapped, f"case.ops[{i}]")
         for i, item in enumerate(reader.array("ops"))

@@ -56,9 +56,9 @@ from ._adapter import (
     RangeView,
     load_factory,
 )
+from ._case import CaseFormatError, encoding_to_json
 from ._driver_adapter import DriverCandidate, load_driver_factory
 from ._isolation import Watchdog, kill_tree, watched, watched_driver
-from ._ops import CaseFormatError, _encoding_to_json
 from ._wire_messages import (
     CALL_FIELDS,
     MAX_LINE,
@@ -576,7 +576,7 @@ class WireCandidate:
             vma=vma,
             start=start,
             end=end,
-            encoding=_encoding_to_json(encoding),
+            encoding=encoding_to_json(encoding),
         )
 
     def observe(self, range_id: int) -> RangeView:

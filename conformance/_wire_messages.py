@@ -17,7 +17,7 @@ from typing import Any, Final, TypeAlias
 from hmm_ref import PAGE_SIZE, HmmUpdate, Pte
 
 from ._adapter import RangeView
-from ._ops import CaseFormatError, VmaSpec, _pte_from_json, _pte_to_json, _Reader
+from ._case import CaseFormatError, Reader, VmaSpec, pte_from_json, pte_to_json
 
 __all__ = [
     "CALL_FIELDS",
@@ -75,7 +75,7 @@ class WireFormatError(CaseFormatError):
     """
 
 
-class Message(_Reader):
+class Message(Reader):
     """Typed access to one message's fields that remembers which were read.
 
     :meth:`finish` then refuses any field nobody asked for, as the schemas'
@@ -156,7 +156,7 @@ def vmas_from_json(message: Message) -> tuple[VmaSpec, ...]:
 
 
 def ptes_to_json(ptes: Sequence[Pte]) -> list[Json]:
-    return [_pte_to_json(pte) for pte in ptes]
+    return [pte_to_json(pte) for pte in ptes]
 
 
 def ptes_from_json(items: Sequence[object], where: str, count: int) -> tuple[Pte, ...]:
@@ -167,7 +167,7 @@ def ptes_from_json(items: Sequence[object], where: str, count: int) -> tuple[Pte
     for index, item in enumerate(items):
         entry = Message(item, f"{where}[{index}]")
         try:
-            ptes.append(_pte_from_json(entry))
+            ptes.append(pte_from_json(entry))
         except ValueError as error:  # a pfn out of range, or a pfn on an entry without one
             if isinstance(error, CaseFormatError):
                 raise

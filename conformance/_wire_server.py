@@ -26,7 +26,7 @@ from ._adapter import (
     CandidateWouldHang,
     Handshake,
 )
-from ._ops import CaseFormatError, VmaSpec, _encoding_from_json
+from ._case import CaseFormatError, VmaSpec, encoding_from_json
 from ._wire_messages import (
     REQUEST_FIELDS,
     WIRE_PROTOCOL_VERSION,
@@ -143,7 +143,7 @@ class _Server:
             message.integer("vma"),
             message.integer("start"),
             message.integer("end"),
-            _encoding_from_json(message.obj("encoding")),
+            encoding_from_json(message.obj("encoding")),
         )
 
 

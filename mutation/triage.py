@@ -246,7 +246,7 @@ GROUPS: Final[tuple[Group, ...]] = (
     _group(
         B,
         "a reversed snapshot",
-        """A Snapshot with end before start cannot be built (`_span` in conformance/_ops.py
+        """A Snapshot with end before start cannot be built (`span` in conformance/_case.py
         raises CaseFormatError), so this refusal never runs.""",
         mutants("_hmm", "hmm_vma_get_pfns", range(13, 23)),
     ),
@@ -283,7 +283,7 @@ GROUPS: Final[tuple[Group, ...]] = (
     _group(
         B,
         "`HmmRange` arguments the adapter never passes",
-        """Operations are page aligned by construction (`_span` in conformance/_ops.py), and
+        """Operations are page aligned by construction (`span` in conformance/_case.py), and
         the adapter never passes `pfns=`, so the alignment check never fails and the branch
         for a caller's array never runs.""",
         mutants("_range", "HmmRange.__init__", 2, range(5, 13), range(29, 40)),
@@ -292,7 +292,7 @@ GROUPS: Final[tuple[Group, ...]] = (
         B,
         "bounds checks of the notifier chain",
         """InvalidateStart and InvalidateEnd spans are page aligned and non-empty by
-        construction (`_span` in conformance/_ops.py), so `_check_bounds` never raises; its
+        construction (`span` in conformance/_case.py), so `_check_bounds` never raises; its
         `function` argument is used only in the messages.""",
         mutants("_mmu_notifier", "_check_bounds", 2, range(5, 18)),
         mutants("_mmu_notifier", "mmu_notifier_invalidate_range_start", 2, 8, 9),
