@@ -28,16 +28,21 @@ verdict with the fault's message as its detail.
 from __future__ import annotations
 
 import enum
-import importlib
-import os
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, cast, final
 
 from hmm_ref import HmmMirrorOps, PfnEncoding, Pte
 
-from ._ops import VmaSpec
+from ._case import VmaSpec
+from ._errors import (
+    AdapterError,
+    CandidateCrashed,
+    CandidateFault,
+    CandidateHung,
+    CandidateProtocolError,
+    resolve_factory,
+)
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -165,29 +170,6 @@ class CandidateWouldHang(Exception):  # noqa: N818 - a signal from the candidate
     """Raised by a candidate for a call it would never return from."""
 
 
-class CandidateFault(Exception):  # noqa: N818 - the candidate's fault, reported as a verdict
-    """Raised by an adapter when its candidate failed in a way the protocol cannot express.
-
-    The message is the verdict's detail: say what was asked and what happened.
-    """
-
-
-class CandidateHung(CandidateFault):
-    """The candidate gave no answer within its time budget (a HANG verdict)."""
-
-
-class CandidateCrashed(CandidateFault):
-    """The candidate's process died, or it reported an internal failure (a CRASH verdict)."""
-
-
-class CandidateProtocolError(CandidateFault):
-    """The candidate said something the protocol does not allow (a PROTOCOL verdict)."""
-
-
-class AdapterError(Exception):
-    """The adapter could not be loaded or set up; the message names the problem and the fix."""
-
-
 _METHODS: Final = (
     "handshake",
     "begin",
@@ -201,32 +183,6 @@ _METHODS: Final = (
     "release",
     "close",
 )
-
-
-def resolve_factory(spec: str, example: str) -> Callable[[], object]:
-    """Resolve ``MODULE:FACTORY`` to the callable it names; ``example`` shows the form."""
-    module_name, colon, attribute = spec.partition(":")
-    if not colon or not module_name or not attribute:
-        raise AdapterError(
-            f"adapter {spec!r} is not of the form MODULE:FACTORY (for example {example})"
-        )
-    if os.getcwd() not in sys.path:
-        # As `python -m` does: an adapter module next to the user is found.
-        sys.path.insert(0, os.getcwd())
-    try:
-        factory: object = importlib.import_module(module_name)
-    except Exception as error:  # any import-time failure is the user's module, reported as such
-        raise AdapterError(
-            f"adapter module {module_name!r} does not import ({type(error).__name__}: {error}); "
-            "check the name and that it is installed or on PYTHONPATH"
-        ) from error
-    for part in attribute.split("."):
-        if not hasattr(factory, part):
-            raise AdapterError(f"module {module_name!r} has no attribute {attribute!r}")
-        factory = getattr(factory, part)
-    if not callable(factory):
-        raise AdapterError(f"{spec!r} is not callable; point at a function or class")
-    return factory
 
 
 def load_factory(spec: str) -> Callable[[], Candidate]:

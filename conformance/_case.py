@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TypeAlias, TypeVar, final
 
-from hmm_ref import PAGE_SIZE, HmmError, PfnEncoding, Pte, PteKind
+from hmm_ref import PAGE_SIZE, PTE_NONE, HmmError, PfnEncoding, Pte, PteKind
 
 __all__ = [
     "ADDRESS_END",
@@ -33,6 +33,7 @@ __all__ = [
     "MAX_VMAS",
     "REPLAY_FIELDS",
     "CaseFormatError",
+    "CpuState",
     "Json",
     "Operation",
     "Reader",
@@ -43,6 +44,7 @@ __all__ = [
     "check_format",
     "encoding_from_json",
     "encoding_to_json",
+    "exact_overlap",
     "mapped_by",
     "parse_op",
     "pte_from_json",
@@ -132,6 +134,37 @@ def span(name: str, start: int, end: int, *, empty: bool = False) -> None:
             f"{name}: [{start:#x}, {end:#x}) covers {(end - start) // PAGE_SIZE} pages; a span "
             f"covers at most {MAX_PAGES}"
         )
+
+
+@final
+class CpuState:
+    """The CPU side of a case, owned by the harness; candidates see it as a ``CpuView``."""
+
+    def __init__(self, world: World) -> None:
+        self._vmas = world.vmas
+        self._ptes: dict[int, Pte] = {addr: pte for addr, pte in world.ptes if pte != PTE_NONE}
+
+    @property
+    def vmas(self) -> Sequence[VmaSpec]:
+        return self._vmas
+
+    def pte(self, addr: int) -> Pte:
+        return self._ptes.get(addr - addr % PAGE_SIZE, PTE_NONE)
+
+    def entries(self) -> tuple[tuple[int, Pte], ...]:
+        """The non-empty entries, in address order."""
+        return tuple(sorted(self._ptes.items()))
+
+    def set_pte(self, addr: int, pte: Pte) -> None:
+        if pte == PTE_NONE:
+            self._ptes.pop(addr, None)
+        else:
+            self._ptes[addr] = pte
+
+
+def exact_overlap(start: int, end: int, low: int, high: int) -> bool:
+    """True if ``[start, end)`` and ``[low, high)`` share a page."""
+    return start < high and low < end
 
 
 # -- JSON ------------------------------------------------------------------------------------

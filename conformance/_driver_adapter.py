@@ -45,7 +45,7 @@ from hmm_ref import (
     hmm_vma_range_done,
 )
 
-from ._adapter import AdapterError, resolve_factory
+from ._errors import AdapterError, resolve_factory
 
 __all__ = [
     "DRIVER_PROTOCOL_VERSION",

@@ -23,7 +23,6 @@ from hypothesis import seed
 
 from hmm_ref import PTE_NONE
 
-from ._adapter import AdapterError, CandidateFault
 from ._case import CaseFormatError, World
 from ._counting import LIVE, CaseCount
 from ._driver_adapter import DriverCandidate, DriverHandshake, check_driver_handshake
@@ -37,9 +36,9 @@ from ._driver_ops import (
     driver_case_to_json,
 )
 from ._engine import Budget, budget_from_env, conclude
-from ._model import Profile
+from ._errors import AdapterError, CandidateFault
 from ._outputs import file_stem
-from ._rules import rules_of
+from ._rules import Profile, rules_of
 from ._verdicts import Status, Tally
 
 __all__ = [

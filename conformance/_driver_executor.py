@@ -42,7 +42,6 @@ from hmm_ref import (
     mmu_notifier_invalidate_range_start,
 )
 
-from ._adapter import CandidateFault
 from ._case import CaseFormatError, World
 from ._driver_adapter import DriverCandidate, DriverEnv, DriverHandshake, FaultView
 from ._driver_model import (
@@ -65,6 +64,7 @@ from ._driver_ops import (
     StepFault,
 )
 from ._driver_oracle import check_driver_step
+from ._errors import CandidateFault
 from ._verdicts import Status, Tally, Verdict, fault_verdict
 
 __all__ = ["RUN_LIMIT", "DriverExecutor", "DriverStepOutcome", "WouldWaitError", "build_mm"]

@@ -50,7 +50,7 @@ from ._driver_ops import (
     StepFault,
     driver_case_to_json,
 )
-from ._machine import ENCODINGS, VMAS, StepFailedError, ptes
+from ._generation import ENCODINGS, VMAS, StepFailedError, ptes
 from ._verdicts import Verdict
 
 __all__ = [

@@ -42,7 +42,7 @@ from hmm_ref import (
     SleepViolation,
 )
 
-from ._case import World
+from ._case import CpuState, World, exact_overlap
 from ._driver_adapter import DriverCapability, FaultView
 from ._driver_ops import (
     CpuSetEntry,
@@ -54,7 +54,6 @@ from ._driver_ops import (
     StartFault,
     StepFault,
 )
-from ._model import CpuState, exact_overlap
 
 __all__ = [
     "CallbackRecord",

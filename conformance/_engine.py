@@ -31,8 +31,9 @@ from ._adapter import (
 )
 from ._counting import LIVE, BudgetSpent, CaseCount, Recorder
 from ._executor import Executor, StepOutcome
+from ._generation import StepFailedError
 from ._isolation import Interrupted, received
-from ._machine import CaseRecorder, Failure, StepFailedError, machine_for
+from ._machine import CaseRecorder, Failure, machine_for
 from ._model import Profile
 from ._ops import Case, CaseFormatError, Operation, case_to_json
 from ._outputs import file_stem

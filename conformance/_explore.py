@@ -37,7 +37,7 @@ from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PTE_NONE, PTE_POISON, Errno, Pf
 from ._adapter import Candidate, Capability, Handshake
 from ._engine import Failure, replay_failure, unreached
 from ._executor import Executor
-from ._machine import ENCODINGS, VMAS
+from ._generation import ENCODINGS, VMAS
 from ._model import Model, Profile
 from ._ops import (
     Case,

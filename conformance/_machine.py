@@ -29,18 +29,15 @@ from hypothesis.stateful import (
 from hmm_ref import (
     DEFAULT_ENCODING,
     PAGE_SIZE,
-    PTE_MIGRATION,
     PTE_NONE,
-    PTE_POISON,
-    PTE_SWAP,
     Errno,
     PfnEncoding,
-    Pte,
 )
 
 from ._adapter import Capability
 from ._counting import LIVE, Recorder
 from ._executor import Executor, StepOutcome
+from ._generation import ENCODINGS, VMAS, StepFailedError, ptes
 from ._model import Model
 from ._ops import (
     Case,
@@ -54,21 +51,13 @@ from ._ops import (
     SetCpuEntry,
     Snapshot,
     UnregisterMirror,
-    VmaSpec,
     World,
     case_to_json,
 )
 from ._verdicts import Verdict
 
-__all__ = ["ENCODINGS", "VMAS", "CaseRecorder", "StepFailedError", "machine_for"]
+__all__ = ["CaseRecorder", "machine_for"]
 
-#: The world's vmas: read-write, read-only, unreadable, special; contiguous, 16 pages in all.
-VMAS: Final = (
-    VmaSpec(start=0x10000, end=0x18000),
-    VmaSpec(start=0x18000, end=0x1C000, write=False),
-    VmaSpec(start=0x1C000, end=0x1E000, read=False),
-    VmaSpec(start=0x1E000, end=0x20000, special=True),
-)
 _LOW, _HIGH = VMAS[0].start, VMAS[-1].end
 _SNAPSHOTTABLE: Final = (0, 1)
 #: Snapshots the rules make fail (RNG-2), by kind: (vma, start, end).
@@ -82,29 +71,11 @@ _REFUSED_SPANS: Final = {
 _EMPTY: Final = {"empty": VMAS[0].start, "empty-at-end": VMAS[0].end}
 _REFUSED: Final = (*_REFUSED_SPANS, *_EMPTY)
 
-#: Drivers' encodings: ours; bits at the top with a small shift; amdgpu-like (NONE = 0).
-ENCODINGS: Final = (
-    DEFAULT_ENCODING,
-    PfnEncoding(flags=(1 << 63, 1 << 62, 1 << 61), values=(0xE, 0xF, 0xE), pfn_shift=4),
-    PfnEncoding(
-        flags=(0x1, 0x2, 0x0),
-        values=(0xFFFF_FFFF_FFFF_FFFE, 0x0, 0xFFFF_FFFF_FFFF_FFFC),
-        pfn_shift=12,
-    ),
-)
-
 #: Where a start falls when a range is live: over it, anywhere, or at its boundary.
 _WHERE: Final = ("over", "anywhere", "boundary")
 
 #: What a mirror answers; shrinking prefers the first (0).
 REPLIES: Final = (0, -Errno.EAGAIN, -Errno.ENOMEM, -Errno.EIO)
-
-ptes: Final = st.one_of(
-    st.builds(Pte.present, st.integers(0x100, 0x1FF), write=st.booleans()),
-    st.just(PTE_NONE),
-    st.builds(Pte.device_private, st.integers(0x800, 0x8FF), write=st.booleans()),
-    st.sampled_from((PTE_SWAP, PTE_MIGRATION, PTE_POISON)),
-)
 
 
 def world_strategy() -> st.SearchStrategy[World]:
@@ -144,10 +115,6 @@ class Failure:
         if self.setup_crash is not None:
             return [self.setup_crash]
         return self.steps[-1].failures() if self.steps else []
-
-
-class StepFailedError(AssertionError):
-    """A step failed; raised inside the machine so that Hypothesis shrinks the sequence."""
 
 
 @final

@@ -13,14 +13,11 @@ seed's known holes (see docs/spec.md, RNG-8 open points).
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, final
 
 from hmm_ref import (
     PAGE_SIZE,
-    PTE_NONE,
     Errno,
     HmmPfnFlag,
     HmmPfnValue,
@@ -31,6 +28,7 @@ from hmm_ref import (
 )
 
 from ._adapter import Capability, RangeView
+from ._case import CpuState, exact_overlap
 from ._ops import (
     InvalidateEnd,
     InvalidateStart,
@@ -43,46 +41,18 @@ from ._ops import (
     Snapshot,
     UnregisterMirror,
     VmaSpec,
-    World,
 )
+from ._rules import Profile
 
-__all__ = ["CallRecord", "CpuState", "Model", "Observation", "Profile", "RangeState"]
-
-
-@final
-class Profile(enum.Enum):
-    """Which rules are in force."""
-
-    #: The seed's behaviour: MUST and MAY rules; seed-defect sequences are not generated.
-    SEED = "seed"
-    #: Also the SEED-DEFECT rules: their sequences are generated and the later fixes demanded.
-    STRICT = "strict"
-
-
-@final
-class CpuState:
-    """The CPU side of a case, owned by the harness; candidates see it as a ``CpuView``."""
-
-    def __init__(self, world: World) -> None:
-        self._vmas = world.vmas
-        self._ptes: dict[int, Pte] = {addr: pte for addr, pte in world.ptes if pte != PTE_NONE}
-
-    @property
-    def vmas(self) -> Sequence[VmaSpec]:
-        return self._vmas
-
-    def pte(self, addr: int) -> Pte:
-        return self._ptes.get(addr - addr % PAGE_SIZE, PTE_NONE)
-
-    def entries(self) -> tuple[tuple[int, Pte], ...]:
-        """The non-empty entries, in address order."""
-        return tuple(sorted(self._ptes.items()))
-
-    def set_pte(self, addr: int, pte: Pte) -> None:
-        if pte == PTE_NONE:
-            self._ptes.pop(addr, None)
-        else:
-            self._ptes[addr] = pte
+__all__ = [
+    "CallRecord",
+    "CpuState",
+    "Model",
+    "Observation",
+    "Profile",
+    "RangeState",
+    "exact_overlap",
+]
 
 
 @final
@@ -119,11 +89,6 @@ class Observation:
 
     def syncs(self) -> list[CallRecord]:
         return [call for call in self.calls if call.kind == "sync"]
-
-
-def exact_overlap(start: int, end: int, low: int, high: int) -> bool:
-    """True if ``[start, end)`` and ``[low, high)`` share a page."""
-    return start < high and low < end
 
 
 def snapshot_outcome(vma: VmaSpec, start: int, end: int) -> tuple[int, HmmPfnValue | None]:

@@ -22,10 +22,21 @@ __all__ = [
     "RULES",
     "RULES_BY_ID",
     "Level",
+    "Profile",
     "Rule",
     "out_of_force",
     "rules_of",
 ]
+
+
+@final
+class Profile(enum.Enum):
+    """Which rules are in force."""
+
+    #: The seed's behaviour: MUST and MAY rules; seed-defect sequences are not generated.
+    SEED = "seed"
+    #: Also the SEED-DEFECT rules: their sequences are generated and the later fixes demanded.
+    STRICT = "strict"
 
 
 @final

@@ -14,7 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import final
 
-from ._adapter import CandidateCrashed, CandidateFault, CandidateHung, CandidateProtocolError
+from ._errors import CandidateCrashed, CandidateFault, CandidateHung, CandidateProtocolError
 
 __all__ = ["Status", "Tally", "Verdict", "fault_verdict"]
 

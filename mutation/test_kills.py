@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from conformance import BUDGETS, Profile, explore, reference, run, start
-from conformance._machine import ENCODINGS
+from conformance._generation import ENCODINGS
 from hmm_ref import PfnEncoding
 
 #: Fixed seeds: a mutant's verdict must not depend on the run.

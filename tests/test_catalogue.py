@@ -25,7 +25,7 @@ from conformance import (
     start,
 )
 from conformance._catalogue import CATALOGUE, Entry, ParentTree, SeedCore, ValidAgainAtEnd
-from conformance._machine import VMAS
+from conformance._generation import VMAS
 from conformance._model import CpuState
 
 SEED = 1

@@ -44,7 +44,7 @@ from conformance import (
 )
 from conformance._adapter import load_factory
 from conformance._ccore import BUGS, SOURCE_DIR, CCoreCandidate, LockStats, build_dir, build_server
-from conformance._machine import VMAS
+from conformance._generation import VMAS
 from conformance._model import CpuState
 from conformance._report import rule_rows
 from conformance.oracle import Status

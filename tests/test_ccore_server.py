@@ -30,7 +30,7 @@ from conformance import (
 )
 from conformance._ccore import build_server
 from conformance._engine import close_quietly
-from conformance._machine import VMAS
+from conformance._generation import VMAS
 from conformance._wire import exec_factory
 
 pytestmark = pytest.mark.usefixtures("ccore_build_dir")

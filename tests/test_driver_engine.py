@@ -40,7 +40,7 @@ from conformance._driver_reference import (
     reference_driver,
     reference_driver_rwsem,
 )
-from conformance._machine import ENCODINGS, VMAS
+from conformance._generation import ENCODINGS, VMAS
 from conformance._ops import VmaSpec
 from conformance.oracle import Status
 from hmm_ref import PTE_NONE, DeviceEntry, FaultStep, Pte

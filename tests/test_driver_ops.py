@@ -29,7 +29,7 @@ from conformance._driver_ops import (
     driver_op_to_json,
     side_of,
 )
-from conformance._machine import ENCODINGS, VMAS, ptes
+from conformance._generation import ENCODINGS, VMAS, ptes
 from conformance._ops import REPLAY_FIELDS
 from hmm_ref import PAGE_SIZE, PTE_MIGRATION, Pte
 

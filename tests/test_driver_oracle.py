@@ -43,7 +43,7 @@ from conformance._driver_oracle import (
     check_DRV_5,
     check_DRV_6,
 )
-from conformance._machine import VMAS
+from conformance._generation import VMAS
 from conformance.oracle import Status, Verdict
 from hmm_ref import (
     PTE_NONE,

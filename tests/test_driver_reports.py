@@ -40,7 +40,7 @@ from conformance._driver_ops import (
     StepFault,
 )
 from conformance._driver_reference import reference_driver
-from conformance._machine import ENCODINGS, VMAS
+from conformance._generation import ENCODINGS, VMAS
 from conformance._report import describe_failure, headline, render, replay_document
 from hmm_ref import Pte
 

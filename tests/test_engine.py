@@ -33,7 +33,7 @@ from conformance import (
     start,
 )
 from conformance._engine import close_quietly, replay_failure
-from conformance._machine import VMAS
+from conformance._generation import VMAS
 from conformance._report import rule_rows
 from conformance.oracle import Status
 from examples.exact_core import ExactCore

@@ -47,7 +47,7 @@ from conformance._driver_ops import (
     StepFault,
 )
 from conformance._engine import close_quietly
-from conformance._machine import ENCODINGS, VMAS
+from conformance._generation import ENCODINGS, VMAS
 from conformance.oracle import Status
 from hmm_ref import DeviceEntry, FaultStep, HmmMirrorOps, HmmUpdate, PfnEncoding, Pte
 

@@ -33,7 +33,7 @@ from conformance import (
     replay,
     start,
 )
-from conformance._machine import ENCODINGS, ptes
+from conformance._generation import ENCODINGS, ptes
 from conformance._ops import (
     MAX_ERRNO,
     MAX_HANDLE,

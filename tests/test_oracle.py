@@ -36,7 +36,7 @@ from conformance import (
 )
 from conformance._adapter import Candidate
 from conformance._executor import Executor, StepOutcome
-from conformance._machine import ENCODINGS, VMAS, ptes
+from conformance._generation import ENCODINGS, VMAS, ptes
 from conformance._model import CallRecord, Model, Observation, encode
 from conformance.oracle import CHECKS, SEED_RELEASE_PATH, Status, Verdict, check_step
 from examples.exact_core import ExactCore

@@ -34,7 +34,7 @@ from conformance import (
     start,
 )
 from conformance._engine import replay_failure
-from conformance._machine import VMAS
+from conformance._generation import VMAS
 from conformance._model import CallRecord, Observation
 from conformance._ops import InvalidateEnd, InvalidateStart, Operation, RegisterMirror
 from conformance._report import (

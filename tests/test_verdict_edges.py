@@ -18,8 +18,8 @@ from conformance._driver_catalogue import BaseDriver
 from conformance._driver_executor import DriverExecutor
 from conformance._driver_ops import Exit
 from conformance._engine import BUDGETS, interrupted
+from conformance._generation import ENCODINGS, VMAS
 from conformance._isolation import Interrupted, StuckCall, Watchdog, interrupts
-from conformance._machine import ENCODINGS, VMAS
 from conformance._ops import World
 from conformance._outputs import database_root
 from conformance._report import headline

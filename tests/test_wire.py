@@ -51,8 +51,8 @@ from conformance._adapter import (
 )
 from conformance._driver_reference import reference_driver
 from conformance._engine import close_quietly
+from conformance._generation import VMAS
 from conformance._isolation import WatchedCandidate, WatchedDriver
-from conformance._machine import VMAS
 from conformance._wire import (
     WireCandidate,
     _exit_status,
