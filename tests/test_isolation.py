@@ -153,8 +153,10 @@ def test_an_interruption_lost_in_a_gc_callback_is_sent_again(
 
     monkeypatch.setattr(I, "_send_later", resend)
 
+    armed: list[bool] = []  # set inside the block only: a collection outside it sends nothing
+
     def callback(phase: str, info: dict[str, int]) -> None:
-        if phase == "start" and not sent:
+        if phase == "start" and armed and not sent:
             sent.append(signal.SIGTERM)
             os.kill(os.getpid(), signal.SIGTERM)
             _busy()  # the handler runs in here, and its exception goes nowhere
@@ -164,8 +166,10 @@ def test_an_interruption_lost_in_a_gc_callback_is_sent_again(
     sys.unraisablehook = seen.append
     gc.callbacks.append(callback)
     try:
-        with I.interrupts(), pytest.raises(I.Interrupted) as raised:
-            _collect_then_wait()
+        with I.interrupts():
+            armed.append(True)
+            with pytest.raises(I.Interrupted) as raised:
+                _collect_then_wait()
         with I.interrupts():
             sys.unraisablehook(cast("sys.UnraisableHookArgs", OTHER))
     finally:
