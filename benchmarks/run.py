@@ -60,7 +60,7 @@ from conformance import (
     start,
 )
 from conformance._catalogue import CATALOGUE, Entry
-from conformance._engine import close_quietly
+from conformance._core_side import close_quietly
 from conformance._model import CpuState
 from conformance._wire import adapter_factory
 from hmm_ref import HmmUpdate

@@ -20,13 +20,13 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, final
+from typing import Any, Final, final
 
 from ._adapter import AdapterError
 from ._case import CaseFormatError, shown
-from ._driver_ops import DRIVER_SIDE, DriverCase, driver_case_from_json, side_of
 from ._model import Profile
-from ._ops import Case, case_from_json
+from ._side import Side
+from ._sides import side_of
 
 __all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "CaseFile", "read_case_file"]
 
@@ -47,10 +47,10 @@ _BOM: Final = "\ufeff"
 class CaseFile:
     """A decoded replay file: the case, the side it is for, and the profile it recorded."""
 
-    #: A core :class:`~conformance._ops.Case`, or a :class:`~conformance._driver_ops.DriverCase`
-    #: when ``side`` is ``"driver"``.
-    case: Case | DriverCase
-    #: ``"core"`` or ``"driver"``.
+    #: A case of the side's (a core :class:`~conformance._ops.Case`, a
+    #: :class:`~conformance._driver_ops.DriverCase`, ...).
+    case: Any
+    #: The side's name (``"core"``, ``"driver"``, ...).
     side: str
     #: The profile the failing run used, or None if the file records none (a hand-written case).
     profile: Profile | None
@@ -63,16 +63,14 @@ def read_case_file(path: Path) -> CaseFile:
     The replay command calls this first and dispatches on the result::
 
         loaded = read_case_file(args.file)  # AdapterError: exit 2 with its one-line message
-        if isinstance(loaded.case, DriverCase):
-            ...  # replay against a driver (loaded.profile is None or Profile.SEED)
+        side = side_named(loaded.side)  # the registry's row, which replays its cases
         profile = Profile(args.profile) if args.profile else loaded.profile or Profile.SEED
 
     Raises :class:`AdapterError`, with one line naming the file, for a file that cannot be read
     (the system's reason), is too large, is not UTF-8 (at which byte), nests deeper than
     :data:`MAX_DEPTH`, is not JSON, does not hold an object, records an unknown profile, or
-    holds a case that :func:`~conformance._ops.case_from_json` or
-    :func:`~conformance._driver_ops.driver_case_from_json` refuses (the field and what is
-    allowed). A leading byte-order mark is skipped, as RFC 8259 permits.
+    names no side there is, or holds a case that its side's ``case_from_json`` refuses (the
+    field and what is allowed). A leading byte-order mark is skipped, as RFC 8259 permits.
     """
     name = repr(str(path))
     try:
@@ -103,12 +101,10 @@ def read_case_file(path: Path) -> CaseFile:
     try:
         side = side_of(document)
         profile = _profile(document, side)
-        case: Case | DriverCase = (
-            driver_case_from_json(document) if side == DRIVER_SIDE else case_from_json(document)
-        )
+        case = side.case_from_json(document)
     except CaseFormatError as error:
         raise AdapterError(f"replay file {name}: {error}") from None
-    return CaseFile(case=case, side=side, profile=profile)
+    return CaseFile(case=case, side=side.name, profile=profile)
 
 
 def _check_depth(text: str, name: str) -> None:
@@ -183,7 +179,7 @@ def _json_type(value: object) -> str:
     return "number"
 
 
-def _profile(document: dict[str, object], side: str) -> Profile | None:
+def _profile(document: dict[str, object], side: Side[Any, Any, Any, Any]) -> Profile | None:
     """The profile the file records; :class:`CaseFormatError` if it is none this tool has."""
     if "profile" not in document:
         return None
@@ -194,9 +190,7 @@ def _profile(document: dict[str, object], side: str) -> Profile | None:
             f"case.profile: unknown profile {shown(recorded)}; one of {', '.join(names)}"
         )
     profile = Profile(recorded)
-    if side == DRIVER_SIDE and profile is not Profile.SEED:
-        raise CaseFormatError(
-            f"case.profile: {profile.value!r} is a core profile; driver cases run on the seed's "
-            "core, profile 'seed'"
-        )
+    problem = side.profile_problem(profile)
+    if problem is not None:
+        raise CaseFormatError(f"case.profile: {profile.value!r} {problem}")
     return profile

@@ -21,34 +21,23 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import Any, NoReturn, TextIO
 
-from ._adapter import AdapterError, Candidate, CandidateFault, Handshake, load_factory
+from . import _engine as engine
+from ._adapter import AdapterError, CandidateFault, load_factory
 from ._case_file import read_case_file
 from ._catalogue import CATALOGUE
+from ._core_side import CORE, close_quietly, run, start
 from ._demo import run_demo
-from ._driver_adapter import DriverCandidate, DriverHandshake
 from ._driver_catalogue import DRIVER_CATALOGUE
-from ._driver_engine import (
-    DriverFailure,
-    DriverRunResult,
-    close_driver,
-    replay_driver,
-    run_driver,
-    start_driver,
-)
-from ._driver_ops import DRIVER_SIDE, DriverCase
+from ._driver_ops import DRIVER_SIDE
+from ._driver_side import close_driver, run_driver, start_driver
 from ._engine import (
     BUDGETS,
     Budget,
-    Failure,
     RunInterrupted,
     RunResult,
     budget_from_env,
-    close_quietly,
-    replay,
-    run,
-    start,
 )
 from ._explore import SCOPE, ExploreResult, Level, explore
 from ._isolation import StuckCall, Watchdog, guarded
@@ -62,7 +51,6 @@ from ._outputs import (
     database_for,
     database_root,
     file_stem,
-    printable,
     save_replay,
     save_stuck,
 )
@@ -77,8 +65,10 @@ from ._report import (
     rule_rows,
 )
 from ._scenario import oom_reaper_scenario
+from ._side import Failure, Side
+from ._sides import SIDES, side_named
 from ._verdicts import fault_verdict
-from ._wire import DEFAULT_STEP_TIMEOUT, adapter_factory, driver_factory, isolated_factory
+from ._wire import DEFAULT_STEP_TIMEOUT
 from ._wire_server import serve_stdio
 
 __all__ = ["main"]
@@ -86,9 +76,10 @@ __all__ = ["main"]
 EXIT_OK = 0
 EXIT_VIOLATION = 1
 EXIT_USAGE = 2
-DEFAULT_ADAPTER = "conformance:reference"
-DEFAULT_DRIVER_ADAPTER = "conformance:reference_driver"
-SIDES = ("core", DRIVER_SIDE)
+DEFAULT_ADAPTER = CORE.default_adapter
+DEFAULT_DRIVER_ADAPTER = SIDES[DRIVER_SIDE].default_adapter
+#: A side, whichever.
+AnySide = Side[Any, Any, Any, Any]
 
 
 class _ParserExitError(Exception):
@@ -188,10 +179,12 @@ def _parser() -> _Parser:
     run_cmd = commands.add_parser("run", help="check a candidate with generated, shrunk cases")
     run_cmd.add_argument(
         "--side",
-        choices=SIDES,
-        default="core",
-        help="core (default): an HMM core against the REG/INV/END/RNG/REL rules; driver: a "
-        "mirror driver against the DRV rules (docs/driver-side.md)",
+        choices=tuple(SIDES),
+        default=CORE.name,
+        help="; ".join(
+            f"{name}{' (default)' if side is CORE else ''}: {side.summary}"
+            for name, side in SIDES.items()
+        ),
     )
     add_adapter(run_cmd)
     run_cmd.add_argument(
@@ -306,7 +299,7 @@ def _parser() -> _Parser:
     )
     catalogue_cmd.add_argument(
         "--side",
-        choices=("all", *SIDES),
+        choices=("all", CORE.name, DRIVER_SIDE),
         default="all",
         help="which catalogue: all (default), the cores, or the drivers",
     )
@@ -357,25 +350,16 @@ def _budget(args: argparse.Namespace) -> Budget:
     )
 
 
-def _factory(args: argparse.Namespace) -> Callable[[], Candidate]:
-    """The factory that ``--adapter`` names: a Python factory (watched by the step budget, or
-    with ``--isolate`` in a child process), or a program over the wire."""
-    spec = args.adapter or DEFAULT_ADAPTER
-    if args.isolate:
-        return isolated_factory(spec, step_timeout=args.step_timeout, log=args.wire_log_stream)
-    return adapter_factory(
-        spec, step_timeout=args.step_timeout, log=args.wire_log_stream, watchdog=_watchdog(args)
-    )
-
-
-def _driver_factory(args: argparse.Namespace) -> Callable[[], DriverCandidate]:
-    """The driver that ``--adapter`` names, watched by the step budget."""
-    if args.isolate:
-        raise AdapterError("--isolate runs cores only: the wire protocol carries no drivers yet")
-    return driver_factory(
-        args.adapter or DEFAULT_DRIVER_ADAPTER,
+def _factory(side: AnySide, args: argparse.Namespace) -> Callable[[], Any]:
+    """The factory that ``--adapter`` names for ``side`` (its default if none): a Python
+    factory (watched by the step budget, or with ``--isolate`` in a child process), or a
+    program over the wire."""
+    return side.connect(
+        args.adapter or side.default_adapter,
         step_timeout=args.step_timeout,
+        log=args.wire_log_stream,
         watchdog=_watchdog(args),
+        isolate=args.isolate,
     )
 
 
@@ -397,46 +381,28 @@ def said_stuck(call: StuckCall, replay_dir: Path | None, err: TextIO) -> None:
     err.flush()
 
 
-def _start_driver(args: argparse.Namespace, out: TextIO) -> tuple[DriverCandidate, DriverHandshake]:
-    """Load and start the driver that ``--adapter`` names, and say what it is."""
-    candidate, handshake = start_driver(_driver_factory(args))
-    capabilities = ", ".join(sorted(c.value for c in handshake.capabilities)) or "none"
-    _say(
-        out,
-        f"driver {printable(handshake.name)} {printable(handshake.version)} (lock "
-        f"{handshake.lock}; capabilities: {capabilities})",
-    )
-    return candidate, handshake
-
-
-def _start(args: argparse.Namespace, out: TextIO) -> tuple[Candidate, Handshake]:
+def _start(side: AnySide, args: argparse.Namespace, out: TextIO) -> tuple[Any, Any]:
     """Load and start the candidate, and say what it is."""
-    candidate, handshake = start(_factory(args))
-    capabilities = ", ".join(sorted(c.value for c in handshake.capabilities)) or "none"
-    _say(
-        out,
-        f"candidate {printable(handshake.name)} {printable(handshake.version)} (capabilities: "
-        f"{capabilities})",
-    )
+    candidate, handshake = engine.start(side, _factory(side, args))
+    _say(out, side.introduce(handshake))
     return candidate, handshake
 
 
-def _close(candidate: Candidate, out: TextIO) -> None:
+def _close(side: AnySide, candidate: Any, out: TextIO) -> None:
     """Close the candidate; a failure to close is said, never raised."""
-    problem = close_quietly(candidate)
+    problem = engine.close(side, candidate)
     if problem is not None:
         _say(out, problem)
 
 
 def _save_replay(
-    result: RunResult | ExploreResult | DriverRunResult, directory: Path, out: TextIO
+    result: RunResult[Any, Any, Any] | ExploreResult, directory: Path, out: TextIO
 ) -> None:
     """Save the failing case under a name no earlier file has, and say where."""
     name = file_stem(result.handshake.name)
-    if isinstance(result, DriverRunResult):
-        stem, document = f"{name}-{DRIVER_SIDE}-seed{result.seed}", replay_document(result)
-    elif isinstance(result, RunResult):
-        stem, document = f"{name}-{result.profile.value}-seed{result.seed}", replay_document(result)
+    if isinstance(result, RunResult):
+        stem = result.side.run_stem(result.handshake, result.profile, result.seed)
+        document = replay_document(result)
     else:
         assert result.failure is not None, "only a failure is saved"
         case = result.failure.case
@@ -476,13 +442,15 @@ def _database(args: argparse.Namespace, side: str, name: str, profile: Profile) 
 
 
 def command_run(args: argparse.Namespace, out: TextIO) -> int:
-    """``hmm-conformance run``."""
+    """``hmm-conformance run``: the side's rules against a candidate of that side."""
     _check_outputs(args)
-    if args.side == DRIVER_SIDE:
-        return command_run_driver(args, out)
-    budget = _budget(args)
-    candidate, handshake = _start(args, out)
+    side = side_named(args.side)
     profile = Profile(args.profile)
+    problem = side.profile_problem(profile)
+    if problem is not None:
+        raise AdapterError(f"--profile {args.profile} {problem}")
+    budget = _budget(args)
+    candidate, handshake = _start(side, args, out)
     marks = {max(1, budget.examples * q // 4) for q in (1, 2, 3)}
 
     def progress(cases: int) -> None:
@@ -491,25 +459,26 @@ def command_run(args: argparse.Namespace, out: TextIO) -> int:
 
     _say(
         out,
-        f"profile {profile.value}, budget {budget.name}: {budget.examples} cases of "
+        f"{side.setting(profile)}, budget {budget.name}: {budget.examples} cases of "
         f"up to {budget.steps} steps",
     )
     try:
-        result = run(
+        result = engine.run(
+            side,
             candidate,
             handshake,
             profile=profile,
             budget=budget,
             seed_value=args.seed,
             on_case=progress,
-            database=_database(args, "core", handshake.name, profile),
+            database=_database(args, side.name, handshake.name, profile),
         )
     finally:
-        _close(candidate, out)
+        _close(side, candidate, out)
     return _report_run(result, args, out)
 
 
-def _report_run(result: RunResult | DriverRunResult, args: argparse.Namespace, out: TextIO) -> int:
+def _report_run(result: RunResult[Any, Any, Any], args: argparse.Namespace, out: TextIO) -> int:
     """Print a run's matrix and verdict, write its reports and replay file; the exit code."""
     if result.failure is not None:  # first, so that nothing after it can lose the case
         _save_replay(result, args.replay_dir, out)
@@ -522,7 +491,7 @@ def _report_run(result: RunResult | DriverRunResult, args: argparse.Namespace, o
         _say(out, headline(result))
     else:
         _say(out, headline(result) + ":")
-        out.write(describe_failure(result.failure) + "\n")
+        out.write(describe_failure(result.side, result.failure) + "\n")
     status = EXIT_OK if result.conforms else EXIT_VIOLATION
     for kind, path in args.report:
         try:
@@ -533,40 +502,6 @@ def _report_run(result: RunResult | DriverRunResult, args: argparse.Namespace, o
         else:
             _say(out, f"{kind} report written to {path}")
     return status
-
-
-def command_run_driver(args: argparse.Namespace, out: TextIO) -> int:
-    """``hmm-conformance run --side driver``: the DRV rules against a driver."""
-    if args.profile != Profile.SEED.value:
-        raise AdapterError(
-            f"--profile {args.profile} applies to the core side; drivers run on the seed's core"
-        )
-    budget = _budget(args)
-    candidate, handshake = _start_driver(args, out)
-    marks = {max(1, budget.examples * q // 4) for q in (1, 2, 3)}
-
-    def progress(cases: int) -> None:
-        if cases in marks:
-            _say(out, f"{cases} cases checked")
-
-    _say(
-        out,
-        f"side driver, budget {budget.name}: {budget.examples} cases of up to {budget.steps} steps",
-    )
-    try:
-        result = run_driver(
-            candidate,
-            handshake,
-            budget=budget,
-            seed_value=args.seed,
-            on_case=progress,
-            database=_database(args, DRIVER_SIDE, handshake.name, Profile.SEED),
-        )
-    finally:
-        problem = close_driver(candidate)
-        if problem is not None:
-            _say(out, problem)
-    return _report_run(result, args, out)
 
 
 def _operations(count: int) -> str:
@@ -611,7 +546,7 @@ def explore_headline(result: ExploreResult) -> str:
 def command_explore(args: argparse.Namespace, out: TextIO) -> int:
     """``hmm-conformance explore``."""
     check_directory(args.replay_dir, "--replay-dir")
-    candidate, handshake = _start(args, out)
+    candidate, handshake = _start(CORE, args, out)
     profile = Profile(args.profile)
     scope = replace(SCOPE, mirrors=args.mirrors, ranges=args.snapshots)
     _say(
@@ -639,41 +574,44 @@ def command_explore(args: argparse.Namespace, out: TextIO) -> int:
             on_level=progress,
         )
     finally:
-        _close(candidate, out)
+        _close(CORE, candidate, out)
     out.write("\n" + clause_matrix(rule_rows(result)) + "\n\n")
     if result.failure is None:
         _say(out, explore_headline(result))
         return EXIT_OK if result.conforms and not result.unreached else EXIT_VIOLATION
     _say(out, explore_headline(result) + ":")
-    out.write(describe_failure(result.failure) + "\n")
+    out.write(describe_failure(CORE, result.failure) + "\n")
     _save_replay(result, args.replay_dir, out)
     return EXIT_VIOLATION
 
 
 def command_replay(args: argparse.Namespace, out: TextIO) -> int:
-    """``hmm-conformance replay FILE``."""
+    """``hmm-conformance replay FILE``: against the side's reference unless ``--adapter``
+    names another candidate of the side the file records."""
     loaded = read_case_file(args.file)
-    if isinstance(loaded.case, DriverCase):
-        try:
-            return _replay_driver(args, loaded.case, out)
-        except CaseFormatError as error:  # a step breaks the caller's side of the protocol
-            raise AdapterError(f"replay file {str(args.file)!r}: {error}") from None
-    case = loaded.case
-    profile = Profile(args.profile) if args.profile else loaded.profile or Profile.SEED
-    candidate, handshake = start(_factory(args))
+    side = side_named(loaded.side)
+    if args.profile is None:
+        profile = loaded.profile or Profile.SEED
+    else:
+        profile = Profile(args.profile)
+        problem = side.profile_problem(profile)
+        if problem is not None:
+            raise AdapterError(
+                f"--profile {args.profile} {problem} ({str(args.file)!r} is a {side.name} case)"
+            )
+    candidate, handshake = _start_quietly(side, args)
     try:
-        outcome = replay(candidate, handshake, case, profile, stop_at_failure=True)
-    except CaseFormatError as error:
+        outcome = engine.replay(side, candidate, handshake, loaded.case, profile)
+    except CaseFormatError as error:  # a step breaks the caller's side of the protocol
         raise AdapterError(f"replay file {str(args.file)!r}: {error}") from None
     finally:
-        _close(candidate, out)
+        _close(side, candidate, out)
     _say(
         out,
-        f"replaying {len(case.ops)} operations against {printable(handshake.name)}, profile "
-        f"{profile.value}",
+        f"replaying {len(loaded.case.ops)} operations against {side.target(handshake, profile)}",
     )
     if isinstance(outcome, Failure):
-        out.write(describe_failure(outcome) + "\n")
+        out.write(describe_failure(side, outcome) + "\n")
         rules = sorted({v.rule or v.status.name for v in outcome.verdicts})
         _say(out, f"NOT CONFORMING: {', '.join(rules)}")
         return EXIT_VIOLATION
@@ -683,32 +621,9 @@ def command_replay(args: argparse.Namespace, out: TextIO) -> int:
     return EXIT_OK
 
 
-def _replay_driver(args: argparse.Namespace, case: DriverCase, out: TextIO) -> int:
-    """``hmm-conformance replay FILE`` of a driver case: against the reference driver unless
-    ``--adapter`` names another."""
-    if args.profile not in (None, Profile.SEED.value):
-        raise AdapterError(
-            f"--profile {args.profile} applies to core cases; {str(args.file)!r} is a driver case"
-        )
-    candidate, handshake = start_driver(_driver_factory(args))
-    try:
-        outcome = replay_driver(candidate, handshake, case)
-    finally:
-        problem = close_driver(candidate)
-        if problem is not None:
-            _say(out, problem)
-    _say(
-        out, f"replaying {len(case.ops)} operations against the driver {printable(handshake.name)}"
-    )
-    if isinstance(outcome, DriverFailure):
-        out.write(describe_failure(outcome) + "\n")
-        rules = sorted({v.rule or v.status.name for v in outcome.verdicts})
-        _say(out, f"NOT CONFORMING: {', '.join(rules)}")
-        return EXIT_VIOLATION
-    for step in outcome:
-        out.write(f"{step.index + 1:>3}. {step.op.describe()}: ok\n")
-    _say(out, "every step held")
-    return EXIT_OK
+def _start_quietly(side: AnySide, args: argparse.Namespace) -> tuple[Any, Any]:
+    """Load and start the candidate without saying what it is."""
+    return engine.start(side, _factory(side, args))
 
 
 def main(
@@ -753,7 +668,7 @@ def _save_interrupted(stop: RunInterrupted, args: argparse.Namespace, out: TextI
     """A run stopped by a signal: save the failure it had found, as far as it had shrunk it."""
     if stop.result.failure is not None:
         _say(out, "interrupted after a failure; the case as far as it was shrunk:")
-        out.write(describe_failure(stop.result.failure) + "\n")
+        out.write(describe_failure(stop.result.side, stop.result.failure) + "\n")
         _save_replay(stop.result, args.replay_dir, out)
 
 

@@ -65,7 +65,8 @@ from ._driver_ops import (
 )
 from ._driver_oracle import check_driver_step
 from ._errors import CandidateFault
-from ._verdicts import Status, Tally, Verdict, fault_verdict
+from ._side import WouldWaitError
+from ._verdicts import Judged, Status, Tally, Verdict, fault_verdict
 
 __all__ = ["RUN_LIMIT", "DriverExecutor", "DriverStepOutcome", "WouldWaitError", "build_mm"]
 
@@ -73,26 +74,15 @@ __all__ = ["RUN_LIMIT", "DriverExecutor", "DriverStepOutcome", "WouldWaitError",
 RUN_LIMIT: Final = 16
 
 
-class WouldWaitError(Exception):
-    """The step would wait for a lock another step holds; nothing was done."""
-
-
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
-class DriverStepOutcome:
+class DriverStepOutcome(Judged):
     """One step: the operation, what was seen, and every verdict on it."""
 
     index: int
     op: DriverOperation
     observation: DriverObservation
     verdicts: tuple[Verdict, ...]
-
-    @property
-    def failed(self) -> bool:
-        return any(verdict.status.failed for verdict in self.verdicts)
-
-    def failures(self) -> list[Verdict]:
-        return [verdict for verdict in self.verdicts if verdict.status.failed]
 
 
 class _CandidateError(Exception):
@@ -267,6 +257,10 @@ class DriverExecutor:
         return reply if isinstance(reply, int) else 0
 
     # -- one step ---------------------------------------------------------------------------
+
+    def caller_violation(self, op: DriverOperation) -> str | None:
+        """Why ``op`` breaks the caller's side of the protocol now, or None (the model's)."""
+        return self.model.caller_violation(op)
 
     def waits(self, op: DriverOperation) -> str | None:
         """Why ``op`` would wait for a lock now, or None; the driver's answers are checked."""

@@ -16,7 +16,7 @@ in the composite one, while the single steps let faults land inside an open wind
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, final
 
 from hypothesis import strategies as st
@@ -36,7 +36,7 @@ from hmm_ref import (
 from ._case import World
 from ._counting import LIVE, Recorder
 from ._driver_adapter import DriverCapability
-from ._driver_executor import DriverExecutor, DriverStepOutcome, WouldWaitError
+from ._driver_executor import DriverExecutor, DriverStepOutcome
 from ._driver_model import DriverModel
 from ._driver_ops import (
     CpuSetEntry,
@@ -51,6 +51,7 @@ from ._driver_ops import (
     driver_case_to_json,
 )
 from ._generation import ENCODINGS, VMAS, StepFailedError, ptes
+from ._side import Failure, WouldWaitError
 from ._verdicts import Verdict
 
 __all__ = [
@@ -79,24 +80,8 @@ DRIVER_ENCODINGS: Final = tuple(
 )
 
 
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DriverFailure:
-    """The shrunk failing driver case and its replay, step by step."""
-
-    case: DriverCase
-    steps: tuple[DriverStepOutcome, ...]
-    #: A failure in ``begin()``, before any step.
-    setup_crash: Verdict | None = None
-    #: False if the replay did not fail again: the driver is not deterministic.
-    reproduced: bool = True
-
-    @property
-    def verdicts(self) -> list[Verdict]:
-        """The failing verdicts of the failing step (or the setup crash)."""
-        if self.setup_crash is not None:
-            return [self.setup_crash]
-        return self.steps[-1].failures() if self.steps else []
+#: A failing driver case and its steps.
+DriverFailure = Failure[DriverCase, DriverStepOutcome]
 
 
 @final
@@ -105,12 +90,14 @@ class DriverCaseRecorder(Recorder[DriverFailure]):
     """What the driver machine saw (:class:`Recorder`), and how it makes each case's executor."""
 
     make_executor: Callable[[World, PfnEncoding], DriverExecutor]
+    #: If set, every case that ran is appended to it (for benchmarks and corpora).
+    keep: list[DriverCase] | None = field(default=None)
 
     def failed(
         self, case: DriverCase, executor: DriverExecutor, crash: Verdict | None = None
     ) -> None:
         """A case failed (``crash``: in ``begin()``)."""
-        self.saw(DriverFailure(case=case, steps=tuple(executor.steps), setup_crash=crash))
+        self.saw(Failure(case=case, steps=tuple(executor.steps), setup_crash=crash))
 
 
 #: What a page of the world holds, by name; shrinking prefers the first. Each page's frame
@@ -239,6 +226,10 @@ def driver_machine_for(recorder: DriverCaseRecorder) -> type[RuleBasedStateMachi
                 self._whole_fault(
                     kind="ok", vma=0, first=first, length=length, race=None, data=None
                 )
+
+        def teardown(self) -> None:
+            if recorder.keep is not None and self.world is not None:
+                recorder.keep.append(self._case())
 
         # -- the device -----------------------------------------------------------------
 

@@ -1,8 +1,11 @@
-"""Running the suite: a Hypothesis run over many cases, and the replay of one saved case.
+"""Running the suite, for any side: a Hypothesis run over many cases, and the replay of one case.
 
-:func:`run` starts the candidate once, runs the state machine for a budget of cases, and, if a
-case fails, replays the shrunk case on the same candidate step by step so that the report shows
-every step's verdicts. :func:`replay` runs a saved case the same way, without Hypothesis.
+:func:`run` runs a side's state machine on a started candidate for a budget of cases, and, if
+a case fails, replays it on the same candidate step by step and shortens it further
+(:func:`minimise`) so that the report shows every step's verdicts. :func:`replay` runs a saved
+case the same way, without Hypothesis. Everything that differs between the sides comes through
+their :class:`~conformance._side.Side`; each side's public functions (``conformance.run``,
+``conformance.driver.run_driver``) are these, with the side filled in.
 """
 
 from __future__ import annotations
@@ -11,45 +14,43 @@ import contextlib
 import os
 import secrets
 import unittest
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol, TypeVar, final
+from typing import Any, Final, Generic, Protocol, TypeVar, final
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Flaky
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
-from ._adapter import (
-    AdapterError,
-    Candidate,
-    CandidateFault,
-    Capability,
-    Handshake,
-    check_handshake,
-)
+from ._case import CaseFormatError
 from ._counting import LIVE, BudgetSpent, CaseCount, Recorder
-from ._executor import Executor, StepOutcome
+from ._errors import AdapterError, CandidateFault
 from ._generation import StepFailedError
 from ._isolation import Interrupted, received
-from ._machine import CaseRecorder, Failure, machine_for
-from ._model import Profile
-from ._ops import Case, CaseFormatError, Operation, case_to_json
-from ._outputs import file_stem
-from ._rules import out_of_force, rules_of
+from ._rules import Level, Profile, Rule, out_of_force
+from ._side import (
+    CandidateT,
+    CaseT,
+    Failure,
+    HandshakeT,
+    Handshaking,
+    Side,
+    StepT,
+    WouldWaitError,
+)
 from ._verdicts import Status, Tally
-
-if TYPE_CHECKING:
-    from ._driver_engine import DriverRunResult
 
 __all__ = [
     "BUDGETS",
     "Budget",
-    "Failure",
     "RunInterrupted",
     "RunResult",
     "budget_from_env",
+    "close",
+    "confirm",
+    "minimise",
     "replay",
     "run",
     "start",
@@ -86,18 +87,19 @@ def budget_from_env(default: str = "ci") -> Budget:
 
 
 def unreached(
-    tally: Tally, profile: Profile, capabilities: frozenset[Capability]
+    rules: Collection[Rule], tally: Tally, profile: Profile, declared: Collection[str]
 ) -> tuple[str, ...]:
-    """The rules in force that no step exercised: a run that leaves any proves nothing of them."""
+    """The rules in force that no step exercised: a run that leaves any proves nothing of them.
+
+    ``declared`` are the capabilities the candidate declared, by value."""
     reached = {
         rule_id
         for rule_id, counts in tally.counts.items()
         if counts[Status.PASS] + counts[Status.ALLOWED] + counts[Status.FAIL]
     }
-    declared = {capability.value for capability in capabilities}
     return tuple(
         rule.id
-        for rule in rules_of("core")
+        for rule in rules
         if out_of_force(rule, strict=profile is Profile.STRICT, capabilities=declared) is None
         and rule.id not in reached
     )
@@ -105,15 +107,16 @@ def unreached(
 
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RunResult:
-    """What one run found."""
+class RunResult(Generic[HandshakeT, CaseT, StepT]):
+    """What one run found, on any side."""
 
-    handshake: Handshake
+    side: Side[Any, HandshakeT, CaseT, StepT]
+    handshake: HandshakeT
     profile: Profile
     budget: Budget
     seed: int
     tally: Tally
-    failure: Failure | None
+    failure: Failure[CaseT, StepT] | None
     #: Set when Hypothesis saw a failure it could not reproduce (a nondeterministic candidate).
     flaky: str | None = None
     #: Rules in force that no step exercised; with any, the run is inconclusive.
@@ -132,11 +135,27 @@ class RunResult:
 
     @property
     def conforms(self) -> bool:
-        """No rule failed, and every rule in force was exercised."""
+        """No rule failed, and every rule in force was exercised (a graded SHOULD is no
+        failure)."""
         return self.failure is None and self.flaky is None and not self.unreached
 
+    @property
+    def graded(self) -> int:
+        """How many answers the side's SHOULD rules graded (allowed, but not the best)."""
+        return sum(
+            self.tally.counts[rule.id][Status.ALLOWED]
+            for rule in self.side.rules
+            if rule.level is Level.SHOULD and rule.id in self.tally.counts
+        )
 
-def start(factory: Callable[[], Candidate]) -> tuple[Candidate, Handshake]:
+
+def _declared(handshake: Handshaking) -> set[str]:
+    return {capability.value for capability in handshake.capabilities}
+
+
+def start(
+    side: Side[CandidateT, HandshakeT, Any, Any], factory: Callable[[], CandidateT]
+) -> tuple[CandidateT, HandshakeT]:
     """Make the candidate and read its handshake; :class:`AdapterError` if either fails.
 
     A :class:`CandidateFault` from the handshake (an out-of-process candidate that hung, died or
@@ -151,74 +170,96 @@ def start(factory: Callable[[], Candidate]) -> tuple[Candidate, Handshake]:
     try:
         handshake = candidate.handshake()
     except CandidateFault:
-        close_quietly(candidate)
+        close(side, candidate)
         raise
     except Exception as error:
         raise AdapterError(f"handshake() raised {type(error).__name__}: {error}") from error
-    return candidate, check_handshake(handshake)
+    return candidate, side.check_handshake(handshake)
+
+
+def close(side: Side[CandidateT, Any, Any, Any], candidate: CandidateT) -> str | None:
+    """Close the candidate; a failure to close is reported, never raised."""
+    try:
+        candidate.close()
+    except Exception as error:
+        return f"the {side.who}'s close() raised {type(error).__name__}: {error}"
+    return None
 
 
 def replay(
-    candidate: Candidate,
-    handshake: Handshake,
-    case: Case,
+    side: Side[CandidateT, HandshakeT, CaseT, StepT],
+    candidate: CandidateT,
+    handshake: HandshakeT,
+    case: CaseT,
     profile: Profile,
     *,
     tally: Tally | None = None,
     stop_at_failure: bool = True,
-) -> Failure | tuple[StepOutcome, ...]:
-    """Run ``case`` step by step; a :class:`Failure` if a step fails, else every outcome."""
-    executor = Executor(candidate, handshake, profile, case.world, tally)
-    LIVE.document = lambda: case_to_json(case)
+) -> Failure[CaseT, StepT] | tuple[StepT, ...]:
+    """Run ``case`` step by step; a :class:`Failure` at the first failing step, else every
+    outcome. :class:`CaseFormatError` if a step breaks the caller's side of the protocol, or
+    would wait for a lock with this candidate (the case does not apply to it)."""
+    executor = side.executor(candidate, handshake, case, profile, tally)
+    LIVE.document = lambda: side.case_to_json(case)
     crash = executor.begin()
     if crash is not None:
         return Failure(case=case, steps=(), setup_crash=crash)
     for number, op in enumerate(case.ops, start=1):
-        violation = executor.model.caller_violation(op)
+        violation = executor.caller_violation(op)
         if violation is not None:
             raise CaseFormatError(f"step {number} ({op.describe()}): {violation}")
-        if executor.step(op).failed and stop_at_failure:
+        try:
+            outcome = executor.step(op)
+        except WouldWaitError as error:
+            raise CaseFormatError(
+                f"step {number} ({op.describe()}) cannot be taken now: {error}"
+            ) from None
+        if outcome.failed and stop_at_failure:
             # Operations after the failing step change nothing: the case ends there.
-            trimmed = Case(world=case.world, ops=case.ops[: len(executor.steps)])
-            return Failure(case=trimmed, steps=tuple(executor.steps))
+            return Failure(case=side.with_ops(case, number), steps=tuple(executor.steps))
     return tuple(executor.steps)
 
 
-def replay_failure(
-    candidate: Candidate, handshake: Handshake, case: Case, profile: Profile
-) -> Failure:
+def confirm(
+    side: Side[CandidateT, HandshakeT, CaseT, StepT],
+    candidate: CandidateT,
+    handshake: HandshakeT,
+    case: CaseT,
+    profile: Profile,
+) -> Failure[CaseT, StepT]:
     """Replay a case that failed; if it does not fail again, say it was not reproduced."""
-    outcome = replay(candidate, handshake, case, profile)
+    outcome = replay(side, candidate, handshake, case, profile)
     if isinstance(outcome, Failure):
         return outcome
     return Failure(case=case, steps=outcome, reproduced=False)
 
 
-def _broken(failure: Failure) -> set[str]:
+def _broken(failure: Failure[Any, Any]) -> set[str]:
     return {verdict.rule or verdict.status.name for verdict in failure.verdicts}
 
 
 def minimise(
-    candidate: Candidate, handshake: Handshake, failure: Failure, profile: Profile
-) -> Failure:
-    """Delete an operation, or swap two neighbours, while the case gets shorter and still
-    breaks one of the same rules.
+    side: Side[CandidateT, HandshakeT, CaseT, StepT],
+    candidate: CandidateT,
+    handshake: HandshakeT,
+    failure: Failure[CaseT, StepT],
+    profile: Profile,
+) -> Failure[CaseT, StepT]:
+    """Try the side's edits of the case (deleting operations, swapping two neighbours, ...)
+    while the case gets shorter and still breaks one of the same rules.
 
     Hypothesis shrinks the choices behind a case; this pass shrinks the case itself, which
-    operations-as-data make cheap: a case of n steps costs at most 2n replays per pass. A swap
-    helps when the failure then comes a step earlier: a snapshot taken inside a window fails at
-    the window's end, and taken before the window fails at its start.
+    operations-as-data make cheap. A swap helps when the failure then comes a step earlier: a
+    snapshot taken inside a window fails at the window's end, and taken before it at its start.
     """
     best, broken = failure, _broken(failure)
     shrinking = True
     while shrinking:
         shrinking = False
-        for ops in _edits(best.case.ops):
+        for case in side.edits(best.case):
             try:
-                outcome = replay(
-                    candidate, handshake, Case(world=best.case.world, ops=ops), profile
-                )
-            except CaseFormatError:  # that edit breaks the caller's side of the protocol
+                outcome = replay(side, candidate, handshake, case, profile)
+            except CaseFormatError:  # that edit breaks the caller's side, or would wait
                 continue
             if (
                 isinstance(outcome, Failure)
@@ -228,23 +269,6 @@ def minimise(
                 best, shrinking = outcome, True
                 break
     return best
-
-
-def _edits(ops: tuple[Operation, ...]) -> Iterator[tuple[Operation, ...]]:
-    """Each case one operation shorter, then each with two neighbours swapped."""
-    for index in range(len(ops)):
-        yield ops[:index] + ops[index + 1 :]
-    for index in range(len(ops) - 1):
-        yield (*ops[:index], ops[index + 1], ops[index], *ops[index + 2 :])
-
-
-def close_quietly(candidate: Candidate) -> str | None:
-    """Close the candidate; a failure to close is reported, never raised."""
-    try:
-        candidate.close()
-    except Exception as error:
-        return f"the candidate's close() raised {type(error).__name__}: {error}"
-    return None
 
 
 def interrupted() -> None:
@@ -259,7 +283,7 @@ class RunInterrupted(BaseException):
     """SIGINT or SIGTERM stopped a run; :attr:`result` is what it had found by then (its
     failure, if any, as last seen, not shrunk further), to save and report."""
 
-    def __init__(self, cause: BaseException, result: RunResult | DriverRunResult) -> None:
+    def __init__(self, cause: BaseException, result: RunResult[Any, Any, Any]) -> None:
         super().__init__(str(cause) or "interrupted")
         self.result = result
         #: The exit status a command should end with: 130 for SIGINT, 143 for SIGTERM.
@@ -361,7 +385,7 @@ def settle(
 
 
 #: A side's run result.
-ResultT = TypeVar("ResultT", bound="RunResult | DriverRunResult")
+ResultT = TypeVar("ResultT", bound=RunResult[Any, Any, Any])
 
 
 def conclude(
@@ -408,16 +432,17 @@ def flaky_note(who: str, seen: int | None) -> str:
 
 
 def run(
-    candidate: Candidate,
-    handshake: Handshake,
+    side: Side[CandidateT, HandshakeT, CaseT, StepT],
+    candidate: CandidateT,
+    handshake: HandshakeT,
     *,
     profile: Profile = Profile.SEED,
     budget: Budget | None = None,
     seed_value: int | None = None,
     on_case: Callable[[int], None] | None = None,
-    keep: list[Case] | None = None,
+    keep: list[CaseT] | None = None,
     database: Path | None = None,
-) -> RunResult:
+) -> RunResult[HandshakeT, CaseT, StepT]:
     """Check ``candidate`` over a budget of generated cases; shrink and replay a failure.
 
     ``budget`` defaults to ``$HMM_CONFORMANCE_BUDGET`` or ``ci``, as on the command line.
@@ -429,14 +454,16 @@ def run(
     budget = budget or budget_from_env()
     chosen_seed = seed_value if seed_value is not None else secrets.randbelow(2**32)
     tally = Tally()
-    recorder = CaseRecorder(
-        make_executor=lambda world: Executor(candidate, handshake, profile, world, tally),
-        count=CaseCount(limit=budget.examples, on_case=on_case),
-        keep=keep,
+    count = CaseCount(limit=budget.examples, on_case=on_case)
+    machine, recorder = side.machine(
+        candidate, handshake, profile=profile, tally=tally, count=count, keep=keep
     )
 
-    def result(failure: Failure | None, flaky: str | None, saved: bool) -> RunResult:
+    def result(
+        failure: Failure[CaseT, StepT] | None, flaky: str | None, saved: bool
+    ) -> RunResult[HandshakeT, CaseT, StepT]:
         return RunResult(
+            side=side,
             handshake=handshake,
             profile=profile,
             budget=budget,
@@ -444,26 +471,26 @@ def run(
             tally=tally,
             failure=failure,
             flaky=flaky,
-            unreached=unreached(tally, profile, handshake.capabilities),
-            first_failure=recorder.count.first_failure,
-            cases=recorder.count.generated,
+            unreached=unreached(side.rules, tally, profile, _declared(handshake)),
+            first_failure=count.first_failure,
+            cases=count.generated,
             from_database=saved,
         )
 
     LIVE.start(
-        f"{file_stem(handshake.name)}-{profile.value}-seed{chosen_seed}",
+        side.run_stem(handshake, profile, chosen_seed),
         profile=profile.value,
         seed=chosen_seed,
         candidate={"name": handshake.name, "version": handshake.version},
     )
     return conclude(
-        seed(chosen_seed)(machine_for(recorder)),
+        seed(chosen_seed)(machine),
         budget,
         database,
         recorder,
-        who="candidate",
-        replay=lambda seen: replay_failure(candidate, handshake, seen.case, profile),
-        minimise=lambda found: minimise(candidate, handshake, found, profile),
+        who=side.who,
+        replay=lambda seen: confirm(side, candidate, handshake, seen.case, profile),
+        minimise=lambda found: minimise(side, candidate, handshake, found, profile),
         as_flaky=lambda seen: replace(seen, reproduced=False),
         result=result,
     )

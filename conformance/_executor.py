@@ -42,7 +42,7 @@ from ._ops import (
     UnregisterMirror,
     World,
 )
-from ._verdicts import Status, Tally, Verdict, fault_verdict
+from ._verdicts import Judged, Status, Tally, Verdict, fault_verdict
 from .oracle import check_step
 
 __all__ = ["Executor", "StepOutcome"]
@@ -50,20 +50,13 @@ __all__ = ["Executor", "StepOutcome"]
 
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
-class StepOutcome:
+class StepOutcome(Judged):
     """One step: the operation, what was seen, and every verdict on it."""
 
     index: int
     op: Operation
     observation: Observation
     verdicts: tuple[Verdict, ...]
-
-    @property
-    def failed(self) -> bool:
-        return any(verdict.status.failed for verdict in self.verdicts)
-
-    def failures(self) -> list[Verdict]:
-        return [verdict for verdict in self.verdicts if verdict.status.failed]
 
 
 class _CandidateError(Exception):
@@ -143,6 +136,10 @@ class Executor:
         return reply
 
     # -- one step -----------------------------------------------------------------------------
+
+    def caller_violation(self, op: Operation) -> str | None:
+        """Why ``op`` breaks the caller's side of the protocol now, or None (the model's)."""
+        return self.model.caller_violation(op)
 
     def step(self, op: Operation) -> StepOutcome:
         """Apply ``op``, judge it, and advance the model unless the step failed."""

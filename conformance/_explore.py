@@ -35,7 +35,8 @@ from typing import Final, final
 from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PTE_NONE, PTE_POISON, Errno, PfnEncoding, Pte
 
 from ._adapter import Candidate, Capability, Handshake
-from ._engine import Failure, replay_failure, unreached
+from ._core_side import CORE, CoreFailure, CoreSide, replay_failure
+from ._engine import unreached
 from ._executor import Executor
 from ._generation import ENCODINGS, VMAS
 from ._model import Model, Profile
@@ -52,6 +53,7 @@ from ._ops import (
     UnregisterMirror,
     World,
 )
+from ._side import Failure
 from ._verdicts import Tally
 
 __all__ = ["SCOPE", "ExploreResult", "Scope", "explore", "state_key"]
@@ -256,7 +258,7 @@ class ExploreResult:
     completed: int = 0
     levels: list[Level] = field(default_factory=list)
     tally: Tally = field(default_factory=Tally)
-    failure: Failure | None = None
+    failure: CoreFailure | None = None
     #: Why the search stopped before ``depth`` without a failure (the time limit).
     stopped: str | None = None
     #: Set when a replayed path led somewhere else than the first time: the candidate is not
@@ -264,6 +266,11 @@ class ExploreResult:
     flaky: str | None = None
     seconds: float = 0.0
     unreached: tuple[str, ...] = ()
+
+    @property
+    def side(self) -> CoreSide:
+        """The side explored: exhaustive search runs cores only."""
+        return CORE
 
     @property
     def states(self) -> int:
@@ -303,7 +310,7 @@ class _Search:
     seen: set[Hashable] = field(default_factory=set)
     scratch: Tally = field(default_factory=Tally)
 
-    def fresh(self) -> tuple[Executor, Failure | None]:
+    def fresh(self) -> tuple[Executor, CoreFailure | None]:
         executor = Executor(
             self.candidate, self.handshake, self.profile, self.scope.world, self.scratch
         )
@@ -314,7 +321,7 @@ class _Search:
             case=Case(world=self.scope.world, ops=()), steps=(), setup_crash=crash
         )
 
-    def failure(self, ops: tuple[Operation, ...]) -> Failure:
+    def failure(self, ops: tuple[Operation, ...]) -> CoreFailure:
         return replay_failure(
             self.candidate, self.handshake, Case(world=self.scope.world, ops=ops), self.profile
         )
@@ -406,7 +413,9 @@ def explore(
         result.completed = level
     result.tally.cases = result.transitions
     result.seconds = clock() - began
-    result.unreached = unreached(result.tally, profile, handshake.capabilities)
+    result.unreached = unreached(
+        CORE.rules, result.tally, profile, {c.value for c in handshake.capabilities}
+    )
     return result
 
 
@@ -417,7 +426,7 @@ class _Unsteady:
 
     reason: str
     #: What failed on the replay, if something did.
-    failure: Failure | None = None
+    failure: CoreFailure | None = None
 
 
 _NOT_SHORTEST = "the candidate is not deterministic, so no search can promise a shortest case"
@@ -425,7 +434,7 @@ _NOT_SHORTEST = "the candidate is not deterministic, so no search can promise a 
 
 def _take(
     search: _Search, tally: Tally, state: _State, op: Operation
-) -> Executor | Failure | _Unsteady:
+) -> Executor | CoreFailure | _Unsteady:
     """Replay ``state``'s path on a fresh case, then take ``op``: the executor after it, the
     failure, or what the candidate did differently on the replay."""
     executor, crash = search.fresh()

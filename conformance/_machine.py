@@ -54,6 +54,7 @@ from ._ops import (
     World,
     case_to_json,
 )
+from ._side import Failure
 from ._verdicts import Verdict
 
 __all__ = ["CaseRecorder", "machine_for"]
@@ -97,29 +98,8 @@ def world_strategy() -> st.SearchStrategy[World]:
 
 
 @final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Failure:
-    """A failing case and the outcome of each of its steps: shrunk and replayed, or (for a
-    failure that did not fail again, or an interrupted run) as the state machine saw it."""
-
-    case: Case
-    steps: tuple[StepOutcome, ...]
-    #: A crash in ``begin()``, before any step.
-    setup_crash: Verdict | None = None
-    #: False if the replay did not fail again: the candidate is not deterministic.
-    reproduced: bool = True
-
-    @property
-    def verdicts(self) -> list[Verdict]:
-        """The failing verdicts of the failing step (or the setup crash)."""
-        if self.setup_crash is not None:
-            return [self.setup_crash]
-        return self.steps[-1].failures() if self.steps else []
-
-
-@final
 @dataclass(slots=True)
-class CaseRecorder(Recorder[Failure]):
+class CaseRecorder(Recorder[Failure[Case, StepOutcome]]):
     """What the core's machine saw (:class:`Recorder`), and how it makes each case's executor."""
 
     make_executor: Callable[[World], Executor]

@@ -18,38 +18,34 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import final
+from typing import Any, final
 
 import pytest
 
-from ._adapter import AdapterError, Candidate, CandidateFault, Handshake
+from . import _engine as engine
+from ._adapter import AdapterError, CandidateFault
 from ._cli import seed_number
-from ._driver_adapter import DriverCandidate, DriverHandshake
-from ._driver_engine import DriverRunResult, close_driver, run_driver, start_driver
-from ._driver_ops import DRIVER_SIDE
 from ._engine import (
     BUDGETS,
     Budget,
     RunInterrupted,
     RunResult,
     budget_from_env,
-    close_quietly,
-    run,
-    start,
 )
 from ._isolation import StuckCall, Watchdog, child_subreaper, interrupts, say_stuck
 from ._model import Profile
 from ._outputs import (
     database_for,
     database_root,
-    file_stem,
     printable,
     save_replay,
     save_stuck,
 )
 from ._report import clause_matrix, describe_failure, headline, replay_document, rule_rows
+from ._side import Side
+from ._sides import SIDES, side_named
 from ._verdicts import fault_verdict
-from ._wire import DEFAULT_STEP_TIMEOUT, adapter_factory, driver_factory
+from ._wire import DEFAULT_STEP_TIMEOUT
 
 __all__ = ["HmmConformanceCollector", "HmmConformanceItem"]
 
@@ -82,7 +78,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--hmm-side",
-        choices=("core", DRIVER_SIDE),
+        choices=tuple(SIDES),
         default="core",
         help="core (default): the adapter is an HMM core; driver: a mirror driver (DRV rules)",
     )
@@ -117,7 +113,7 @@ class _ConformanceError(Exception):
 class _Options:
     """The plugin's options, read once and checked."""
 
-    side: str
+    side: Side[Any, Any, Any, Any]
     profile: Profile
     budget: Budget
     seed: int | None
@@ -129,12 +125,11 @@ def _options(config: pytest.Config) -> _Options:
     """The options, or :class:`AdapterError` naming the one that is wrong and the fix."""
     budget_name = config.getoption("--hmm-budget")
     budget = BUDGETS[budget_name] if budget_name else budget_from_env()
-    side = config.getoption("--hmm-side")
+    side = side_named(config.getoption("--hmm-side"))
     profile_name = config.getoption("--hmm-profile")
-    if side == DRIVER_SIDE and profile_name not in (None, Profile.SEED.value):
-        raise AdapterError(
-            f"--hmm-profile {profile_name} applies to the core side; drivers run on the seed's core"
-        )
+    problem = side.profile_problem(Profile(profile_name or Profile.SEED.value))
+    if problem is not None:
+        raise AdapterError(f"--hmm-profile {profile_name} {problem}")
     seed = config.getoption("--hmm-seed")
     hypothesis_seed = config.getoption("hypothesis_seed", None)
     if seed is None and hypothesis_seed is not None:
@@ -184,27 +179,23 @@ class HmmConformanceItem(pytest.Item):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.adapter = adapter
         self.options: _Options | None = None
-        self.core: tuple[Candidate, Handshake] | None = None
-        self.driver: tuple[DriverCandidate, DriverHandshake] | None = None
+        #: The started candidate and its handshake.
+        self.started: tuple[Any, Any] | None = None
         #: The finished run, for ``--hypothesis-show-statistics``.
-        self.result: RunResult | DriverRunResult | None = None
+        self.result: RunResult[Any, Any, Any] | None = None
 
     def setup(self) -> None:
         problem: str | None = None
         try:
             self.options = options = _options(self.config)
-            watchdog = Watchdog(on_stuck=self._stuck)
-            if options.side == DRIVER_SIDE:
-                factory = driver_factory(
-                    self.adapter, step_timeout=options.step_timeout, watchdog=watchdog
-                )
-                self.driver = start_driver(factory)
-            else:
-                self.core = start(
-                    adapter_factory(
-                        self.adapter, step_timeout=options.step_timeout, watchdog=watchdog
-                    )
-                )
+            factory = options.side.connect(
+                self.adapter,
+                step_timeout=options.step_timeout,
+                log=None,
+                watchdog=Watchdog(on_stuck=self._stuck),
+                isolate=False,
+            )
+            self.started = engine.start(options.side, factory)
         except AdapterError as error:
             problem = f"setup: {error}"
         except CandidateFault as fault:
@@ -227,40 +218,29 @@ class HmmConformanceItem(pytest.Item):
         self.result = result
         self._report(result)
 
-    def _run(self) -> RunResult | DriverRunResult:
+    def _run(self) -> RunResult[Any, Any, Any]:
         options = self.options
         assert options is not None, "setup() comes first"
-        if self.driver is not None:
-            driver, handshake = self.driver
-            return run_driver(
-                driver,
-                handshake,
-                budget=options.budget,
-                seed_value=options.seed,
-                database=database_for(
-                    options.database, DRIVER_SIDE, handshake.name, options.profile.value
-                ),
-            )
-        assert self.core is not None, "setup() started the candidate"
-        candidate, core_handshake = self.core
-        return run(
+        assert self.started is not None, "setup() started the candidate"
+        candidate, handshake = self.started
+        return engine.run(
+            options.side,
             candidate,
-            core_handshake,
+            handshake,
             profile=options.profile,
             budget=options.budget,
             seed_value=options.seed,
             database=database_for(
-                options.database, "core", core_handshake.name, options.profile.value
+                options.database, options.side.name, handshake.name, options.profile.value
             ),
         )
 
     def _failures_dir(self) -> Path:
         return self.config.rootpath / "hmm-conformance-failures"
 
-    def _save(self, result: RunResult | DriverRunResult) -> str:
+    def _save(self, result: RunResult[Any, Any, Any]) -> str:
         """Save the failing case; where it went, as the report says it."""
-        side = DRIVER_SIDE if isinstance(result, DriverRunResult) else result.profile.value
-        stem = f"pytest-{file_stem(result.handshake.name)}-{side}-seed{result.seed}"
+        stem = "pytest-" + result.side.run_stem(result.handshake, result.profile, result.seed)
         path, note = save_replay(self._failures_dir(), stem, replay_document(result))
         return str(path) if note is None else f"{path} ({note})"
 
@@ -280,15 +260,13 @@ class HmmConformanceItem(pytest.Item):
 
     def teardown(self) -> None:
         problem: str | None = None
-        if self.driver is not None:
-            problem = close_driver(self.driver[0])
-        elif self.core is not None:
-            problem = close_quietly(self.core[0])
-        self.driver = self.core = None
+        if self.started is not None and self.options is not None:
+            problem = engine.close(self.options.side, self.started[0])
+        self.started = None
         if problem is not None:
             pytest.fail(problem, pytrace=False)
 
-    def _report(self, result: RunResult | DriverRunResult) -> None:
+    def _report(self, result: RunResult[Any, Any, Any]) -> None:
         """Pass, or fail with the headline, the clause matrix and the counterexample."""
         if result.conforms:
             return
@@ -297,7 +275,7 @@ class HmmConformanceItem(pytest.Item):
             text.append(f"replay file: {self._save(result)}")
         text += [f"{headline(result)} (seed {result.seed})", clause_matrix(rule_rows(result))]
         if result.failure is not None:
-            text.append(describe_failure(result.failure))
+            text.append(describe_failure(result.side, result.failure))
         raise _ConformanceError("\n".join(text))
 
     def repr_failure(

@@ -25,32 +25,16 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol, final
 from xml.etree import ElementTree
 
-from hmm_ref import describe_result
-
-from ._adapter import Handshake
-from ._driver_engine import DriverFailure, DriverRunResult
-from ._driver_executor import DriverStepOutcome
-from ._driver_model import in_span
-from ._driver_ops import (
-    DRIVER_SIDE,
-    NotifierStart,
-    RunFault,
-    StepFault,
-    driver_case_to_json,
-    driver_op_to_json,
-)
-from ._engine import Failure, RunResult
-from ._executor import StepOutcome
-from ._model import Profile
-from ._ops import case_to_json, op_to_json
+from ._engine import RunResult
 from ._outputs import printable
-from ._rules import Level, Rule, out_of_force, rules_of
+from ._rules import Level, Profile, Rule, out_of_force
+from ._side import Failure, Handshaking, Side
 from ._verdicts import Status, Tally, Verdict
 
-#: A run of either side, as the renderers take it.
-AnyResult = RunResult | DriverRunResult
-#: A failure of either side.
-AnyFailure = Failure | DriverFailure
+#: A run of any side, as the renderers take it.
+AnyResult = RunResult[Any, Any, Any]
+#: A failure of any side.
+AnyFailure = Failure[Any, Any]
 
 __all__ = [
     "REPORT_FORMAT",
@@ -91,29 +75,30 @@ class RuleRow:
 
 
 class Checked(Protocol):
-    """What the clause matrix needs of a run, random or exhaustive."""
+    """What the clause matrix and a replay file need of a run, random or exhaustive."""
 
     @property
-    def handshake(self) -> Handshake: ...
+    def side(self) -> Side[Any, Any, Any, Any]: ...
+    @property
+    def handshake(self) -> Handshaking: ...
     @property
     def profile(self) -> Profile: ...
     @property
     def tally(self) -> Tally: ...
     @property
-    def failure(self) -> Failure | None: ...
+    def failure(self) -> AnyFailure | None: ...
     @property
     def flaky(self) -> str | None: ...
 
 
-def rule_rows(result: Checked | DriverRunResult) -> list[RuleRow]:
+def rule_rows(result: Checked) -> list[RuleRow]:
     """The clause matrix of a run: every rule of its side's groups, in catalogue order."""
-    failure: AnyFailure | None = result.failure
-    side = DRIVER_SIDE if isinstance(result, DriverRunResult) else "core"
+    failure = result.failure
     strict = result.profile is Profile.STRICT
     declared = {capability.value for capability in result.handshake.capabilities}
     failing = {v.rule for v in failure.verdicts} if failure else set()
     rows = []
-    for rule in rules_of(side):
+    for rule in result.side.rules:
         counts: Mapping[Status, int] = result.tally.counts.get(rule.id, {})
         passed, allowed = counts.get(Status.PASS, 0), counts.get(Status.ALLOWED, 0)
         failed = counts.get(Status.FAIL, 0)
@@ -160,127 +145,9 @@ def clause_matrix(rows: Sequence[RuleRow]) -> str:
     return "\n".join(lines)
 
 
-def _result_text(step: StepOutcome | DriverStepOutcome) -> str:
-    if isinstance(step, DriverStepOutcome):
-        return _driver_result_text(step)
-    obs = step.observation
-    if obs.rejected is not None:
-        return "refused"
-    if obs.would_hang is not None:
-        return "never returns"
-    if isinstance(obs.result, bool):
-        return str(obs.result)
-    if isinstance(obs.result, int):
-        return describe_result(obs.result)
-    return ""
-
-
-def _driver_result_text(step: DriverStepOutcome) -> str:
-    obs = step.observation
-    if isinstance(step.op, NotifierStart) and obs.result is not None:
-        return describe_result(obs.result)
-    if isinstance(step.op, StepFault | RunFault) and obs.fault_steps:
-        text = ", ".join(record.step.value for record in obs.fault_steps)
-        if obs.fault is not None and obs.fault.result is not None:
-            text += f"; done: {describe_result(obs.fault.result)}"
-        return text
-    return ""
-
-
-def _entries(pages: list[int]) -> str:
-    return ", ".join(f"{addr:#x}" for addr in pages) or "none"
-
-
-def describe_driver_failure(failure: DriverFailure) -> str:
-    """The shrunk driver case as numbered, readable steps, with the rule broken and why."""
-    case = failure.case
-    lines = [
-        f"world: {len(case.world.vmas)} vmas, {len(case.world.ptes)} CPU entries set; the "
-        f"driver's encoding: flags {', '.join(hex(f) for f in case.encoding.flags)}, pfn_shift "
-        f"{case.encoding.pfn_shift} (see the replay file)",
-    ]
-    if failure.setup_crash is not None:
-        lines.append(f"begin() crashed: {failure.setup_crash.describe()}")
-        return "\n".join(lines)
-    for step in failure.steps:
-        shown = _result_text(step)
-        lines.append(
-            f"{step.index + 1:>3}. {step.op.describe()}" + (f" -> {shown}" if shown else "")
-        )
-        obs = step.observation
-        for call in obs.callbacks:
-            if call.update is None:
-                lines.append("       driver.release()")
-                continue
-            answer = describe_result(call.reply) if call.reply is not None else call.raised
-            span = (call.update.start, call.update.end)
-            lines.append(
-                f"       driver.sync(blockable={call.update.blockable}) -> {answer}; device "
-                f"entries in the span before: {_entries(in_span(call.before, *span))}, after: "
-                f"{_entries(in_span(call.after, *span))}"
-            )
-        for record in obs.fault_steps:
-            calls = "; ".join(
-                f"{c.kind}([{c.start:#x}, {c.end:#x})) -> {c.result}" for c in record.calls
-            )
-            if calls:
-                lines.append(f"       {record.step.value}: {calls}")
-        for violation in obs.violations:
-            lines.append(
-                f"       slept: {violation.primitive}({violation.target}) from {violation.caller}"
-            )
-        for verdict in step.failures():
-            lines.append(f"       {verdict.describe()}")
-    if failure.steps:
-        table = failure.steps[-1].observation.table
-        lines.append(
-            "device page table after the last step: "
-            + (
-                ", ".join(
-                    f"{addr:#x} -> pfn {entry.pfn:#x}{' rw' if entry.write else ''}"
-                    for addr, entry in table
-                )
-                or "empty"
-            )
-        )
-    if not failure.reproduced:
-        lines.append("the replay of this case did NOT fail again: the driver is not deterministic")
-    return "\n".join(lines)
-
-
-def describe_failure(failure: AnyFailure) -> str:
-    """The shrunk case as numbered, readable steps, with the rule broken and why."""
-    if isinstance(failure, DriverFailure):
-        return describe_driver_failure(failure)
-    case = failure.case
-    lines = [
-        f"world: {len(case.world.vmas)} vmas, {len(case.world.ptes)} CPU entries set "
-        "(see the replay file)",
-    ]
-    if failure.setup_crash is not None:
-        lines.append(f"begin() crashed: {failure.setup_crash.detail}")
-        return "\n".join(lines)
-    for step in failure.steps:
-        shown = _result_text(step)
-        lines.append(
-            f"{step.index + 1:>3}. {step.op.describe()}" + (f" -> {shown}" if shown else "")
-        )
-        for call in step.observation.calls:
-            if call.kind == "release":
-                lines.append(f"       m{call.mirror}.release()")
-                continue
-            assert call.update is not None, "a sync call carries its update"
-            lines.append(
-                f"       m{call.mirror}.sync(blockable={call.update.blockable}) -> "
-                f"{describe_result(call.reply)}"
-            )
-        for verdict in step.failures():
-            lines.append(f"       {verdict.describe()}")
-    if not failure.reproduced:
-        lines.append(
-            "the replay of this case did NOT fail again: the candidate is not deterministic"
-        )
-    return "\n".join(lines)
+def describe_failure(side: Side[Any, Any, Any, Any], failure: AnyFailure) -> str:
+    """The failing case as numbered, readable steps, with the rule broken and why."""
+    return side.describe_failure(failure)
 
 
 def _broken_names(failure: AnyFailure) -> str:
@@ -292,8 +159,7 @@ def _flaky(result: AnyResult) -> str | None:
     if result.flaky is not None:
         return result.flaky
     if result.failure is not None and not result.failure.reproduced:
-        who = "driver" if isinstance(result, DriverRunResult) else "candidate"
-        return f"the {who} failed a case and passed it on replay"
+        return f"the {result.side.who} failed a case and passed it on replay"
     return None
 
 
@@ -363,14 +229,9 @@ def headline(result: AnyResult) -> str:
             f"{result.cases} cases; raise --examples or --budget, or try another --seed"
         )
     if result.failure is None:
-        graded = (
-            f"; DRV-6 graded {result.graded} answers over-conservative"
-            if isinstance(result, DriverRunResult) and result.graded
-            else ""
-        )
         return (
             f"conforms: no rule failed in {result.cases} cases ({result.tally.steps} steps)"
-            + graded
+            + result.side.conforming_note(result.tally)
         )
     rules = _broken_names(result.failure)
     count = len(result.failure.case.ops)
@@ -398,33 +259,24 @@ def _verdict_json(verdict: Verdict) -> dict[str, Any]:
     return {"rule": verdict.rule, "status": verdict.status.value, "detail": verdict.detail}
 
 
-def _step_json(step: StepOutcome | DriverStepOutcome) -> dict[str, Any]:
+def _step_json(side: Side[Any, Any, Any, Any], step: Any) -> dict[str, Any]:
     return {
         "index": step.index,
-        "op": driver_op_to_json(step.op)
-        if isinstance(step, DriverStepOutcome)
-        else op_to_json(step.op),
+        "op": side.step_json(step),
         "description": step.op.describe(),
-        "result": _result_text(step),
+        "result": side.result_text(step),
         "verdicts": [_verdict_json(v) for v in step.verdicts if v.status is not Status.PASS],
     }
 
 
-def _case_json(failure: AnyFailure) -> dict[str, Any]:
-    if isinstance(failure, DriverFailure):
-        return driver_case_to_json(failure.case)
-    return case_to_json(failure.case)
-
-
-def _failure_json(failure: AnyFailure) -> dict[str, Any]:
-    steps: tuple[StepOutcome | DriverStepOutcome, ...] = failure.steps
+def _failure_json(side: Side[Any, Any, Any, Any], failure: AnyFailure) -> dict[str, Any]:
     return {
         "rules": sorted({v.rule for v in failure.verdicts if v.rule is not None}),
         "verdicts": [_verdict_json(v) for v in failure.verdicts],
         "reproduced": failure.reproduced,
         "operations": len(failure.case.ops),
-        "case": _case_json(failure),
-        "steps": [_step_json(step) for step in steps],
+        "case": side.case_to_json(failure.case),
+        "steps": [_step_json(side, step) for step in failure.steps],
     }
 
 
@@ -443,11 +295,10 @@ def _outcome(result: AnyResult) -> str:
 def to_json(result: AnyResult, rows: Sequence[RuleRow]) -> dict[str, Any]:
     """The JSON report (schema: ``conformance/schemas/report.schema.json``)."""
     handshake = result.handshake
-    side = {"side": DRIVER_SIDE} if isinstance(result, DriverRunResult) else {}
     return {
         "format": REPORT_FORMAT,
         "version": 1,
-        **side,
+        **result.side.header(),
         "tool": {
             "name": "hmm-conformance",
             "version": importlib.metadata.version("hmm-conformance"),
@@ -493,7 +344,9 @@ def to_json(result: AnyResult, rows: Sequence[RuleRow]) -> dict[str, Any]:
             }
             for row in rows
         ],
-        "failure": _failure_json(result.failure) if result.failure is not None else None,
+        "failure": (
+            _failure_json(result.side, result.failure) if result.failure is not None else None
+        ),
     }
 
 
@@ -533,7 +386,7 @@ def to_junit(result: AnyResult, rows: Sequence[RuleRow]) -> str:
                 case, "failure", message="; ".join(details) or "failed"
             )
             if result.failure is not None:
-                failure.text = describe_failure(result.failure)
+                failure.text = result.side.describe_failure(result.failure)
         elif row.status == "never-reached":
             kind = "skipped" if _stopped(result) else "failure"
             ElementTree.SubElement(case, kind, message=_never_reached(result, [row.rule.id]))
@@ -549,7 +402,9 @@ def to_junit(result: AnyResult, rows: Sequence[RuleRow]) -> str:
         kind = "error" if _harness_verdicts(result) else "failure"
         element = ElementTree.SubElement(case, kind, message="; ".join(harness))
         element.text = (
-            describe_failure(result.failure) if result.failure is not None else harness[0]
+            result.side.describe_failure(result.failure)
+            if result.failure is not None
+            else harness[0]
         )
     suite.set("tests", str(len(suite.findall("testcase"))))
     for count, tag in (("failures", "failure"), ("skipped", "skipped"), ("errors", "error")):
@@ -611,7 +466,7 @@ def to_ktap(result: AnyResult, rows: Sequence[RuleRow]) -> str:
         name = row.rule.id
         if row.status == "failed":
             if result.failure is not None and row.rule.id in broken:
-                lines.extend(_diagnostics(describe_failure(result.failure)))
+                lines.extend(_diagnostics(result.side.describe_failure(result.failure)))
             else:
                 lines.append(f"# {name} failed {row.failed} times while the case was being shrunk")
             lines.append(f"not ok {number} {name}")
@@ -627,7 +482,7 @@ def to_ktap(result: AnyResult, rows: Sequence[RuleRow]) -> str:
     if harness:
         # The steps go here unless the test of a rule the case broke shows them above.
         if result.failure is not None and all(rule is None for rule in broken):
-            lines.extend(_diagnostics(describe_failure(result.failure)))
+            lines.extend(_diagnostics(result.side.describe_failure(result.failure)))
         # A note may run over several lines (the engine's note on a flaky run quotes
         # Hypothesis); each is a diagnostic line of its own.
         lines.extend(_diagnostics("\n".join(harness)))
@@ -671,7 +526,7 @@ def to_markdown(result: AnyResult, rows: Sequence[RuleRow]) -> str:
         )
     if result.failure is not None:
         title = "Counterexample" if _flaky(result) is None else "Counterexample, as first seen"
-        lines += ["", f"## {title}", "", "```", describe_failure(result.failure), "```"]
+        lines += ["", f"## {title}", "", "```", result.side.describe_failure(result.failure), "```"]
     return "\n".join(lines) + "\n"
 
 
@@ -720,7 +575,7 @@ def render(result: AnyResult, kind: str) -> str:
     raise ValueError(f"unknown report format {kind!r}; one of {', '.join(REPORT_FORMATS)}")
 
 
-def replay_document(result: Checked | DriverRunResult, **found_by: int) -> dict[str, Any]:
+def replay_document(result: Checked, **found_by: int) -> dict[str, Any]:
     """The replay file of a failing run: the case, and what it broke, for ``replay``.
 
     ``found_by`` records how the case was found (``seed=`` for a random run, ``depth=`` for
@@ -728,13 +583,13 @@ def replay_document(result: Checked | DriverRunResult, **found_by: int) -> dict[
     case carries ``"side": "driver"``, which ``replay`` dispatches on.
     """
     assert result.failure is not None
-    if isinstance(result, RunResult | DriverRunResult):
+    if isinstance(result, RunResult):
         found_by.setdefault("seed", result.seed)
-    document = _case_json(result.failure)
+    document = result.side.case_to_json(result.failure.case)
     document.update(
         profile=result.profile.value,
         **found_by,
         candidate={"name": result.handshake.name, "version": result.handshake.version},
-        failure=_failure_json(result.failure)["verdicts"],
+        failure=_failure_json(result.side, result.failure)["verdicts"],
     )
     return document

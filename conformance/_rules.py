@@ -69,8 +69,9 @@ class Rule:
 
     @property
     def side(self) -> str | None:
-        """The side whose runs check the rule (:data:`OWNERS`)."""
-        return OWNERS[self.group]
+        """The side whose runs check the rule (:data:`OWNERS`; None for a group it does not
+        list, such as a side's rules added at run time)."""
+        return OWNERS.get(self.group)
 
 
 def _rule(rule_id: str, level: Level, title: str) -> Rule:

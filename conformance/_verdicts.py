@@ -16,7 +16,7 @@ from typing import final
 
 from ._errors import CandidateCrashed, CandidateFault, CandidateHung, CandidateProtocolError
 
-__all__ = ["Status", "Tally", "Verdict", "fault_verdict"]
+__all__ = ["Judged", "Status", "Tally", "Verdict", "fault_verdict"]
 
 
 @final
@@ -58,6 +58,21 @@ class Verdict:
         if self.rule is not None and self.status is not Status.PASS:
             text = f"{self.status.name} {text}"
         return text
+
+
+class Judged:
+    """What every side's step outcome has: its verdicts, and whether any of them failed (a base
+    for the outcomes' dataclasses, which give ``verdicts`` as a field)."""
+
+    __slots__ = ()
+    verdicts: tuple[Verdict, ...]
+
+    @property
+    def failed(self) -> bool:
+        return any(verdict.status.failed for verdict in self.verdicts)
+
+    def failures(self) -> list[Verdict]:
+        return [verdict for verdict in self.verdicts if verdict.status.failed]
 
 
 @final

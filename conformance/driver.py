@@ -22,7 +22,6 @@ from ._driver_adapter import (
     DriverHandshake,
     FaultView,
 )
-from ._driver_engine import DriverFailure, DriverRunResult, replay_driver, run_driver, start_driver
 from ._driver_ops import (
     CpuSetEntry,
     DriverCase,
@@ -37,6 +36,7 @@ from ._driver_ops import (
     driver_case_to_json,
 )
 from ._driver_reference import ReferenceDriverCandidate, reference_driver, reference_driver_rwsem
+from ._driver_side import DriverFailure, DriverRunResult, replay_driver, run_driver, start_driver
 
 __all__ = [
     "DRIVER_PROTOCOL_VERSION",

@@ -13,8 +13,8 @@ from conformance import BUDGETS, AdapterError, Profile, reference, run, start
 from conformance._case_file import MAX_DEPTH, MAX_FILE_BYTES, CaseFile, read_case_file
 from conformance._catalogue import EntriesNotCleared, ParentTree
 from conformance._driver_catalogue import EagainWhenBlockable
-from conformance._driver_engine import run_driver, start_driver
 from conformance._driver_ops import DriverCase
+from conformance._driver_side import run_driver, start_driver
 from conformance._explore import explore
 from conformance._ops import Case
 from conformance._report import replay_document
@@ -206,7 +206,7 @@ def test_a_file_that_is_not_a_json_object_is_refused(
         ({**CASE, "profile": 1}, "case.profile: unknown profile 1; one of seed, strict"),
         (
             {**DRIVER_CASE, "profile": "strict"},
-            "case.profile: 'strict' is a core profile; driver cases run on the seed's core",
+            "case.profile: 'strict' applies to the core side; drivers run on the seed's core",
         ),
         ({**CASE, "side": "gpu"}, "case.side: 'gpu' is not 'core' or 'driver'"),
         (

@@ -25,6 +25,7 @@ from conformance import (
     start,
 )
 from conformance._catalogue import CATALOGUE, Entry, ParentTree, SeedCore, ValidAgainAtEnd
+from conformance._core_side import CoreFailure
 from conformance._generation import VMAS
 from conformance._model import CpuState
 
@@ -103,7 +104,7 @@ def test_catalogue_command_flags_a_case_shrunk_past_the_shortest(
         result = real_explore(candidate, handshake, depth=depth)
         assert result.failure is not None
         case = result.failure.case
-        trimmed = Failure(case=Case(world=case.world, ops=case.ops[:1]), steps=())
+        trimmed: CoreFailure = Failure(case=Case(world=case.world, ops=case.ops[:1]), steps=())
         return replace(result, failure=trimmed)
 
     monkeypatch.setattr(cli, "CATALOGUE", (bug,))

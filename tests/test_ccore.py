@@ -27,7 +27,6 @@ from conformance import (
     Profile,
     RegisterMirror,
     Release,
-    RunResult,
     Snapshot,
     UnregisterMirror,
     VmaSpec,
@@ -44,6 +43,7 @@ from conformance import (
 )
 from conformance._adapter import load_factory
 from conformance._ccore import BUGS, SOURCE_DIR, CCoreCandidate, LockStats, build_dir, build_server
+from conformance._core_side import CoreFailure, CoreResult
 from conformance._generation import VMAS
 from conformance._model import CpuState
 from conformance._report import rule_rows
@@ -82,19 +82,19 @@ def _since(after: LockStats, before: LockStats) -> LockStats:
 
 def _replay(
     factory: Callable[[], Candidate], *ops: Operation, profile: Profile = Profile.SEED
-) -> Failure | None:
+) -> CoreFailure | None:
     candidate, handshake = start(factory)
     outcome = replay(candidate, handshake, Case(world=WORLD, ops=ops), profile)
     return outcome if isinstance(outcome, Failure) else None
 
 
-def _rules(failure: Failure | None) -> set[str | None]:
+def _rules(failure: CoreFailure | None) -> set[str | None]:
     assert failure is not None
     return {verdict.rule for verdict in failure.verdicts}
 
 
 @pytest.fixture(scope="module")
-def side_by_side() -> tuple[RunResult, RunResult, LockStats]:
+def side_by_side() -> tuple[CoreResult, CoreResult, LockStats]:
     """The reference and the C core over the same generated cases, and what the shims counted."""
     expected = run(*start(reference), budget=BUDGET, seed_value=SEED)
     candidate = c_core()
@@ -104,7 +104,7 @@ def side_by_side() -> tuple[RunResult, RunResult, LockStats]:
 
 
 def test_the_c_core_conforms_and_judges_every_step_as_the_reference_does(
-    side_by_side: tuple[RunResult, RunResult, LockStats],
+    side_by_side: tuple[CoreResult, CoreResult, LockStats],
 ) -> None:
     """Over the same cases the C core conforms with the reference's capabilities, and every
     rule's verdict counts and latitudes are the reference's: it behaved the same at every step."""
@@ -120,7 +120,7 @@ def test_the_c_core_conforms_and_judges_every_step_as_the_reference_does(
 
 
 def test_no_sleeping_lock_is_taken_in_a_non_blockable_start(
-    side_by_side: tuple[RunResult, RunResult, LockStats],
+    side_by_side: tuple[CoreResult, CoreResult, LockStats],
 ) -> None:
     """Across the run, non-blockable starts took mirrors_sem by try-lock only, while blockable
     paths did take sleeping locks: the shims counted, and found nothing to count (DRV-1)."""

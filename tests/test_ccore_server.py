@@ -29,7 +29,7 @@ from conformance import (
     start,
 )
 from conformance._ccore import build_server
-from conformance._engine import close_quietly
+from conformance._core_side import close_quietly
 from conformance._generation import VMAS
 from conformance._wire import exec_factory
 

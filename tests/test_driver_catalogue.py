@@ -12,7 +12,7 @@ import pytest
 import conformance._cli as cli
 from conformance import Budget
 from conformance._driver_catalogue import DRIVER_CATALOGUE, BaseDriver, DriverEntry
-from conformance._driver_engine import run_driver, start_driver
+from conformance._driver_side import run_driver, start_driver
 from conformance.oracle import Status
 
 SEED = 1

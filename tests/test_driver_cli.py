@@ -212,7 +212,7 @@ def _driver_file(tmp_path: Path, **changes: object) -> Path:
         ({"side": "gpu"}, [], "case.side: 'gpu' is not 'core' or 'driver'"),
         ({"ops": [{"op": "run_fault", "fault": 0}]}, [], "fault f0 was never started"),
         ({"version": 3}, [], "case.version: 3 is not 1"),
-        ({}, ["--profile", "strict"], "--profile strict applies to core cases"),
+        ({}, ["--profile", "strict"], "--profile strict applies to the core side"),
     ],
 )
 def test_bad_driver_replay_files_exit_2(

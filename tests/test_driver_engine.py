@@ -14,15 +14,6 @@ from conformance._driver_catalogue import (
     CommitIgnoresRangeDone,
     SleepsWhenNotBlockable,
 )
-from conformance._driver_engine import (
-    DriverFailure,
-    _edits,
-    minimise_driver,
-    replay_driver,
-    replay_driver_failure,
-    run_driver,
-    start_driver,
-)
 from conformance._driver_executor import RUN_LIMIT, DriverExecutor, build_mm
 from conformance._driver_ops import (
     CpuSetEntry,
@@ -40,8 +31,18 @@ from conformance._driver_reference import (
     reference_driver,
     reference_driver_rwsem,
 )
+from conformance._driver_side import (
+    DRIVER,
+    DriverFailure,
+    minimise_driver,
+    replay_driver,
+    replay_driver_failure,
+    run_driver,
+    start_driver,
+)
 from conformance._generation import ENCODINGS, VMAS
 from conformance._ops import VmaSpec
+from conformance._side import Failure
 from conformance.oracle import Status
 from hmm_ref import PTE_NONE, DeviceEntry, FaultStep, Pte
 
@@ -72,7 +73,7 @@ def _case(*ops: DriverOperation) -> DriverCase:
 def _replay(factory: Callable[[], DriverCandidate], *ops: DriverOperation) -> DriverFailure:
     candidate, handshake = start_driver(factory)
     outcome = replay_driver(candidate, handshake, _case(*ops))
-    assert isinstance(outcome, DriverFailure), "the case was expected to fail"
+    assert isinstance(outcome, Failure), "the case was expected to fail"
     return outcome
 
 
@@ -108,7 +109,7 @@ def test_replay_runs_a_case_step_by_step_and_every_step_holds() -> None:
     candidate, handshake = start_driver(reference_driver)
     reap = NotifierStart(start=P0, end=P2, blockable=False)
     outcome = replay_driver(candidate, handshake, _case(*MAPPED, *UNMAP, reap))
-    assert not isinstance(outcome, DriverFailure)
+    assert not isinstance(outcome, Failure)
     assert [step.failed for step in outcome] == [False] * 6
     run = outcome[1].observation
     assert [record.step for record in run.fault_steps] == list(FaultStep)
@@ -180,7 +181,7 @@ def test_after_exit_the_device_maps_nothing_and_later_faults_fail() -> None:
         handshake,
         _case(*MAPPED, Exit(), StartFault(fault=1, start=P0, end=P2), RunFault(fault=1)),
     )
-    assert not isinstance(outcome, DriverFailure)
+    assert not isinstance(outcome, Failure)
     exit_step = outcome[2].observation
     assert exit_step.table == ()
     assert [call.kind for call in exit_step.callbacks] == ["release"]
@@ -195,14 +196,14 @@ def test_a_snapshot_inside_a_window_freezes_its_pages_until_the_window_ends() ->
     with pytest.raises(CaseFormatError, match="not one a fault snapshotted"):
         replay_driver(candidate, handshake, _case(*inside, UNMAP[1]))
     outcome = replay_driver(candidate, handshake, _case(*inside, UNMAP[2], UNMAP[0], UNMAP[1]))
-    assert not isinstance(outcome, DriverFailure)
+    assert not isinstance(outcome, Failure)
 
 
 def test_run_fault_stops_at_the_run_limit() -> None:
     """A fault that never finishes takes RUN_LIMIT steps in one RunFault and stays in progress."""
     candidate, handshake = start_driver(B.NeverFinishes)
     outcome = replay_driver(candidate, handshake, _case(*MAPPED, RunFault(fault=0)))
-    assert not isinstance(outcome, DriverFailure)
+    assert not isinstance(outcome, Failure)
     assert len(outcome[1].observation.fault_steps) == RUN_LIMIT
     assert outcome[1].observation.fault is not None
     assert outcome[1].observation.fault.next_step is FaultStep.SNAPSHOT
@@ -363,6 +364,6 @@ def test_a_driver_whose_would_block_raises_is_a_crash_in_a_run() -> None:
 def test_the_edits_of_minimise_include_folding_an_unmap_into_the_world() -> None:
     """A CPU change to "none" folds into a world without that entry."""
     case = _case(*UNMAP)
-    folded = [edit for edit in _edits(case) if edit.world != WORLD]
+    folded = [edit for edit in DRIVER.edits(case) if edit.world != WORLD]
     assert [edit.ops for edit in folded] == [(UNMAP[0], UNMAP[2])]
     assert folded[0].world.ptes == ((P1, Pte.present(0x101)),)

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance import CaseFormatError, World, reference_driver
-from conformance._driver_engine import DriverFailure, replay_driver, start_driver
 from conformance._driver_machine import DRIVER_ENCODINGS
 from conformance._driver_ops import (
     DRIVER_SIDE,
@@ -29,8 +28,10 @@ from conformance._driver_ops import (
     driver_op_to_json,
     side_of,
 )
+from conformance._driver_side import replay_driver, start_driver
 from conformance._generation import ENCODINGS, VMAS, ptes
 from conformance._ops import REPLAY_FIELDS
+from conformance._side import Failure
 from hmm_ref import PAGE_SIZE, PTE_MIGRATION, Pte
 
 from .test_ops import worlds
@@ -241,5 +242,5 @@ def test_no_driver_case_the_decoder_accepts_crashes_the_reference_driver(case: D
         outcome = replay_driver(candidate, handshake, decoded)
     except CaseFormatError:
         return
-    if isinstance(outcome, DriverFailure):
+    if isinstance(outcome, Failure):
         assert all(v.rule is not None for v in outcome.verdicts), outcome.verdicts[0].detail

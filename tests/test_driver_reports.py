@@ -22,14 +22,6 @@ from conformance._driver_catalogue import (
     ReleaseKeepsEntries,
     SleepsWhenNotBlockable,
 )
-from conformance._driver_engine import (
-    DriverFailure,
-    DriverRunResult,
-    replay_driver,
-    replay_driver_failure,
-    run_driver,
-    start_driver,
-)
 from conformance._driver_ops import (
     DriverCase,
     DriverOperation,
@@ -40,8 +32,18 @@ from conformance._driver_ops import (
     StepFault,
 )
 from conformance._driver_reference import reference_driver
+from conformance._driver_side import (
+    DRIVER,
+    DriverFailure,
+    DriverRunResult,
+    replay_driver,
+    replay_driver_failure,
+    run_driver,
+    start_driver,
+)
 from conformance._generation import ENCODINGS, VMAS
 from conformance._report import describe_failure, headline, render, replay_document
+from conformance._side import Failure
 from hmm_ref import Pte
 
 from . import driver_candidates as B
@@ -69,7 +71,7 @@ def _failure(factory: object, *ops: DriverOperation) -> DriverFailure:
     candidate, handshake = start_driver(factory)
     case = DriverCase(world=WORLD, encoding=ENCODINGS[0], ops=ops)
     outcome = replay_driver(candidate, handshake, case)
-    assert isinstance(outcome, DriverFailure)
+    assert isinstance(outcome, Failure)
     return outcome
 
 
@@ -139,7 +141,7 @@ DRIVER_SHAPES = tuple(_SHAPES)
 
 def test_a_stale_commit_reads_step_by_step_with_the_hmm_calls() -> None:
     """Each step, its result, the fault's HMM calls, the failing verdict, the table after."""
-    text = describe_failure(_failure(CommitIgnoresRangeDone, *STALE))
+    text = describe_failure(DRIVER, _failure(CommitIgnoresRangeDone, *STALE))
     assert text.splitlines() == [
         "world: 4 vmas, 2 CPU entries set; the driver's encoding: flags 0x1, 0x2, 0x4, "
         "pfn_shift 12 (see the replay file)",
@@ -159,11 +161,12 @@ def test_a_stale_commit_reads_step_by_step_with_the_hmm_calls() -> None:
 
 def test_a_release_and_a_sleep_are_shown_where_they_happened() -> None:
     """The release callback is a line of its own; a sleep names the call and its caller."""
-    released = describe_failure(_failure(ReleaseKeepsEntries, *MAPPED, Exit()))
+    released = describe_failure(DRIVER, _failure(ReleaseKeepsEntries, *MAPPED, Exit()))
     assert "       driver.release()" in released
     assert "FAIL DRV-5: the device maps 0x10000 to pfn 0x100, the CPU to none" in released
     slept = describe_failure(
-        _failure(SleepsWhenNotBlockable, *MAPPED, NotifierStart(start=P0, end=P1, blockable=False))
+        DRIVER,
+        _failure(SleepsWhenNotBlockable, *MAPPED, NotifierStart(start=P0, end=P1, blockable=False)),
     )
     assert "       slept: mutex_lock(sleeps-when-not-blockable.lock) from " in slept
     assert "SleepsWhenNotBlockable.lock_without_sleeping (_driver_catalogue.py:" in slept
@@ -174,7 +177,7 @@ def test_a_setup_crash_and_an_unreproduced_failure_say_so() -> None:
     candidate, handshake = start_driver(B.CrashesInBegin)
     result = run_driver(candidate, handshake, budget=BUDGETS["fast"], seed_value=1)
     assert result.failure is not None
-    text = describe_failure(result.failure)
+    text = describe_failure(DRIVER, result.failure)
     assert text.splitlines()[1].startswith("begin() crashed: CRASH: begin() raised")
     assert headline(result).startswith(
         "NOT CONFORMING: CRASH, shrunk to 0 operations; first failed at case 1 of "
@@ -183,7 +186,7 @@ def test_a_setup_crash_and_an_unreproduced_failure_say_so() -> None:
     candidate, handshake = start_driver(reference_driver)
     empty = DriverCase(world=WORLD, encoding=ENCODINGS[0])
     failure = replay_driver_failure(candidate, handshake, empty)
-    assert describe_failure(failure).splitlines()[1:] == [
+    assert describe_failure(DRIVER, failure).splitlines()[1:] == [
         "the replay of this case did NOT fail again: the driver is not deterministic"
     ]
 

@@ -22,7 +22,6 @@ from conformance import (
     RangeDone,
     RegisterMirror,
     Release,
-    RunResult,
     SetCpuEntry,
     Snapshot,
     UnregisterMirror,
@@ -32,7 +31,7 @@ from conformance import (
     run,
     start,
 )
-from conformance._engine import close_quietly, replay_failure
+from conformance._core_side import CoreFailure, CoreResult, close_quietly, replay_failure
 from conformance._generation import VMAS
 from conformance._report import rule_rows
 from conformance.oracle import Status
@@ -53,21 +52,21 @@ WORLD = World(vmas=VMAS, ptes=((VMAS[0].start, H.Pte.present(0x100, write=True))
 
 def _run(
     factory: Callable[[], Candidate], profile: Profile = Profile.SEED, budget: str = "ci"
-) -> RunResult:
+) -> CoreResult:
     candidate, handshake = start(factory)
     return run(candidate, handshake, profile=profile, budget=BUDGETS[budget], seed_value=SEED)
 
 
 def _replay(
     factory: Callable[[], Candidate], *ops: Operation, profile: Profile = Profile.SEED
-) -> Failure | None:
+) -> CoreFailure | None:
     candidate, handshake = start(factory)
     case = Case(world=WORLD, ops=ops)
     outcome = replay(candidate, handshake, case, profile)
     return outcome if isinstance(outcome, Failure) else None
 
 
-def _rules(failure: Failure | None) -> set[str | None]:
+def _rules(failure: CoreFailure | None) -> set[str | None]:
     assert failure is not None
     return {verdict.rule for verdict in failure.verdicts}
 

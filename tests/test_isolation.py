@@ -36,9 +36,9 @@ from conformance import (
 )
 from conformance import _isolation as I
 from conformance._adapter import CandidateHung
+from conformance._core_side import close_quietly
 from conformance._driver_adapter import DriverCandidate, DriverEnv
 from conformance._driver_catalogue import BaseDriver
-from conformance._driver_engine import DriverFailure, replay_driver, start_driver
 from conformance._driver_ops import (
     DriverCase,
     DriverOperation,
@@ -46,7 +46,7 @@ from conformance._driver_ops import (
     StartFault,
     StepFault,
 )
-from conformance._engine import close_quietly
+from conformance._driver_side import replay_driver, start_driver
 from conformance._generation import ENCODINGS, VMAS
 from conformance.oracle import Status
 from hmm_ref import DeviceEntry, FaultStep, HmmMirrorOps, HmmUpdate, PfnEncoding, Pte
@@ -588,7 +588,7 @@ def test_the_watched_factories_and_the_proxies_pass_every_call_through() -> None
     driver_handshake = driver.handshake()
     unmap = NotifierStart(start=VMAS[0].start, end=VMAS[0].end, blockable=True)
     steps = DriverCase(world=WORLD, encoding=ENCODINGS[0], ops=(START, StepFault(fault=0), unmap))
-    assert not isinstance(replay_driver(driver, driver_handshake, steps), DriverFailure)
+    assert not isinstance(replay_driver(driver, driver_handshake, steps), Failure)
     assert driver.release_would_block() is False
     assert driver.invalidation_would_block(True) is False
     driver.release()
@@ -655,7 +655,7 @@ def test_a_driver_that_hangs_gets_a_hang_verdict(
     candidate, handshake = start_driver(driver)
     case = DriverCase(world=WORLD, encoding=ENCODINGS[0], ops=ops)
     failure = replay_driver(candidate, handshake, case)
-    assert isinstance(failure, DriverFailure)
+    assert isinstance(failure, Failure)
     (verdict,) = failure.verdicts
     assert verdict.status is status
     assert detail in verdict.detail

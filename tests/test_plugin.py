@@ -9,6 +9,7 @@ import hypothesis.core
 import pytest
 
 import conformance._plugin as plugin
+from conformance import _engine as engine
 from conformance import reference, run, start
 from conformance._counting import LIVE
 from conformance._engine import BUDGETS
@@ -81,7 +82,7 @@ def test_plugin_shows_internal_errors_as_tracebacks(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("engine bug")
 
-    monkeypatch.setattr(plugin, "run", broken)
+    monkeypatch.setattr(engine, "run", broken)
     result = pytester.runpytest("--hmm-adapter=conformance:reference", *ARGS)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*RuntimeError: engine bug*"])

@@ -26,14 +26,13 @@ from conformance import (
     Profile,
     RangeDone,
     Release,
-    RunResult,
     Snapshot,
     World,
     reference,
     run,
     start,
 )
-from conformance._engine import replay_failure
+from conformance._core_side import CORE, CoreFailure, CoreResult, replay_failure
 from conformance._generation import VMAS
 from conformance._model import CallRecord, Observation
 from conformance._ops import InvalidateEnd, InvalidateStart, Operation, RegisterMirror
@@ -59,41 +58,41 @@ TINY = Budget(name="tiny", examples=2, steps=3)
 
 
 @functools.cache
-def core_result(shape: str) -> RunResult:
+def core_result(shape: str) -> CoreResult:
     """The core run of one shape of :data:`CORE_SHAPES`, made once per process."""
     return _SHAPES[shape][0]()
 
 
-def _run(factory: object, profile: Profile = Profile.SEED) -> RunResult:
+def _run(factory: object, profile: Profile = Profile.SEED) -> CoreResult:
     assert callable(factory)
     candidate, handshake = start(factory)
     return run(candidate, handshake, profile=profile, budget=BUDGETS["ci"], seed_value=SEED)
 
 
-def _replayed(factory: object, *ops: Operation) -> Failure:
+def _replayed(factory: object, *ops: Operation) -> CoreFailure:
     """The failure of a case replayed on a candidate (not reproduced if it did not fail)."""
     assert callable(factory)
     candidate, handshake = start(factory)
     return replay_failure(candidate, handshake, Case(world=World(vmas=VMAS), ops=ops), Profile.SEED)
 
 
-def _graft(**changes: Any) -> RunResult:
+def _graft(**changes: Any) -> CoreResult:
     """The conforming run with one thing changed: that thing alone must make it not green."""
     return replace(core_result("conforms"), **changes)
 
 
-def _tiny() -> RunResult:
+def _tiny() -> CoreResult:
     """A run too short to reach every rule: inconclusive."""
     candidate, handshake = start(reference)
     return run(candidate, handshake, budget=TINY, seed_value=1)
 
 
-def _flaky_run() -> RunResult:
+def _flaky_run() -> CoreResult:
     C.Flaky.failed_once = False
     return _run(C.Flaky)
 
 
-def _first_seen(shape: str) -> Failure:
+def _first_seen(shape: str) -> CoreFailure:
     """A shape's failure as a flaky run keeps it: as first seen, not reproduced on replay."""
     failure = core_result(shape).failure
     assert failure is not None
@@ -103,7 +102,7 @@ def _first_seen(shape: str) -> Failure:
 HANG = (InvalidateStart(start=VMAS[0].start, end=VMAS[0].start + 0x1000, blockable=True),
         InvalidateEnd(start=VMAS[0].start, end=VMAS[0].start + 0x1000))  # fmt: skip
 #: Each shape, and the outcome its JSON report gives.
-_SHAPES: dict[str, tuple[Callable[[], RunResult], str]] = {
+_SHAPES: dict[str, tuple[Callable[[], CoreResult], str]] = {
     "conforms": (lambda: _run(reference), "conforms"),
     "violation": (lambda: _run(C.ParentTree), "violation"),
     "crash-run": (lambda: _run(C.Crashes), "crash"),
@@ -173,12 +172,12 @@ def read_junit(text: str) -> Junit:
 
 
 @pytest.fixture(scope="module")
-def passing() -> RunResult:
+def passing() -> CoreResult:
     return core_result("conforms")
 
 
 @pytest.fixture(scope="module")
-def failing() -> RunResult:
+def failing() -> CoreResult:
     return core_result("violation")
 
 
@@ -327,7 +326,7 @@ def test_markdown_names_the_outcome_and_why(shape: str) -> None:
         assert first_seen == (core_outcome(shape) == "flaky")
 
 
-def test_schema_rejects_a_report_that_lies(passing: RunResult, schema: dict[str, Any]) -> None:
+def test_schema_rejects_a_report_that_lies(passing: CoreResult, schema: dict[str, Any]) -> None:
     """The schema has teeth: a wrong status or a missing field does not validate."""
     report = json.loads(render(passing, "json"))
     report["rules"][0]["status"] = "fine"
@@ -338,7 +337,7 @@ def test_schema_rejects_a_report_that_lies(passing: RunResult, schema: dict[str,
         jsonschema.validate(report, schema)
 
 
-def test_json_report_carries_the_matrix_and_the_counterexample(failing: RunResult) -> None:
+def test_json_report_carries_the_matrix_and_the_counterexample(failing: CoreResult) -> None:
     """The failing report names the rule, the shrunk case and each step's verdicts."""
     report = json.loads(render(failing, "json"))
     assert report["candidate"]["name"] == "parent-tree"
@@ -350,7 +349,7 @@ def test_json_report_carries_the_matrix_and_the_counterexample(failing: RunResul
     assert len(rules) == 29
 
 
-def test_junit_has_one_case_per_rule_and_the_failure(failing: RunResult) -> None:
+def test_junit_has_one_case_per_rule_and_the_failure(failing: CoreResult) -> None:
     """JUnit XML parses, has a test case per rule, and puts the steps in the failure."""
     root = ElementTree.fromstring(render(failing, "junit"))
     suite = root.find("testsuite")
@@ -375,7 +374,7 @@ def test_junit_reports_a_crash_as_an_error() -> None:
     assert "RuntimeError" in (error.text or "")
 
 
-def test_ktap_is_version_1_with_a_plan_and_one_line_per_rule(failing: RunResult) -> None:
+def test_ktap_is_version_1_with_a_plan_and_one_line_per_rule(failing: CoreResult) -> None:
     """KTAP: the version line, the plan, ok/not ok per rule, SKIP directives, # diagnostics."""
     lines = render(failing, "ktap").splitlines()
     assert lines[:2] == ["KTAP version 1", "1..29"]
@@ -389,7 +388,7 @@ def test_ktap_is_version_1_with_a_plan_and_one_line_per_rule(failing: RunResult)
 
 
 def test_markdown_has_the_table_and_the_counterexample(
-    failing: RunResult, passing: RunResult
+    failing: CoreResult, passing: CoreResult
 ) -> None:
     """Markdown shows the result, a row per rule, and the counterexample when there is one."""
     text = render(failing, "md")
@@ -399,21 +398,21 @@ def test_markdown_has_the_table_and_the_counterexample(
     assert "## Counterexample" not in render(passing, "md")
 
 
-def test_every_format_is_rendered_and_unknown_ones_are_refused(passing: RunResult) -> None:
+def test_every_format_is_rendered_and_unknown_ones_are_refused(passing: CoreResult) -> None:
     """All four formats render; any other name is an error naming the choices."""
     assert all(render(passing, kind) for kind in REPORT_FORMATS)
     with pytest.raises(ValueError, match="json, junit, ktap, md"):
         render(passing, "html")
 
 
-def test_clause_matrix_statuses(passing: RunResult) -> None:
+def test_clause_matrix_statuses(passing: CoreResult) -> None:
     """Every rule of the core groups has a row, and the reference's rows are all good."""
     rows = rule_rows(passing)
     assert [row.rule.id for row in rows][:3] == ["REG-1", "REG-2", "REG-3"]
     assert {row.status for row in rows} <= {"ok", "not-in-profile", "never-reached", "allowed"}
 
 
-def test_replay_document_is_a_case_with_its_failure(failing: RunResult) -> None:
+def test_replay_document_is_a_case_with_its_failure(failing: CoreResult) -> None:
     """The replay file is a loadable case plus what it broke."""
     document = replay_document(failing)
     assert document["format"] == "hmm-conformance/case"
@@ -431,7 +430,7 @@ def test_failure_text_shows_refusals_hangs_releases_and_setup_crashes() -> None:
         Release(),
     )
     passed = replay_failure(candidate, handshake, Case(world=world, ops=ops), Profile.SEED)
-    text = describe_failure(passed)
+    text = describe_failure(CORE, passed)
     assert "2. range_done r0 -> True" in text
     assert "3. release (the process exits)" in text
     assert "did NOT fail again" in text
@@ -456,20 +455,20 @@ def test_failure_text_shows_refusals_hangs_releases_and_setup_crashes() -> None:
             ),
         ),
     )
-    text = describe_failure(odd)
+    text = describe_failure(CORE, odd)
     assert "-> refused" in text
     assert "m3.release()" in text
     assert "-> never returns" in text
-    crash = Failure(
+    crash: CoreFailure = Failure(
         case=passed.case,
         steps=(),
         setup_crash=Verdict(rule=None, status=Status.CRASH, detail="boom"),
     )
-    assert "begin() crashed: boom" in describe_failure(crash)
+    assert "begin() crashed: boom" in describe_failure(CORE, crash)
     assert crash.verdicts[0].detail == "boom"
 
 
-def test_headline_says_conforms_violates_or_flaky(passing: RunResult, failing: RunResult) -> None:
+def test_headline_says_conforms_violates_or_flaky(passing: CoreResult, failing: CoreResult) -> None:
     """One line per outcome."""
     assert headline(passing).startswith("conforms: no rule failed in")
     assert headline(failing).startswith("NOT CONFORMING: INV-5, shrunk to 1 operation")
@@ -484,7 +483,7 @@ def test_failure_text_lists_the_callbacks_of_each_step() -> None:
     candidate, handshake = start(C.BlockableStops)
     result = run(candidate, handshake, budget=BUDGETS["ci"], seed_value=SEED)
     assert result.failure is not None
-    assert ".sync(blockable=True) -> -EAGAIN" in describe_failure(result.failure)
+    assert ".sync(blockable=True) -> -EAGAIN" in describe_failure(CORE, result.failure)
 
 
 def test_an_inconclusive_run_says_so_in_every_report() -> None:
@@ -501,7 +500,7 @@ def test_an_inconclusive_run_says_so_in_every_report() -> None:
     assert "Result: **inconclusive**" in render(tiny, "md")
 
 
-def test_ktap_notes_rules_that_failed_only_while_shrinking(failing: RunResult) -> None:
+def test_ktap_notes_rules_that_failed_only_while_shrinking(failing: CoreResult) -> None:
     """A rule that failed during the search but not in the final case gets a one-line note."""
     tally = replace(
         failing.tally, counts={**failing.tally.counts, "RNG-3": Counter({Status.FAIL: 4})}

@@ -32,7 +32,6 @@ from conformance import (
     RangeView,
     ReferenceCandidate,
     RegisterMirror,
-    RunResult,
     Snapshot,
     UnregisterMirror,
     VmaSpec,
@@ -49,8 +48,8 @@ from conformance._adapter import (
     CandidateHung,
     CandidateProtocolError,
 )
+from conformance._core_side import CoreResult, close_quietly
 from conformance._driver_reference import reference_driver
-from conformance._engine import close_quietly
 from conformance._generation import VMAS
 from conformance._isolation import WatchedCandidate, WatchedDriver
 from conformance._wire import (
@@ -125,7 +124,7 @@ def checked(
     timeout: float = 5.0,
     budget: Budget = SMALL,
     log: io.StringIO | None = None,
-) -> RunResult:
+) -> CoreResult:
     """A run of the candidate ``argv`` at ``seed``; the candidate is closed after."""
     candidate, handshake = started(argv, step_timeout=timeout, log=log)
     try:

@@ -1,0 +1,341 @@
+"""The driver side: a mirror driver checked against the DRV rules (docs/driver-side.md).
+
+:data:`DRIVER` plugs the driver's executor, state machine, case format and failure description
+into the engine and the reports (:class:`~conformance._side.Side`). The functions below are the
+engine's with this side filled in: the public ``conformance.driver.start_driver``,
+``run_driver`` and ``replay_driver``. A run in which a DRV rule never came up proves nothing of
+it, so it is INCONCLUSIVE, not "conforms".
+
+There are no profiles on this side: the drivers run on the seed's HMM core, so a result always
+says ``profile seed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any, Final, final
+
+from hypothesis.stateful import RuleBasedStateMachine
+
+from hmm_ref import PTE_NONE, describe_result
+
+from . import _engine as engine
+from ._case import World
+from ._counting import CaseCount, Recorder
+from ._driver_adapter import DriverCandidate, DriverHandshake, check_driver_handshake
+from ._driver_executor import DriverExecutor, DriverStepOutcome
+from ._driver_machine import DriverCaseRecorder, DriverFailure, driver_machine_for
+from ._driver_model import in_span
+from ._driver_ops import (
+    DRIVER_SIDE,
+    CpuSetEntry,
+    DriverCase,
+    DriverOperation,
+    NotifierStart,
+    RunFault,
+    StepFault,
+    driver_case_from_json,
+    driver_case_to_json,
+    driver_op_to_json,
+)
+from ._engine import Budget, RunResult
+from ._errors import AdapterError
+from ._isolation import Watchdog
+from ._outputs import file_stem, printable
+from ._rules import Profile, Rule, rules_of
+from ._verdicts import Status, Tally
+from ._wire import driver_factory
+
+__all__ = [
+    "DRIVER",
+    "DriverFailure",
+    "DriverRunResult",
+    "DriverSide",
+    "close_driver",
+    "minimise_driver",
+    "replay_driver",
+    "replay_driver_failure",
+    "run_driver",
+    "start_driver",
+]
+
+#: What a run of a driver found.
+DriverRunResult = RunResult[DriverHandshake, DriverCase, DriverStepOutcome]
+
+
+def _entries(pages: list[int]) -> str:
+    return ", ".join(f"{addr:#x}" for addr in pages) or "none"
+
+
+@final
+class DriverSide:
+    """The driver side, as the engine and the reports see it."""
+
+    name: Final = DRIVER_SIDE
+    who: Final = "driver"
+
+    default_adapter: Final = "conformance:reference_driver"
+    summary: Final = "a mirror driver against the DRV rules (docs/driver-side.md)"
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return rules_of(DRIVER_SIDE)
+
+    def connect(
+        self,
+        spec: str,
+        *,
+        step_timeout: float,
+        log: IO[str] | None,
+        watchdog: Watchdog | None,
+        isolate: bool,
+    ) -> Callable[[], DriverCandidate]:
+        """The driver's Python factory, each call watched by the step budget."""
+        del log  # no wire: nothing to log
+        if isolate:
+            raise AdapterError(
+                "--isolate runs cores only: the wire protocol carries no drivers yet"
+            )
+        return driver_factory(spec, step_timeout=step_timeout, watchdog=watchdog)
+
+    def profile_problem(self, profile: Profile) -> str | None:
+        if profile is Profile.SEED:
+            return None
+        return "applies to the core side; drivers run on the seed's core"
+
+    def introduce(self, handshake: DriverHandshake) -> str:
+        capabilities = ", ".join(sorted(c.value for c in handshake.capabilities)) or "none"
+        return (
+            f"driver {printable(handshake.name)} {printable(handshake.version)} (lock "
+            f"{handshake.lock}; capabilities: {capabilities})"
+        )
+
+    def target(self, handshake: DriverHandshake, profile: Profile) -> str:
+        return f"the driver {printable(handshake.name)}"
+
+    def setting(self, profile: Profile) -> str:
+        return f"side {DRIVER_SIDE}"
+
+    def check_handshake(self, handshake: object) -> DriverHandshake:
+        return check_driver_handshake(handshake)
+
+    def executor(
+        self,
+        candidate: DriverCandidate,
+        handshake: DriverHandshake,
+        case: DriverCase,
+        profile: Profile,
+        tally: Tally | None,
+    ) -> DriverExecutor:
+        return DriverExecutor(candidate, handshake, case.world, case.encoding, tally)
+
+    def machine(
+        self,
+        candidate: DriverCandidate,
+        handshake: DriverHandshake,
+        *,
+        profile: Profile,
+        tally: Tally,
+        count: CaseCount,
+        keep: list[DriverCase] | None,
+    ) -> tuple[type[RuleBasedStateMachine], Recorder[DriverFailure]]:
+        recorder = DriverCaseRecorder(
+            make_executor=lambda world, encoding: DriverExecutor(
+                candidate, handshake, world, encoding, tally
+            ),
+            count=count,
+            keep=keep,
+        )
+        return driver_machine_for(recorder), recorder
+
+    def edits(self, case: DriverCase) -> Iterator[DriverCase]:
+        """Shorter variants of ``case``: a run of operations deleted, longest runs first (halves,
+        quarters, ..., single operations); a CPU change folded into the world it starts from; two
+        neighbours swapped (the same length, which a later deletion may then shorten)."""
+        ops = case.ops
+
+        def variant(new_ops: tuple[DriverOperation, ...], world: World = case.world) -> DriverCase:
+            return DriverCase(world=world, encoding=case.encoding, ops=new_ops)
+
+        size = max(1, len(ops) // 2)
+        while True:
+            for index in range(len(ops) - size + 1):
+                yield variant(ops[:index] + ops[index + size :])
+            if size == 1:
+                break
+            size //= 2
+        for index, op in enumerate(ops):
+            if isinstance(op, CpuSetEntry):
+                ptes = tuple((a, p) for a, p in case.world.ptes if a != op.addr)
+                if op.pte != PTE_NONE:
+                    ptes = tuple(sorted((*ptes, (op.addr, op.pte))))
+                world = World(vmas=case.world.vmas, ptes=ptes)
+                yield variant(ops[:index] + ops[index + 1 :], world)
+        for index in range(len(ops) - 1):
+            yield variant((*ops[:index], ops[index + 1], ops[index], *ops[index + 2 :]))
+
+    def with_ops(self, case: DriverCase, count: int) -> DriverCase:
+        return DriverCase(world=case.world, encoding=case.encoding, ops=case.ops[:count])
+
+    def case_to_json(self, case: DriverCase) -> dict[str, Any]:
+        return driver_case_to_json(case)
+
+    def case_from_json(self, document: Mapping[str, Any]) -> DriverCase:
+        return driver_case_from_json(document)
+
+    def run_stem(self, handshake: DriverHandshake, profile: Profile, seed: int) -> str:
+        return f"{file_stem(handshake.name)}-{DRIVER_SIDE}-seed{seed}"
+
+    def header(self) -> dict[str, str]:
+        return {"side": DRIVER_SIDE}
+
+    def step_json(self, step: DriverStepOutcome) -> dict[str, Any]:
+        return driver_op_to_json(step.op)
+
+    def result_text(self, step: DriverStepOutcome) -> str:
+        obs = step.observation
+        if isinstance(step.op, NotifierStart) and obs.result is not None:
+            return describe_result(obs.result)
+        if isinstance(step.op, StepFault | RunFault) and obs.fault_steps:
+            text = ", ".join(record.step.value for record in obs.fault_steps)
+            if obs.fault is not None and obs.fault.result is not None:
+                text += f"; done: {describe_result(obs.fault.result)}"
+            return text
+        return ""
+
+    def describe_failure(self, failure: DriverFailure) -> str:
+        """The shrunk driver case as numbered, readable steps, with the rule broken and why."""
+        case = failure.case
+        lines = [
+            f"world: {len(case.world.vmas)} vmas, {len(case.world.ptes)} CPU entries set; the "
+            f"driver's encoding: flags {', '.join(hex(f) for f in case.encoding.flags)}, pfn_shift "
+            f"{case.encoding.pfn_shift} (see the replay file)",
+        ]
+        if failure.setup_crash is not None:
+            lines.append(f"begin() crashed: {failure.setup_crash.describe()}")
+            return "\n".join(lines)
+        for step in failure.steps:
+            shown = self.result_text(step)
+            lines.append(
+                f"{step.index + 1:>3}. {step.op.describe()}" + (f" -> {shown}" if shown else "")
+            )
+            obs = step.observation
+            for call in obs.callbacks:
+                if call.update is None:
+                    lines.append("       driver.release()")
+                    continue
+                answer = describe_result(call.reply) if call.reply is not None else call.raised
+                span = (call.update.start, call.update.end)
+                lines.append(
+                    f"       driver.sync(blockable={call.update.blockable}) -> {answer}; device "
+                    f"entries in the span before: {_entries(in_span(call.before, *span))}, after: "
+                    f"{_entries(in_span(call.after, *span))}"
+                )
+            for record in obs.fault_steps:
+                calls = "; ".join(
+                    f"{c.kind}([{c.start:#x}, {c.end:#x})) -> {c.result}" for c in record.calls
+                )
+                if calls:
+                    lines.append(f"       {record.step.value}: {calls}")
+            for violation in obs.violations:
+                lines.append(
+                    f"       slept: {violation.primitive}({violation.target}) from "
+                    f"{violation.caller}"
+                )
+            for verdict in step.failures():
+                lines.append(f"       {verdict.describe()}")
+        if failure.steps:
+            table = failure.steps[-1].observation.table
+            lines.append(
+                "device page table after the last step: "
+                + (
+                    ", ".join(
+                        f"{addr:#x} -> pfn {entry.pfn:#x}{' rw' if entry.write else ''}"
+                        for addr, entry in table
+                    )
+                    or "empty"
+                )
+            )
+        if not failure.reproduced:
+            lines.append(
+                "the replay of this case did NOT fail again: the driver is not deterministic"
+            )
+        return "\n".join(lines)
+
+    def conforming_note(self, tally: Tally) -> str:
+        graded = tally.counts["DRV-6"][Status.ALLOWED] if "DRV-6" in tally.counts else 0
+        return f"; DRV-6 graded {graded} answers over-conservative" if graded else ""
+
+
+#: The driver side.
+DRIVER: Final = DriverSide()
+
+
+def start_driver(factory: Callable[[], DriverCandidate]) -> tuple[DriverCandidate, DriverHandshake]:
+    """Make the driver and read its handshake; :class:`AdapterError` if either fails.
+
+    A :class:`CandidateFault` from the handshake (it hung past its budget) is the driver's
+    failure, not a setup error: it propagates, as :func:`conformance.start`'s does.
+    """
+    return engine.start(DRIVER, factory)
+
+
+def close_driver(candidate: DriverCandidate) -> str | None:
+    """Close the driver; a failure to close is reported, never raised."""
+    return engine.close(DRIVER, candidate)
+
+
+def replay_driver(
+    candidate: DriverCandidate,
+    handshake: DriverHandshake,
+    case: DriverCase,
+    *,
+    tally: Tally | None = None,
+) -> DriverFailure | tuple[DriverStepOutcome, ...]:
+    """Run ``case`` step by step; a :class:`DriverFailure` at the first failing step, else every
+    outcome. :class:`CaseFormatError` if a step breaks the caller's protocol, or would wait for
+    a lock with this driver (the case does not apply to it)."""
+    return engine.replay(DRIVER, candidate, handshake, case, Profile.SEED, tally=tally)
+
+
+def replay_driver_failure(
+    candidate: DriverCandidate, handshake: DriverHandshake, case: DriverCase
+) -> DriverFailure:
+    """Replay a case that failed; if it does not fail again, say it was not reproduced."""
+    return engine.confirm(DRIVER, candidate, handshake, case, Profile.SEED)
+
+
+def minimise_driver(
+    candidate: DriverCandidate, handshake: DriverHandshake, failure: DriverFailure
+) -> DriverFailure:
+    """Delete runs of operations, fold a CPU change into the world, or swap two neighbours,
+    while the case gets shorter and still breaks one of the same rules."""
+    return engine.minimise(DRIVER, candidate, handshake, failure, Profile.SEED)
+
+
+def run_driver(
+    candidate: DriverCandidate,
+    handshake: DriverHandshake,
+    *,
+    budget: Budget | None = None,
+    seed_value: int | None = None,
+    on_case: Callable[[int], None] | None = None,
+    keep: list[DriverCase] | None = None,
+    database: Path | None = None,
+) -> DriverRunResult:
+    """Check the driver over a budget of generated cases; shrink and replay a failure.
+
+    The arguments are :func:`conformance.run`'s (without a profile), and so is the budget's
+    default.
+    """
+    return engine.run(
+        DRIVER,
+        candidate,
+        handshake,
+        budget=budget,
+        seed_value=seed_value,
+        on_case=on_case,
+        keep=keep,
+        database=database,
+    )
