@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import sys
 import unittest
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
@@ -21,7 +22,7 @@ from typing import Any, Final, Generic, Protocol, TypeVar, final
 
 from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
-from hypothesis.errors import Flaky
+from hypothesis.errors import Flaky, HypothesisException
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from ._case import CaseFormatError
@@ -431,6 +432,29 @@ def flaky_note(who: str, seen: int | None) -> str:
     )
 
 
+def _errors_end_generation(
+    machine: type[RuleBasedStateMachine], count: CaseCount
+) -> type[RuleBasedStateMachine]:
+    """``machine``, with a case that ended in an error of the harness's own (an exception
+    that is no step's verdict) counted as the run's failure, as a failing step is.
+
+    Hypothesis shrinks such an error as it shrinks a failing step, and reports it at the end;
+    counted as generated cases, its shrinking attempts would spend the budget, and
+    :class:`BudgetSpent` would end the run as if no case had failed. The teardown runs in
+    Hypothesis's ``finally``, where the error on its way up is the one being handled.
+    """
+
+    def teardown(self: RuleBasedStateMachine) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, Exception) and not isinstance(
+            error, StepFailedError | HypothesisException
+        ):
+            count.failed()
+        machine.teardown(self)
+
+    return type(machine.__name__, (machine,), {"teardown": teardown})
+
+
 def run(
     side: Side[CandidateT, HandshakeT, CaseT, StepT],
     candidate: CandidateT,
@@ -484,7 +508,7 @@ def run(
         candidate={"name": handshake.name, "version": handshake.version},
     )
     return conclude(
-        seed(chosen_seed)(machine),
+        seed(chosen_seed)(_errors_end_generation(machine, count)),
         budget,
         database,
         recorder,

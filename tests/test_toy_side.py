@@ -14,12 +14,12 @@ import pytest
 from conformance import _engine as engine
 from conformance._case import CaseFormatError
 from conformance._cli import main
-from conformance._engine import BUDGETS
+from conformance._engine import BUDGETS, Budget
 from conformance._errors import AdapterError
 from conformance._report import render, rule_rows
 from conformance._sides import SIDES, register, side_named, side_of
 
-from .toy_side import TOY, Echo, Off, Poke, ToyCase
+from .toy_side import TOY, Breaks, Echo, Off, Poke, ToyCase
 
 
 @pytest.fixture
@@ -121,3 +121,13 @@ def test_the_registry_names_its_sides_and_refuses_a_second_of_a_name(toy: None) 
     with pytest.raises(CaseFormatError, match="'gpu' is not 'core', 'driver' or 'toy'"):
         side_of({"side": "gpu"})
     assert side_of([]) is SIDES["core"]
+
+
+def test_an_error_of_the_harness_in_a_case_is_raised_not_lost() -> None:
+    """An exception of the harness's own (not a step's verdict) while a case runs ends the run
+    with that exception: shrinking it does not spend the budget and end the run as if no case
+    had failed."""
+    candidate, handshake = engine.start(TOY, Breaks)
+    small = Budget(name="small", examples=3, steps=30)  # fewer cases than shrinking takes
+    with pytest.raises(RuntimeError, match="a bug in the harness"):
+        engine.run(TOY, candidate, handshake, budget=small, seed_value=1)

@@ -244,3 +244,15 @@ class ToySide:
 
 #: The toy side.
 TOY: Final = ToySide()
+
+
+class Breaks(Echo):
+    """A toy candidate whose poke of 9 raises: the toy executor lets it through, as a harness
+    with a bug of its own would let an error through."""
+
+    name = "breaks"
+
+    def poke(self, value: int) -> int:
+        if value == 9:
+            raise RuntimeError("a bug in the harness")
+        return value
