@@ -25,10 +25,11 @@ from ._adapter import RangeView as RangeView
 from ._ccore import c_core as c_core
 from ._ccore import c_core_wire as c_core_wire
 from ._ccore import c_core_with as c_core_with
-from ._cli import main as main
 from ._core_side import replay as replay
 from ._core_side import run as run
 from ._core_side import start as start
+from ._counting import BUDGETS as BUDGETS
+from ._counting import Budget as Budget
 from ._driver_adapter import DRIVER_PROTOCOL_VERSION as DRIVER_PROTOCOL_VERSION
 from ._driver_adapter import DriverCandidate as DriverCandidate
 from ._driver_adapter import DriverCapability as DriverCapability
@@ -38,8 +39,6 @@ from ._driver_adapter import FaultView as FaultView
 from ._driver_reference import ReferenceDriverCandidate as ReferenceDriverCandidate
 from ._driver_reference import reference_driver as reference_driver
 from ._driver_reference import reference_driver_rwsem as reference_driver_rwsem
-from ._engine import BUDGETS as BUDGETS
-from ._engine import Budget as Budget
 from ._engine import RunResult as RunResult
 from ._explore import SCOPE as SCOPE
 from ._explore import ExploreResult as ExploreResult
@@ -65,6 +64,7 @@ from ._ops import case_to_json as case_to_json
 from ._reference import ReferenceCandidate as ReferenceCandidate
 from ._reference import reference as reference
 from ._side import Failure as Failure
+from .cli import main as main
 
 __all__ = [
     "BUDGETS",

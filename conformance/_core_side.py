@@ -18,8 +18,8 @@ from hmm_ref import describe_result
 
 from . import _engine as engine
 from ._adapter import Candidate, Handshake, check_handshake
-from ._counting import CaseCount, Recorder
-from ._engine import Budget, RunResult
+from ._counting import Budget, CaseCount, Recorder
+from ._engine import RunResult
 from ._executor import Executor, StepOutcome
 from ._isolation import Watchdog
 from ._machine import CaseRecorder, machine_for

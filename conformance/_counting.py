@@ -13,13 +13,54 @@ and are not progress.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar, final
 
+from ._errors import AdapterError
 from ._isolation import received
 
-__all__ = ["LIVE", "BudgetSpent", "CaseCount", "Live", "Recorder"]
+__all__ = [
+    "BUDGETS",
+    "BUDGET_ENV",
+    "LIVE",
+    "Budget",
+    "BudgetSpent",
+    "CaseCount",
+    "Live",
+    "Recorder",
+    "budget_from_env",
+]
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Budget:
+    """How much to generate: cases, and the most steps in one case."""
+
+    name: str
+    examples: int
+    steps: int
+
+
+#: Settings profiles: ``fast`` for development, ``ci`` for CI (the default), ``thorough``.
+BUDGETS: Final = {
+    "fast": Budget(name="fast", examples=100, steps=30),
+    "ci": Budget(name="ci", examples=250, steps=40),
+    "thorough": Budget(name="thorough", examples=2000, steps=60),
+}
+BUDGET_ENV: Final = "HMM_CONFORMANCE_BUDGET"
+
+
+def budget_from_env(default: str = "ci") -> Budget:
+    """The budget named by ``$HMM_CONFORMANCE_BUDGET``, or ``default``."""
+    name = os.environ.get(BUDGET_ENV, default)
+    if name not in BUDGETS:
+        raise AdapterError(
+            f"${BUDGET_ENV}={name!r} is not a budget; use one of {', '.join(BUDGETS)}"
+        )
+    return BUDGETS[name]
 
 
 class BudgetSpent(BaseException):

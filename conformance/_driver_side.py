@@ -22,7 +22,7 @@ from hmm_ref import PTE_NONE, describe_result
 
 from . import _engine as engine
 from ._case import World
-from ._counting import CaseCount, Recorder
+from ._counting import Budget, CaseCount, Recorder
 from ._driver_adapter import DriverCandidate, DriverHandshake, check_driver_handshake
 from ._driver_executor import DriverExecutor, DriverStepOutcome
 from ._driver_machine import DriverCaseRecorder, DriverFailure, driver_machine_for
@@ -39,7 +39,7 @@ from ._driver_ops import (
     driver_case_to_json,
     driver_op_to_json,
 )
-from ._engine import Budget, RunResult
+from ._engine import RunResult
 from ._errors import AdapterError
 from ._isolation import Watchdog
 from ._outputs import file_stem, printable

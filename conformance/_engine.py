@@ -10,26 +10,20 @@ their :class:`~conformance._side.Side`; each side's public functions (``conforma
 
 from __future__ import annotations
 
-import contextlib
-import os
 import secrets
-import sys
-import unittest
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final, Generic, Protocol, TypeVar, final
+from typing import Any, Generic, TypeVar, final
 
-from hypothesis import HealthCheck, Phase, Verbosity, seed, settings
-from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
-from hypothesis.errors import Flaky, HypothesisException
-from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
+from hypothesis import seed
+from hypothesis.stateful import RuleBasedStateMachine
 
 from ._case import CaseFormatError
-from ._counting import LIVE, BudgetSpent, CaseCount, Recorder
+from ._counting import LIVE, Budget, CaseCount, Recorder, budget_from_env
+from ._driving import FailureT, drive, errors_end_generation, flaky_note, interrupted, settle
 from ._errors import AdapterError, CandidateFault
-from ._generation import StepFailedError
-from ._isolation import Interrupted, received
+from ._isolation import Interrupted
 from ._rules import Level, Profile, Rule, out_of_force
 from ._side import (
     CandidateT,
@@ -44,11 +38,8 @@ from ._side import (
 from ._verdicts import Status, Tally
 
 __all__ = [
-    "BUDGETS",
-    "Budget",
     "RunInterrupted",
     "RunResult",
-    "budget_from_env",
     "close",
     "confirm",
     "minimise",
@@ -56,35 +47,6 @@ __all__ = [
     "run",
     "start",
 ]
-
-
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Budget:
-    """How much to generate: cases, and the most steps in one case."""
-
-    name: str
-    examples: int
-    steps: int
-
-
-#: Settings profiles: ``fast`` for development, ``ci`` for CI (the default), ``thorough``.
-BUDGETS: Final = {
-    "fast": Budget(name="fast", examples=100, steps=30),
-    "ci": Budget(name="ci", examples=250, steps=40),
-    "thorough": Budget(name="thorough", examples=2000, steps=60),
-}
-BUDGET_ENV: Final = "HMM_CONFORMANCE_BUDGET"
-
-
-def budget_from_env(default: str = "ci") -> Budget:
-    """The budget named by ``$HMM_CONFORMANCE_BUDGET``, or ``default``."""
-    name = os.environ.get(BUDGET_ENV, default)
-    if name not in BUDGETS:
-        raise AdapterError(
-            f"${BUDGET_ENV}={name!r} is not a budget; use one of {', '.join(BUDGETS)}"
-        )
-    return BUDGETS[name]
 
 
 def unreached(
@@ -272,14 +234,6 @@ def minimise(
     return best
 
 
-def interrupted() -> None:
-    """Raise the signal that came, if the code it interrupted swallowed it (Hypothesis may
-    turn it into a flaky failure of its own)."""
-    signalled = received()
-    if signalled is not None:
-        raise signalled
-
-
 class RunInterrupted(BaseException):
     """SIGINT or SIGTERM stopped a run; :attr:`result` is what it had found by then (its
     failure, if any, as last seen, not shrunk further), to save and report."""
@@ -289,100 +243,6 @@ class RunInterrupted(BaseException):
         self.result = result
         #: The exit status a command should end with: 130 for SIGINT, 143 for SIGTERM.
         self.exit_status = cause.exit_status if isinstance(cause, Interrupted) else 130
-
-
-def drive(
-    machine: type[RuleBasedStateMachine],
-    budget: Budget,
-    database: Path | None,
-    *,
-    failed: Callable[[], bool],
-) -> bool:
-    """Run a state machine for ``budget`` until a step fails and its case is shrunk; True if
-    the failure is one an earlier run saved in the example ``database``.
-
-    Shared by both sides' engines; the machine's recorder keeps the failing cases (``failed``
-    says whether there are any), and its :class:`CaseCount` stops the run when the budget of
-    generated cases is spent. Saved failures are tried first, in a pass of their own, so that
-    a failure from the database is told apart from one the seed generated: only the latter
-    comes back with ``--seed``.
-    """
-    examples = None if database is None else DirectoryBasedExampleDatabase(database)
-    if examples is not None:
-        # With nothing saved, Hypothesis says it was told to run no test case.
-        with contextlib.suppress(unittest.SkipTest):
-            _hypothesis(machine, budget, examples, [Phase.reuse, Phase.shrink])
-        if failed():
-            return True
-    _hypothesis(
-        machine, budget, examples, [Phase.explicit, Phase.generate, Phase.target, Phase.shrink]
-    )
-    return False
-
-
-def _hypothesis(
-    machine: type[RuleBasedStateMachine],
-    budget: Budget,
-    examples: ExampleDatabase | None,
-    phases: list[Phase],
-) -> None:
-    with contextlib.suppress(StepFailedError, BudgetSpent, Flaky):
-        # The recorder has the failing cases; settle() decides what they show.
-        run_state_machine_as_test(
-            machine,
-            settings=settings(
-                # Hypothesis's count leaves out the cases it threw away, so ours (CaseCount)
-                # reaches the budget first and ends the run after exactly that many cases.
-                max_examples=budget.examples,
-                stateful_step_count=budget.steps,
-                deadline=None,
-                database=examples,
-                derandomize=False,
-                suppress_health_check=list(HealthCheck),
-                verbosity=Verbosity.quiet,
-                print_blob=False,
-                # The first failure ends generation: the cases after it are shrinking.
-                report_multiple_bugs=False,
-                # The explain phase annotates Hypothesis's own report, which we do not print;
-                # it costs more than the shrinking itself.
-                phases=phases,
-            ),
-        )
-
-
-class _Found(Protocol):
-    """A side's failure, as :func:`settle` handles it."""
-
-    @property
-    def reproduced(self) -> bool: ...
-
-
-FailureT = TypeVar("FailureT", bound=_Found)
-
-
-def settle(
-    failing: FailureT | None,
-    first_seen: FailureT | None,
-    *,
-    replay: Callable[[FailureT], FailureT],
-    minimise: Callable[[FailureT], FailureT],
-    as_flaky: Callable[[FailureT], FailureT],
-) -> tuple[FailureT | None, bool]:
-    """What a run reports once the state machine is done: the failure, shrunk, and whether it
-    is flaky. Shared by both sides' engines.
-
-    The last failing case (Hypothesis's shrunk one) is replayed, then the first one seen; the
-    first that fails again is minimised. Only if neither does is the run FLAKY, with the first
-    case as it was seen. Hypothesis's own verdict is not trusted for this: it says "flaky" also
-    when a candidate's behaviour changed between cases and every replay now fails.
-    """
-    if failing is None or first_seen is None:
-        return None, False
-    for seen in dict.fromkeys((failing, first_seen)):
-        again = replay(seen)
-        if again.reproduced:
-            return minimise(again), False
-    return as_flaky(first_seen), True
 
 
 #: A side's run result.
@@ -421,38 +281,6 @@ def conclude(
         raise RunInterrupted(stop, result(recorder.failing, None, False)) from None
     note = flaky_note(who, recorder.count.first_failure) if flaky else None
     return result(failure, note, saved)
-
-
-def flaky_note(who: str, seen: int | None) -> str:
-    """What a failure that did not fail again says, in every report."""
-    case = f"case {seen}" if seen is not None else "a case"
-    return (
-        f"FLAKY: the {who} failed {case} once and passed it when it was run again; it keeps "
-        "state across cases or is not deterministic, and the case as first seen is kept"
-    )
-
-
-def _errors_end_generation(
-    machine: type[RuleBasedStateMachine], count: CaseCount
-) -> type[RuleBasedStateMachine]:
-    """``machine``, with a case that ended in an error of the harness's own (an exception
-    that is no step's verdict) counted as the run's failure, as a failing step is.
-
-    Hypothesis shrinks such an error as it shrinks a failing step, and reports it at the end;
-    counted as generated cases, its shrinking attempts would spend the budget, and
-    :class:`BudgetSpent` would end the run as if no case had failed. The teardown runs in
-    Hypothesis's ``finally``, where the error on its way up is the one being handled.
-    """
-
-    def teardown(self: RuleBasedStateMachine) -> None:
-        error = sys.exc_info()[1]
-        if isinstance(error, Exception) and not isinstance(
-            error, StepFailedError | HypothesisException
-        ):
-            count.failed()
-        machine.teardown(self)
-
-    return type(machine.__name__, (machine,), {"teardown": teardown})
 
 
 def run(
@@ -508,7 +336,7 @@ def run(
         candidate={"name": handshake.name, "version": handshake.version},
     )
     return conclude(
-        seed(chosen_seed)(_errors_end_generation(machine, count)),
+        seed(chosen_seed)(errors_end_generation(machine, count)),
         budget,
         database,
         recorder,

@@ -24,14 +24,8 @@ import pytest
 
 from . import _engine as engine
 from ._adapter import AdapterError, CandidateFault
-from ._cli import seed_number
-from ._engine import (
-    BUDGETS,
-    Budget,
-    RunInterrupted,
-    RunResult,
-    budget_from_env,
-)
+from ._counting import BUDGETS, Budget, budget_from_env
+from ._engine import RunInterrupted, RunResult
 from ._isolation import StuckCall, Watchdog, child_subreaper, interrupts, say_stuck
 from ._model import Profile
 from ._outputs import (
@@ -46,6 +40,7 @@ from ._side import Side
 from ._sides import SIDES, side_named
 from ._verdicts import fault_verdict
 from ._wire import DEFAULT_STEP_TIMEOUT
+from .cli._base import seed_number
 
 __all__ = ["HmmConformanceCollector", "HmmConformanceItem"]
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 import conformance
-import conformance._cli as cli
 import hmm_ref as H
 from conformance import (
     BUDGETS,
@@ -20,6 +19,7 @@ from conformance import (
     Failure,
     Handshake,
     World,
+    cli,
     explore,
     run,
     start,
@@ -28,6 +28,7 @@ from conformance._catalogue import CATALOGUE, Entry, ParentTree, SeedCore, Valid
 from conformance._core_side import CoreFailure
 from conformance._generation import VMAS
 from conformance._model import CpuState
+from conformance.cli import _catalogue as cli_catalogue
 
 SEED = 1
 
@@ -65,7 +66,7 @@ def test_catalogue_command_reports_caught_and_missed(monkeypatch: pytest.MonkeyP
     not_a_bug = Entry(
         name="not-a-bug", make=SeedCore, rules=frozenset({"INV-5"}), shortest=1, origin="none"
     )
-    monkeypatch.setattr(cli, "CATALOGUE", (bug,))
+    monkeypatch.setattr(cli_catalogue, "CATALOGUE", (bug,))
     out = io.StringIO()
     assert cli.main(["catalogue", "--side", "core", "--budget", "fast"], stdout=out) == 0
     [row] = [line.split() for line in out.getvalue().splitlines() if line.startswith("parent")]
@@ -74,7 +75,7 @@ def test_catalogue_command_reports_caught_and_missed(monkeypatch: pytest.MonkeyP
     assert int(row[3]) >= 1
     assert row[4] == row[5] == "2"
     assert "every one of the 1 known-bad cores was caught" in out.getvalue()
-    monkeypatch.setattr(cli, "CATALOGUE", (bug, not_a_bug))
+    monkeypatch.setattr(cli_catalogue, "CATALOGUE", (bug, not_a_bug))
     out = io.StringIO()
     assert cli.main(["catalogue", "--side", "core", "--budget", "fast"], stdout=out) == 1
     [row] = [line.split() for line in out.getvalue().splitlines() if line.startswith("not-a")]
@@ -107,8 +108,8 @@ def test_catalogue_command_flags_a_case_shrunk_past_the_shortest(
         trimmed: CoreFailure = Failure(case=Case(world=case.world, ops=case.ops[:1]), steps=())
         return replace(result, failure=trimmed)
 
-    monkeypatch.setattr(cli, "CATALOGUE", (bug,))
-    monkeypatch.setattr(cli, "explore", shorter)
+    monkeypatch.setattr(cli_catalogue, "CATALOGUE", (bug,))
+    monkeypatch.setattr(cli_catalogue, "explore", shorter)
     out = io.StringIO()
     assert cli.main(["catalogue", "--side", "core", "--budget", "fast"], stdout=out) == 0
     assert "1 counterexamples were shrunk to more than the shortest length" in out.getvalue()

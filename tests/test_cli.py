@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import conformance
-import conformance._cli as cli
+import conformance.cli._explore as cli_explore
 from conformance import main
 
 from . import candidates
@@ -402,7 +402,8 @@ def test_explore_stopped_by_its_time_limit_is_incomplete(monkeypatch: pytest.Mon
     outputs = {}
     for limit in ("40", "1"):
         clock = _ticking_clock()
-        monkeypatch.setattr(cli, "explore", functools.partial(conformance.explore, clock=clock))
+        explored = functools.partial(conformance.explore, clock=clock)
+        monkeypatch.setattr(cli_explore, "explore", explored)
         status, outputs[limit], _ = _run("explore", "--depth", "6", "--time-limit", limit)
         assert status == 1
     assert (

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import conformance._cli as cli
-from conformance import Budget
+from conformance import Budget, cli
 from conformance._driver_catalogue import DRIVER_CATALOGUE, BaseDriver, DriverEntry
 from conformance._driver_side import run_driver, start_driver
+from conformance.cli import _catalogue as cli_catalogue
 from conformance.oracle import Status
 
 SEED = 1
@@ -84,7 +84,7 @@ def test_the_catalogue_command_shows_caught_graded_and_missed_drivers(
 ) -> None:
     """A row per driver; a graded one that conforms is "graded"; any miss makes it exit 1."""
     bug, graded = BY_NAME["checks-before-locking"], BY_NAME["over-conservative"]
-    monkeypatch.setattr(cli, "DRIVER_CATALOGUE", (bug, graded))
+    monkeypatch.setattr(cli_catalogue, "DRIVER_CATALOGUE", (bug, graded))
     out = io.StringIO()
     assert cli.main(["catalogue", "--side", "driver", *SMALL], stdout=out) == 0
     rows = _rows(out.getvalue())
@@ -99,7 +99,7 @@ def test_the_catalogue_command_shows_caught_graded_and_missed_drivers(
         name="not-a-bug", make=BaseDriver, rules=frozenset({"DRV-1"}), shortest=3, origin="none"
     )
     not_graded = replace(graded, name="not-graded", make=BaseDriver)
-    monkeypatch.setattr(cli, "DRIVER_CATALOGUE", (not_a_bug, not_graded))
+    monkeypatch.setattr(cli_catalogue, "DRIVER_CATALOGUE", (not_a_bug, not_graded))
     out = io.StringIO()
     tiny = ("--examples", "10", "--steps", "10")  # neither can be caught at any budget
     assert cli.main(["catalogue", "--side", "driver", *tiny], stdout=out) == 1
@@ -114,7 +114,7 @@ def test_the_catalogue_command_flags_a_driver_shrunk_past_its_shortest(
 ) -> None:
     """A recorded shortest length below the shrunk one is said (the target is equality)."""
     entry = replace(BY_NAME["checks-before-locking"], shortest=1)
-    monkeypatch.setattr(cli, "DRIVER_CATALOGUE", (entry,))
+    monkeypatch.setattr(cli_catalogue, "DRIVER_CATALOGUE", (entry,))
     out = io.StringIO()
     assert cli.main(["catalogue", "--side", "driver", *SMALL], stdout=out) == 0
     assert "1 driver counterexamples were shrunk to more than the shortest length" in out.getvalue()
@@ -122,8 +122,8 @@ def test_the_catalogue_command_flags_a_driver_shrunk_past_its_shortest(
 
 def test_the_catalogue_command_runs_both_tables_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --side, the cores' table comes first, then the drivers'."""
-    monkeypatch.setattr(cli, "CATALOGUE", ())
-    monkeypatch.setattr(cli, "DRIVER_CATALOGUE", (BY_NAME["checks-before-locking"],))
+    monkeypatch.setattr(cli_catalogue, "CATALOGUE", ())
+    monkeypatch.setattr(cli_catalogue, "DRIVER_CATALOGUE", (BY_NAME["checks-before-locking"],))
     out = io.StringIO()
     assert cli.main(["catalogue", *SMALL], stdout=out) == 0
     text = out.getvalue()

@@ -14,12 +14,18 @@ import conformance
 import conformance.driver
 
 #: Every public module: the two packages and their submodules without a leading underscore.
-PUBLIC_MODULES: Final = ("hmm_ref", "conformance", "conformance.driver", "conformance.oracle")
+PUBLIC_MODULES: Final = (
+    "hmm_ref",
+    "conformance",
+    "conformance.cli",
+    "conformance.driver",
+    "conformance.oracle",
+)
 
 #: Modules that only gather the API from private ones: every public name they hold is exported.
 #: (conformance.oracle is not one: its check functions are reached through CHECKS and by name
 #: from docs/spec.md, and what it imports to write them is not its API.)
-FACADES: Final = ("hmm_ref", "conformance", "conformance.driver")
+FACADES: Final = ("hmm_ref", "conformance", "conformance.cli", "conformance.driver")
 
 #: Classes meant to be implemented, subclassed or raised by users, by module, with the reason:
 #: "protocol" (implemented), "exception" (raised, caught, subclassed), "base" (of exported
@@ -32,6 +38,7 @@ OPEN: Final[dict[str, dict[str, str]]] = {
         "UsageError": "exception",
         "WouldLivelockError": "exception",
     },
+    "conformance.cli": {},
     "conformance": {
         "Candidate": "protocol",
         "CpuView": "protocol",

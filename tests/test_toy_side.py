@@ -13,11 +13,11 @@ import pytest
 
 from conformance import _engine as engine
 from conformance._case import CaseFormatError
-from conformance._cli import main
-from conformance._engine import BUDGETS, Budget
+from conformance._counting import BUDGETS, Budget
 from conformance._errors import AdapterError
 from conformance._report import render, rule_rows
 from conformance._sides import SIDES, register, side_named, side_of
+from conformance.cli import main
 
 from .toy_side import TOY, Breaks, Echo, Off, Poke, ToyCase
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
 import signal
@@ -11,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-import conformance._cli as cli
-from conformance import reference, run, start
-from conformance._counting import LIVE
+import conformance.cli._base as cli_base
+from conformance import cli, reference, run, start
+from conformance._counting import BUDGETS, LIVE
 from conformance._driver_catalogue import BaseDriver
 from conformance._driver_executor import DriverExecutor
 from conformance._driver_ops import Exit
-from conformance._engine import BUDGETS, interrupted
+from conformance._driving import interrupted
 from conformance._generation import ENCODINGS, VMAS
 from conformance._isolation import Interrupted, StuckCall, Watchdog, interrupts
 from conformance._ops import World
@@ -88,7 +87,7 @@ def test_a_replay_file_that_had_to_go_elsewhere_says_where(
 ) -> None:
     """The note of a fallback directory is printed next to the replay file's path."""
     monkeypatch.setattr(
-        cli, "save_replay", lambda *_: (tmp_path / "x.json", "could not write in 'r'")
+        cli_base, "save_replay", lambda *_: (tmp_path / "x.json", "could not write in 'r'")
     )
     _, out, _ = _run("run", "--adapter", "tests.candidates:NoClear", "--budget", "fast")
     assert "could not write in 'r'" in out
@@ -116,15 +115,15 @@ def test_the_command_line_watchdog_hook_says_where_and_saves_the_case(tmp_path: 
     call = StuckCall(what="snapshot", seconds=1.0, grace=5.0, thread="MainThread", stack="x\n")
     LIVE.start("c-seed-seed1", profile="seed", seed=1, candidate={"name": "c", "version": "1"})
     err = io.StringIO()
-    cli.said_stuck(call, None, err)
+    cli_base.said_stuck(call, None, err)
     assert "snapshot has not returned" in err.getvalue()
     assert "replay file" not in err.getvalue()
     LIVE.document = lambda: {"format": "hmm-conformance/case", "ops": []}
-    cli.said_stuck(call, tmp_path, err)
+    cli_base.said_stuck(call, tmp_path, err)
     assert f"the case under way; replay file: {tmp_path / 'c-seed-seed1-stuck.json'}" in (
         err.getvalue()
     )
-    assert isinstance(cli._watchdog(argparse.Namespace(replay_dir=tmp_path)), Watchdog)
+    assert isinstance(cli_base.watchdog(tmp_path), Watchdog)
 
 
 def test_a_signal_swallowed_at_the_very_end_is_raised_again() -> None:

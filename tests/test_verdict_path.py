@@ -17,7 +17,6 @@ import conformance._engine as engine
 import hmm_ref as H
 from conformance import Budget, Handshake, run, start
 from conformance._adapter import AdapterError
-from conformance._cli import main
 from conformance._counting import LIVE
 from conformance._driver_catalogue import BaseDriver
 from conformance._engine import RunInterrupted
@@ -32,6 +31,7 @@ from conformance._outputs import (
     save_stuck,
 )
 from conformance._report import replay_document
+from conformance.cli import main
 from conformance.driver import DriverHandshake
 from hmm_ref import PfnEncoding
 
