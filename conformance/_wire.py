@@ -312,14 +312,21 @@ class WireCandidate:
                 "path and that the file is an executable program"
             ) from None
         self._start_clock("hello", self._hello_timeout, "a new process's time to say hello")
-        self._send(
-            {
-                "type": "hello",
-                "protocol": WIRE_PROTOCOL_VERSION,
-                "harness": f"hmm-conformance {_version()}",
-            }
-        )
-        line, message = self._receive()
+        try:
+            self._send(
+                {
+                    "type": "hello",
+                    "protocol": WIRE_PROTOCOL_VERSION,
+                    "harness": f"hmm-conformance {_version()}",
+                }
+            )
+            line, message = self._receive()
+        except BaseException:
+            # A fault has stopped the child already; an interruption leaves the hello half
+            # done, and close() would read it as the answer to bye: stop the child here.
+            if self._process is not None:
+                self._stop()
+            raise
         try:
             if message.string("type") != "hello":
                 self._protocol(line, "the first message must be its hello")

@@ -870,3 +870,25 @@ def test_the_executor_turns_faults_into_verdicts(
     (verdict,) = failure.verdicts
     assert verdict.status is status
     assert verdict.detail == str(fault)
+
+
+def test_an_interruption_during_a_hello_leaves_nothing_for_close_to_misread() -> None:
+    """A signal while a (re)started candidate's hello is awaited stops the child: close()
+    afterwards says nothing, instead of reading that hello as the answer to bye and blaming
+    the candidate for a protocol error."""
+    candidate = exec_factory(REFERENCE_SERVER)()
+    assert isinstance(candidate, WireCandidate)
+    receive = candidate._receive
+    calls: list[int] = []
+
+    def interrupted_once() -> tuple[bytes, Any]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return receive()
+
+    candidate._receive = interrupted_once  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        candidate.handshake()
+    assert close_quietly(candidate) is None
+    assert calls == [1]
