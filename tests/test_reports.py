@@ -527,3 +527,12 @@ def test_a_rule_that_failed_in_a_flaky_run_is_failed_in_the_matrix() -> None:
     failed = [row for row in rule_rows(result) if row.failed]
     assert failed
     assert {row.status for row in failed} == {"failed"}
+
+
+def test_one_case_is_said_in_the_singular() -> None:
+    """A run of one case says "1 case" in the headline and in every format's notes."""
+    one = replace(_tiny(), cases=1)
+    assert "never came up in 1 case;" in headline(one)
+    assert "never came up in 1 case:" in render(one, "ktap")
+    assert "1 case generated" in render(one, "md")
+    assert "1 cases" not in render(one, "junit") + render(one, "md") + headline(one)

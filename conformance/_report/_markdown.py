@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from .._outputs import printable
 from ._rows import AnyResult, RuleRow
-from ._summary import UNFINISHED, flakiness, harness_lines, never_reached, outcome_of
+from ._summary import UNFINISHED, cases, flakiness, harness_lines, never_reached, outcome_of
 
 __all__ = ["placeholder", "render", "to_markdown"]
 
@@ -27,7 +27,7 @@ def to_markdown(result: AnyResult, rows: Sequence[RuleRow]) -> str:
         f"# hmm-conformance: {printable(handshake.name)} {printable(handshake.version)}",
         "",
         f"Result: **{outcome_of(result)}**; profile `{result.profile.value}`, budget "
-        f"`{result.budget.name}`, seed `{result.seed}`, {result.cases} cases generated"
+        f"`{result.budget.name}`, seed `{result.seed}`, {cases(result.cases)} generated"
         f"{_markdown_counts(result)}, {result.tally.steps} steps.",
         "",
     ]

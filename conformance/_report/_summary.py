@@ -14,6 +14,7 @@ __all__ = [
     "LINE",
     "UNFINISHED",
     "broken_names",
+    "cases",
     "diagnostics",
     "flakiness",
     "harness_lines",
@@ -76,6 +77,11 @@ def harness_lines(result: AnyResult) -> list[str]:
     return lines
 
 
+def cases(count: int) -> str:
+    """``count`` cases, in words: "1 case", "250 cases"."""
+    return f"{count} case{'s' * (count != 1)}"
+
+
 def never_reached(result: AnyResult, rules: Sequence[str]) -> str:
     """Why rules never reached fail: the run proves nothing of them."""
     them = "it" if len(rules) == 1 else "them"
@@ -83,10 +89,10 @@ def never_reached(result: AnyResult, rules: Sequence[str]) -> str:
     if result.failure is not None or flakiness(result) is not None:
         return (
             f"{names} never came up before the run stopped at its failure, after "
-            f"{result.cases} cases: the run proves nothing of {them}"
+            f"{cases(result.cases)}: the run proves nothing of {them}"
         )
     return (
-        f"INCONCLUSIVE: {names} never came up in {result.cases} cases: the run proves "
+        f"INCONCLUSIVE: {names} never came up in {cases(result.cases)}: the run proves "
         f"nothing of {them}; raise --examples or --budget, or try another --seed"
     )
 
@@ -102,11 +108,11 @@ def headline(result: AnyResult) -> str:
     if result.failure is None and result.unreached:
         return (
             f"INCONCLUSIVE: no rule failed, but {', '.join(result.unreached)} never came up in "
-            f"{result.cases} cases; raise --examples or --budget, or try another --seed"
+            f"{cases(result.cases)}; raise --examples or --budget, or try another --seed"
         )
     if result.failure is None:
         return (
-            f"conforms: no rule failed in {result.cases} cases ({result.tally.steps} steps)"
+            f"conforms: no rule failed in {cases(result.cases)} ({result.tally.steps} steps)"
             + result.side.conforming_note(result.tally)
         )
     rules = broken_names(result.failure)
