@@ -47,6 +47,7 @@ from ._explore import explore as explore
 from ._model import Profile as Profile
 from ._ops import Case as Case
 from ._ops import CaseFormatError as CaseFormatError
+from ._ops import CoreOperation as CoreOperation
 from ._ops import InvalidateEnd as InvalidateEnd
 from ._ops import InvalidateStart as InvalidateStart
 from ._ops import Observe as Observe
@@ -79,6 +80,7 @@ __all__ = [
     "Capability",
     "Case",
     "CaseFormatError",
+    "CoreOperation",
     "CpuView",
     "DriverCandidate",
     "DriverCapability",

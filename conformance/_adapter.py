@@ -41,6 +41,7 @@ from ._errors import (
     CandidateFault,
     CandidateHung,
     CandidateProtocolError,
+    checked_factory,
     resolve_factory,
 )
 
@@ -187,19 +188,9 @@ _METHODS: Final = (
 
 def load_factory(spec: str) -> Callable[[], Candidate]:
     """Resolve ``MODULE:FACTORY`` to a function that makes a candidate."""
-    factory = resolve_factory(spec, "mypkg.hmm_adapter:make_candidate")
-
-    def make() -> Candidate:
-        candidate = factory()
-        missing = [name for name in _METHODS if not callable(getattr(candidate, name, None))]
-        if missing:
-            raise AdapterError(
-                f"{spec!r} returned {type(candidate).__name__}, which is not a candidate: it "
-                f"lacks {', '.join(missing)} (see conformance.Candidate)"
-            )
-        return cast(Candidate, candidate)  # its methods were checked just above
-
-    return make
+    example = "mypkg.hmm_adapter:make_candidate"
+    make = checked_factory(spec, example, _METHODS, "a candidate", "see conformance.Candidate")
+    return cast("Callable[[], Candidate]", make)  # what it makes was checked when it is made
 
 
 def check_handshake(handshake: object) -> Handshake:

@@ -17,8 +17,10 @@ page by page; and no object carries a field this format does not define.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, ClassVar, Final, TypeAlias, TypeVar, final
 
 from hmm_ref import PAGE_SIZE, PTE_NONE, HmmError, PfnEncoding, Pte, PteKind
@@ -27,6 +29,7 @@ __all__ = [
     "ADDRESS_END",
     "CASE_FORMAT",
     "CASE_VERSION",
+    "FIELD_CODECS",
     "MAX_ERRNO",
     "MAX_HANDLE",
     "MAX_PAGES",
@@ -46,6 +49,7 @@ __all__ = [
     "encoding_to_json",
     "exact_overlap",
     "mapped_by",
+    "op_to_json",
     "parse_op",
     "pte_from_json",
     "pte_to_json",
@@ -308,23 +312,51 @@ def case_encoding(reader: Reader) -> PfnEncoding:
 _Op = TypeVar("_Op", bound=Operation)
 
 
+def op_to_json(op: Operation) -> Json:
+    """The JSON form of any operation: ``"op"`` naming its kind, then its dataclass fields in
+    order, each written by :data:`FIELD_CODECS` (a plain value when its type is not there)."""
+    data: Json = {"op": op.name}
+    for field_ in dataclasses.fields(op):  # type: ignore[arg-type]
+        encode = FIELD_CODECS.get(str(field_.type))
+        value = getattr(op, field_.name)
+        data[field_.name] = value if encode is None else encode(value)
+    return data
+
+
+def _replies_to_json(replies: tuple[tuple[int, int], ...]) -> Json:
+    return {str(mirror): reply for mirror, reply in replies}
+
+
+#: How an operation's field is written to JSON, by its type as the dataclass declares it.
+FIELD_CODECS: Final[Mapping[str, Callable[[Any], Json]]] = MappingProxyType(
+    {
+        "PfnEncoding": encoding_to_json,
+        "Pte": pte_to_json,
+        "tuple[tuple[int, int], ...]": _replies_to_json,
+    }
+)
+
+
 def parse_op(
     data: object,
     where: str,
-    parsers: Mapping[str, tuple[tuple[str, ...], Callable[[Reader], _Op]]],
+    parsers: Mapping[type[_Op], Callable[[Reader], _Op]],
     kind: str,
 ) -> _Op:
-    """One operation of ``parsers``: its kind, then no unknown field, then its fields."""
+    """One operation of ``parsers`` (by class): its kind, then no field its class does not
+    have, then its fields."""
     reader = Reader(data, where)
     name = reader.string("op")
-    if name not in parsers:
+    by_name = {cls.name: cls for cls in parsers}
+    if name not in by_name:
         raise CaseFormatError(
-            f"{where}.op: unknown {kind} {shown(name)}; one of {', '.join(parsers)}"
+            f"{where}.op: unknown {kind} {shown(name)}; one of {', '.join(by_name)}"
         )
-    fields, parser = parsers[name]
+    cls = by_name[name]
+    fields = [field_.name for field_ in dataclasses.fields(cls)]  # type: ignore[arg-type]
     reader.only(("op", *fields), f"{'an' if name[0] in 'aeiou' else 'a'} {name} operation")
     try:
-        return parser(reader)
+        return parsers[cls](reader)
     except CaseFormatError as error:
         if str(error).startswith(where):
             raise

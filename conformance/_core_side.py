@@ -36,7 +36,6 @@ __all__ = [
     "CoreResult",
     "CoreSide",
     "close_quietly",
-    "minimise",
     "replay",
     "replay_failure",
     "run",
@@ -238,14 +237,6 @@ def replay_failure(
 ) -> CoreFailure:
     """Replay a case that failed; if it does not fail again, say it was not reproduced."""
     return engine.confirm(CORE, candidate, handshake, case, profile)
-
-
-def minimise(
-    candidate: Candidate, handshake: Handshake, failure: CoreFailure, profile: Profile
-) -> CoreFailure:
-    """Delete an operation, or swap two neighbours, while the case gets shorter and still
-    breaks one of the same rules (a case of n steps costs at most 2n replays per pass)."""
-    return engine.minimise(CORE, candidate, handshake, failure, profile)
 
 
 def run(

@@ -45,7 +45,7 @@ from hmm_ref import (
     hmm_vma_range_done,
 )
 
-from ._errors import AdapterError, resolve_factory
+from ._errors import AdapterError, checked_factory
 
 __all__ = [
     "DRIVER_PROTOCOL_VERSION",
@@ -239,20 +239,11 @@ def load_driver_factory(spec: str) -> Callable[[], DriverCandidate]:
             f"adapter {spec!r}: the driver side takes a Python MODULE:FACTORY adapter; the wire "
             "protocol (exec:) carries HMM cores only"
         )
-    make = resolve_factory(spec, "mypkg.gpu_adapter:make_driver")
-
-    def checked() -> DriverCandidate:
-        candidate = make()
-        missing = [name for name in _METHODS if not callable(getattr(candidate, name, None))]
-        if missing:
-            raise AdapterError(
-                f"{spec!r} returned {type(candidate).__name__}, which is not a driver candidate: "
-                f"it lacks {', '.join(missing)} (see conformance DriverCandidate, "
-                "docs/driver-side.md)"
-            )
-        return cast(DriverCandidate, candidate)  # its methods were checked just above
-
-    return checked
+    see = "see conformance DriverCandidate, docs/driver-side.md"
+    make = checked_factory(
+        spec, "mypkg.gpu_adapter:make_driver", _METHODS, "a driver candidate", see
+    )
+    return cast("Callable[[], DriverCandidate]", make)  # checked when it makes one
 
 
 def check_driver_handshake(handshake: object) -> DriverHandshake:

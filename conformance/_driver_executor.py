@@ -19,10 +19,9 @@ precondition not met and a replay as a case that does not apply to this driver.
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, Literal, final
+from typing import Final, Literal, assert_never, final
 
 from hmm_ref import (
     DeviceEntry,
@@ -55,7 +54,7 @@ from ._driver_model import (
 )
 from ._driver_ops import (
     CpuSetEntry,
-    DriverOperation,
+    DriverOp,
     Exit,
     NotifierEnd,
     NotifierStart,
@@ -66,7 +65,7 @@ from ._driver_ops import (
 from ._driver_oracle import check_driver_step
 from ._errors import CandidateFault
 from ._side import WouldWaitError
-from ._verdicts import Judged, Status, Tally, Verdict, fault_verdict
+from ._verdicts import Judged, Status, StepEndedError, Tally, Verdict, crash_verdict, fault_verdict
 
 __all__ = ["RUN_LIMIT", "DriverExecutor", "DriverStepOutcome", "WouldWaitError", "build_mm"]
 
@@ -80,31 +79,21 @@ class DriverStepOutcome(Judged):
     """One step: the operation, what was seen, and every verdict on it."""
 
     index: int
-    op: DriverOperation
+    op: DriverOp
     observation: DriverObservation
     verdicts: tuple[Verdict, ...]
 
 
-class _CandidateError(Exception):
-    """Internal: the driver failed in a way that ends the step with a harness verdict."""
-
-    def __init__(self, verdict: Verdict) -> None:
-        super().__init__(verdict.detail)
-        self.verdict = verdict
+def _crash(what: str) -> StepEndedError:
+    return StepEndedError(crash_verdict(what))
 
 
-def _crash(what: str) -> _CandidateError:
-    return _CandidateError(
-        Verdict(rule=None, status=Status.CRASH, detail=f"{what}\n{traceback.format_exc()}")
-    )
+def _fault(fault: CandidateFault) -> StepEndedError:
+    return StepEndedError(fault_verdict(fault))
 
 
-def _fault(fault: CandidateFault) -> _CandidateError:
-    return _CandidateError(fault_verdict(fault))
-
-
-def _protocol(detail: str) -> _CandidateError:
-    return _CandidateError(Verdict(rule=None, status=Status.PROTOCOL, detail=detail))
+def _protocol(detail: str) -> StepEndedError:
+    return StepEndedError(Verdict(rule=None, status=Status.PROTOCOL, detail=detail))
 
 
 def build_mm(world: World) -> MmStruct:
@@ -179,7 +168,7 @@ class DriverExecutor:
             registered = hmm_mirror_register(self.mirror, self.mm)
             assert registered == 0, "a fresh mm registers a mirror"
             self.model.table = self._table()
-        except _CandidateError as error:
+        except StepEndedError as error:
             return error.verdict
         return None
 
@@ -258,11 +247,11 @@ class DriverExecutor:
 
     # -- one step ---------------------------------------------------------------------------
 
-    def caller_violation(self, op: DriverOperation) -> str | None:
+    def caller_violation(self, op: DriverOp) -> str | None:
         """Why ``op`` breaks the caller's side of the protocol now, or None (the model's)."""
         return self.model.caller_violation(op)
 
-    def waits(self, op: DriverOperation) -> str | None:
+    def waits(self, op: DriverOp) -> str | None:
         """Why ``op`` would wait for a lock now, or None; the driver's answers are checked."""
         candidate = self.candidate
         if isinstance(op, NotifierStart) and op.blockable:
@@ -277,7 +266,7 @@ class DriverExecutor:
             return f"fault f{op.fault}'s next step would wait for a lock"
         return None
 
-    def step(self, op: DriverOperation) -> DriverStepOutcome:
+    def step(self, op: DriverOp) -> DriverStepOutcome:
         """Apply ``op``, judge it, and advance the model unless the step failed.
 
         Raises :class:`WouldWaitError` (having done nothing) if the step would wait for a lock.
@@ -288,7 +277,7 @@ class DriverExecutor:
         try:
             try:
                 reason = self.waits(op)
-            except _CandidateError:
+            except StepEndedError:
                 raise
             except CandidateFault as fault:
                 raise _fault(fault) from None
@@ -298,7 +287,7 @@ class DriverExecutor:
                 raise WouldWaitError(reason)
             observation = self._observe(op, violations)
             verdicts = tuple(check_driver_step(self.model, op, observation))
-        except _CandidateError as error:
+        except StepEndedError as error:
             observation = DriverObservation(
                 callbacks=tuple(self._callbacks),
                 violations=self.monitor.violations[violations:],
@@ -313,20 +302,20 @@ class DriverExecutor:
             self.model.advance(op, observation)
         return outcome
 
-    def _observe(self, op: DriverOperation, violations: int) -> DriverObservation:
+    def _observe(self, op: DriverOp, violations: int) -> DriverObservation:
         result: int | None = None
         steps: tuple[FaultStepRecord, ...] = ()
         view: FaultView | None = None
         blocked: str | None = None
         try:
             result, steps, view = self._apply(op)
-        except _CandidateError:
+        except StepEndedError:
             raise
         except CandidateFault as fault:
             raise _fault(fault) from None
         except WouldBlockError as error:
             if len(self.monitor.violations) == violations:
-                raise _CandidateError(
+                raise StepEndedError(
                     Verdict(
                         rule=None,
                         status=Status.HANG,
@@ -348,27 +337,29 @@ class DriverExecutor:
         )
 
     def _apply(
-        self, op: DriverOperation
+        self, op: DriverOp
     ) -> tuple[int | None, tuple[FaultStepRecord, ...], FaultView | None]:
-        if isinstance(op, NotifierStart):
-            ret = mmu_notifier_invalidate_range_start(
-                self.mm, op.start, op.end, blockable=op.blockable
-            )
-            return ret, (), None
-        if isinstance(op, NotifierEnd):
-            mmu_notifier_invalidate_range_end(self.mm, op.start, op.end)
-        elif isinstance(op, CpuSetEntry):
-            self.mm.set_pte(op.addr, op.pte)
-        elif isinstance(op, Exit):
-            exit_mmap(self.mm)
-        elif isinstance(op, StartFault):
-            self.candidate.start_fault(op.fault, op.start, op.end)
-            return None, (), self._view(op.fault)
-        elif isinstance(op, StepFault):
-            return None, (self._fault_step(op.fault),), self._view(op.fault)
-        else:
-            assert isinstance(op, RunFault), f"unknown driver operation {op!r}"
-            return None, *self._run(op.fault)
+        match op:
+            case NotifierStart():
+                ret = mmu_notifier_invalidate_range_start(
+                    self.mm, op.start, op.end, blockable=op.blockable
+                )
+                return ret, (), None
+            case NotifierEnd():
+                mmu_notifier_invalidate_range_end(self.mm, op.start, op.end)
+            case CpuSetEntry():
+                self.mm.set_pte(op.addr, op.pte)
+            case Exit():
+                exit_mmap(self.mm)
+            case StartFault():
+                self.candidate.start_fault(op.fault, op.start, op.end)
+                return None, (), self._view(op.fault)
+            case StepFault():
+                return None, (self._fault_step(op.fault),), self._view(op.fault)
+            case RunFault():
+                return None, *self._run(op.fault)
+            case _:
+                assert_never(op)
         return None, (), None
 
     def _run(self, fault: int) -> tuple[tuple[FaultStepRecord, ...], FaultView]:

@@ -41,7 +41,7 @@ from ._driver_model import DriverModel
 from ._driver_ops import (
     CpuSetEntry,
     DriverCase,
-    DriverOperation,
+    DriverOp,
     Exit,
     NotifierEnd,
     NotifierStart,
@@ -165,7 +165,7 @@ def driver_machine_for(recorder: DriverCaseRecorder) -> type[RuleBasedStateMachi
             self.executor: DriverExecutor | None = None
             self.world: World | None = None
             self.encoding: PfnEncoding = ENCODINGS[0]
-            self.ops: list[DriverOperation] = []
+            self.ops: list[DriverOp] = []
             self.next_fault = 0
 
         @property
@@ -177,7 +177,7 @@ def driver_machine_for(recorder: DriverCaseRecorder) -> type[RuleBasedStateMachi
             assert self.world is not None
             return DriverCase(world=self.world, encoding=self.encoding, ops=tuple(self.ops))
 
-        def _do(self, op: DriverOperation) -> DriverStepOutcome | None:
+        def _do(self, op: DriverOp) -> DriverStepOutcome | None:
             """Take ``op``; None if it would wait for a lock (then it is not part of the case)."""
             assert self.executor is not None
             violation = self.model.caller_violation(op)
@@ -192,7 +192,7 @@ def driver_machine_for(recorder: DriverCaseRecorder) -> type[RuleBasedStateMachi
                 raise StepFailedError("; ".join(v.describe() for v in outcome.failures()))
             return outcome
 
-        def _free(self, op: DriverOperation) -> bool:
+        def _free(self, op: DriverOp) -> bool:
             """True unless the driver says ``op`` would wait (a driver that raises is asked
             again by the step, which reports it)."""
             assert self.executor is not None

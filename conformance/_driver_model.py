@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, TypeAlias, final
+from typing import Literal, TypeAlias, assert_never, final
 
 from hmm_ref import (
     PAGE_SIZE,
@@ -46,7 +46,7 @@ from ._case import CpuState, World, exact_overlap
 from ._driver_adapter import DriverCapability, FaultView
 from ._driver_ops import (
     CpuSetEntry,
-    DriverOperation,
+    DriverOp,
     Exit,
     NotifierEnd,
     NotifierStart,
@@ -301,7 +301,7 @@ class DriverModel:
     def faults_in_progress(self) -> list[int]:
         return sorted(fault.id for fault in self.faults.values() if not fault.finished)
 
-    def windows_after(self, op: DriverOperation, obs: DriverObservation) -> list[tuple[int, int]]:
+    def windows_after(self, op: DriverOp, obs: DriverObservation) -> list[tuple[int, int]]:
         """The windows open once ``op`` is done."""
         spans = list(self.windows.values())
         if isinstance(op, NotifierStart) and (op.blockable or obs.result == 0):
@@ -310,7 +310,7 @@ class DriverModel:
             spans.remove((op.start, op.end))
         return spans
 
-    def cpu_after(self, op: DriverOperation, addr: int) -> Pte:
+    def cpu_after(self, op: DriverOp, addr: int) -> Pte:
         """The CPU entry of ``addr`` once ``op`` is done."""
         if isinstance(op, Exit):
             return PTE_NONE
@@ -318,7 +318,7 @@ class DriverModel:
             return op.pte
         return self.cpu.pte(addr)
 
-    def caller_violation(self, op: DriverOperation) -> str | None:
+    def caller_violation(self, op: DriverOp) -> str | None:
         """Why ``op`` breaks the caller's side of the protocol now, or None if it does not."""
         if isinstance(op, StartFault | StepFault | RunFault):
             return self._fault_violation(op)
@@ -356,28 +356,32 @@ class DriverModel:
 
     # -- advancing ---------------------------------------------------------------------------
 
-    def advance(self, op: DriverOperation, obs: DriverObservation) -> None:
+    def advance(self, op: DriverOp, obs: DriverObservation) -> None:
         """Move to the state after ``op``."""
-        if isinstance(op, NotifierStart) and (op.blockable or obs.result == 0):
-            self.windows[self.next_window] = (op.start, op.end)
-            self.next_window += 1
-        elif isinstance(op, NotifierEnd):
-            window = min(w for w, span in self.windows.items() if span == (op.start, op.end))
-            del self.windows[window]
-            self.frozen.pop(window, None)
-        elif isinstance(op, CpuSetEntry):
-            self.cpu.set_pte(op.addr, op.pte)
-        elif isinstance(op, Exit):
-            self.exited = True
-            for addr, _ in self.cpu.entries():
-                self.cpu.set_pte(addr, PTE_NONE)
-        elif isinstance(op, StartFault):
-            assert obs.fault is not None, "a fault's view is observed after each fault step"
-            self.faults[op.fault] = FaultState(
-                id=op.fault, start=op.start, end=op.end, view=obs.fault
-            )
-        elif isinstance(op, StepFault | RunFault):
-            self._fault_steps(self.faults[op.fault], obs)
+        match op:
+            case NotifierStart():
+                if op.blockable or obs.result == 0:
+                    self.windows[self.next_window] = (op.start, op.end)
+                    self.next_window += 1
+            case NotifierEnd():
+                window = min(w for w, span in self.windows.items() if span == (op.start, op.end))
+                del self.windows[window]
+                self.frozen.pop(window, None)
+            case CpuSetEntry():
+                self.cpu.set_pte(op.addr, op.pte)
+            case Exit():
+                self.exited = True
+                for addr, _ in self.cpu.entries():
+                    self.cpu.set_pte(addr, PTE_NONE)
+            case StartFault():
+                assert obs.fault is not None, "a fault's view is observed after each fault step"
+                self.faults[op.fault] = FaultState(
+                    id=op.fault, start=op.start, end=op.end, view=obs.fault
+                )
+            case StepFault() | RunFault():
+                self._fault_steps(self.faults[op.fault], obs)
+            case _:
+                assert_never(op)
         self.table = obs.table
 
     def _fault_steps(self, fault: FaultState, obs: DriverObservation) -> None:

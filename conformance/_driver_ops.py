@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Final, final
+from typing import ClassVar, Final, TypeAlias, final
 
 from hmm_ref import PAGE_SIZE, HmmError, PfnEncoding, Pte
 
@@ -42,8 +42,8 @@ from ._case import (
     check_format,
     encoding_to_json,
     mapped_by,
+    op_to_json,
     parse_op,
-    pte_to_json,
     shown,
     span,
     world_from_json,
@@ -54,6 +54,7 @@ __all__ = [
     "DRIVER_SIDE",
     "CpuSetEntry",
     "DriverCase",
+    "DriverOp",
     "DriverOperation",
     "Exit",
     "NotifierEnd",
@@ -185,6 +186,12 @@ class RunFault(DriverOperation):
         return f"fault f{self.fault} runs"
 
 
+#: Every driver operation: a closed union, dispatched with ``match`` and ``assert_never``.
+DriverOp: TypeAlias = (
+    NotifierStart | NotifierEnd | CpuSetEntry | Exit | StartFault | StepFault | RunFault
+)
+
+
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class DriverCase:
@@ -192,57 +199,31 @@ class DriverCase:
 
     world: World
     encoding: PfnEncoding
-    ops: tuple[DriverOperation, ...] = field(default=())
+    ops: tuple[DriverOp, ...] = field(default=())
 
 
-def driver_op_to_json(op: DriverOperation) -> Json:
-    """The JSON form of ``op``: an object with ``"op"`` naming the kind."""
-    data: Json = {"op": op.name}
-    if isinstance(op, NotifierStart):
-        data.update(start=op.start, end=op.end, blockable=op.blockable)
-    elif isinstance(op, NotifierEnd):
-        data.update(start=op.start, end=op.end)
-    elif isinstance(op, CpuSetEntry):
-        data.update(addr=op.addr, pte=pte_to_json(op.pte))
-    elif isinstance(op, StartFault):
-        data.update(fault=op.fault, start=op.start, end=op.end)
-    elif isinstance(op, StepFault | RunFault):
-        data.update(fault=op.fault)
-    else:
-        assert isinstance(op, Exit), f"unknown driver operation {op!r}"
-    return data
+def driver_op_to_json(op: DriverOp) -> Json:
+    """The JSON form of ``op``: an object with ``"op"`` naming the kind, then its fields."""
+    return op_to_json(op)
 
 
-#: Each operation's fields besides ``"op"`` (what :func:`driver_op_to_json` writes), and its
-#: parser.
-_PARSERS: Final[Mapping[str, tuple[tuple[str, ...], Callable[[Reader], DriverOperation]]]] = {
-    "invalidate_start": (
-        ("start", "end", "blockable"),
-        lambda r: NotifierStart(
-            start=r.address("start"), end=r.address("end"), blockable=r.boolean("blockable")
-        ),
+#: Each driver operation's parser (its fields are its dataclass's).
+_PARSERS: Final[Mapping[type[DriverOp], Callable[[Reader], DriverOp]]] = {
+    NotifierStart: lambda r: NotifierStart(
+        start=r.address("start"), end=r.address("end"), blockable=r.boolean("blockable")
     ),
-    "invalidate_end": (
-        ("start", "end"),
-        lambda r: NotifierEnd(start=r.address("start"), end=r.address("end")),
+    NotifierEnd: lambda r: NotifierEnd(start=r.address("start"), end=r.address("end")),
+    CpuSetEntry: lambda r: CpuSetEntry(addr=r.address("addr"), pte=case_pte(r.obj("pte"))),
+    Exit: lambda r: Exit(),
+    StartFault: lambda r: StartFault(
+        fault=r.handle("fault"), start=r.address("start"), end=r.address("end")
     ),
-    "set_pte": (
-        ("addr", "pte"),
-        lambda r: CpuSetEntry(addr=r.address("addr"), pte=case_pte(r.obj("pte"))),
-    ),
-    "exit": ((), lambda r: Exit()),
-    "start_fault": (
-        ("fault", "start", "end"),
-        lambda r: StartFault(
-            fault=r.handle("fault"), start=r.address("start"), end=r.address("end")
-        ),
-    ),
-    "step_fault": (("fault",), lambda r: StepFault(fault=r.handle("fault"))),
-    "run_fault": (("fault",), lambda r: RunFault(fault=r.handle("fault"))),
+    StepFault: lambda r: StepFault(fault=r.handle("fault")),
+    RunFault: lambda r: RunFault(fault=r.handle("fault")),
 }
 
 
-def driver_op_from_json(data: object, where: str = "op") -> DriverOperation:
+def driver_op_from_json(data: object, where: str = "op") -> DriverOp:
     """Parse one driver operation; :class:`CaseFormatError` names the field that is wrong."""
     return parse_op(data, where, _PARSERS, "driver operation")
 
@@ -276,7 +257,7 @@ def side_of(data: object) -> str:
     return "core"
 
 
-def _op_in_world(op: DriverOperation, mapped: Callable[[int], bool], where: str) -> DriverOperation:
+def _op_in_world(op: DriverOp, mapped: Callable[[int], bool], where: str) -> DriverOp:
     """``op``, if what it names exists in the world (``mapped`` says which addresses do); a
     fault may lie outside every vma, as a fault the driver must refuse."""
     if isinstance(op, CpuSetEntry) and not mapped(op.addr):

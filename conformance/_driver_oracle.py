@@ -21,7 +21,7 @@ from ._driver_model import (
     gained,
     in_span,
 )
-from ._driver_ops import DRIVER_SIDE, DriverOperation, RunFault, StepFault
+from ._driver_ops import DRIVER_SIDE, DriverOp, RunFault, StepFault
 from ._rules import rules_of
 from ._verdicts import Status, Verdict
 
@@ -31,7 +31,7 @@ EAGAIN: Final = -Errno.EAGAIN
 #: The latitude DRV-6 grades: an -EAGAIN with nothing to do in the span.
 OVER_CONSERVATIVE: Final = "over-conservative"
 
-DriverCheck = Callable[[DriverModel, DriverOperation, DriverObservation], "Verdict | None"]
+DriverCheck = Callable[[DriverModel, DriverOp, DriverObservation], "Verdict | None"]
 
 
 def _pass(rule: str) -> Verdict:
@@ -58,7 +58,7 @@ def _answered(obs: DriverObservation) -> list[tuple[CallbackRecord, int]]:
     return [(call, call.reply) for call in obs.syncs() if call.reply is not None]
 
 
-def check_DRV_1(m: DriverModel, op: DriverOperation, obs: DriverObservation) -> Verdict | None:
+def check_DRV_1(m: DriverModel, op: DriverOp, obs: DriverObservation) -> Verdict | None:
     """DRV-1: nothing sleeps inside a non-blockable callback (the monitor's record is empty)."""
     if obs.violations:
         first = obs.violations[0]
@@ -75,7 +75,7 @@ def check_DRV_1(m: DriverModel, op: DriverOperation, obs: DriverObservation) -> 
     return None
 
 
-def check_DRV_2(m: DriverModel, op: DriverOperation, obs: DriverObservation) -> Verdict | None:
+def check_DRV_2(m: DriverModel, op: DriverOp, obs: DriverObservation) -> Verdict | None:
     """DRV-2: a callback that returns 0, or any blockable one, leaves no entry in its span."""
     verdict = None
     for call, reply in _answered(obs):
@@ -93,7 +93,7 @@ def check_DRV_2(m: DriverModel, op: DriverOperation, obs: DriverObservation) -> 
     return verdict
 
 
-def check_DRV_3(m: DriverModel, op: DriverOperation, obs: DriverObservation) -> Verdict | None:
+def check_DRV_3(m: DriverModel, op: DriverOp, obs: DriverObservation) -> Verdict | None:
     """DRV-3: -EAGAIN only when not blockable; otherwise 0 (and never another answer)."""
     verdict = None
     for call, reply in _answered(obs):
@@ -136,7 +136,7 @@ def _exclusive(primitive: str) -> bool:
     )
 
 
-def check_DRV_4(m: DriverModel, op: DriverOperation, obs: DriverObservation) -> Verdict | None:
+def check_DRV_4(m: DriverModel, op: DriverOp, obs: DriverObservation) -> Verdict | None:
     """DRV-4: every commit comes from a snapshot whose range_done returned True, called with D
     held; and the callback changes the device table only with D held for writing."""
     verdict = _callback_half(m, obs)
@@ -168,7 +168,7 @@ def check_DRV_4(m: DriverModel, op: DriverOperation, obs: DriverObservation) -> 
     return verdict
 
 
-def check_DRV_5(m: DriverModel, op: DriverOperation, obs: DriverObservation) -> Verdict | None:
+def check_DRV_5(m: DriverModel, op: DriverOp, obs: DriverObservation) -> Verdict | None:
     """DRV-5: outside open windows every device entry maps the CPU's page, with no more rights."""
     windows = m.windows_after(op, obs)
     checked = False
@@ -192,7 +192,7 @@ def check_DRV_5(m: DriverModel, op: DriverOperation, obs: DriverObservation) -> 
     return _pass("DRV-5") if checked else None
 
 
-def check_DRV_6(m: DriverModel, op: DriverOperation, obs: DriverObservation) -> Verdict | None:
+def check_DRV_6(m: DriverModel, op: DriverOp, obs: DriverObservation) -> Verdict | None:
     """DRV-6 (SHOULD, graded): a non-blockable callback with nothing mapped in its span
     answers 0; an -EAGAIN there is counted as over-conservative, never failed."""
     verdict = None
@@ -216,7 +216,7 @@ DRIVER_CHECKS: Final[Sequence[tuple[str, DriverCheck]]] = tuple(
 )
 
 
-def check_driver_step(m: DriverModel, op: DriverOperation, obs: DriverObservation) -> list[Verdict]:
+def check_driver_step(m: DriverModel, op: DriverOp, obs: DriverObservation) -> list[Verdict]:
     """Every DRV rule's verdict on one step, in catalogue order (rules not exercised are absent)."""
     verdicts: list[Verdict] = []
     for _, check in DRIVER_CHECKS:

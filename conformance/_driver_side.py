@@ -31,7 +31,7 @@ from ._driver_ops import (
     DRIVER_SIDE,
     CpuSetEntry,
     DriverCase,
-    DriverOperation,
+    DriverOp,
     NotifierStart,
     RunFault,
     StepFault,
@@ -155,7 +155,7 @@ class DriverSide:
         neighbours swapped (the same length, which a later deletion may then shorten)."""
         ops = case.ops
 
-        def variant(new_ops: tuple[DriverOperation, ...], world: World = case.world) -> DriverCase:
+        def variant(new_ops: tuple[DriverOp, ...], world: World = case.world) -> DriverCase:
             return DriverCase(world=world, encoding=case.encoding, ops=new_ops)
 
         size = max(1, len(ops) // 2)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 __all__ = [
     "AdapterError",
@@ -24,6 +24,7 @@ __all__ = [
     "CandidateFault",
     "CandidateHung",
     "CandidateProtocolError",
+    "checked_factory",
     "resolve_factory",
 ]
 
@@ -75,3 +76,24 @@ def resolve_factory(spec: str, example: str) -> Callable[[], object]:
     if not callable(factory):
         raise AdapterError(f"{spec!r} is not callable; point at a function or class")
     return factory
+
+
+def checked_factory(
+    spec: str, example: str, methods: Sequence[str], what: str, see: str
+) -> Callable[[], object]:
+    """Resolve ``MODULE:FACTORY``; what the factory makes must have every one of ``methods``,
+    or it is an :class:`AdapterError` naming the missing ones (``what`` it should have been,
+    and where to ``see`` what that is)."""
+    factory = resolve_factory(spec, example)
+
+    def make() -> object:
+        made = factory()
+        missing = [name for name in methods if not callable(getattr(made, name, None))]
+        if missing:
+            raise AdapterError(
+                f"{spec!r} returned {type(made).__name__}, which is not {what}: it lacks "
+                f"{', '.join(missing)} ({see})"
+            )
+        return made
+
+    return make

@@ -13,9 +13,8 @@ becomes a HANG, CRASH or PROTOCOL verdict with the fault's own message.
 
 from __future__ import annotations
 
-import traceback
 from dataclasses import dataclass
-from typing import final
+from typing import assert_never, final
 
 from hmm_ref import HmmMirrorOps, HmmUpdate
 
@@ -30,6 +29,7 @@ from ._adapter import (
 )
 from ._model import CallRecord, CpuState, Model, Observation, Profile
 from ._ops import (
+    CoreOperation,
     InvalidateEnd,
     InvalidateStart,
     Observe,
@@ -42,7 +42,7 @@ from ._ops import (
     UnregisterMirror,
     World,
 )
-from ._verdicts import Judged, Status, Tally, Verdict, fault_verdict
+from ._verdicts import Judged, Status, StepEndedError, Tally, Verdict, crash_verdict, fault_verdict
 from .oracle import check_step
 
 __all__ = ["Executor", "StepOutcome"]
@@ -57,18 +57,6 @@ class StepOutcome(Judged):
     op: Operation
     observation: Observation
     verdicts: tuple[Verdict, ...]
-
-
-class _CandidateError(Exception):
-    """Internal: the candidate failed in a way that ends the step with a harness verdict."""
-
-    def __init__(self, verdict: Verdict) -> None:
-        super().__init__(verdict.detail)
-        self.verdict = verdict
-
-
-def _crash(what: str) -> Verdict:
-    return Verdict(rule=None, status=Status.CRASH, detail=f"{what}\n{traceback.format_exc()}")
 
 
 @final
@@ -115,7 +103,7 @@ class Executor:
         except CandidateFault as fault:
             return fault_verdict(fault)
         except Exception:
-            return _crash("begin() raised")
+            return crash_verdict("begin() raised")
         return None
 
     # -- callbacks from the candidate ---------------------------------------------------------
@@ -130,26 +118,26 @@ class Executor:
         if Capability.OBSERVE_IN_CALLBACK in self.model.capabilities:
             try:
                 seen = self._observe([r.id for r in self.model.registered_ranges()])
-            except _CandidateError as error:
+            except StepEndedError as error:
                 self._callback_error = error.verdict
         self._record(CallRecord(mirror=mirror, kind="sync", update=update, reply=reply, seen=seen))
         return reply
 
     # -- one step -----------------------------------------------------------------------------
 
-    def caller_violation(self, op: Operation) -> str | None:
+    def caller_violation(self, op: CoreOperation) -> str | None:
         """Why ``op`` breaks the caller's side of the protocol now, or None (the model's)."""
         return self.model.caller_violation(op)
 
-    def step(self, op: Operation) -> StepOutcome:
+    def step(self, op: CoreOperation) -> StepOutcome:
         """Apply ``op``, judge it, and advance the model unless the step failed."""
         self._op, self._calls, self._callback_error = op, [], None
         try:
             observation = self._apply(op)
             if self._callback_error is not None:
-                raise _CandidateError(self._callback_error)
+                raise StepEndedError(self._callback_error)
             verdicts = tuple(check_step(self.model, op, observation))
-        except _CandidateError as error:
+        except StepEndedError as error:
             observation = Observation(calls=tuple(self._calls))
             verdicts = (error.verdict,)
         finally:
@@ -163,7 +151,7 @@ class Executor:
             self.model.advance(op, observation)
         return outcome
 
-    def _apply(self, op: Operation) -> Observation:
+    def _apply(self, op: CoreOperation) -> Observation:
         result: int | bool | None = None
         rejected = would_hang = None
         try:
@@ -172,14 +160,14 @@ class Executor:
             rejected = str(error) or type(error).__name__
         except CandidateWouldHang as error:
             would_hang = str(error) or type(error).__name__
-        except _CandidateError:
+        except StepEndedError:
             raise
         except CandidateFault as fault:
-            raise _CandidateError(fault_verdict(fault)) from None
+            raise StepEndedError(fault_verdict(fault)) from None
         except Exception:
-            raise _CandidateError(_crash(f"{op.name} raised")) from None
+            raise StepEndedError(crash_verdict(f"{op.name} raised")) from None
         if would_hang is not None and not (isinstance(op, RegisterMirror) and self.model.poisoned):
-            raise _CandidateError(
+            raise StepEndedError(
                 Verdict(rule=None, status=Status.HANG, detail=f"{op.name}: {would_hang}")
             )
         watch = set(self.model.ranges)
@@ -194,27 +182,30 @@ class Executor:
             ranges=ranges,
         )
 
-    def _call(self, op: Operation) -> int | bool | None:
+    def _call(self, op: CoreOperation) -> int | bool | None:
         candidate = self.candidate
-        if isinstance(op, RegisterMirror):
-            ops: HmmMirrorOps | None = _HarnessMirror(self, op.mirror) if op.with_ops else None
-            return self._typed(op, candidate.register(op.mirror, ops), int)
-        if isinstance(op, UnregisterMirror):
-            candidate.unregister(op.mirror)
-        elif isinstance(op, Snapshot):
-            answer = candidate.snapshot(op.range, op.vma, op.start, op.end, op.encoding)
-            return self._typed(op, answer, int)
-        elif isinstance(op, RangeDone):
-            return self._typed(op, candidate.range_done(op.range), bool)
-        elif isinstance(op, InvalidateStart):
-            answer = candidate.invalidate_start(op.start, op.end, op.blockable)
-            return self._typed(op, answer, int)
-        elif isinstance(op, InvalidateEnd):
-            candidate.invalidate_end(op.start, op.end)
-        elif isinstance(op, Release):
-            candidate.release()
-        else:
-            assert isinstance(op, Observe | SetCpuEntry), f"unknown operation {op!r}"
+        match op:
+            case RegisterMirror():
+                ops: HmmMirrorOps | None = _HarnessMirror(self, op.mirror) if op.with_ops else None
+                return self._typed(op, candidate.register(op.mirror, ops), int)
+            case UnregisterMirror():
+                candidate.unregister(op.mirror)
+            case Snapshot():
+                answer = candidate.snapshot(op.range, op.vma, op.start, op.end, op.encoding)
+                return self._typed(op, answer, int)
+            case RangeDone():
+                return self._typed(op, candidate.range_done(op.range), bool)
+            case InvalidateStart():
+                answer = candidate.invalidate_start(op.start, op.end, op.blockable)
+                return self._typed(op, answer, int)
+            case InvalidateEnd():
+                candidate.invalidate_end(op.start, op.end)
+            case Release():
+                candidate.release()
+            case Observe() | SetCpuEntry():
+                pass  # the harness looks, or the CPU changes its own table: no call
+            case _:
+                assert_never(op)
         return None
 
     @staticmethod
@@ -223,7 +214,7 @@ class Executor:
             return answer
         if kind is bool and isinstance(answer, bool):
             return answer
-        raise _CandidateError(
+        raise StepEndedError(
             Verdict(
                 rule=None,
                 status=Status.PROTOCOL,
@@ -237,7 +228,7 @@ class Executor:
             try:
                 view: object = self.candidate.observe(range_id)  # untyped candidates exist
             except CandidateRejected as error:
-                raise _CandidateError(
+                raise StepEndedError(
                     Verdict(
                         rule=None,
                         status=Status.PROTOCOL,
@@ -245,13 +236,13 @@ class Executor:
                     )
                 ) from None
             except CandidateFault as fault:
-                raise _CandidateError(fault_verdict(fault)) from None
+                raise StepEndedError(fault_verdict(fault)) from None
             except Exception:
-                raise _CandidateError(_crash(f"observe(r{range_id}) raised")) from None
+                raise StepEndedError(crash_verdict(f"observe(r{range_id}) raised")) from None
             if not (
                 isinstance(view, RangeView) and all(type(entry) is int for entry in view.entries)
             ):
-                raise _CandidateError(
+                raise StepEndedError(
                     Verdict(
                         rule=None,
                         status=Status.PROTOCOL,

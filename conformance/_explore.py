@@ -42,9 +42,9 @@ from ._generation import ENCODINGS, VMAS
 from ._model import Model, Profile
 from ._ops import (
     Case,
+    CoreOperation,
     InvalidateEnd,
     InvalidateStart,
-    Operation,
     RangeDone,
     RegisterMirror,
     Release,
@@ -179,7 +179,7 @@ def state_key(model: Model) -> Hashable:
     )
 
 
-def operations(model: Model, scope: Scope) -> Iterator[Operation]:
+def operations(model: Model, scope: Scope) -> Iterator[CoreOperation]:
     """Every operation the scope allows from ``model``'s state, simplest first.
 
     The caller's side of the protocol is kept the same way as in the random engine: anything
@@ -187,7 +187,7 @@ def operations(model: Model, scope: Scope) -> Iterator[Operation]:
     """
     used_mirrors = len(model.known | model.refused)
     used_ranges = len(model.ranges)
-    candidates: list[Operation] = []
+    candidates: list[CoreOperation] = []
     if used_mirrors < scope.mirrors:
         candidates.append(RegisterMirror(mirror=used_mirrors))
         candidates.append(RegisterMirror(mirror=used_mirrors, with_ops=False))
@@ -226,7 +226,7 @@ def operations(model: Model, scope: Scope) -> Iterator[Operation]:
         )
     if Capability.RELEASE in model.capabilities:
         candidates.append(Release())
-    seen: set[Operation] = set()
+    seen: set[CoreOperation] = set()
     for op in candidates:
         if op not in seen and model.caller_violation(op) is None:
             seen.add(op)
@@ -292,9 +292,9 @@ class ExploreResult:
 class _State:
     """A state of the search: the first path that reached it, and the steps out of it."""
 
-    path: tuple[Operation, ...]
+    path: tuple[CoreOperation, ...]
     key: Hashable
-    steps: tuple[Operation, ...]
+    steps: tuple[CoreOperation, ...]
 
 
 @final
@@ -321,7 +321,7 @@ class _Search:
             case=Case(world=self.scope.world, ops=()), steps=(), setup_crash=crash
         )
 
-    def failure(self, ops: tuple[Operation, ...]) -> CoreFailure:
+    def failure(self, ops: tuple[CoreOperation, ...]) -> CoreFailure:
         return replay_failure(
             self.candidate, self.handshake, Case(world=self.scope.world, ops=ops), self.profile
         )
@@ -433,7 +433,7 @@ _NOT_SHORTEST = "the candidate is not deterministic, so no search can promise a 
 
 
 def _take(
-    search: _Search, tally: Tally, state: _State, op: Operation
+    search: _Search, tally: Tally, state: _State, op: CoreOperation
 ) -> Executor | CoreFailure | _Unsteady:
     """Replay ``state``'s path on a fresh case, then take ``op``: the executor after it, the
     failure, or what the candidate did differently on the replay."""

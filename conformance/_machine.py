@@ -41,10 +41,10 @@ from ._generation import ENCODINGS, VMAS, StepFailedError, ptes
 from ._model import Model
 from ._ops import (
     Case,
+    CoreOperation,
     InvalidateEnd,
     InvalidateStart,
     Observe,
-    Operation,
     RangeDone,
     RegisterMirror,
     Release,
@@ -109,7 +109,7 @@ class CaseRecorder(Recorder[Failure[Case, StepOutcome]]):
     def failed(
         self,
         world: World,
-        ops: tuple[Operation, ...],
+        ops: tuple[CoreOperation, ...],
         executor: Executor,
         crash: Verdict | None = None,
     ) -> None:
@@ -132,7 +132,7 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
             super().__init__()
             self.executor: Executor | None = None
             self.world: World | None = None
-            self.ops: list[Operation] = []
+            self.ops: list[CoreOperation] = []
             self.next_mirror = 0
             self.next_range = 0
 
@@ -141,7 +141,7 @@ def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
             assert self.executor is not None, "the world comes first"
             return self.executor.model
 
-        def _do(self, op: Operation) -> None:
+        def _do(self, op: CoreOperation) -> None:
             assert self.executor is not None
             assert self.world is not None
             violation = self.model.caller_violation(op)

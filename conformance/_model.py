@@ -14,7 +14,7 @@ seed's known holes (see docs/spec.md, RNG-8 open points).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, final
+from typing import Literal, assert_never, final
 
 from hmm_ref import (
     PAGE_SIZE,
@@ -30,6 +30,7 @@ from hmm_ref import (
 from ._adapter import Capability, RangeView
 from ._case import CpuState, exact_overlap
 from ._ops import (
+    CoreOperation,
     InvalidateEnd,
     InvalidateStart,
     Observe,
@@ -312,10 +313,29 @@ class Model:
 
     # -- advancing ---------------------------------------------------------------------------
 
-    def advance(self, op: Operation, obs: Observation) -> None:
+    def advance(self, op: CoreOperation, obs: Observation) -> None:
         """Move to the state after ``op``, adopting ``obs`` where a rule leaves latitude."""
-        handler = getattr(self, f"_on_{op.name}")
-        handler(op, obs)
+        match op:
+            case RegisterMirror():
+                self._on_register(op, obs)
+            case UnregisterMirror():
+                self._on_unregister(op, obs)
+            case Snapshot():
+                self._on_snapshot(op, obs)
+            case Observe():
+                self._on_observe(op, obs)
+            case RangeDone():
+                self._on_range_done(op, obs)
+            case InvalidateStart():
+                self._on_invalidate_start(op, obs)
+            case InvalidateEnd():
+                self._on_invalidate_end(op, obs)
+            case SetCpuEntry():
+                self._on_set_pte(op, obs)
+            case Release():
+                self._on_release(op, obs)
+            case _:
+                assert_never(op)
         self._adopt(obs)
 
     def _on_register(self, op: RegisterMirror, obs: Observation) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar, Final, final
+from typing import ClassVar, Final, TypeAlias, final
 
 from hmm_ref import PAGE_SIZE, PfnEncoding, Pte, describe_result
 
@@ -39,10 +39,9 @@ from ._case import (
     case_encoding,
     case_pte,
     check_format,
-    encoding_to_json,
     mapped_by,
+    op_to_json,
     parse_op,
-    pte_to_json,
     shown,
     span,
     world_from_json,
@@ -59,6 +58,7 @@ __all__ = [
     "REPLAY_FIELDS",
     "Case",
     "CaseFormatError",
+    "CoreOperation",
     "InvalidateEnd",
     "InvalidateStart",
     "Observe",
@@ -220,49 +220,31 @@ class Release(Operation):
         return "release (the process exits)"
 
 
+#: Every core operation: a closed union, dispatched with ``match`` and ``assert_never`` so that
+#: mypy names every place a new operation must be handled.
+CoreOperation: TypeAlias = (
+    RegisterMirror
+    | UnregisterMirror
+    | Snapshot
+    | Observe
+    | RangeDone
+    | InvalidateStart
+    | InvalidateEnd
+    | SetCpuEntry
+    | Release
+)
+
+
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Case:
     """A complete, deterministic test: a world and the operations taken in it."""
 
     world: World
-    ops: tuple[Operation, ...] = field(default=())
+    ops: tuple[CoreOperation, ...] = field(default=())
 
 
 # -- JSON ------------------------------------------------------------------------------------
-
-
-def op_to_json(op: Operation) -> Json:
-    """The JSON form of ``op``: an object with ``"op"`` naming the kind."""
-    data: Json = {"op": op.name}
-    if isinstance(op, RegisterMirror):
-        data.update(mirror=op.mirror, with_ops=op.with_ops)
-    elif isinstance(op, UnregisterMirror):
-        data.update(mirror=op.mirror)
-    elif isinstance(op, Snapshot):
-        data.update(
-            range=op.range,
-            vma=op.vma,
-            start=op.start,
-            end=op.end,
-            encoding=encoding_to_json(op.encoding),
-        )
-    elif isinstance(op, Observe | RangeDone):
-        data.update(range=op.range)
-    elif isinstance(op, InvalidateStart):
-        data.update(
-            start=op.start,
-            end=op.end,
-            blockable=op.blockable,
-            replies={str(mirror): reply for mirror, reply in op.replies},
-        )
-    elif isinstance(op, InvalidateEnd):
-        data.update(start=op.start, end=op.end)
-    elif isinstance(op, SetCpuEntry):
-        data.update(addr=op.addr, pte=pte_to_json(op.pte))
-    else:
-        assert isinstance(op, Release), f"unknown operation {op!r}"
-    return data
 
 
 def _replies_from_json(reader: Reader) -> tuple[tuple[int, int], ...]:
@@ -286,54 +268,41 @@ def _replies_from_json(reader: Reader) -> tuple[tuple[int, int], ...]:
     return tuple(pairs)
 
 
-#: Each operation's fields besides ``"op"`` (what :func:`op_to_json` writes), and its parser.
-_PARSERS: Final[Mapping[str, tuple[tuple[str, ...], Callable[[Reader], Operation]]]] = {
-    "register": (
-        ("mirror", "with_ops"),
-        lambda r: RegisterMirror(mirror=r.handle("mirror"), with_ops=r.boolean("with_ops", True)),
+#: Each operation's parser (its fields are its dataclass's: :func:`op_to_json` writes them).
+_PARSERS: Final[Mapping[type[CoreOperation], Callable[[Reader], CoreOperation]]] = {
+    RegisterMirror: lambda r: RegisterMirror(
+        mirror=r.handle("mirror"), with_ops=r.boolean("with_ops", True)
     ),
-    "unregister": (("mirror",), lambda r: UnregisterMirror(mirror=r.handle("mirror"))),
-    "snapshot": (
-        ("range", "vma", "start", "end", "encoding"),
-        lambda r: Snapshot(
-            range=r.handle("range"),
-            vma=r.handle("vma"),
-            start=r.address("start"),
-            end=r.address("end"),
-            encoding=case_encoding(r.obj("encoding")),
-        ),
+    UnregisterMirror: lambda r: UnregisterMirror(mirror=r.handle("mirror")),
+    Snapshot: lambda r: Snapshot(
+        range=r.handle("range"),
+        vma=r.handle("vma"),
+        start=r.address("start"),
+        end=r.address("end"),
+        encoding=case_encoding(r.obj("encoding")),
     ),
-    "observe": (("range",), lambda r: Observe(range=r.handle("range"))),
-    "range_done": (("range",), lambda r: RangeDone(range=r.handle("range"))),
-    "invalidate_start": (
-        ("start", "end", "blockable", "replies"),
-        lambda r: InvalidateStart(
-            start=r.address("start"),
-            end=r.address("end"),
-            blockable=r.boolean("blockable"),
-            replies=_replies_from_json(r.obj("replies")),
-        ),
+    Observe: lambda r: Observe(range=r.handle("range")),
+    RangeDone: lambda r: RangeDone(range=r.handle("range")),
+    InvalidateStart: lambda r: InvalidateStart(
+        start=r.address("start"),
+        end=r.address("end"),
+        blockable=r.boolean("blockable"),
+        replies=_replies_from_json(r.obj("replies")),
     ),
-    "invalidate_end": (
-        ("start", "end"),
-        lambda r: InvalidateEnd(start=r.address("start"), end=r.address("end")),
-    ),
-    "set_pte": (
-        ("addr", "pte"),
-        lambda r: SetCpuEntry(addr=r.address("addr"), pte=case_pte(r.obj("pte"))),
-    ),
-    "release": ((), lambda r: Release()),
+    InvalidateEnd: lambda r: InvalidateEnd(start=r.address("start"), end=r.address("end")),
+    SetCpuEntry: lambda r: SetCpuEntry(addr=r.address("addr"), pte=case_pte(r.obj("pte"))),
+    Release: lambda r: Release(),
 }
 
 
-def op_from_json(data: object, where: str = "op") -> Operation:
+def op_from_json(data: object, where: str = "op") -> CoreOperation:
     """Parse one operation; :class:`CaseFormatError` names the field that is wrong."""
     return parse_op(data, where, _PARSERS, "operation")
 
 
 def _op_in_world(
-    op: Operation, world: World, mapped: Callable[[int], bool], where: str
-) -> Operation:
+    op: CoreOperation, world: World, mapped: Callable[[int], bool], where: str
+) -> CoreOperation:
     """``op``, if what it names exists in ``world`` (``mapped`` is :func:`mapped_by` of it).
 
     A snapshot may lie outside its vma (RNG-2 makes it fail), but the vma must exist: the

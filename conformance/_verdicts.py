@@ -10,13 +10,22 @@ status means).
 from __future__ import annotations
 
 import enum
+import traceback
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import final
 
 from ._errors import CandidateCrashed, CandidateFault, CandidateHung, CandidateProtocolError
 
-__all__ = ["Judged", "Status", "Tally", "Verdict", "fault_verdict"]
+__all__ = [
+    "Judged",
+    "Status",
+    "StepEndedError",
+    "Tally",
+    "Verdict",
+    "crash_verdict",
+    "fault_verdict",
+]
 
 
 @final
@@ -110,3 +119,17 @@ def fault_verdict(fault: CandidateFault) -> Verdict:
         (status for kind, status in _FAULTS.items() if isinstance(fault, kind)), Status.CRASH
     )
     return Verdict(rule=None, status=status, detail=str(fault) or type(fault).__name__)
+
+
+class StepEndedError(Exception):
+    """Inside an executor: the candidate failed in a way that ends the step with a harness
+    verdict (CRASH, HANG, PROTOCOL); the step's outcome is that verdict."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.detail)
+        self.verdict = verdict
+
+
+def crash_verdict(what: str) -> Verdict:
+    """A CRASH verdict for the exception being handled: ``what`` raised, and its traceback."""
+    return Verdict(rule=None, status=Status.CRASH, detail=f"{what}\n{traceback.format_exc()}")

@@ -21,9 +21,9 @@ from conformance import (
     CandidateRejected,
     CandidateWouldHang,
     Case,
+    CoreOperation,
     Failure,
     InvalidateStart,
-    Operation,
     Profile,
     RegisterMirror,
     Release,
@@ -81,7 +81,7 @@ def _since(after: LockStats, before: LockStats) -> LockStats:
 
 
 def _replay(
-    factory: Callable[[], Candidate], *ops: Operation, profile: Profile = Profile.SEED
+    factory: Callable[[], Candidate], *ops: CoreOperation, profile: Profile = Profile.SEED
 ) -> CoreFailure | None:
     candidate, handshake = start(factory)
     outcome = replay(candidate, handshake, Case(world=WORLD, ops=ops), profile)

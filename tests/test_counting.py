@@ -6,7 +6,7 @@ import pytest
 
 from conformance import Budget, reference, run, start
 from conformance._counting import BudgetSpent, CaseCount
-from conformance.driver import reference_driver, run_driver, start_driver
+from conformance.driver import DriverCase, reference_driver, run_driver, start_driver
 
 from . import candidates as C
 
@@ -49,12 +49,18 @@ def test_a_core_run_generates_exactly_its_budget(examples: int) -> None:
 
 
 def test_a_driver_run_generates_exactly_its_budget() -> None:
-    """The driver side counts its cases the same way."""
+    """The driver side counts its cases the same way, and keeps every case it ran if asked."""
     candidate, handshake = start_driver(reference_driver)
+    kept: list[DriverCase] = []
     result = run_driver(
-        candidate, handshake, budget=Budget(name="test", examples=30, steps=20), seed_value=2
+        candidate,
+        handshake,
+        budget=Budget(name="test", examples=30, steps=20),
+        seed_value=2,
+        keep=kept,
     )
-    assert (result.cases, result.tally.cases) == (30, 30)
+    assert (result.cases, result.tally.cases, len(kept)) == (30, 30, 30)
+    assert all(case.world.vmas for case in kept)
 
 
 def test_the_cases_of_a_failing_run_are_generated_up_to_the_first_failure_then_shrinking() -> None:

@@ -18,7 +18,7 @@ from conformance._driver_executor import RUN_LIMIT, DriverExecutor, build_mm
 from conformance._driver_ops import (
     CpuSetEntry,
     DriverCase,
-    DriverOperation,
+    DriverOp,
     Exit,
     NotifierEnd,
     NotifierStart,
@@ -55,22 +55,22 @@ P0, P1, P2 = 0x10000, 0x11000, 0x12000
 #: Page 0 maps pfn 0x100 writable, page 1 pfn 0x101 read-only.
 WORLD = World(vmas=VMAS, ptes=((P0, Pte.present(0x100, write=True)), (P1, Pte.present(0x101))))
 #: A fault that maps pages 0 and 1, then a blockable CPU unmap of page 0, then a reap.
-MAPPED: tuple[DriverOperation, ...] = (
+MAPPED: tuple[DriverOp, ...] = (
     StartFault(fault=0, start=P0, end=P2),
     RunFault(fault=0),
 )
-UNMAP: tuple[DriverOperation, ...] = (
+UNMAP: tuple[DriverOp, ...] = (
     NotifierStart(start=P0, end=P1, blockable=True),
     CpuSetEntry(addr=P0, pte=PTE_NONE),
     NotifierEnd(start=P0, end=P1),
 )
 
 
-def _case(*ops: DriverOperation) -> DriverCase:
+def _case(*ops: DriverOp) -> DriverCase:
     return DriverCase(world=WORLD, encoding=ENCODINGS[0], ops=ops)
 
 
-def _replay(factory: Callable[[], DriverCandidate], *ops: DriverOperation) -> DriverFailure:
+def _replay(factory: Callable[[], DriverCandidate], *ops: DriverOp) -> DriverFailure:
     candidate, handshake = start_driver(factory)
     outcome = replay_driver(candidate, handshake, _case(*ops))
     assert isinstance(outcome, Failure), "the case was expected to fail"
@@ -153,7 +153,7 @@ def test_replay_refuses_a_case_that_breaks_the_callers_side_or_would_wait() -> N
         (CpuSetEntry(addr=P0, pte=PTE_NONE), "only inside an open invalidation window"),
     ],
 )
-def test_the_model_names_each_caller_protocol_breach(op: DriverOperation, reason: str) -> None:
+def test_the_model_names_each_caller_protocol_breach(op: DriverOp, reason: str) -> None:
     """Faults are started once, stepped until they finish; the CPU changes only in windows."""
     candidate, handshake = start_driver(reference_driver)
     with pytest.raises(CaseFormatError, match=reason):
@@ -231,7 +231,7 @@ def test_run_fault_stops_at_the_run_limit() -> None:
 )
 def test_a_driver_that_breaks_the_adapter_protocol_gets_a_harness_verdict(
     factory: Callable[[], DriverCandidate],
-    ops: tuple[DriverOperation, ...],
+    ops: tuple[DriverOp, ...],
     status: Status,
     detail: str,
 ) -> None:

@@ -14,7 +14,7 @@ from conformance._driver_ops import (
     DRIVER_SIDE,
     CpuSetEntry,
     DriverCase,
-    DriverOperation,
+    DriverOp,
     Exit,
     NotifierEnd,
     NotifierStart,
@@ -36,7 +36,7 @@ from hmm_ref import PAGE_SIZE, PTE_MIGRATION, Pte
 
 from .test_ops import worlds
 
-OPS: list[DriverOperation] = [
+OPS: list[DriverOp] = [
     NotifierStart(start=0x10000, end=0x12000, blockable=True),
     NotifierStart(start=0x10000, end=0x11000, blockable=False),
     NotifierEnd(start=0x10000, end=0x12000),
@@ -50,7 +50,7 @@ OPS: list[DriverOperation] = [
 
 
 @pytest.mark.parametrize("op", OPS, ids=lambda op: op.name)
-def test_every_driver_operation_round_trips_through_json(op: DriverOperation) -> None:
+def test_every_driver_operation_round_trips_through_json(op: DriverOp) -> None:
     """op -> JSON text -> op gives the same value."""
     text = json.dumps(driver_op_to_json(op))
     assert driver_op_from_json(json.loads(text)) == op
@@ -215,7 +215,7 @@ def driver_cases(draw: st.DrawFn) -> DriverCase:
     near = st.integers(0, pages[-1] // PAGE_SIZE + 2).map(lambda page: page * PAGE_SIZE)
     spans = st.tuples(near, st.integers(1, 8)).map(lambda s: (s[0], s[0] + s[1] * PAGE_SIZE))
     faults = st.integers(0, 2)
-    kinds: st.SearchStrategy[DriverOperation] = st.one_of(
+    kinds: st.SearchStrategy[DriverOp] = st.one_of(
         st.builds(
             lambda s, b: NotifierStart(start=s[0], end=s[1], blockable=b), spans, st.booleans()
         ),

@@ -24,7 +24,7 @@ from conformance._driver_model import (
 )
 from conformance._driver_ops import (
     CpuSetEntry,
-    DriverOperation,
+    DriverOp,
     Exit,
     NotifierEnd,
     NotifierStart,
@@ -336,7 +336,7 @@ def test_gained_counts_new_and_changed_entries_not_removed_ones() -> None:
     ],
 )
 def test_DRV_5_judges_every_entry_outside_the_windows_against_the_cpu_after_the_step(
-    op: DriverOperation, table: Table, status: Status | None, detail: str
+    op: DriverOp, table: Table, status: Status | None, detail: str
 ) -> None:
     """Same page and no more rights than the CPU's, unless a window covers the page."""
     verdict = check_DRV_5(_model(), op, DriverObservation(table=table, result=0))

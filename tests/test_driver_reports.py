@@ -24,7 +24,7 @@ from conformance._driver_catalogue import (
 )
 from conformance._driver_ops import (
     DriverCase,
-    DriverOperation,
+    DriverOp,
     Exit,
     NotifierStart,
     RunFault,
@@ -66,7 +66,7 @@ STALE = (
 )
 
 
-def _failure(factory: object, *ops: DriverOperation) -> DriverFailure:
+def _failure(factory: object, *ops: DriverOp) -> DriverFailure:
     assert callable(factory)
     candidate, handshake = start_driver(factory)
     case = DriverCase(world=WORLD, encoding=ENCODINGS[0], ops=ops)

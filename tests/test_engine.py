@@ -14,10 +14,10 @@ from conformance import (
     Candidate,
     Case,
     CaseFormatError,
+    CoreOperation,
     Failure,
     InvalidateEnd,
     InvalidateStart,
-    Operation,
     Profile,
     RangeDone,
     RegisterMirror,
@@ -58,7 +58,7 @@ def _run(
 
 
 def _replay(
-    factory: Callable[[], Candidate], *ops: Operation, profile: Profile = Profile.SEED
+    factory: Callable[[], Candidate], *ops: CoreOperation, profile: Profile = Profile.SEED
 ) -> CoreFailure | None:
     candidate, handshake = start(factory)
     case = Case(world=WORLD, ops=ops)
@@ -208,7 +208,7 @@ def test_misbehaving_candidates_get_their_verdict(
 SNAP_ALL = Snapshot(
     range=0, vma=0, start=VMAS[0].start, end=VMAS[0].end, encoding=H.DEFAULT_ENCODING
 )
-REFUSED_CASES: dict[str, tuple[tuple[Operation, ...], str]] = {
+REFUSED_CASES: dict[str, tuple[tuple[CoreOperation, ...], str]] = {
     "register on a poisoned hmm": (
         (
             RegisterMirror(mirror=0),

@@ -25,7 +25,7 @@ from conformance import (
 from conformance._catalogue import CATALOGUE, Entry
 from conformance._executor import Executor
 from conformance._explore import UNKNOWN_RANGE, operations, state_key
-from conformance._ops import RangeDone
+from conformance._ops import CoreOperation, RangeDone
 from conformance._report import rule_rows
 from conformance._verdicts import Tally
 
@@ -125,7 +125,8 @@ def test_states_that_differ_only_in_history_are_merged() -> None:
     span = SCOPE.spans[0]
     snap = Snapshot(range=0, vma=0, start=span[0], end=span[1], encoding=H.DEFAULT_ENCODING)
     keys = []
-    for order in itertools.permutations((RegisterMirror(mirror=0), snap)):
+    both: tuple[CoreOperation, ...] = (RegisterMirror(mirror=0), snap)
+    for order in itertools.permutations(both):
         executor = Executor(candidate, handshake, Profile.SEED, SCOPE.world, Tally())
         assert executor.begin() is None
         for op in order:

@@ -41,7 +41,7 @@ from conformance._driver_adapter import DriverCandidate, DriverEnv
 from conformance._driver_catalogue import BaseDriver
 from conformance._driver_ops import (
     DriverCase,
-    DriverOperation,
+    DriverOp,
     NotifierStart,
     StartFault,
     StepFault,
@@ -647,7 +647,7 @@ START = StartFault(fault=0, start=VMAS[0].start, end=VMAS[0].end)
 )  # fmt: skip
 def test_a_driver_that_hangs_gets_a_hang_verdict(
     driver: Callable[[], DriverCandidate],
-    ops: tuple[DriverOperation, ...],
+    ops: tuple[DriverOp, ...],
     status: Status,
     detail: str,
 ) -> None:

@@ -13,11 +13,11 @@ import hmm_ref as H
 from conformance import (
     Case,
     CaseFormatError,
+    CoreOperation,
     Failure,
     InvalidateEnd,
     InvalidateStart,
     Observe,
-    Operation,
     Profile,
     RangeDone,
     RegisterMirror,
@@ -53,7 +53,7 @@ def operations_in(
     pages: st.SearchStrategy[int],
     addresses: st.SearchStrategy[int] = addrs,
     handles: st.SearchStrategy[int] = ids,
-) -> st.SearchStrategy[Operation]:
+) -> st.SearchStrategy[CoreOperation]:
     """Every kind of operation, naming one of ``vmas`` vmas and changing only ``pages``."""
     spans = st.tuples(addresses, st.integers(1, 64)).map(
         lambda s: (s[0], s[0] + s[1] * H.PAGE_SIZE)
@@ -123,7 +123,7 @@ def cases(draw: st.DrawFn, local: bool = False) -> Case:
 
 
 @given(operations)
-def test_every_operation_round_trips_through_json_text(op: Operation) -> None:
+def test_every_operation_round_trips_through_json_text(op: CoreOperation) -> None:
     """op -> JSON text -> op gives the same value, for every kind of operation."""
     assert op_from_json(json.loads(json.dumps(op_to_json(op)))) == op
     assert op.describe()

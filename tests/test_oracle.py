@@ -17,11 +17,11 @@ import hmm_ref as H
 from conformance import (
     BUDGETS,
     Capability,
+    CoreOperation,
     Handshake,
     InvalidateEnd,
     InvalidateStart,
     Observe,
-    Operation,
     Profile,
     RangeDone,
     RangeView,
@@ -62,7 +62,7 @@ END = InvalidateEnd(start=page(0), end=page(1))
 
 
 def model_after(
-    *ops: Operation,
+    *ops: CoreOperation,
     profile: Profile = Profile.SEED,
     capabilities: frozenset[Capability] = frozenset(Capability),
 ) -> Model:
@@ -104,7 +104,7 @@ def view(
 
 
 CLEARED = (0, *FRESH[1:])
-Case = tuple[Callable[[], Model], Operation, Observation, str, str]
+Case = tuple[Callable[[], Model], CoreOperation, Observation, str, str]
 
 CASES: dict[str, Case] = {
     "REG-1 no ops is not EINVAL": (
@@ -628,7 +628,7 @@ class FixedRelease(ExactCore):
             super().invalidate_end(start, end)
 
 
-def steps(candidate: Candidate, *ops: Operation) -> list[StepOutcome]:
+def steps(candidate: Candidate, *ops: CoreOperation) -> list[StepOutcome]:
     """Each step of ``ops`` on ``candidate`` under strict, up to the first that fails."""
     executor = Executor(candidate, candidate.handshake(), Profile.STRICT, WORLD)
     assert executor.begin() is None

@@ -35,7 +35,7 @@ from conformance import (
 from conformance._core_side import CORE, CoreFailure, CoreResult, replay_failure
 from conformance._generation import VMAS
 from conformance._model import CallRecord, Observation
-from conformance._ops import InvalidateEnd, InvalidateStart, Operation, RegisterMirror
+from conformance._ops import CoreOperation, InvalidateEnd, InvalidateStart, RegisterMirror
 from conformance._report import (
     REPORT_FORMATS,
     describe_failure,
@@ -69,7 +69,7 @@ def _run(factory: object, profile: Profile = Profile.SEED) -> CoreResult:
     return run(candidate, handshake, profile=profile, budget=BUDGETS["ci"], seed_value=SEED)
 
 
-def _replayed(factory: object, *ops: Operation) -> CoreFailure:
+def _replayed(factory: object, *ops: CoreOperation) -> CoreFailure:
     """The failure of a case replayed on a candidate (not reproduced if it did not fail)."""
     assert callable(factory)
     candidate, handshake = start(factory)

@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 
 import conformance.cli._base as cli_base
+import conformance.cli._catalogue as cli_catalogue
 from conformance import cli, reference, run, start
 from conformance._counting import BUDGETS, LIVE
 from conformance._driver_catalogue import BaseDriver
 from conformance._driver_executor import DriverExecutor
 from conformance._driver_ops import Exit
 from conformance._driving import interrupted
+from conformance._engine import RunInterrupted
 from conformance._generation import ENCODINGS, VMAS
 from conformance._isolation import Interrupted, StuckCall, Watchdog, interrupts
 from conformance._ops import World
@@ -191,3 +193,23 @@ def test_a_signal_that_comes_out_as_another_exception_still_exits_143() -> None:
     )
     assert status == 143
     assert "hmm-conformance: interrupted by SIGTERM" in err
+
+
+def test_a_catalogue_interrupted_after_a_failure_shows_it_and_saves_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The catalogue has no replay directory: a run of it stopped by a signal after a failure
+    shows the case so far and exits with the signal's status, saving no file."""
+    candidate, handshake = start(C.NoClear)
+    found = run(candidate, handshake, budget=BUDGETS["fast"], seed_value=1)
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise RunInterrupted(Interrupted(signal.SIGTERM), found)
+
+    monkeypatch.setattr(cli_catalogue, "run", stopped)
+    monkeypatch.chdir(tmp_path)
+    status, out, _ = _run("catalogue", "--side", "core", "--budget", "fast")
+    assert status == 143
+    assert "interrupted after a failure; the case as far as it was shrunk:" in out
+    assert "replay file:" not in out
+    assert list(tmp_path.iterdir()) == []

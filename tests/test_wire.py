@@ -22,11 +22,11 @@ from conformance import (
     Budget,
     Candidate,
     Case,
+    CoreOperation,
     CpuView,
     Failure,
     Handshake,
     InvalidateStart,
-    Operation,
     Profile,
     RangeDone,
     RangeView,
@@ -256,7 +256,7 @@ INVALIDATED = (*REGISTERED, InvalidateStart(start=SNAP.start, end=SNAP.end, bloc
     ],
 )  # fmt: skip
 def test_a_broken_server_gets_its_verdict_and_the_harness_goes_on(
-    mode: str, ops: tuple[Operation, ...], status: Status, detail: str
+    mode: str, ops: tuple[CoreOperation, ...], status: Status, detail: str
 ) -> None:
     """The case that trips each broken server ends with its verdict, and the next case runs on
     a fresh process (the reference's own steps pass there until the same trip)."""

@@ -46,10 +46,6 @@ class ExploreOptions(Options):
     replay_dir: Path
 
     @property
-    def saves_to(self) -> Path | None:
-        return self.replay_dir
-
-    @property
     def wire_log(self) -> Path | None:
         return self.connection.wire_log
 
