@@ -46,7 +46,6 @@ class _Described(Protocol):
     def describe(self) -> str: ...
 
 
-OpT = TypeVar("OpT", bound=_Described)
 OpT_co = TypeVar("OpT_co", bound=_Described, covariant=True)
 
 
