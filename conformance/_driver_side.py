@@ -44,7 +44,7 @@ from ._errors import AdapterError
 from ._isolation import Watchdog
 from ._outputs import file_stem, printable
 from ._rules import Profile, Rule, rules_of
-from ._verdicts import Status, Tally
+from ._verdicts import Tally
 from ._wire import driver_factory
 
 __all__ = [
@@ -264,8 +264,8 @@ class DriverSide:
         return "\n".join(lines)
 
     def conforming_note(self, tally: Tally) -> str:
-        graded = tally.counts["DRV-6"][Status.ALLOWED] if "DRV-6" in tally.counts else 0
-        return f"; DRV-6 graded {graded} answers over-conservative" if graded else ""
+        count = engine.graded(self.rules, tally)  # DRV-6 is the side's one SHOULD rule
+        return f"; DRV-6 graded {count} answers over-conservative" if count else ""
 
 
 #: The driver side.

@@ -42,6 +42,7 @@ __all__ = [
     "RunResult",
     "close",
     "confirm",
+    "graded",
     "minimise",
     "replay",
     "run",
@@ -105,11 +106,16 @@ class RunResult(Generic[HandshakeT, CaseT, StepT]):
     @property
     def graded(self) -> int:
         """How many answers the side's SHOULD rules graded (allowed, but not the best)."""
-        return sum(
-            self.tally.counts[rule.id][Status.ALLOWED]
-            for rule in self.side.rules
-            if rule.level is Level.SHOULD and rule.id in self.tally.counts
-        )
+        return graded(self.side.rules, self.tally)
+
+
+def graded(rules: Collection[Rule], tally: Tally) -> int:
+    """How many answers ``rules``' SHOULD rules graded in ``tally``."""
+    return sum(
+        tally.counts[rule.id][Status.ALLOWED]
+        for rule in rules
+        if rule.level is Level.SHOULD and rule.id in tally.counts
+    )
 
 
 def _declared(handshake: Handshaking) -> set[str]:
