@@ -70,6 +70,8 @@ T = TypeVar("T")
 #: Seconds past its budget that a call stuck where no signal reaches it (in C code) is given
 #: before the watchdog ends the process.
 DEFAULT_GRACE: Final = 5.0
+#: How soon a step's alarm goes off again when Python dropped the exception it raised.
+ALARM_AGAIN: Final = 0.05
 #: How long a kill waits for killed processes to be reaped (by the harness, or by init).
 REAP_WAIT: Final = 2.0
 #: How many rounds :func:`kill_descendants` makes; each round kills what the last one orphaned.
@@ -522,7 +524,10 @@ class _Alarm:
     def __init__(self, seconds: float) -> None:
         self.active = True
         self.stack: list[traceback.FrameSummary] | None = None
+        self._raised = False
         self._before = signal.signal(signal.SIGALRM, self._on_alarm)
+        self._hook = sys.unraisablehook
+        sys.unraisablehook = self._on_unraisable
         signal.setitimer(signal.ITIMER_REAL, seconds)
 
     @staticmethod
@@ -536,15 +541,27 @@ class _Alarm:
 
     def _on_alarm(self, signum: int, frame: FrameType | None) -> None:
         del signum
-        if not self.active or self.stack is not None:
+        if not self.active or self._raised:
             return  # a late delivery, after the call was over or had already been stopped
         self.stack = traceback.extract_stack(frame)
+        self._raised = True
         raise _Expired
+
+    def _on_unraisable(self, unraisable: UnraisableHookArgs) -> None:
+        """Python dropped an exception where it cannot propagate (a garbage-collector
+        callback, a finaliser): if it was this alarm's, the alarm goes off again, to land in
+        the call's own code."""
+        if not isinstance(unraisable.exc_value, _Expired):
+            self._hook(unraisable)
+        elif self.active:
+            self._raised = False
+            signal.setitimer(signal.ITIMER_REAL, ALARM_AGAIN)
 
     def stop(self) -> None:
         self.active = False  # first: a late delivery from here on is ignored
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, self._before if self._before is not None else signal.SIG_DFL)
+        sys.unraisablehook = self._hook
 
 
 _calls = threading.local()

@@ -659,3 +659,46 @@ def test_a_driver_that_hangs_gets_a_hang_verdict(
     (verdict,) = failure.verdicts
     assert verdict.status is status
     assert detail in verdict.detail
+
+
+def test_an_alarm_lost_in_a_gc_callback_goes_off_again_in_the_call() -> None:
+    """A step's alarm that lands in a garbage-collector callback raises where Python drops
+    the exception (as "unraisable"): it goes off again and stops the call itself, and the
+    dropped one is not reported."""
+    seen: list[object] = []
+    hook = sys.unraisablehook
+    sys.unraisablehook = seen.append
+    fired: list[bool] = []
+
+    def slow_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and not fired:
+            fired.append(True)
+            deadline = time.monotonic() + 2 * BUDGET
+            while time.monotonic() < deadline:  # the alarm lands in here
+                _busy()
+
+    ran_to_the_end: list[bool] = []
+
+    def loops() -> None:
+        gc.callbacks.append(slow_collection)
+        try:
+            gc.collect()
+        finally:
+            gc.callbacks.remove(slow_collection)
+        deadline = time.monotonic() + 20 * BUDGET  # bounded, should the alarm not come again
+        while time.monotonic() < deadline:
+            _busy()
+        ran_to_the_end.append(True)
+
+    exits: list[int] = []
+    watchdog = I.Watchdog(grace=30, exit_process=exits.append)
+    try:
+        with pytest.raises(CandidateHung, match="loops"):
+            I._run_watched("loops", BUDGET, watchdog, loops)
+    finally:
+        sys.unraisablehook = hook
+        watchdog.stop()
+    assert fired == [True]
+    assert ran_to_the_end == []
+    assert seen == []
+    assert exits == []
