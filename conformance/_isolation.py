@@ -553,7 +553,7 @@ class _Alarm:
         the call's own code."""
         if not isinstance(unraisable.exc_value, _Expired):
             self._hook(unraisable)
-        elif self.active:
+        else:  # only an armed alarm holds the hook
             self._raised = False
             signal.setitimer(signal.ITIMER_REAL, ALARM_AGAIN)
 
