@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, final
+from typing import ClassVar, Final, final
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
@@ -156,255 +156,255 @@ def _changed(data: st.DataObject, kind: str, old: Pte) -> Pte:
     return data.draw(ptes, label="new entry")
 
 
-def driver_machine_for(recorder: DriverCaseRecorder) -> type[RuleBasedStateMachine]:
-    """A state machine class that runs its cases through ``recorder.make_executor``."""
+class DriverConformance(RuleBasedStateMachine):
+    """The driver side's state machine; :func:`driver_machine_for` makes a class of it bound to a
+    recorder, through which its cases run."""
 
-    class DriverConformance(RuleBasedStateMachine):
-        def __init__(self) -> None:
-            super().__init__()
-            self.executor: DriverExecutor | None = None
-            self.world: World | None = None
-            self.encoding: PfnEncoding = ENCODINGS[0]
-            self.ops: list[DriverOp] = []
-            self.next_fault = 0
+    #: Where the cases go, and how each makes its executor (set by :func:`driver_machine_for`).
+    recorder: ClassVar[DriverCaseRecorder]
 
-        @property
-        def model(self) -> DriverModel:
-            assert self.executor is not None, "the world comes first"
-            return self.executor.model
+    def __init__(self) -> None:
+        super().__init__()
+        self.executor: DriverExecutor | None = None
+        self.world: World | None = None
+        self.encoding: PfnEncoding = ENCODINGS[0]
+        self.ops: list[DriverOp] = []
+        self.next_fault = 0
 
-        def _case(self) -> DriverCase:
-            assert self.world is not None
-            return DriverCase(world=self.world, encoding=self.encoding, ops=tuple(self.ops))
+    @property
+    def model(self) -> DriverModel:
+        assert self.executor is not None, "the world comes first"
+        return self.executor.model
 
-        def _do(self, op: DriverOp) -> DriverStepOutcome | None:
-            """Take ``op``; None if it would wait for a lock (then it is not part of the case)."""
-            assert self.executor is not None
-            violation = self.model.caller_violation(op)
-            assert violation is None, f"the generator broke the caller protocol: {violation}"
-            try:
-                outcome = self.executor.step(op)
-            except WouldWaitError:
-                return None
-            self.ops.append(op)
-            if outcome.failed:
-                recorder.failed(self._case(), self.executor)
-                raise StepFailedError("; ".join(v.describe() for v in outcome.failures()))
-            return outcome
+    def _case(self) -> DriverCase:
+        assert self.world is not None
+        return DriverCase(world=self.world, encoding=self.encoding, ops=tuple(self.ops))
 
-        def _free(self, op: DriverOp) -> bool:
-            """True unless the driver says ``op`` would wait (a driver that raises is asked
-            again by the step, which reports it)."""
-            assert self.executor is not None
-            try:
-                return self.executor.waits(op) is None
-            except Exception:
-                return True
+    def _do(self, op: DriverOp) -> DriverStepOutcome | None:
+        """Take ``op``; None if it would wait for a lock (then it is not part of the case)."""
+        assert self.executor is not None
+        violation = self.model.caller_violation(op)
+        assert violation is None, f"the generator broke the caller protocol: {violation}"
+        try:
+            outcome = self.executor.step(op)
+        except WouldWaitError:
+            return None
+        self.ops.append(op)
+        if outcome.failed:
+            self.recorder.failed(self._case(), self.executor)
+            raise StepFailedError("; ".join(v.describe() for v in outcome.failures()))
+        return outcome
 
-        def _runnable(self) -> list[int]:
-            return [f for f in self.model.faults_in_progress() if self._free(StepFault(fault=f))]
+    def _free(self, op: DriverOp) -> bool:
+        """True unless the driver says ``op`` would wait (a driver that raises is asked
+        again by the step, which reports it)."""
+        assert self.executor is not None
+        try:
+            return self.executor.waits(op) is None
+        except Exception:
+            return True
 
-        @initialize(
-            world=driver_world_strategy(),
-            encoding=st.sampled_from(DRIVER_ENCODINGS),
-            mapped=st.lists(st.tuples(st.integers(0, 7), st.integers(1, 8)), max_size=2),
-        )
-        def set_up(
-            self, world: World, encoding: PfnEncoding, mapped: list[tuple[int, int]]
-        ) -> None:
-            """The world, the encoding the driver's snapshots use in it, and a few faults
-            run to the end, so that invalidations find the device mapping something."""
-            recorder.count.begin()
-            LIVE.document = lambda: driver_case_to_json(self._case())
-            self.world, self.encoding = world, encoding
-            self.executor = recorder.make_executor(world, encoding)
-            crash = self.executor.begin()
-            if crash is not None:
-                recorder.failed(self._case(), self.executor, crash)
-                raise StepFailedError(crash.describe())
-            for first, length in mapped:
-                self._whole_fault(
-                    kind="ok", vma=0, first=first, length=length, race=None, data=None
-                )
+    def _runnable(self) -> list[int]:
+        return [f for f in self.model.faults_in_progress() if self._free(StepFault(fault=f))]
 
-        def teardown(self) -> None:
-            if recorder.keep is not None and self.world is not None:
-                recorder.keep.append(self._case())
+    @initialize(
+        world=driver_world_strategy(),
+        encoding=st.sampled_from(DRIVER_ENCODINGS),
+        mapped=st.lists(st.tuples(st.integers(0, 7), st.integers(1, 8)), max_size=2),
+    )
+    def set_up(self, world: World, encoding: PfnEncoding, mapped: list[tuple[int, int]]) -> None:
+        """The world, the encoding the driver's snapshots use in it, and a few faults
+        run to the end, so that invalidations find the device mapping something."""
+        self.recorder.count.begin()
+        LIVE.document = lambda: driver_case_to_json(self._case())
+        self.world, self.encoding = world, encoding
+        self.executor = self.recorder.make_executor(world, encoding)
+        crash = self.executor.begin()
+        if crash is not None:
+            self.recorder.failed(self._case(), self.executor, crash)
+            raise StepFailedError(crash.describe())
+        for first, length in mapped:
+            self._whole_fault(kind="ok", vma=0, first=first, length=length, race=None, data=None)
 
-        # -- the device -----------------------------------------------------------------
+    def teardown(self) -> None:
+        if self.recorder.keep is not None and self.world is not None:
+            self.recorder.keep.append(self._case())
 
-        def _fault_span(self, kind: str, vma: int, first: int, length: int) -> tuple[int, int]:
-            if kind in _BAD_FAULTS:
-                return _BAD_FAULTS[kind]
-            span = VMAS[vma]
-            start = span.start + min(first, span.npages - 1) * PAGE_SIZE
-            return start, min(start + length * PAGE_SIZE, span.end)
+    # -- the device -----------------------------------------------------------------
 
-        def _start_fault(self, kind: str, vma: int, first: int, length: int) -> int:
-            start, end = self._fault_span(kind, vma, first, length)
-            fault = self.next_fault
-            self.next_fault += 1
-            self._do(StartFault(fault=fault, start=start, end=end))
-            return fault
+    def _fault_span(self, kind: str, vma: int, first: int, length: int) -> tuple[int, int]:
+        if kind in _BAD_FAULTS:
+            return _BAD_FAULTS[kind]
+        span = VMAS[vma]
+        start = span.start + min(first, span.npages - 1) * PAGE_SIZE
+        return start, min(start + length * PAGE_SIZE, span.end)
 
-        _kinds = st.one_of(st.just("ok"), st.sampled_from(sorted(_BAD_FAULTS)))
+    def _start_fault(self, kind: str, vma: int, first: int, length: int) -> int:
+        start, end = self._fault_span(kind, vma, first, length)
+        fault = self.next_fault
+        self.next_fault += 1
+        self._do(StartFault(fault=fault, start=start, end=end))
+        return fault
 
-        def _whole_fault(
-            self,
-            *,
-            kind: str,
-            vma: int,
-            first: int,
-            length: int,
-            race: str | None,
-            data: st.DataObject | None,
-        ) -> None:
-            fault = self._start_fault(kind, vma, first, length)
-            if race is not None and not self.model.exited and self._free(StepFault(fault=fault)):
-                assert data is not None
-                self._do(StepFault(fault=fault))  # the snapshot
-                state = self.model.faults[fault]
-                if race == "cpu":
-                    self._cpu_update(data, state.start, state.end, changes=1, close=True)
-                else:
-                    self._reap(state.start, state.end, close=True)
-            if not self.model.faults[fault].finished and self._free(RunFault(fault=fault)):
-                self._do(RunFault(fault=fault))
+    _kinds = st.one_of(st.just("ok"), st.sampled_from(sorted(_BAD_FAULTS)))
 
-        @rule(
-            kind=_kinds,
-            vma=st.sampled_from((0, 1)),
-            first=st.integers(0, 7),
-            length=st.integers(1, 8),
-            race=st.sampled_from((None, "cpu", "reaper")),
-            data=st.data(),
-        )
-        def device_fault(
-            self,
-            *,
-            kind: str,
-            vma: int,
-            first: int,
-            length: int,
-            race: str | None,
-            data: st.DataObject,
-        ) -> None:
-            """A fault taken from start to finish (or until a step would wait); ``race``
-            puts a CPU change or a reap between its snapshot and its check (DRV-4)."""
-            self._whole_fault(kind=kind, vma=vma, first=first, length=length, race=race, data=data)
-
-        @rule(
-            kind=_kinds,
-            vma=st.sampled_from((0, 1)),
-            first=st.integers(0, 7),
-            length=st.integers(1, 8),
-        )
-        def start_fault(self, *, kind: str, vma: int, first: int, length: int) -> None:
-            """A fault that starts, and takes its steps later, between other operations."""
-            self._start_fault(kind, vma, first, length)
-
-        @precondition(lambda self: bool(self._runnable()))
-        @rule(data=st.data())
-        def step_fault(self, data: st.DataObject) -> None:
-            fault = data.draw(st.sampled_from(self._runnable()), label="fault")
-            self._do(StepFault(fault=fault))
-
-        @precondition(lambda self: bool(self._runnable()))
-        @rule(data=st.data())
-        def run_fault(self, data: st.DataObject) -> None:
-            fault = data.draw(st.sampled_from(self._runnable()), label="fault")
+    def _whole_fault(
+        self,
+        *,
+        kind: str,
+        vma: int,
+        first: int,
+        length: int,
+        race: str | None,
+        data: st.DataObject | None,
+    ) -> None:
+        fault = self._start_fault(kind, vma, first, length)
+        if race is not None and not self.model.exited and self._free(StepFault(fault=fault)):
+            assert data is not None
+            self._do(StepFault(fault=fault))  # the snapshot
+            state = self.model.faults[fault]
+            if race == "cpu":
+                self._cpu_update(data, state.start, state.end, changes=1, close=True)
+            else:
+                self._reap(state.start, state.end, close=True)
+        if not self.model.faults[fault].finished and self._free(RunFault(fault=fault)):
             self._do(RunFault(fault=fault))
 
-        # -- the CPU and the OOM reaper -------------------------------------------------
+    @rule(
+        kind=_kinds,
+        vma=st.sampled_from((0, 1)),
+        first=st.integers(0, 7),
+        length=st.integers(1, 8),
+        race=st.sampled_from((None, "cpu", "reaper")),
+        data=st.data(),
+    )
+    def device_fault(
+        self,
+        *,
+        kind: str,
+        vma: int,
+        first: int,
+        length: int,
+        race: str | None,
+        data: st.DataObject,
+    ) -> None:
+        """A fault taken from start to finish (or until a step would wait); ``race``
+        puts a CPU change or a reap between its snapshot and its check (DRV-4)."""
+        self._whole_fault(kind=kind, vma=vma, first=first, length=length, race=race, data=data)
 
-        def _span(self, data: st.DataObject, first: int, length: int) -> tuple[int, int]:
-            """Anywhere, or over pages the device maps or a fault is after."""
-            busy = {addr for addr, _ in self.model.table} | {
-                fault.start for fault in self.model.faults.values() if not fault.finished
-            }
-            mapped = sorted(a for a in busy if _LOW <= a < _HIGH)
-            over = bool(mapped) and data.draw(st.booleans(), label="over the device's pages")
-            if over:
-                page = data.draw(st.sampled_from(mapped), label="page")
-                start = max(_LOW, page - (first % 2) * PAGE_SIZE)
-                return start, min(_HIGH, page + (1 + length % 3) * PAGE_SIZE)
-            start = _LOW + first * PAGE_SIZE
-            return start, min(start + length * PAGE_SIZE, _HIGH)
+    @rule(
+        kind=_kinds,
+        vma=st.sampled_from((0, 1)),
+        first=st.integers(0, 7),
+        length=st.integers(1, 8),
+    )
+    def start_fault(self, *, kind: str, vma: int, first: int, length: int) -> None:
+        """A fault that starts, and takes its steps later, between other operations."""
+        self._start_fault(kind, vma, first, length)
 
-        def _change(self, data: st.DataObject, start: int, end: int) -> None:
-            pages = [a for a in self.model.changeable_pages() if start <= a < end]
-            if pages:
-                addr = data.draw(st.sampled_from(pages), label="changed page")
-                kind = data.draw(st.sampled_from(CPU_CHANGES), label="change")
-                self._do(CpuSetEntry(addr=addr, pte=_changed(data, kind, self.model.cpu.pte(addr))))
+    @precondition(lambda self: bool(self._runnable()))
+    @rule(data=st.data())
+    def step_fault(self, data: st.DataObject) -> None:
+        fault = data.draw(st.sampled_from(self._runnable()), label="fault")
+        self._do(StepFault(fault=fault))
 
-        @precondition(lambda self: not self.model.exited)
-        @rule(
-            first=st.integers(0, 15),
-            length=st.integers(1, 16),
-            changes=st.integers(0, 2),
-            close=st.booleans(),
-            data=st.data(),
-        )
-        def cpu_update(
-            self, *, first: int, length: int, changes: int, close: bool, data: st.DataObject
-        ) -> None:
-            """The CPU changes mappings the kernel way: a blockable start, entries changed (an
-            unmap, a migration, a write-protection), and an end, unless ``close`` is False:
-            then the window stays open for faults and later changes to land in."""
-            start, end = self._span(data, first, length)
-            self._cpu_update(data, start, end, changes=changes, close=close)
+    @precondition(lambda self: bool(self._runnable()))
+    @rule(data=st.data())
+    def run_fault(self, data: st.DataObject) -> None:
+        fault = data.draw(st.sampled_from(self._runnable()), label="fault")
+        self._do(RunFault(fault=fault))
 
-        def _cpu_update(
-            self, data: st.DataObject, start: int, end: int, *, changes: int, close: bool
-        ) -> None:
-            if self._do(NotifierStart(start=start, end=end, blockable=True)) is None:
-                return  # the callback would wait for a fault that holds the lock
-            for _ in range(changes):
-                self._change(data, start, end)
-            if close:
-                self._do(NotifierEnd(start=start, end=end))
+    # -- the CPU and the OOM reaper -------------------------------------------------
 
-        @precondition(lambda self: bool(self.model.changeable_pages()))
-        @rule(data=st.data())
-        def cpu_change(self, data: st.DataObject) -> None:
-            self._change(data, _LOW, _HIGH)
+    def _span(self, data: st.DataObject, first: int, length: int) -> tuple[int, int]:
+        """Anywhere, or over pages the device maps or a fault is after."""
+        busy = {addr for addr, _ in self.model.table} | {
+            fault.start for fault in self.model.faults.values() if not fault.finished
+        }
+        mapped = sorted(a for a in busy if _LOW <= a < _HIGH)
+        over = bool(mapped) and data.draw(st.booleans(), label="over the device's pages")
+        if over:
+            page = data.draw(st.sampled_from(mapped), label="page")
+            start = max(_LOW, page - (first % 2) * PAGE_SIZE)
+            return start, min(_HIGH, page + (1 + length % 3) * PAGE_SIZE)
+        start = _LOW + first * PAGE_SIZE
+        return start, min(start + length * PAGE_SIZE, _HIGH)
 
-        @precondition(lambda self: bool(self.model.windows))
-        @rule(data=st.data())
-        def cpu_end(self, data: st.DataObject) -> None:
-            start, end = data.draw(st.sampled_from(sorted(self.model.windows.values())))
+    def _change(self, data: st.DataObject, start: int, end: int) -> None:
+        pages = [a for a in self.model.changeable_pages() if start <= a < end]
+        if pages:
+            addr = data.draw(st.sampled_from(pages), label="changed page")
+            kind = data.draw(st.sampled_from(CPU_CHANGES), label="change")
+            self._do(CpuSetEntry(addr=addr, pte=_changed(data, kind, self.model.cpu.pte(addr))))
+
+    @precondition(lambda self: not self.model.exited)
+    @rule(
+        first=st.integers(0, 15),
+        length=st.integers(1, 16),
+        changes=st.integers(0, 2),
+        close=st.booleans(),
+        data=st.data(),
+    )
+    def cpu_update(
+        self, *, first: int, length: int, changes: int, close: bool, data: st.DataObject
+    ) -> None:
+        """The CPU changes mappings the kernel way: a blockable start, entries changed (an
+        unmap, a migration, a write-protection), and an end, unless ``close`` is False:
+        then the window stays open for faults and later changes to land in."""
+        start, end = self._span(data, first, length)
+        self._cpu_update(data, start, end, changes=changes, close=close)
+
+    def _cpu_update(
+        self, data: st.DataObject, start: int, end: int, *, changes: int, close: bool
+    ) -> None:
+        if self._do(NotifierStart(start=start, end=end, blockable=True)) is None:
+            return  # the callback would wait for a fault that holds the lock
+        for _ in range(changes):
+            self._change(data, start, end)
+        if close:
             self._do(NotifierEnd(start=start, end=end))
 
-        @precondition(lambda self: not self.model.exited)
-        @rule(
-            first=st.integers(0, 15), length=st.integers(1, 16), close=st.booleans(), data=st.data()
+    @precondition(lambda self: bool(self.model.changeable_pages()))
+    @rule(data=st.data())
+    def cpu_change(self, data: st.DataObject) -> None:
+        self._change(data, _LOW, _HIGH)
+
+    @precondition(lambda self: bool(self.model.windows))
+    @rule(data=st.data())
+    def cpu_end(self, data: st.DataObject) -> None:
+        start, end = data.draw(st.sampled_from(sorted(self.model.windows.values())))
+        self._do(NotifierEnd(start=start, end=end))
+
+    @precondition(lambda self: not self.model.exited)
+    @rule(first=st.integers(0, 15), length=st.integers(1, 16), close=st.booleans(), data=st.data())
+    def reap(self, *, first: int, length: int, close: bool, data: st.DataObject) -> None:
+        """The OOM reaper: a non-blockable start; only if it returned 0, the unmap and the
+        end (END-3)."""
+        start, end = self._span(data, first, length)
+        self._reap(start, end, close=close)
+
+    def _reap(self, start: int, end: int, *, close: bool) -> None:
+        outcome = self._do(NotifierStart(start=start, end=end, blockable=False))
+        if outcome is None or outcome.observation.result != 0:
+            return
+        for addr in self.model.changeable_pages():
+            if start <= addr < end and self.model.cpu.pte(addr).kind is not PteKind.NONE:
+                self._do(CpuSetEntry(addr=addr, pte=PTE_NONE))
+        if close:
+            self._do(NotifierEnd(start=start, end=end))
+
+    @precondition(
+        lambda self: (
+            DriverCapability.RELEASE in self.model.capabilities
+            and not self.model.exited
+            and not self.model.windows
         )
-        def reap(self, *, first: int, length: int, close: bool, data: st.DataObject) -> None:
-            """The OOM reaper: a non-blockable start; only if it returned 0, the unmap and the
-            end (END-3)."""
-            start, end = self._span(data, first, length)
-            self._reap(start, end, close=close)
+    )
+    @rule()
+    def process_exit(self) -> None:
+        self._do(Exit())
 
-        def _reap(self, start: int, end: int, *, close: bool) -> None:
-            outcome = self._do(NotifierStart(start=start, end=end, blockable=False))
-            if outcome is None or outcome.observation.result != 0:
-                return
-            for addr in self.model.changeable_pages():
-                if start <= addr < end and self.model.cpu.pte(addr).kind is not PteKind.NONE:
-                    self._do(CpuSetEntry(addr=addr, pte=PTE_NONE))
-            if close:
-                self._do(NotifierEnd(start=start, end=end))
 
-        @precondition(
-            lambda self: (
-                DriverCapability.RELEASE in self.model.capabilities
-                and not self.model.exited
-                and not self.model.windows
-            )
-        )
-        @rule()
-        def process_exit(self) -> None:
-            self._do(Exit())
-
-    return DriverConformance
+def driver_machine_for(recorder: DriverCaseRecorder) -> type[RuleBasedStateMachine]:
+    """A state machine class that runs its cases through ``recorder.make_executor``."""
+    return type(DriverConformance.__name__, (DriverConformance,), {"recorder": recorder})

@@ -301,13 +301,8 @@ def run(
     keep: list[CaseT] | None = None,
     database: Path | None = None,
 ) -> RunResult[HandshakeT, CaseT, StepT]:
-    """Check ``candidate`` over a budget of generated cases; shrink and replay a failure.
-
-    ``budget`` defaults to ``$HMM_CONFORMANCE_BUDGET`` or ``ci``, as on the command line.
-    ``on_case`` is called with the number of generated cases after each; ``keep``, if given,
-    receives every case that ran (shrinking's attempts included), for benchmarks and corpora.
-    ``database``, a directory, keeps failing cases in Hypothesis's example database: a later
-    run tries them first. :class:`RunInterrupted` if SIGINT or SIGTERM stops the run.
+    """Check ``candidate`` of ``side`` over a budget of generated cases; shrink and replay a
+    failure. The arguments are the public ``conformance.run``'s, which documents them.
     """
     budget = budget or budget_from_env()
     chosen_seed = seed_value if seed_value is not None else secrets.randbelow(2**32)

@@ -356,6 +356,17 @@ class _Search:
         return found, transitions, False
 
 
+def _first_frontier(search: _Search, result: ExploreResult) -> list[_State]:
+    """The initial state, or nothing if the candidate failed to set the world up (then
+    ``result.failure`` says how)."""
+    executor, result.failure = search.fresh()
+    if result.failure is not None:
+        return []
+    root = state_key(executor.model)
+    search.seen.add(root)
+    return [_State(path=(), key=root, steps=tuple(operations(executor.model, search.scope)))]
+
+
 def explore(
     candidate: Candidate,
     handshake: Handshake,
@@ -386,12 +397,7 @@ def explore(
         deadline=None if time_limit is None else began + time_limit,
         clock=clock,
     )
-    executor, result.failure = search.fresh()
-    frontier: list[_State] = []
-    if result.failure is None:
-        root = state_key(executor.model)
-        search.seen.add(root)
-        frontier.append(_State(path=(), key=root, steps=tuple(operations(executor.model, scope))))
+    frontier = _first_frontier(search, result)
     for level in range(1, depth + 1 if result.failure is None else 1):
         level_began = clock()
         frontier, transitions, stop = search.level(frontier, result)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final, final
+from typing import ClassVar, Final, final
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -119,343 +119,343 @@ class CaseRecorder(Recorder[Failure[Case, StepOutcome]]):
         )
 
 
+class HmmConformance(RuleBasedStateMachine):
+    """The core side's state machine; :func:`machine_for` makes a class of it bound to a
+    recorder, through which its cases run."""
+
+    #: Where the cases go, and how each makes its executor (set by :func:`machine_for`).
+    recorder: ClassVar[CaseRecorder]
+
+    mirrors = Bundle("mirrors")
+    retired = Bundle("retired")
+    ranges = Bundle("ranges")
+    finished = Bundle("finished")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.executor: Executor | None = None
+        self.world: World | None = None
+        self.ops: list[CoreOperation] = []
+        self.next_mirror = 0
+        self.next_range = 0
+
+    @property
+    def model(self) -> Model:
+        assert self.executor is not None, "the world comes first"
+        return self.executor.model
+
+    def _do(self, op: CoreOperation) -> None:
+        assert self.executor is not None
+        assert self.world is not None
+        violation = self.model.caller_violation(op)
+        assert violation is None, f"the generator broke the caller protocol: {violation}"
+        self.ops.append(op)
+        outcome = self.executor.step(op)
+        if outcome.failed:
+            self.recorder.failed(self.world, tuple(self.ops), self.executor)
+            raise StepFailedError("; ".join(v.describe() for v in outcome.failures()))
+
+    def _mirror_id(self) -> int:
+        self.next_mirror += 1
+        return self.next_mirror - 1
+
+    def _range_id(self) -> int:
+        self.next_range += 1
+        return self.next_range - 1
+
+    @initialize(target=mirrors, world=world_strategy(), count=st.integers(0, 3))
+    def set_up(self, world: World, count: int) -> MultipleResults[int]:
+        """The world, and a few mirrors to start with (so that invalidations meet some)."""
+        self.recorder.count.begin()
+        LIVE.document = lambda: case_to_json(Case(world=world, ops=tuple(self.ops)))
+        self.world = world
+        self.executor = self.recorder.make_executor(world)
+        crash = self.executor.begin()
+        if crash is not None:
+            self.recorder.failed(world, (), self.executor, crash)
+            raise StepFailedError(crash.describe())
+        return multiple(*(self._register() for _ in range(count)))
+
+    def teardown(self) -> None:
+        if self.recorder.keep is not None and self.world is not None:
+            self.recorder.keep.append(Case(world=self.world, ops=tuple(self.ops)))
+
+    # -- mirrors ---------------------------------------------------------------------
+
+    @precondition(lambda self: self.model.may_register())
+    @rule(target=mirrors)
+    def register(self) -> int:
+        return self._register()
+
+    def _register(self) -> int:
+        mirror = self._mirror_id()
+        self._do(RegisterMirror(mirror=mirror))
+        return mirror
+
+    @precondition(lambda self: not self.model.released)
+    @rule(target=retired)
+    def register_without_ops(self) -> int:
+        """A register the rules refuse (REG-2); the driver may still unregister it."""
+        mirror = self._mirror_id()
+        self._do(RegisterMirror(mirror=mirror, with_ops=False))
+        return mirror
+
+    @precondition(lambda self: self.model.may_unregister())
+    @rule(target=retired, mirror=consumes(mirrors))
+    def unregister(self, mirror: int) -> int:
+        self._do(UnregisterMirror(mirror=mirror))
+        return mirror
+
+    @rule(mirror=retired)
+    def unregister_again(self, mirror: int) -> None:
+        """Unregister a mirror already unregistered, or one whose register was refused."""
+        self._do(UnregisterMirror(mirror=mirror))
+
+    # -- ranges ----------------------------------------------------------------------
+
+    @precondition(lambda self: not self.model.released)
+    @rule(
+        target=ranges,
+        kind=st.one_of(st.just("ok"), st.sampled_from(_REFUSED)),
+        vma=st.sampled_from(_SNAPSHOTTABLE),
+        first=st.integers(0, 7),
+        length=st.integers(1, 8),
+        encoding=st.sampled_from(ENCODINGS),
+        data=st.data(),
+    )
+    def snapshot(
+        self,
+        *,
+        kind: str,
+        vma: int,
+        first: int,
+        length: int,
+        encoding: PfnEncoding,
+        data: st.DataObject,
+    ) -> int:
+        """A snapshot inside a readable vma (sometimes inside an open window, which END-2
+        is about), or one the rules make fail or leave empty.
+
+        Every handle goes to the ranges bundle: range_done on a failed or empty one is the
+        misuse that RNG-9 is about.
+        """
+        windows = [
+            (max(ws, v.start), min(we, v.end), index)
+            for ws, we in sorted(self.model.windows.values())
+            for index, v in ((i, VMAS[i]) for i in _SNAPSHOTTABLE)
+            if max(ws, v.start) < min(we, v.end)
+        ]
+        inside: bool = kind == "ok" and bool(windows) and data.draw(st.booleans())
+        if inside:
+            start, end, vma = data.draw(st.sampled_from(windows), label="window")
+        elif kind == "ok":
+            span = VMAS[vma]
+            start = span.start + min(first, span.npages - 1) * PAGE_SIZE
+            end = min(start + length * PAGE_SIZE, span.end)
+        elif kind in _EMPTY:
+            start = end = min(_EMPTY[kind] + first * PAGE_SIZE, VMAS[0].end)
+            vma = 0
+        else:
+            vma, start, end = _REFUSED_SPANS[kind]
+        range_id = self._range_id()
+        self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=encoding))
+        return range_id
+
+    @rule(range_id=ranges)
+    def observe(self, range_id: int) -> None:
+        self._do(Observe(range=range_id))
+
+    @rule(target=finished, range_id=consumes(ranges))
+    def range_done(self, range_id: int) -> int:
+        self._do(RangeDone(range=range_id))
+        return range_id
+
+    @precondition(lambda self: not self.model.released)
+    @rule(
+        target=finished,
+        vma=st.sampled_from(_SNAPSHOTTABLE),
+        first=st.integers(0, 7),
+        length=st.integers(1, 8),
+        encoding=st.sampled_from(ENCODINGS),
+    )
+    def device_fault(self, *, vma: int, first: int, length: int, encoding: PfnEncoding) -> int:
+        """A driver's fault path: snapshot, then range_done (RNG-1, RNG-7, RNG-8).
+
+        One rule, like cpu_update, so that the pair is not lost to rules switched off.
+        """
+        span = VMAS[vma]
+        start = span.start + min(first, span.npages - 1) * PAGE_SIZE
+        end = min(start + length * PAGE_SIZE, span.end)
+        range_id = self._range_id()
+        self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=encoding))
+        self._do(RangeDone(range=range_id))
+        return range_id
+
+    @precondition(lambda self: not self.model.released)
+    @rule(
+        target=ranges,
+        vma=st.sampled_from(_SNAPSHOTTABLE),
+        first=st.integers(0, 7),
+        length=st.integers(1, 8),
+        above=st.booleans(),
+        blockable=st.booleans(),
+        data=st.data(),
+    )
+    def touch_boundary(
+        self,
+        *,
+        vma: int,
+        first: int,
+        length: int,
+        above: bool,
+        blockable: bool,
+        data: st.DataObject,
+    ) -> int:
+        """A fresh snapshot, then a start that only touches it, from above or below
+        (RNG-4, RNG-5). Only a range still valid shows whether a boundary reached it, and
+        other steps rarely leave one valid, so the two come as one rule.
+        """
+        span = VMAS[vma]
+        start = span.start + min(first, span.npages - 1) * PAGE_SIZE
+        end = min(start + length * PAGE_SIZE, span.end)
+        range_id = self._range_id()
+        self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=ENCODINGS[0]))
+        width = (1 + length % 2) * PAGE_SIZE
+        low, high = (end, end + width) if above or start - width < _LOW else (start - width, start)
+        self._do(
+            InvalidateStart(start=low, end=high, blockable=blockable, replies=self._replies(data))
+        )
+        return range_id
+
+    @rule(range_id=finished)
+    def range_done_again(self, range_id: int) -> None:
+        """range_done on a range already done (RNG-9)."""
+        self._do(RangeDone(range=range_id))
+
+    @rule()
+    def range_done_unknown(self) -> None:
+        """range_done on a range never snapshotted (RNG-9)."""
+        self._do(RangeDone(range=self._range_id()))
+
+    # -- invalidations and the CPU ----------------------------------------------------
+
+    @rule(
+        blockable=st.booleans(),
+        first=st.integers(0, 15),
+        length=st.integers(1, 16),
+        data=st.data(),
+    )
+    def invalidate_start(
+        self, blockable: bool, first: int, length: int, data: st.DataObject
+    ) -> None:
+        """A start over any span, or one that ends where a live range starts or starts
+        where it ends (the boundaries of RNG-4 and RNG-5).
+
+        Every kind of start is one rule: Hypothesis switches whole rules off per example
+        (swarm testing), and the bugs that matter need blockable and non-blockable starts
+        to meet the same mirrors.
+        """
+        bound = [r for r in self.model.bound_ranges() if not r.empty]
+        live = sorted((r.start, r.end) for r in bound)
+        where = data.draw(st.sampled_from(_WHERE), label="where") if live else "anywhere"
+        if where == "boundary":  # only a valid range shows whether a boundary touched it
+            live = sorted((r.start, r.end) for r in bound if r.valid) or live
+        if where == "anywhere":
+            start = _LOW + first * PAGE_SIZE
+            end = min(start + length * PAGE_SIZE, _HIGH)
+        else:
+            low, high = data.draw(st.sampled_from(live), label="range")
+            if where == "over":  # a span that covers page `inside` of the range
+                inside = low + first % ((high - low) // PAGE_SIZE) * PAGE_SIZE
+                start = max(_LOW, inside - (first % 3) * PAGE_SIZE)
+                end = min(_HIGH, inside + (1 + length % 4) * PAGE_SIZE)
+            else:  # ends where the range starts, or starts where it ends
+                span = min(length, 2) * PAGE_SIZE
+                start, end = (low - span, low) if first % 2 else (high, high + span)
+                if start < _LOW:  # no room below: go above, where there always is
+                    start, end = high, high + span
+        replies = self._replies(data)
+        self._do(InvalidateStart(start=start, end=end, blockable=blockable, replies=replies))
+
+    def _replies(self, data: st.DataObject) -> tuple[tuple[int, int], ...]:
+        # Newest first, the order the seed calls them in: shrinking away a mirror then
+        # keeps the answers of the ones the seed reaches first.
+        return tuple(
+            sorted(
+                (mirror, reply)
+                for mirror in self.model.mirrors
+                if (reply := data.draw(st.sampled_from(REPLIES), label=f"m{mirror} answers"))
+            )
+        )
+
+    @rule(
+        first=st.integers(0, 15),
+        length=st.integers(1, 16),
+        changes=st.integers(0, 2),
+        racing_snapshot=st.booleans(),
+        data=st.data(),
+    )
+    def cpu_update(
+        self,
+        *,
+        first: int,
+        length: int,
+        changes: int,
+        racing_snapshot: bool,
+        data: st.DataObject,
+    ) -> None:
+        """The CPU changes a mapping the kernel way: start, entry changes, end.
+
+        A snapshot may race into the window (what END-2 is about). One rule does it all
+        because Hypothesis switches rules off per example, and this pattern needs all its
+        steps; each step is still its own operation, for shrinking and for the report.
+        """
+        live = sorted((r.start, r.end) for r in self.model.bound_ranges() if not r.empty)
+        if live:
+            low, high = data.draw(st.sampled_from(live), label="over range")
+            start = max(_LOW, low + (first % 3 - 1) * PAGE_SIZE)
+            end = min(_HIGH, max(start + PAGE_SIZE, high - (length % 3) * PAGE_SIZE))
+        else:
+            start = _LOW + first * PAGE_SIZE
+            end = min(start + length * PAGE_SIZE, _HIGH)
+        self._do(InvalidateStart(start=start, end=end, blockable=True, replies=self._replies(data)))
+        if racing_snapshot and not self.model.released:
+            vma = 0 if start < VMAS[0].end else 1
+            low, high = max(start, VMAS[vma].start), min(end, VMAS[vma].end)
+            if low < high:
+                range_id = self._range_id()
+                self._do(
+                    Snapshot(
+                        range=range_id, vma=vma, start=low, end=high, encoding=DEFAULT_ENCODING
+                    )
+                )
+        for _ in range(changes):
+            pages = [a for a in self.model.changeable_pages() if start <= a < end]
+            if pages:
+                addr = data.draw(st.sampled_from(pages), label="changed page")
+                self._do(SetCpuEntry(addr=addr, pte=data.draw(ptes, label="new entry")))
+        self._do(InvalidateEnd(start=start, end=end))
+
+    @precondition(lambda self: bool(self.model.windows))
+    @rule(data=st.data())
+    def invalidate_end(self, data: st.DataObject) -> None:
+        start, end = data.draw(st.sampled_from(sorted(self.model.windows.values())))
+        self._do(InvalidateEnd(start=start, end=end))
+
+    @precondition(lambda self: bool(self.model.changeable_pages()))
+    @rule(data=st.data())
+    def set_cpu_entry(self, data: st.DataObject) -> None:
+        addr = data.draw(st.sampled_from(self.model.changeable_pages()))
+        self._do(SetCpuEntry(addr=addr, pte=data.draw(ptes)))
+
+    @precondition(
+        lambda self: not self.model.released and Capability.RELEASE in self.model.capabilities
+    )
+    @rule()
+    def release(self) -> None:
+        self._do(Release())
+
+
 def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
     """A state machine class that runs its cases through ``recorder.make_executor``."""
-
-    class HmmConformance(RuleBasedStateMachine):
-        mirrors = Bundle("mirrors")
-        retired = Bundle("retired")
-        ranges = Bundle("ranges")
-        finished = Bundle("finished")
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.executor: Executor | None = None
-            self.world: World | None = None
-            self.ops: list[CoreOperation] = []
-            self.next_mirror = 0
-            self.next_range = 0
-
-        @property
-        def model(self) -> Model:
-            assert self.executor is not None, "the world comes first"
-            return self.executor.model
-
-        def _do(self, op: CoreOperation) -> None:
-            assert self.executor is not None
-            assert self.world is not None
-            violation = self.model.caller_violation(op)
-            assert violation is None, f"the generator broke the caller protocol: {violation}"
-            self.ops.append(op)
-            outcome = self.executor.step(op)
-            if outcome.failed:
-                recorder.failed(self.world, tuple(self.ops), self.executor)
-                raise StepFailedError("; ".join(v.describe() for v in outcome.failures()))
-
-        def _mirror_id(self) -> int:
-            self.next_mirror += 1
-            return self.next_mirror - 1
-
-        def _range_id(self) -> int:
-            self.next_range += 1
-            return self.next_range - 1
-
-        @initialize(target=mirrors, world=world_strategy(), count=st.integers(0, 3))
-        def set_up(self, world: World, count: int) -> MultipleResults[int]:
-            """The world, and a few mirrors to start with (so that invalidations meet some)."""
-            recorder.count.begin()
-            LIVE.document = lambda: case_to_json(Case(world=world, ops=tuple(self.ops)))
-            self.world = world
-            self.executor = recorder.make_executor(world)
-            crash = self.executor.begin()
-            if crash is not None:
-                recorder.failed(world, (), self.executor, crash)
-                raise StepFailedError(crash.describe())
-            return multiple(*(self._register() for _ in range(count)))
-
-        def teardown(self) -> None:
-            if recorder.keep is not None and self.world is not None:
-                recorder.keep.append(Case(world=self.world, ops=tuple(self.ops)))
-
-        # -- mirrors ---------------------------------------------------------------------
-
-        @precondition(lambda self: self.model.may_register())
-        @rule(target=mirrors)
-        def register(self) -> int:
-            return self._register()
-
-        def _register(self) -> int:
-            mirror = self._mirror_id()
-            self._do(RegisterMirror(mirror=mirror))
-            return mirror
-
-        @precondition(lambda self: not self.model.released)
-        @rule(target=retired)
-        def register_without_ops(self) -> int:
-            """A register the rules refuse (REG-2); the driver may still unregister it."""
-            mirror = self._mirror_id()
-            self._do(RegisterMirror(mirror=mirror, with_ops=False))
-            return mirror
-
-        @precondition(lambda self: self.model.may_unregister())
-        @rule(target=retired, mirror=consumes(mirrors))
-        def unregister(self, mirror: int) -> int:
-            self._do(UnregisterMirror(mirror=mirror))
-            return mirror
-
-        @rule(mirror=retired)
-        def unregister_again(self, mirror: int) -> None:
-            """Unregister a mirror already unregistered, or one whose register was refused."""
-            self._do(UnregisterMirror(mirror=mirror))
-
-        # -- ranges ----------------------------------------------------------------------
-
-        @precondition(lambda self: not self.model.released)
-        @rule(
-            target=ranges,
-            kind=st.one_of(st.just("ok"), st.sampled_from(_REFUSED)),
-            vma=st.sampled_from(_SNAPSHOTTABLE),
-            first=st.integers(0, 7),
-            length=st.integers(1, 8),
-            encoding=st.sampled_from(ENCODINGS),
-            data=st.data(),
-        )
-        def snapshot(
-            self,
-            *,
-            kind: str,
-            vma: int,
-            first: int,
-            length: int,
-            encoding: PfnEncoding,
-            data: st.DataObject,
-        ) -> int:
-            """A snapshot inside a readable vma (sometimes inside an open window, which END-2
-            is about), or one the rules make fail or leave empty.
-
-            Every handle goes to the ranges bundle: range_done on a failed or empty one is the
-            misuse that RNG-9 is about.
-            """
-            windows = [
-                (max(ws, v.start), min(we, v.end), index)
-                for ws, we in sorted(self.model.windows.values())
-                for index, v in ((i, VMAS[i]) for i in _SNAPSHOTTABLE)
-                if max(ws, v.start) < min(we, v.end)
-            ]
-            inside: bool = kind == "ok" and bool(windows) and data.draw(st.booleans())
-            if inside:
-                start, end, vma = data.draw(st.sampled_from(windows), label="window")
-            elif kind == "ok":
-                span = VMAS[vma]
-                start = span.start + min(first, span.npages - 1) * PAGE_SIZE
-                end = min(start + length * PAGE_SIZE, span.end)
-            elif kind in _EMPTY:
-                start = end = min(_EMPTY[kind] + first * PAGE_SIZE, VMAS[0].end)
-                vma = 0
-            else:
-                vma, start, end = _REFUSED_SPANS[kind]
-            range_id = self._range_id()
-            self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=encoding))
-            return range_id
-
-        @rule(range_id=ranges)
-        def observe(self, range_id: int) -> None:
-            self._do(Observe(range=range_id))
-
-        @rule(target=finished, range_id=consumes(ranges))
-        def range_done(self, range_id: int) -> int:
-            self._do(RangeDone(range=range_id))
-            return range_id
-
-        @precondition(lambda self: not self.model.released)
-        @rule(
-            target=finished,
-            vma=st.sampled_from(_SNAPSHOTTABLE),
-            first=st.integers(0, 7),
-            length=st.integers(1, 8),
-            encoding=st.sampled_from(ENCODINGS),
-        )
-        def device_fault(self, *, vma: int, first: int, length: int, encoding: PfnEncoding) -> int:
-            """A driver's fault path: snapshot, then range_done (RNG-1, RNG-7, RNG-8).
-
-            One rule, like cpu_update, so that the pair is not lost to rules switched off.
-            """
-            span = VMAS[vma]
-            start = span.start + min(first, span.npages - 1) * PAGE_SIZE
-            end = min(start + length * PAGE_SIZE, span.end)
-            range_id = self._range_id()
-            self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=encoding))
-            self._do(RangeDone(range=range_id))
-            return range_id
-
-        @precondition(lambda self: not self.model.released)
-        @rule(
-            target=ranges,
-            vma=st.sampled_from(_SNAPSHOTTABLE),
-            first=st.integers(0, 7),
-            length=st.integers(1, 8),
-            above=st.booleans(),
-            blockable=st.booleans(),
-            data=st.data(),
-        )
-        def touch_boundary(
-            self,
-            *,
-            vma: int,
-            first: int,
-            length: int,
-            above: bool,
-            blockable: bool,
-            data: st.DataObject,
-        ) -> int:
-            """A fresh snapshot, then a start that only touches it, from above or below
-            (RNG-4, RNG-5). Only a range still valid shows whether a boundary reached it, and
-            other steps rarely leave one valid, so the two come as one rule.
-            """
-            span = VMAS[vma]
-            start = span.start + min(first, span.npages - 1) * PAGE_SIZE
-            end = min(start + length * PAGE_SIZE, span.end)
-            range_id = self._range_id()
-            self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=ENCODINGS[0]))
-            width = (1 + length % 2) * PAGE_SIZE
-            low, high = (
-                (end, end + width) if above or start - width < _LOW else (start - width, start)
-            )
-            self._do(
-                InvalidateStart(
-                    start=low, end=high, blockable=blockable, replies=self._replies(data)
-                )
-            )
-            return range_id
-
-        @rule(range_id=finished)
-        def range_done_again(self, range_id: int) -> None:
-            """range_done on a range already done (RNG-9)."""
-            self._do(RangeDone(range=range_id))
-
-        @rule()
-        def range_done_unknown(self) -> None:
-            """range_done on a range never snapshotted (RNG-9)."""
-            self._do(RangeDone(range=self._range_id()))
-
-        # -- invalidations and the CPU ----------------------------------------------------
-
-        @rule(
-            blockable=st.booleans(),
-            first=st.integers(0, 15),
-            length=st.integers(1, 16),
-            data=st.data(),
-        )
-        def invalidate_start(
-            self, blockable: bool, first: int, length: int, data: st.DataObject
-        ) -> None:
-            """A start over any span, or one that ends where a live range starts or starts
-            where it ends (the boundaries of RNG-4 and RNG-5).
-
-            Every kind of start is one rule: Hypothesis switches whole rules off per example
-            (swarm testing), and the bugs that matter need blockable and non-blockable starts
-            to meet the same mirrors.
-            """
-            bound = [r for r in self.model.bound_ranges() if not r.empty]
-            live = sorted((r.start, r.end) for r in bound)
-            where = data.draw(st.sampled_from(_WHERE), label="where") if live else "anywhere"
-            if where == "boundary":  # only a valid range shows whether a boundary touched it
-                live = sorted((r.start, r.end) for r in bound if r.valid) or live
-            if where == "anywhere":
-                start = _LOW + first * PAGE_SIZE
-                end = min(start + length * PAGE_SIZE, _HIGH)
-            else:
-                low, high = data.draw(st.sampled_from(live), label="range")
-                if where == "over":  # a span that covers page `inside` of the range
-                    inside = low + first % ((high - low) // PAGE_SIZE) * PAGE_SIZE
-                    start = max(_LOW, inside - (first % 3) * PAGE_SIZE)
-                    end = min(_HIGH, inside + (1 + length % 4) * PAGE_SIZE)
-                else:  # ends where the range starts, or starts where it ends
-                    span = min(length, 2) * PAGE_SIZE
-                    start, end = (low - span, low) if first % 2 else (high, high + span)
-                    if start < _LOW:  # no room below: go above, where there always is
-                        start, end = high, high + span
-            replies = self._replies(data)
-            self._do(InvalidateStart(start=start, end=end, blockable=blockable, replies=replies))
-
-        def _replies(self, data: st.DataObject) -> tuple[tuple[int, int], ...]:
-            # Newest first, the order the seed calls them in: shrinking away a mirror then
-            # keeps the answers of the ones the seed reaches first.
-            return tuple(
-                sorted(
-                    (mirror, reply)
-                    for mirror in self.model.mirrors
-                    if (reply := data.draw(st.sampled_from(REPLIES), label=f"m{mirror} answers"))
-                )
-            )
-
-        @rule(
-            first=st.integers(0, 15),
-            length=st.integers(1, 16),
-            changes=st.integers(0, 2),
-            racing_snapshot=st.booleans(),
-            data=st.data(),
-        )
-        def cpu_update(
-            self,
-            *,
-            first: int,
-            length: int,
-            changes: int,
-            racing_snapshot: bool,
-            data: st.DataObject,
-        ) -> None:
-            """The CPU changes a mapping the kernel way: start, entry changes, end.
-
-            A snapshot may race into the window (what END-2 is about). One rule does it all
-            because Hypothesis switches rules off per example, and this pattern needs all its
-            steps; each step is still its own operation, for shrinking and for the report.
-            """
-            live = sorted((r.start, r.end) for r in self.model.bound_ranges() if not r.empty)
-            if live:
-                low, high = data.draw(st.sampled_from(live), label="over range")
-                start = max(_LOW, low + (first % 3 - 1) * PAGE_SIZE)
-                end = min(_HIGH, max(start + PAGE_SIZE, high - (length % 3) * PAGE_SIZE))
-            else:
-                start = _LOW + first * PAGE_SIZE
-                end = min(start + length * PAGE_SIZE, _HIGH)
-            self._do(
-                InvalidateStart(start=start, end=end, blockable=True, replies=self._replies(data))
-            )
-            if racing_snapshot and not self.model.released:
-                vma = 0 if start < VMAS[0].end else 1
-                low, high = max(start, VMAS[vma].start), min(end, VMAS[vma].end)
-                if low < high:
-                    range_id = self._range_id()
-                    self._do(
-                        Snapshot(
-                            range=range_id, vma=vma, start=low, end=high, encoding=DEFAULT_ENCODING
-                        )
-                    )
-            for _ in range(changes):
-                pages = [a for a in self.model.changeable_pages() if start <= a < end]
-                if pages:
-                    addr = data.draw(st.sampled_from(pages), label="changed page")
-                    self._do(SetCpuEntry(addr=addr, pte=data.draw(ptes, label="new entry")))
-            self._do(InvalidateEnd(start=start, end=end))
-
-        @precondition(lambda self: bool(self.model.windows))
-        @rule(data=st.data())
-        def invalidate_end(self, data: st.DataObject) -> None:
-            start, end = data.draw(st.sampled_from(sorted(self.model.windows.values())))
-            self._do(InvalidateEnd(start=start, end=end))
-
-        @precondition(lambda self: bool(self.model.changeable_pages()))
-        @rule(data=st.data())
-        def set_cpu_entry(self, data: st.DataObject) -> None:
-            addr = data.draw(st.sampled_from(self.model.changeable_pages()))
-            self._do(SetCpuEntry(addr=addr, pte=data.draw(ptes)))
-
-        @precondition(
-            lambda self: not self.model.released and Capability.RELEASE in self.model.capabilities
-        )
-        @rule()
-        def release(self) -> None:
-            self._do(Release())
-
-    return HmmConformance
+    return type(HmmConformance.__name__, (HmmConformance,), {"recorder": recorder})

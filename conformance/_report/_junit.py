@@ -40,42 +40,8 @@ def to_junit(result: AnyResult, rows: Sequence[RuleRow]) -> str:
         value=str(result.seed),
     )
     for row in rows:
-        case = ElementTree.SubElement(
-            suite,
-            "testcase",
-            classname=f"hmm-conformance.{row.rule.group}",
-            name=f"{row.rule.id} {row.rule.title}",
-        )
-        if row.status == "failed":
-            details = (
-                [v.detail for v in result.failure.verdicts if v.rule == row.rule.id]
-                if result.failure is not None
-                else []
-            )
-            failure = ElementTree.SubElement(
-                case, "failure", message="; ".join(details) or "failed"
-            )
-            if result.failure is not None:
-                failure.text = result.side.describe_failure(result.failure)
-        elif row.status == "never-reached":
-            kind = "skipped" if stopped_at_failure(result) else "failure"
-            ElementTree.SubElement(case, kind, message=never_reached(result, [row.rule.id]))
-        elif row.status in ("skipped", "not-in-profile"):
-            ElementTree.SubElement(case, "skipped", message=row.note)
-    harness = harness_lines(result)
-    if harness:
-        case = ElementTree.SubElement(
-            suite, "testcase", classname="hmm-conformance", name="harness"
-        )
-        # A harness verdict is the run going wrong (JUnit's error); flakiness alone is the
-        # candidate failing a case (a failure).
-        kind = "error" if harness_verdicts(result) else "failure"
-        element = ElementTree.SubElement(case, kind, message="; ".join(harness))
-        element.text = (
-            result.side.describe_failure(result.failure)
-            if result.failure is not None
-            else harness[0]
-        )
+        _rule_case(suite, result, row)
+    _harness_case(suite, result)
     suite.set("tests", str(len(suite.findall("testcase"))))
     for count, tag in (("failures", "failure"), ("skipped", "skipped"), ("errors", "error")):
         suite.set(count, str(len(suite.findall(f"testcase/{tag}"))))
@@ -87,6 +53,46 @@ def to_junit(result: AnyResult, rows: Sequence[RuleRow]) -> str:
         '<?xml version="1.0" encoding="utf-8"?>\n'
         + ElementTree.tostring(suites, encoding="unicode")
         + "\n"
+    )
+
+
+def _rule_case(suite: ElementTree.Element, result: AnyResult, row: RuleRow) -> None:
+    """A rule's test case: failed with the shrunk steps, failed or skipped if never reached,
+    skipped if out of force, passed otherwise."""
+    case = ElementTree.SubElement(
+        suite,
+        "testcase",
+        classname=f"hmm-conformance.{row.rule.group}",
+        name=f"{row.rule.id} {row.rule.title}",
+    )
+    if row.status == "failed":
+        details = (
+            [v.detail for v in result.failure.verdicts if v.rule == row.rule.id]
+            if result.failure is not None
+            else []
+        )
+        failure = ElementTree.SubElement(case, "failure", message="; ".join(details) or "failed")
+        if result.failure is not None:
+            failure.text = result.side.describe_failure(result.failure)
+    elif row.status == "never-reached":
+        kind = "skipped" if stopped_at_failure(result) else "failure"
+        ElementTree.SubElement(case, kind, message=never_reached(result, [row.rule.id]))
+    elif row.status in ("skipped", "not-in-profile"):
+        ElementTree.SubElement(case, "skipped", message=row.note)
+
+
+def _harness_case(suite: ElementTree.Element, result: AnyResult) -> None:
+    """The "harness" test case, when the run had a harness verdict or was flaky."""
+    harness = harness_lines(result)
+    if not harness:
+        return
+    case = ElementTree.SubElement(suite, "testcase", classname="hmm-conformance", name="harness")
+    # A harness verdict is the run going wrong (JUnit's error); flakiness alone is the
+    # candidate failing a case (a failure).
+    kind = "error" if harness_verdicts(result) else "failure"
+    element = ElementTree.SubElement(case, kind, message="; ".join(harness))
+    element.text = (
+        result.side.describe_failure(result.failure) if result.failure is not None else harness[0]
     )
 
 
