@@ -59,10 +59,10 @@ from conformance import (
     run,
     start,
 )
-from conformance._catalogue import CATALOGUE, Entry
-from conformance._core_side import close_quietly
-from conformance._model import CpuState
-from conformance._wire import adapter_factory
+from conformance._connect import connect
+from conformance.core._catalogue import CATALOGUE, Entry
+from conformance.core._model import CpuState
+from conformance.core._side import CORE, close_quietly
 from hmm_ref import HmmUpdate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -285,7 +285,7 @@ def adapters(seed: int, budget: Budget) -> dict[str, Any]:
     replayed through the executor, then through the plain loop."""
     rows: list[dict[str, Any]] = []
     for label, spec in ADAPTERS:
-        candidate, handshake = start(adapter_factory(spec))
+        candidate, handshake = start(connect(CORE, spec))
         try:
             cases, steps, (machine_seconds, executor_seconds, plain_seconds) = _three_ways(
                 candidate, handshake, seed, budget

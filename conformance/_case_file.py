@@ -3,7 +3,7 @@
 ``hmm-conformance replay FILE`` runs a case saved by a failing run (or written by hand). Before
 any candidate starts, :func:`read_case_file` reads and decodes the whole file, so that a file
 that cannot be read, is not UTF-8 or not JSON, nests without end, names an unknown profile or
-holds a case the engine cannot run is one :class:`~conformance._adapter.AdapterError` (exit 2)
+holds a case the engine cannot run is one :class:`~conformance.core._adapter.AdapterError` (exit 2)
 naming the file and what is wrong with it, not a traceback and not a CRASH verdict against the
 candidate.
 
@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, final
 
-from ._adapter import AdapterError
 from ._case import CaseFormatError, shown
-from ._model import Profile
 from ._side import Side
 from ._sides import side_of
+from .core._adapter import AdapterError
+from .core._model import Profile
 
 __all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "CaseFile", "read_case_file"]
 
@@ -47,8 +47,8 @@ _BOM: Final = "\ufeff"
 class CaseFile:
     """A decoded replay file: the case, the side it is for, and the profile it recorded."""
 
-    #: A case of the side's (a core :class:`~conformance._ops.Case`, a
-    #: :class:`~conformance._driver_ops.DriverCase`, ...).
+    #: A case of the side's (a core :class:`~conformance.core._ops.Case`, a
+    #: :class:`~conformance.driver._ops.DriverCase`, ...).
     case: Any
     #: The side's name (``"core"``, ``"driver"``, ...).
     side: str

@@ -21,8 +21,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Final
 
-from ._adapter import AdapterError
 from ._counting import LIVE
+from .core._adapter import AdapterError
 
 __all__ = [
     "DATABASE_ENV",

@@ -23,11 +23,11 @@ from typing import Any, final
 import pytest
 
 from . import _engine as engine
-from ._adapter import AdapterError, CandidateFault
+from ._alarm import StuckCall, Watchdog, say_stuck
+from ._connect import DEFAULT_STEP_TIMEOUT, connect
 from ._counting import BUDGETS, Budget, budget_from_env
 from ._engine import RunInterrupted, RunResult
-from ._isolation import StuckCall, Watchdog, child_subreaper, interrupts, say_stuck
-from ._model import Profile
+from ._isolation import child_subreaper, interrupts
 from ._outputs import (
     database_for,
     database_root,
@@ -39,8 +39,9 @@ from ._report import clause_matrix, describe_failure, headline, replay_document,
 from ._side import Side
 from ._sides import SIDES, side_named
 from ._verdicts import fault_verdict
-from ._wire import DEFAULT_STEP_TIMEOUT
 from .cli._base import seed_number
+from .core._adapter import AdapterError, CandidateFault
+from .core._model import Profile
 
 __all__ = ["HmmConformanceCollector", "HmmConformanceItem"]
 
@@ -183,7 +184,8 @@ class HmmConformanceItem(pytest.Item):
         problem: str | None = None
         try:
             self.options = options = _options(self.config)
-            factory = options.side.connect(
+            factory = connect(
+                options.side,
                 self.adapter,
                 step_timeout=options.step_timeout,
                 log=None,

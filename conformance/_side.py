@@ -16,14 +16,14 @@ A side is one object satisfying :class:`Side`; :mod:`conformance._sides` holds t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Generic, Protocol, TypeVar, final
+from typing import Any, Generic, Protocol, TypeVar, final
 
 from hypothesis.stateful import RuleBasedStateMachine
 
+from ._connect import Connectable
 from ._counting import CaseCount, Recorder
-from ._isolation import Watchdog
 from ._rules import Profile, Rule
 from ._verdicts import Tally, Verdict
 
@@ -146,12 +146,13 @@ class SideExecutor(Protocol[OpT_contra, StepT_co]):
         ...
 
 
-class Side(Protocol[CandidateT_contra, HandshakeT, CaseT, StepT]):
+class Side(Connectable, Protocol[CandidateT_contra, HandshakeT, CaseT, StepT]):
     """One side of the protocol, plugged into the engine, the reports and the commands.
 
     ``CandidateT`` is what an adapter gives (the side's adapter protocol), ``HandshakeT`` what
     the candidate says of itself, ``CaseT`` a case of the side's operations and ``StepT`` the
-    outcome of one step.
+    outcome of one step. How an adapter spec reaches the side's candidates is
+    :class:`~conformance._connect.Connectable`'s part of it.
     """
 
     #: The side's name: ``--side``, the reports' ``side`` field, a replay file's ``side``.
@@ -173,19 +174,6 @@ class Side(Protocol[CandidateT_contra, HandshakeT, CaseT, StepT]):
     #: The adapter a command uses when ``--adapter`` is not given.
     @property
     def default_adapter(self) -> str: ...
-
-    def connect(
-        self,
-        spec: str,
-        *,
-        step_timeout: float,
-        log: IO[str] | None,
-        watchdog: Watchdog | None,
-        isolate: bool,
-    ) -> Callable[[], Any]:
-        """The factory that an adapter spec names (``MODULE:FACTORY`` or ``exec:PROGRAM``),
-        each call within ``step_timeout``; :class:`AdapterError` if this side cannot take it."""
-        ...
 
     def profile_problem(self, profile: Profile) -> str | None:
         """Why ``profile`` does not apply to this side (the end of a sentence that starts

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any, Final
 
 from ._case import CaseFormatError, shown
-from ._core_side import CORE
-from ._driver_side import DRIVER
 from ._errors import AdapterError
 from ._side import Side
+from .core._side import CORE
+from .driver._side import DRIVER
 
 __all__ = ["SIDES", "register", "side_named", "side_of"]
 

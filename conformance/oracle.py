@@ -12,8 +12,13 @@ from typing import Final
 
 from hmm_ref import Errno, HmmPfnFlag, HmmUpdateEvent, describe_result
 
-from ._adapter import Capability, RangeView
-from ._model import (
+from ._rules import GATES, rules_of
+
+# The verdicts are every side's vocabulary (conformance/_verdicts.py); this public module names
+# them for the users of its checks.
+from ._verdicts import Status, Verdict
+from .core._adapter import Capability, RangeView
+from .core._model import (
     CallRecord,
     Model,
     Observation,
@@ -22,7 +27,7 @@ from ._model import (
     expected_entries,
     snapshot_outcome,
 )
-from ._ops import (
+from .core._ops import (
     InvalidateEnd,
     InvalidateStart,
     Observe,
@@ -33,11 +38,6 @@ from ._ops import (
     Snapshot,
     UnregisterMirror,
 )
-from ._rules import GATES, rules_of
-
-# The verdicts are every side's vocabulary (conformance/_verdicts.py); this public module names
-# them for the users of its checks.
-from ._verdicts import Status, Verdict
 
 __all__ = ["CHECKS", "Status", "Verdict", "check_step"]
 

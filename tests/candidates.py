@@ -16,7 +16,7 @@ from conformance import (
     RangeView,
     ReferenceCandidate,
 )
-from conformance._catalogue import SeedCore
+from conformance.core._catalogue import SeedCore
 from examples.exact_core import ExactCore
 from hmm_ref import HmmMirrorOps, HmmUpdate, PfnEncoding
 

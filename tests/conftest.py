@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance._ccore import BUILD_DIR_ENV
+from conformance.ccore._build import BUILD_DIR_ENV
 
 pytest_plugins = ["pytester"]
 

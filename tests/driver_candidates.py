@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from conformance._driver_adapter import DriverHandshake, FaultView
-from conformance._driver_catalogue import BaseDriver
+from conformance.driver._adapter import DriverHandshake, FaultView
+from conformance.driver._catalogue import BaseDriver
 from hmm_ref import DeviceEntry, FaultStep, HmmUpdate
 
 

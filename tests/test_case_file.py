@@ -11,13 +11,13 @@ import pytest
 
 from conformance import BUDGETS, AdapterError, Profile, reference, run, start
 from conformance._case_file import MAX_DEPTH, MAX_FILE_BYTES, CaseFile, read_case_file
-from conformance._catalogue import EntriesNotCleared, ParentTree
-from conformance._driver_catalogue import EagainWhenBlockable
-from conformance._driver_ops import DriverCase
-from conformance._driver_side import run_driver, start_driver
-from conformance._explore import explore
-from conformance._ops import Case
 from conformance._report import replay_document
+from conformance.core._catalogue import EntriesNotCleared, ParentTree
+from conformance.core._explore import explore
+from conformance.core._ops import Case
+from conformance.driver._catalogue import EagainWhenBlockable
+from conformance.driver._ops import DriverCase
+from conformance.driver._side import run_driver, start_driver
 
 from .driver_candidates import CrashesInBegin
 

@@ -24,11 +24,11 @@ from conformance import (
     run,
     start,
 )
-from conformance._catalogue import CATALOGUE, Entry, ParentTree, SeedCore, ValidAgainAtEnd
-from conformance._core_side import CoreFailure
 from conformance._generation import VMAS
-from conformance._model import CpuState
 from conformance.cli import _catalogue as cli_catalogue
+from conformance.core._catalogue import CATALOGUE, Entry, ParentTree, SeedCore, ValidAgainAtEnd
+from conformance.core._model import CpuState
+from conformance.core._side import CoreFailure
 
 SEED = 1
 

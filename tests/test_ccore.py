@@ -31,7 +31,6 @@ from conformance import (
     UnregisterMirror,
     VmaSpec,
     World,
-    _ccore,
     c_core,
     c_core_wire,
     c_core_with,
@@ -41,12 +40,20 @@ from conformance import (
     run,
     start,
 )
-from conformance._adapter import load_factory
-from conformance._ccore import BUGS, SOURCE_DIR, CCoreCandidate, LockStats, build_dir, build_server
-from conformance._core_side import CoreFailure, CoreResult
 from conformance._generation import VMAS
-from conformance._model import CpuState
 from conformance._report import rule_rows
+from conformance.ccore import _build
+from conformance.ccore._build import (
+    BUGS,
+    SOURCE_DIR,
+    CCoreCandidate,
+    LockStats,
+    build_dir,
+    build_server,
+)
+from conformance.core._adapter import load_factory
+from conformance.core._model import CpuState
+from conformance.core._side import CoreFailure, CoreResult
 from conformance.oracle import Status
 
 pytestmark = pytest.mark.usefixtures("ccore_build_dir")
@@ -467,13 +474,13 @@ def test_close_forgets_the_case_and_the_candidate_goes_on() -> None:
 
 def test_a_build_is_taken_from_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """Once built, a build is found by its key and not compiled again."""
-    built = _ccore._build_module(())
+    built = _build._build_module(())
 
     def never(*args: object) -> tuple[str | None, str]:
         raise AssertionError("compiled again")
 
-    monkeypatch.setattr(_ccore, "_compile_quietly", never)
-    name, path = _ccore._build_module(())
+    monkeypatch.setattr(_build, "_compile_quietly", never)
+    name, path = _build._build_module(())
     assert (name, path) == built
     assert path.parent == build_dir()
     assert path.name.startswith(name)
@@ -487,9 +494,9 @@ def test_builds_go_where_the_environment_says(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """$HMM_CONFORMANCE_BUILD_DIR, else $XDG_CACHE_HOME/hmm-conformance, else ~/.cache."""
-    monkeypatch.setenv(_ccore.BUILD_DIR_ENV, str(tmp_path / "chosen"))
+    monkeypatch.setenv(_build.BUILD_DIR_ENV, str(tmp_path / "chosen"))
     assert build_dir() == tmp_path / "chosen"
-    monkeypatch.delenv(_ccore.BUILD_DIR_ENV)
+    monkeypatch.delenv(_build.BUILD_DIR_ENV)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert build_dir() == tmp_path / "xdg" / "hmm-conformance"
     monkeypatch.delenv("XDG_CACHE_HOME")
@@ -501,7 +508,7 @@ def test_without_cffi_the_build_says_what_to_install(monkeypatch: pytest.MonkeyP
     """cffi is an extra; without it the error names the extra to install."""
     monkeypatch.setitem(sys.modules, "cffi", None)
     with pytest.raises(AdapterError, match=r"pip install 'hmm-conformance\[c\]'"):
-        _ccore._build_module(())
+        _build._build_module(())
 
 
 @pytest.fixture
@@ -520,11 +527,11 @@ def test_a_compile_error_shows_what_the_compiler_said(
     """Both builds fail with the compiler's message, say a C compiler is needed, and leave
     nothing behind in the cache."""
     cache = tmp_path / "cache"
-    monkeypatch.setenv(_ccore.BUILD_DIR_ENV, str(cache))
+    monkeypatch.setenv(_build.BUILD_DIR_ENV, str(cache))
     with pytest.raises(AdapterError) as module:
-        _ccore._build_module((), source_dir=broken_sources)
+        _build._build_module((), source_dir=broken_sources)
     with pytest.raises(AdapterError) as server:
-        _ccore._build_server((), source_dir=broken_sources)
+        _build._build_server((), source_dir=broken_sources)
     for caught, how in ((module, "the compiler failed"), (server, "exited with status 1")):
         message = str(caught.value)
         assert how in message
@@ -537,10 +544,10 @@ def test_without_a_compiler_the_build_says_one_is_needed(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """No compiler where $CC points, or none on PATH: the error says a C compiler is needed."""
-    monkeypatch.setenv(_ccore.BUILD_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(_build.BUILD_DIR_ENV, str(tmp_path))
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     with pytest.raises(AdapterError, match=r"(?s)C compiler is needed.*no-such-cc"):
-        _ccore._build_module(())
+        _build._build_module(())
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(AdapterError, match="neither cc nor gcc is on PATH"):
         build_server()

@@ -28,10 +28,10 @@ from conformance import (
     run,
     start,
 )
-from conformance._ccore import build_server
-from conformance._core_side import close_quietly
 from conformance._generation import VMAS
-from conformance._wire import exec_factory
+from conformance.ccore._build import build_server
+from conformance.core._side import close_quietly
+from conformance.core._wire import exec_factory
 
 pytestmark = pytest.mark.usefixtures("ccore_build_dir")
 

@@ -8,9 +8,9 @@ stay rejected: ``warn_unused_ignores`` turns its ignore into an error the day my
 from __future__ import annotations
 
 import hmm_ref as H
-from conformance._driver_adapter import DriverCandidate, load_driver_factory
-from conformance._driver_catalogue import DRIVER_CATALOGUE, BaseDriver
-from conformance._driver_reference import (
+from conformance.driver._adapter import DriverCandidate, load_driver_factory
+from conformance.driver._catalogue import DRIVER_CATALOGUE, BaseDriver
+from conformance.driver._reference import (
     ReferenceDriverCandidate,
     reference_driver,
     reference_driver_rwsem,

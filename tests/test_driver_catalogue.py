@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from conformance import Budget, cli
-from conformance._driver_catalogue import DRIVER_CATALOGUE, BaseDriver, DriverEntry
-from conformance._driver_side import run_driver, start_driver
 from conformance.cli import _catalogue as cli_catalogue
+from conformance.driver._catalogue import DRIVER_CATALOGUE, BaseDriver, DriverEntry
+from conformance.driver._side import run_driver, start_driver
 from conformance.oracle import Status
 
 SEED = 1

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from conformance import main
-from conformance._scenario import oom_reaper_scenario
+from conformance.core._scenario import oom_reaper_scenario
 
 from . import driver_candidates as B
 
@@ -60,7 +60,7 @@ def test_a_broken_driver_fails_with_steps_reports_and_a_replay_file(
         "--side",
         "driver",
         "--adapter",
-        "conformance._driver_catalogue:EagainWhenBlockable",
+        "conformance.driver._catalogue:EagainWhenBlockable",
     ]
     for kind, path in reports.items():
         argv += ["--report", kind, str(path)]
@@ -92,7 +92,7 @@ def test_a_broken_driver_fails_with_steps_reports_and_a_replay_file(
     assert "replaying 3 operations against the driver hmm_ref.ReferenceDriver (mutex)" in out
     assert "every step held" in out
     status, out, _ = _run(
-        "replay", str(replay_file), "--adapter", "conformance._driver_catalogue:EagainWhenBlockable"
+        "replay", str(replay_file), "--adapter", "conformance.driver._catalogue:EagainWhenBlockable"
     )
     assert status == 1
     assert "[hmm-conformance] NOT CONFORMING: DRV-2, DRV-3" in out
@@ -108,7 +108,7 @@ def test_an_over_conservative_driver_conforms_with_a_graded_DRV_6(
         "--side",
         "driver",
         "--adapter",
-        "conformance._driver_catalogue:OverConservative",
+        "conformance.driver._catalogue:OverConservative",
         "--report",
         "json",
         str(report),
@@ -142,7 +142,10 @@ def test_a_driver_run_too_small_is_inconclusive() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "--side", "driver", "--adapter", "exec:./gpu"], "the wire protocol (exec:)"),
+        (
+            ["run", "--side", "driver", "--adapter", "exec:./gpu"],
+            "(exec:, --isolate) carries HMM cores only",
+        ),
         (
             ["run", "--side", "driver", "--profile", "strict"],
             "--profile strict applies to the core",
@@ -240,7 +243,7 @@ def test_a_bad_close_is_said_on_both_run_and_replay(tmp_path: Path) -> None:
 
 
 def test_scenario_oom_reaper_prints_the_scenario_table() -> None:
-    """`scenario oom-reaper` is conformance._scenario's table, as it is, exit 0."""
+    """`scenario oom-reaper` is conformance.core._scenario's table, as it is, exit 0."""
     status, out, err = _run("scenario", "oom-reaper")
     expected = io.StringIO()
     assert oom_reaper_scenario(expected) == 0
@@ -261,7 +264,7 @@ def test_the_plugin_runs_the_driver_side(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--hmm-adapter=conformance:reference_driver", *PLUGIN)
     result.assert_outcomes(passed=2)
     broken = pytester.runpytest(
-        "--hmm-adapter=conformance._driver_catalogue:ChecksBeforeLocking", *PLUGIN
+        "--hmm-adapter=conformance.driver._catalogue:ChecksBeforeLocking", *PLUGIN
     )
     broken.assert_outcomes(passed=1, failed=1)
     broken.stdout.fnmatch_lines(

@@ -8,14 +8,17 @@ from collections.abc import Callable
 import pytest
 
 from conformance import Budget, CaseFormatError, World
-from conformance._driver_adapter import DriverCandidate
-from conformance._driver_catalogue import (
+from conformance._generation import ENCODINGS, VMAS
+from conformance._side import Failure
+from conformance.core._ops import VmaSpec
+from conformance.driver._adapter import DriverCandidate
+from conformance.driver._catalogue import (
     BaseDriver,
     CommitIgnoresRangeDone,
     SleepsWhenNotBlockable,
 )
-from conformance._driver_executor import RUN_LIMIT, DriverExecutor, build_mm
-from conformance._driver_ops import (
+from conformance.driver._executor import RUN_LIMIT, DriverExecutor, build_mm
+from conformance.driver._ops import (
     CpuSetEntry,
     DriverCase,
     DriverOp,
@@ -26,12 +29,12 @@ from conformance._driver_ops import (
     StartFault,
     StepFault,
 )
-from conformance._driver_reference import (
+from conformance.driver._reference import (
     ReferenceDriverCandidate,
     reference_driver,
     reference_driver_rwsem,
 )
-from conformance._driver_side import (
+from conformance.driver._side import (
     DRIVER,
     DriverFailure,
     minimise_driver,
@@ -40,9 +43,6 @@ from conformance._driver_side import (
     run_driver,
     start_driver,
 )
-from conformance._generation import ENCODINGS, VMAS
-from conformance._ops import VmaSpec
-from conformance._side import Failure
 from conformance.oracle import Status
 from hmm_ref import PTE_NONE, DeviceEntry, FaultStep, Pte
 

@@ -9,8 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conformance import CaseFormatError, World, reference_driver
-from conformance._driver_machine import DRIVER_ENCODINGS
-from conformance._driver_ops import (
+from conformance._generation import ENCODINGS, VMAS, ptes
+from conformance._side import Failure
+from conformance.core._ops import REPLAY_FIELDS
+from conformance.driver._machine import DRIVER_ENCODINGS
+from conformance.driver._ops import (
     DRIVER_SIDE,
     CpuSetEntry,
     DriverCase,
@@ -28,10 +31,7 @@ from conformance._driver_ops import (
     driver_op_to_json,
     side_of,
 )
-from conformance._driver_side import replay_driver, start_driver
-from conformance._generation import ENCODINGS, VMAS, ptes
-from conformance._ops import REPLAY_FIELDS
-from conformance._side import Failure
+from conformance.driver._side import replay_driver, start_driver
 from hmm_ref import PAGE_SIZE, PTE_MIGRATION, Pte
 
 from .test_ops import worlds

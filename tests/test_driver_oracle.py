@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 
 from conformance import World
-from conformance._driver_adapter import FaultView
-from conformance._driver_model import (
+from conformance._generation import VMAS
+from conformance.driver._adapter import FaultView
+from conformance.driver._model import (
     CallbackRecord,
     DriverModel,
     DriverObservation,
@@ -22,7 +23,7 @@ from conformance._driver_model import (
     fault_step_licence,
     gained,
 )
-from conformance._driver_ops import (
+from conformance.driver._ops import (
     CpuSetEntry,
     DriverOp,
     Exit,
@@ -32,7 +33,7 @@ from conformance._driver_ops import (
     StartFault,
     StepFault,
 )
-from conformance._driver_oracle import (
+from conformance.driver._oracle import (
     DRIVER_CHECKS,
     OVER_CONSERVATIVE,
     check_driver_step,
@@ -43,7 +44,6 @@ from conformance._driver_oracle import (
     check_DRV_5,
     check_DRV_6,
 )
-from conformance._generation import VMAS
 from conformance.oracle import Status, Verdict
 from hmm_ref import (
     PTE_NONE,

@@ -17,12 +17,15 @@ import jsonschema
 import pytest
 
 from conformance import BUDGETS, Budget, World
-from conformance._driver_catalogue import (
+from conformance._generation import ENCODINGS, VMAS
+from conformance._report import describe_failure, headline, render, replay_document
+from conformance._side import Failure
+from conformance.driver._catalogue import (
     CommitIgnoresRangeDone,
     ReleaseKeepsEntries,
     SleepsWhenNotBlockable,
 )
-from conformance._driver_ops import (
+from conformance.driver._ops import (
     DriverCase,
     DriverOp,
     Exit,
@@ -31,8 +34,8 @@ from conformance._driver_ops import (
     StartFault,
     StepFault,
 )
-from conformance._driver_reference import reference_driver
-from conformance._driver_side import (
+from conformance.driver._reference import reference_driver
+from conformance.driver._side import (
     DRIVER,
     DriverFailure,
     DriverRunResult,
@@ -41,9 +44,6 @@ from conformance._driver_side import (
     run_driver,
     start_driver,
 )
-from conformance._generation import ENCODINGS, VMAS
-from conformance._report import describe_failure, headline, render, replay_document
-from conformance._side import Failure
 from hmm_ref import Pte
 
 from . import driver_candidates as B
@@ -169,7 +169,7 @@ def test_a_release_and_a_sleep_are_shown_where_they_happened() -> None:
         _failure(SleepsWhenNotBlockable, *MAPPED, NotifierStart(start=P0, end=P1, blockable=False)),
     )
     assert "       slept: mutex_lock(sleeps-when-not-blockable.lock) from " in slept
-    assert "SleepsWhenNotBlockable.lock_without_sleeping (_driver_catalogue.py:" in slept
+    assert "SleepsWhenNotBlockable.lock_without_sleeping (_catalogue.py:" in slept
 
 
 def test_a_setup_crash_and_an_unreproduced_failure_say_so() -> None:

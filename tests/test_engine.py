@@ -31,9 +31,9 @@ from conformance import (
     run,
     start,
 )
-from conformance._core_side import CoreFailure, CoreResult, close_quietly, replay_failure
 from conformance._generation import VMAS
 from conformance._report import rule_rows
+from conformance.core._side import CoreFailure, CoreResult, close_quietly, replay_failure
 from conformance.oracle import Status
 from examples.exact_core import ExactCore
 

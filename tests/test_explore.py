@@ -22,12 +22,12 @@ from conformance import (
     reference,
     start,
 )
-from conformance._catalogue import CATALOGUE, Entry
-from conformance._executor import Executor
-from conformance._explore import UNKNOWN_RANGE, operations, state_key
-from conformance._ops import CoreOperation, RangeDone
 from conformance._report import rule_rows
 from conformance._verdicts import Tally
+from conformance.core._catalogue import CATALOGUE, Entry
+from conformance.core._executor import Executor
+from conformance.core._explore import UNKNOWN_RANGE, operations, state_key
+from conformance.core._ops import CoreOperation, RangeDone
 
 from . import candidates as C
 

@@ -17,7 +17,9 @@ import conformance.driver
 PUBLIC_MODULES: Final = (
     "hmm_ref",
     "conformance",
+    "conformance.ccore",
     "conformance.cli",
+    "conformance.core",
     "conformance.driver",
     "conformance.oracle",
 )
@@ -25,7 +27,14 @@ PUBLIC_MODULES: Final = (
 #: Modules that only gather the API from private ones: every public name they hold is exported.
 #: (conformance.oracle is not one: its check functions are reached through CHECKS and by name
 #: from docs/spec.md, and what it imports to write them is not its API.)
-FACADES: Final = ("hmm_ref", "conformance", "conformance.cli", "conformance.driver")
+FACADES: Final = (
+    "hmm_ref",
+    "conformance",
+    "conformance.ccore",
+    "conformance.cli",
+    "conformance.core",
+    "conformance.driver",
+)
 
 #: Classes meant to be implemented, subclassed or raised by users, by module, with the reason:
 #: "protocol" (implemented), "exception" (raised, caught, subclassed), "base" (of exported
@@ -39,6 +48,16 @@ OPEN: Final[dict[str, dict[str, str]]] = {
         "WouldLivelockError": "exception",
     },
     "conformance.cli": {},
+    "conformance.ccore": {},
+    "conformance.core": {
+        "Candidate": "protocol",
+        "CpuView": "protocol",
+        "AdapterError": "exception",
+        "CandidateRejected": "exception",
+        "CandidateWouldHang": "exception",
+        "CaseFormatError": "exception",
+        "Operation": "base",
+    },
     "conformance": {
         "Candidate": "protocol",
         "CpuView": "protocol",
@@ -108,12 +127,20 @@ def test_all_lists_every_public_name(module: str) -> None:
     assert public == set(_module(module).__all__)
 
 
-def test_the_driver_api_is_one_api() -> None:
-    """What conformance and conformance.driver both export is the very same object."""
-    shared = set(conformance.__all__) & set(conformance.driver.__all__)
-    assert {"DriverCandidate", "DriverHandshake", "DriverCapability", "reference_driver"} <= shared
+@pytest.mark.parametrize(
+    ("side", "some"),
+    [
+        ("conformance.core", {"Candidate", "Handshake", "run", "explore", "reference", "Case"}),
+        ("conformance.ccore", {"c_core", "c_core_wire", "c_core_with"}),
+        ("conformance.driver", {"DriverCandidate", "DriverHandshake", "reference_driver"}),
+    ],
+)
+def test_each_side_api_is_one_api(side: str, some: set[str]) -> None:
+    """What conformance and a side's package both export is the very same object."""
+    shared = set(conformance.__all__) & set(_module(side).__all__)
+    assert some <= shared
     for name in shared:
-        assert getattr(conformance, name) is getattr(conformance.driver, name)
+        assert getattr(conformance, name) is getattr(_module(side), name)
 
 
 @pytest.mark.parametrize(("module", "name"), _exported_classes())

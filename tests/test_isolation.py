@@ -34,20 +34,23 @@ from conformance import (
     run,
     start,
 )
+from conformance import _alarm as A
 from conformance import _isolation as I
-from conformance._adapter import CandidateHung
-from conformance._core_side import close_quietly
-from conformance._driver_adapter import DriverCandidate, DriverEnv
-from conformance._driver_catalogue import BaseDriver
-from conformance._driver_ops import (
+from conformance._generation import ENCODINGS, VMAS
+from conformance.core import _watched as CW
+from conformance.core._adapter import CandidateHung
+from conformance.core._side import close_quietly
+from conformance.driver import _watched as DW
+from conformance.driver._adapter import DriverCandidate, DriverEnv
+from conformance.driver._catalogue import BaseDriver
+from conformance.driver._ops import (
     DriverCase,
     DriverOp,
     NotifierStart,
     StartFault,
     StepFault,
 )
-from conformance._driver_side import replay_driver, start_driver
-from conformance._generation import ENCODINGS, VMAS
+from conformance.driver._side import replay_driver, start_driver
 from conformance.oracle import Status
 from hmm_ref import DeviceEntry, FaultStep, HmmMirrorOps, HmmUpdate, PfnEncoding, Pte
 
@@ -328,7 +331,7 @@ class SwallowsEverything(Wrapped):
 
 
 def _watched(candidate: Candidate, seconds: float = BUDGET) -> Candidate:
-    return I.WatchedCandidate(candidate, seconds=seconds)
+    return CW.WatchedCandidate(candidate, seconds=seconds)
 
 
 INVALIDATE = (RegisterMirror(mirror=0), InvalidateStart(start=VMAS[0].start, end=VMAS[0].end,
@@ -359,7 +362,7 @@ def test_an_in_process_candidate_that_never_returns_gets_a_hang(
         "it was running:\n"
     )
     assert f"in invalidate_start\n    {where}" in verdict.detail
-    assert "conformance/_isolation.py" not in verdict.detail  # the candidate's frames only
+    assert "conformance/_alarm.py" not in verdict.detail  # the candidate's frames only
     again = replay(watched, handshake, Case(world=WORLD, ops=INVALIDATE[:1]), Profile.SEED)
     assert not isinstance(again, Failure)
 
@@ -431,7 +434,7 @@ def test_another_timer_or_thread_leaves_only_the_watchdog(monkeypatch: pytest.Mo
     previous = signal.signal(signal.SIGALRM, lambda *_: None)
     signal.setitimer(signal.ITIMER_REAL, 600)
     try:
-        assert not I._Alarm.usable()
+        assert not A._Alarm.usable()
         assert _watched(cast(Candidate, _Calls())).observe(3).entries == (3,)
         assert signal.getitimer(signal.ITIMER_REAL)[0] > 0  # theirs, untouched
     finally:
@@ -448,11 +451,11 @@ def test_another_timer_or_thread_leaves_only_the_watchdog(monkeypatch: pytest.Mo
 
 def test_a_late_alarm_is_ignored() -> None:
     """A SIGALRM handled after the call was over (or after it already fired) raises nothing."""
-    alarm = I._Alarm(600)
+    alarm = A._Alarm(600)
     alarm.stop()
     alarm._on_alarm(signal.SIGALRM, None)
     assert alarm.stack is None
-    assert I._where(traceback.extract_stack()[-1:]).startswith("  File ")
+    assert A._where(traceback.extract_stack()[-1:]).startswith("  File ")
 
 
 # -- the last resort: the watchdog thread ----------------------------------------------------------
@@ -476,22 +479,22 @@ class _Blocked:
         return 0
 
 
-def _stuck_watchdog(blocked: _Blocked, seen: list[I.StuckCall], ended: list[int]) -> I.Watchdog:
+def _stuck_watchdog(blocked: _Blocked, seen: list[A.StuckCall], ended: list[int]) -> A.Watchdog:
     def exit_process(status: int) -> None:
         ended.append(status)
         blocked.release.set()
 
-    return I.Watchdog(grace=0.1, on_stuck=seen.append, exit_process=exit_process)
+    return A.Watchdog(grace=0.1, on_stuck=seen.append, exit_process=exit_process)
 
 
 def test_the_watchdog_reports_a_call_stuck_off_the_main_thread_and_ends_the_process() -> None:
     """No alarm off the main thread: after the budget and the grace the hook gets the stuck
     thread's stack, then the process is ended (here, a fake exit lets the call go)."""
     blocked = _Blocked(block_alarm=False)
-    seen: list[I.StuckCall] = []
+    seen: list[A.StuckCall] = []
     ended: list[int] = []
     watchdog = _stuck_watchdog(blocked, seen, ended)
-    proxy = I.WatchedCandidate(cast(Candidate, blocked), seconds=0.1, watchdog=watchdog)
+    proxy = CW.WatchedCandidate(cast(Candidate, blocked), seconds=0.1, watchdog=watchdog)
     answers: list[int] = []
     call = lambda: answers.append(proxy.snapshot(0, 0, 0, 4096, ENCODINGS[0]))  # noqa: E731
     thread = threading.Thread(target=call, name="runner")
@@ -514,10 +517,10 @@ def test_a_call_stuck_in_c_code_on_the_main_thread_is_ended_by_the_watchdog() ->
     """The alarm cannot reach code that holds signals off; the watchdog does. Once the call
     comes back, the alarm it held off makes the step a HANG all the same."""
     blocked = _Blocked(block_alarm=True)
-    seen: list[I.StuckCall] = []
+    seen: list[A.StuckCall] = []
     ended: list[int] = []
     watchdog = _stuck_watchdog(blocked, seen, ended)
-    proxy = I.WatchedCandidate(cast(Candidate, blocked), seconds=0.1, watchdog=watchdog)
+    proxy = CW.WatchedCandidate(cast(Candidate, blocked), seconds=0.1, watchdog=watchdog)
     with pytest.raises(CandidateHung, match=r"snapshot: no answer within 0\.1 s"):
         proxy.snapshot(0, 0, 0, 4096, ENCODINGS[0])
     watchdog.stop()
@@ -530,10 +533,10 @@ def test_the_default_hook_says_where_and_a_failing_hook_still_ends_the_process(
 ) -> None:
     """The default hook writes the report to standard error; a hook that raises is reported
     and the process is ended all the same."""
-    I.say_stuck(I.StuckCall(what="begin", seconds=1, grace=2, thread="MainThread", stack="S\n"))
+    A.say_stuck(A.StuckCall(what="begin", seconds=1, grace=2, thread="MainThread", stack="S\n"))
     assert capsys.readouterr().err.endswith("Thread MainThread is at:\nS\n")
 
-    def broken(stuck: I.StuckCall) -> None:
+    def broken(stuck: A.StuckCall) -> None:
         raise RuntimeError("the hook broke")
 
     blocked = _Blocked(block_alarm=False)
@@ -543,8 +546,8 @@ def test_the_default_hook_says_where_and_a_failing_hook_still_ends_the_process(
         ended.append(status)
         blocked.release.set()
 
-    watchdog = I.Watchdog(grace=0.05, on_stuck=broken, exit_process=exit_process)
-    proxy = I.WatchedCandidate(cast(Candidate, blocked), seconds=0.05, watchdog=watchdog)
+    watchdog = A.Watchdog(grace=0.05, on_stuck=broken, exit_process=exit_process)
+    proxy = CW.WatchedCandidate(cast(Candidate, blocked), seconds=0.05, watchdog=watchdog)
     thread = threading.Thread(target=lambda: proxy.snapshot(0, 0, 0, 4096, ENCODINGS[0]))
     thread.start()
     thread.join()
@@ -558,8 +561,8 @@ def test_the_watchdog_keeps_watching_calls_that_come_back_in_time() -> None:
     """Calls that return are forgotten; the thread waits for the next deadline, and a stopped
     watchdog starts again at the next call."""
     ended: list[int] = []
-    watchdog = I.Watchdog(grace=30, exit_process=ended.append)
-    proxy = I.WatchedCandidate(cast(Candidate, _Calls()), seconds=30, watchdog=watchdog)
+    watchdog = A.Watchdog(grace=30, exit_process=ended.append)
+    proxy = CW.WatchedCandidate(cast(Candidate, _Calls()), seconds=30, watchdog=watchdog)
     first = watchdog.watch("held", 60)  # a second call in flight, on another "thread"
     assert [proxy.observe(n).entries for n in range(3)] == [(0,), (1,), (2,)]
     watchdog.release(first)
@@ -571,7 +574,7 @@ def test_the_watchdog_keeps_watching_calls_that_come_back_in_time() -> None:
 
 def test_the_watched_factories_and_the_proxies_pass_every_call_through() -> None:
     """Every method of both protocols reaches the candidate, and says who it watches."""
-    candidate = I.watched(lambda: cast(Candidate, Wrapped()), seconds=5)()
+    candidate = CW.watched(lambda: cast(Candidate, Wrapped()), seconds=5)()
     assert repr(candidate).startswith("<WatchedCandidate <tests.candidates.Wrapped")
     handshake = candidate.handshake()
     ops = (*INVALIDATE, Snapshot(range=0, vma=0, start=VMAS[0].start, end=VMAS[0].start + 0x1000,
@@ -583,7 +586,7 @@ def test_the_watched_factories_and_the_proxies_pass_every_call_through() -> None
     candidate.unregister(0)
     candidate.release()
     candidate.close()
-    driver = I.watched_driver(lambda: cast(DriverCandidate, BaseDriver()), seconds=5)()
+    driver = DW.watched_driver(lambda: cast(DriverCandidate, BaseDriver()), seconds=5)()
     assert repr(driver).startswith("<WatchedDriver BaseDriver(")
     driver_handshake = driver.handshake()
     unmap = NotifierStart(start=VMAS[0].start, end=VMAS[0].end, blockable=True)
@@ -635,7 +638,7 @@ START = StartFault(fault=0, start=VMAS[0].start, end=VMAS[0].end)
 @pytest.mark.parametrize(
     ("driver", "ops", "status", "detail"),
     [
-        (lambda: I.WatchedDriver(HangsInStep(), seconds=BUDGET), (START, StepFault(fault=0)),
+        (lambda: DW.WatchedDriver(HangsInStep(), seconds=BUDGET), (START, StepFault(fault=0)),
          Status.HANG, "step_fault: no answer within 0.5 s"),
         (_hung("begin"), (START,), Status.HANG, "begin: no answer"),
         (_hung("table"), (START,), Status.HANG, "device_page_table: no answer"),
@@ -692,10 +695,10 @@ def test_an_alarm_lost_in_a_gc_callback_goes_off_again_in_the_call() -> None:
         ran_to_the_end.append(True)
 
     exits: list[int] = []
-    watchdog = I.Watchdog(grace=30, exit_process=exits.append)
+    watchdog = A.Watchdog(grace=30, exit_process=exits.append)
     try:
         with pytest.raises(CandidateHung, match="loops"):
-            I._run_watched("loops", BUDGET, watchdog, loops)
+            A.run_watched("loops", BUDGET, watchdog, loops)
     finally:
         sys.unraisablehook = hook
         watchdog.stop()

@@ -34,7 +34,7 @@ from conformance import (
     start,
 )
 from conformance._generation import ENCODINGS, ptes
-from conformance._ops import (
+from conformance.core._ops import (
     MAX_ERRNO,
     MAX_HANDLE,
     MAX_PAGES,

@@ -34,10 +34,10 @@ from conformance import (
     reference,
     run,
 )
-from conformance._adapter import Candidate
-from conformance._executor import Executor, StepOutcome
 from conformance._generation import ENCODINGS, VMAS, ptes
-from conformance._model import CallRecord, Model, Observation, encode
+from conformance.core._adapter import Candidate
+from conformance.core._executor import Executor, StepOutcome
+from conformance.core._model import CallRecord, Model, Observation, encode
 from conformance.oracle import CHECKS, SEED_RELEASE_PATH, Status, Verdict, check_step
 from examples.exact_core import ExactCore
 

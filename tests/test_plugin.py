@@ -11,8 +11,8 @@ import pytest
 import conformance._plugin as plugin
 from conformance import _engine as engine
 from conformance import reference, run, start
+from conformance._alarm import StuckCall
 from conformance._counting import BUDGETS, LIVE
-from conformance._isolation import StuckCall
 
 ARGS = ("--hmm-budget=ci", "--hmm-seed=3", "-p", "no:cacheprovider")
 

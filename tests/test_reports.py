@@ -32,10 +32,7 @@ from conformance import (
     run,
     start,
 )
-from conformance._core_side import CORE, CoreFailure, CoreResult, replay_failure
 from conformance._generation import VMAS
-from conformance._model import CallRecord, Observation
-from conformance._ops import CoreOperation, InvalidateEnd, InvalidateStart, RegisterMirror
 from conformance._report import (
     REPORT_FORMATS,
     describe_failure,
@@ -44,6 +41,9 @@ from conformance._report import (
     replay_document,
     rule_rows,
 )
+from conformance.core._model import CallRecord, Observation
+from conformance.core._ops import CoreOperation, InvalidateEnd, InvalidateStart, RegisterMirror
+from conformance.core._side import CORE, CoreFailure, CoreResult, replay_failure
 from conformance.oracle import Status, Verdict
 from hmm_ref import DEFAULT_ENCODING
 

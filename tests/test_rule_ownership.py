@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conformance import Capability
-from conformance._driver_oracle import DRIVER_CHECKS
 from conformance._rules import GATES, OWNERS, RULES, RULES_BY_ID, out_of_force, rules_of
+from conformance.driver._oracle import DRIVER_CHECKS
 from conformance.oracle import CHECKS
 
 

@@ -7,7 +7,7 @@ import io
 import pytest
 
 import hmm_ref as H
-from conformance._scenario import (
+from conformance.core._scenario import (
     SITUATIONS,
     ParentTreeNotifier,
     Situation,

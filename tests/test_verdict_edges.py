@@ -13,17 +13,18 @@ import pytest
 import conformance.cli._base as cli_base
 import conformance.cli._catalogue as cli_catalogue
 from conformance import cli, reference, run, start
+from conformance._alarm import StuckCall, Watchdog
 from conformance._counting import BUDGETS, LIVE
-from conformance._driver_catalogue import BaseDriver
-from conformance._driver_executor import DriverExecutor
-from conformance._driver_ops import Exit
 from conformance._driving import interrupted
 from conformance._engine import RunInterrupted
 from conformance._generation import ENCODINGS, VMAS
-from conformance._isolation import Interrupted, StuckCall, Watchdog, interrupts
-from conformance._ops import World
+from conformance._isolation import Interrupted, interrupts
 from conformance._outputs import database_root
 from conformance._report import headline
+from conformance.core._ops import World
+from conformance.driver._catalogue import BaseDriver
+from conformance.driver._executor import DriverExecutor
+from conformance.driver._ops import Exit
 
 from . import candidates as C
 

@@ -16,9 +16,7 @@ import pytest
 import conformance._engine as engine
 import hmm_ref as H
 from conformance import Budget, Handshake, run, start
-from conformance._adapter import AdapterError
 from conformance._counting import LIVE
-from conformance._driver_catalogue import BaseDriver
 from conformance._engine import RunInterrupted
 from conformance._isolation import interrupts, received
 from conformance._outputs import (
@@ -32,7 +30,9 @@ from conformance._outputs import (
 )
 from conformance._report import replay_document
 from conformance.cli import main
+from conformance.core._adapter import AdapterError
 from conformance.driver import DriverHandshake
+from conformance.driver._catalogue import BaseDriver
 from hmm_ref import PfnEncoding
 
 from . import candidates as C
@@ -315,7 +315,7 @@ def test_isolate_runs_a_python_core_in_a_child_process(tmp_path: Path) -> None:
     assert "an exec: program has one already, so leave out --isolate" in err
     status, _, err = _run("run", "--side", "driver", "--isolate")
     assert status == 2
-    assert "--isolate runs cores only" in err
+    assert "the wire protocol (exec:, --isolate) carries HMM cores only" in err
 
 
 class _InterruptedWhileShrinking(C.Wrapped):

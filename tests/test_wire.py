@@ -42,27 +42,25 @@ from conformance import (
     run,
     start,
 )
-from conformance._adapter import (
+from conformance._connect import connect, parse_exec
+from conformance._generation import VMAS
+from conformance._wire._process import exit_status, minimal_environment
+from conformance.core._adapter import (
     CandidateCrashed,
     CandidateFault,
     CandidateHung,
     CandidateProtocolError,
 )
-from conformance._core_side import CoreResult, close_quietly
-from conformance._driver_reference import reference_driver
-from conformance._generation import VMAS
-from conformance._isolation import WatchedCandidate, WatchedDriver
-from conformance._wire import (
+from conformance.core._side import CORE, CoreResult, close_quietly
+from conformance.core._watched import WatchedCandidate
+from conformance.core._wire import (
     WireCandidate,
-    _exit_status,
-    _minimal_environment,
-    adapter_factory,
-    driver_factory,
     exec_factory,
-    isolated_factory,
-    parse_exec,
 )
-from conformance._wire_server import serve
+from conformance.core._wire_server import serve
+from conformance.driver._reference import reference_driver
+from conformance.driver._side import DRIVER
+from conformance.driver._watched import WatchedDriver
 from conformance.oracle import Status
 from hmm_ref import HmmUpdate, PfnEncoding, Pte
 
@@ -515,27 +513,27 @@ def test_exec_finds_a_program_on_path_and_refuses_what_cannot_start(tmp_path: Pa
     not_a_program = tmp_path / "server.txt"
     not_a_program.write_text("hello")
     with pytest.raises(AdapterError, match=r"cannot start .*check the path"):
-        start(adapter_factory(f"exec:{not_a_program}"))
+        start(connect(CORE, f"exec:{not_a_program}"))
     with pytest.raises(AdapterError, match="step timeout must be positive"):
         exec_factory(["x"], step_timeout=0)
     with pytest.raises(AdapterError, match="names no program"):
         WireCandidate([])
-    assert adapter_factory("conformance:reference")().handshake().name == "hmm_ref"
+    assert connect(CORE, "conformance:reference")().handshake().name == "hmm_ref"
 
 
 def test_a_python_adapter_is_watched_unless_told_not_to() -> None:
     """``MODULE:FACTORY`` candidates and drivers get the step's budget in process by default."""
-    assert isinstance(adapter_factory("conformance:reference")(), WatchedCandidate)
-    assert isinstance(adapter_factory("conformance:reference", watch=False)(), ReferenceCandidate)
+    assert isinstance(connect(CORE, "conformance:reference")(), WatchedCandidate)
+    assert isinstance(connect(CORE, "conformance:reference", watch=False)(), ReferenceCandidate)
     with pytest.raises(AdapterError, match="step timeout must be positive"):
-        adapter_factory("conformance:reference", step_timeout=-1)
-    driver = driver_factory("conformance._driver_reference:reference_driver")()
+        connect(CORE, "conformance:reference", step_timeout=-1)
+    driver = connect(DRIVER, "conformance.driver._reference:reference_driver")()
     assert isinstance(driver, WatchedDriver)
     assert driver.handshake().name == reference_driver().handshake().name
-    unwatched = driver_factory("conformance._driver_reference:reference_driver", watch=False)
+    unwatched = connect(DRIVER, "conformance.driver._reference:reference_driver", watch=False)
     assert not isinstance(unwatched(), WatchedDriver)
     with pytest.raises(AdapterError, match="step timeout must be positive"):
-        driver_factory("conformance._driver_reference:reference_driver", step_timeout=0)
+        connect(DRIVER, "conformance.driver._reference:reference_driver", step_timeout=0)
 
 
 def test_isolate_serves_a_python_adapter_in_a_child_process(
@@ -543,7 +541,9 @@ def test_isolate_serves_a_python_adapter_in_a_child_process(
 ) -> None:
     """``--isolate``: the reference served by ``hmm-conformance serve`` in a child, judged as
     in process; the child gets the minimal environment and the harness's PYTHONPATH."""
-    candidate, handshake = start(isolated_factory("conformance:reference", step_timeout=5))
+    candidate, handshake = start(
+        connect(CORE, "conformance:reference", step_timeout=5, isolate=True)
+    )
     try:
         assert isinstance(candidate, WireCandidate)
         assert handshake.name == "hmm_ref"
@@ -552,11 +552,11 @@ def test_isolate_serves_a_python_adapter_in_a_child_process(
     finally:
         close_quietly(candidate)
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
-    candidate, handshake = start(isolated_factory("tests.wire_servers:env_reporter"))
+    candidate, handshake = start(connect(CORE, "tests.wire_servers:env_reporter", isolate=True))
     close_quietly(candidate)
     assert handshake.name == "HMM_CONFORMANCE_WIRE,HOME,LANG,LC_ALL,PATH,PYTHONPATH"
     monkeypatch.delenv("PYTHONPATH")
-    candidate, handshake = start(isolated_factory("tests.wire_servers:env_reporter"))
+    candidate, handshake = start(connect(CORE, "tests.wire_servers:env_reporter", isolate=True))
     close_quietly(candidate)
     assert "PYTHONPATH" not in handshake.name.split(",")
 
@@ -570,14 +570,14 @@ def test_isolate_serves_a_python_adapter_in_a_child_process(
 )
 def test_isolate_refuses_what_it_cannot_serve(spec: str, message: str) -> None:
     with pytest.raises(AdapterError, match=re.escape(message)):
-        isolated_factory(spec)
+        connect(CORE, spec, isolate=True)
 
 
 def test_isolate_says_a_module_that_does_not_import_crashed_at_hello() -> None:
     """The module is imported in the child: its failure is a CRASH quoting the error."""
     with pytest.raises(CandidateCrashed, match=r"(?s)hello: the candidate exited with status 2.*"
                        r"adapter module 'no_such_module' does not import"):  # fmt: skip
-        start(isolated_factory("no_such_module:make"))
+        start(connect(CORE, "no_such_module:make", isolate=True))
 
 
 # -- the command line and the plugin -----------------------------------------------------------
@@ -822,11 +822,11 @@ def test_a_candidate_that_closes_its_output_but_lives_is_a_crash() -> None:
 
 
 def test_exit_statuses_read_as_english(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _exit_status(3) == "exited with status 3"
-    assert _exit_status(-9) == "was killed by SIGKILL"
-    assert _exit_status(-200) == "was killed by signal 200"
+    assert exit_status(3) == "exited with status 3"
+    assert exit_status(-9) == "was killed by SIGKILL"
+    assert exit_status(-200) == "was killed by signal 200"
     monkeypatch.delenv("HOME")
-    assert "HOME" not in _minimal_environment()
+    assert "HOME" not in minimal_environment()
 
 
 @dataclass

@@ -9,18 +9,18 @@ and the pytest plugin: adding a side touches no shared module.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Final, final
 
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
+from conformance._alarm import Watchdog
 from conformance._case import CaseFormatError, Reader
 from conformance._counting import CaseCount, Recorder
 from conformance._errors import AdapterError, resolve_factory
 from conformance._generation import StepFailedError
-from conformance._isolation import Watchdog
 from conformance._rules import Level, Profile, Rule
 from conformance._side import Failure
 from conformance._verdicts import Judged, Status, Tally, Verdict
@@ -123,18 +123,23 @@ class ToySide:
     def rules(self) -> tuple[Rule, ...]:
         return (TOY_RULE,)
 
-    def connect(
+    def load(self, spec: str) -> Callable[[], Any]:
+        return resolve_factory(spec, "tests.toy_side:Echo")
+
+    def watch(
+        self, factory: Callable[[], Any], *, seconds: float, watchdog: Watchdog | None
+    ) -> Callable[[], Any]:
+        return factory  # toys answer at once
+
+    def over_wire(
         self,
-        spec: str,
+        argv: Sequence[str],
         *,
         step_timeout: float,
         log: IO[str] | None,
-        watchdog: Watchdog | None,
-        isolate: bool,
+        environment: Mapping[str, str] | None,
     ) -> Callable[[], Any]:
-        if isolate or spec.startswith("exec:"):
-            raise AdapterError("the toy side runs Python candidates in process only")
-        return resolve_factory(spec, "tests.toy_side:Echo")
+        raise AdapterError("the toy side runs Python candidates in process only")
 
     def profile_problem(self, profile: Profile) -> str | None:
         return None if profile is Profile.SEED else "does not apply to toys"

@@ -16,7 +16,7 @@ import time
 from typing import NoReturn, cast
 
 from conformance import Candidate, CpuView, Handshake, RangeView, reference
-from conformance._wire_server import serve_stdio
+from conformance.core._wire_server import serve_stdio
 from hmm_ref import HmmMirrorOps, PfnEncoding
 
 

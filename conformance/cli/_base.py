@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import IO, Any, Final, NoReturn, TextIO, final
 
 from .. import _engine as engine
+from .._alarm import StuckCall, Watchdog
+from .._connect import DEFAULT_STEP_TIMEOUT, connect
 from .._counting import BUDGETS, Budget, budget_from_env
 from .._engine import RunResult
-from .._explore import ExploreResult
-from .._isolation import StuckCall, Watchdog
-from .._ops import case_to_json
 from .._outputs import file_stem, save_replay, save_stuck
 from .._report import replay_document
 from .._side import Side
-from .._wire import DEFAULT_STEP_TIMEOUT
+from ..core._explore import ExploreResult
+from ..core._ops import case_to_json
 
 __all__ = [
     "EXIT_OK",
@@ -256,7 +256,8 @@ def start(
 ) -> tuple[Any, Any]:
     """Load and start the candidate ``connection`` names for ``side`` (its default adapter if
     none), and say what it is unless ``quiet``."""
-    factory = side.connect(
+    factory = connect(
+        side,
         connection.adapter or side.default_adapter,
         step_timeout=connection.step_timeout,
         log=streams.wire_log,

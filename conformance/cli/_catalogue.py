@@ -6,12 +6,12 @@ import argparse
 from dataclasses import dataclass
 from typing import Final, TextIO, final
 
-from .._catalogue import CATALOGUE
-from .._core_side import CORE, close_quietly, run, start
-from .._driver_catalogue import DRIVER_CATALOGUE
-from .._driver_ops import DRIVER_SIDE
-from .._driver_side import close_driver, run_driver, start_driver
-from .._explore import explore
+from ..core._catalogue import CATALOGUE
+from ..core._explore import explore
+from ..core._side import CORE, close_quietly, run, start
+from ..driver._catalogue import DRIVER_CATALOGUE
+from ..driver._ops import DRIVER_SIDE
+from ..driver._side import close_driver, run_driver, start_driver
 from ._base import EXIT_OK, EXIT_VIOLATION, Options, Sizing, Streams, say, seed_number
 
 __all__ = ["HELP", "NAME", "CatalogueOptions", "add", "execute", "options"]

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Final, final
 
-from .._demo import run_demo
+from ..core._demo import run_demo
 from ._base import Options, Streams
 
 __all__ = ["HELP", "NAME", "DemoOptions", "add", "execute", "options"]

@@ -7,11 +7,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final, final
 
-from .._core_side import CORE
-from .._explore import SCOPE, ExploreResult, Level, explore
 from .._outputs import check_directory
 from .._report import clause_matrix, describe_failure, rule_rows
 from .._rules import Profile
+from ..core._explore import SCOPE, ExploreResult, Level, explore
+from ..core._side import CORE
 from ._base import (
     EXIT_OK,
     EXIT_VIOLATION,

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Final, final
 
 from .. import _engine as engine
-from .._core_side import CORE
 from .._engine import RunResult
 from .._errors import AdapterError
 from .._outputs import (
@@ -30,6 +29,7 @@ from .._report import (
 )
 from .._rules import Profile
 from .._sides import SIDES, side_named
+from ..core._side import CORE
 from ._base import (
     EXIT_OK,
     EXIT_USAGE,

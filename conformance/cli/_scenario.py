@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from typing import Final, final
 
-from .._scenario import oom_reaper_scenario
+from ..core._scenario import oom_reaper_scenario
 from ._base import Options, Streams
 
 __all__ = ["HELP", "NAME", "ScenarioOptions", "add", "execute", "options"]

@@ -6,9 +6,9 @@ import argparse
 from dataclasses import dataclass
 from typing import Final, final
 
-from .._adapter import load_factory
-from .._core_side import CORE, start
-from .._wire_server import serve_stdio
+from ..core._adapter import load_factory
+from ..core._side import CORE, start
+from ..core._wire_server import serve_stdio
 from ._base import Options, Streams
 
 __all__ = ["HELP", "NAME", "ServeOptions", "add", "execute", "options"]

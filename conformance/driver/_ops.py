@@ -17,7 +17,7 @@ Faults are named by small integers chosen by whoever writes the case, as ranges 
 side; the candidate keeps its own fault objects behind them for the length of one case.
 
 A driver case read from JSON is held to the core's rules for a world and its operations (see
-``conformance._ops``), and to one of its own: the encoding is one a driver can decode.
+``conformance.core._ops``), and to one of its own: the encoding is one a driver can decode.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import ClassVar, Final, TypeAlias, final
 
 from hmm_ref import PAGE_SIZE, HmmError, PfnEncoding, Pte
 
-from ._case import (
+from .._case import (
     CASE_FORMAT,
     CASE_VERSION,
     REPLAY_FIELDS,
@@ -270,7 +270,7 @@ def _op_in_world(op: DriverOp, mapped: Callable[[int], bool], where: str) -> Dri
 
 def driver_case_from_json(data: object) -> DriverCase:
     """Parse a driver case written by :func:`driver_case_to_json`, or a replay file that holds
-    one: as :func:`conformance._ops.case_from_json`, with the encoding the driver decodes."""
+    one: as :func:`conformance.core._ops.case_from_json`, with the encoding the driver decodes."""
     reader = Reader(data, "case")
     check_format(reader)
     if side_of(reader.data) != DRIVER_SIDE:

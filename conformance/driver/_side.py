@@ -12,7 +12,7 @@ says ``profile seed``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final, final
 
@@ -20,14 +20,25 @@ from hypothesis.stateful import RuleBasedStateMachine
 
 from hmm_ref import PTE_NONE, describe_result
 
-from . import _engine as engine
-from ._case import World
-from ._counting import Budget, CaseCount, Recorder
-from ._driver_adapter import DriverCandidate, DriverHandshake, check_driver_handshake
-from ._driver_executor import DriverExecutor, DriverStepOutcome
-from ._driver_machine import DriverCaseRecorder, DriverFailure, driver_machine_for
-from ._driver_model import in_span
-from ._driver_ops import (
+from .. import _engine as engine
+from .._alarm import Watchdog
+from .._case import World
+from .._counting import Budget, CaseCount, Recorder
+from .._engine import RunResult
+from .._errors import AdapterError
+from .._outputs import file_stem, printable
+from .._rules import Profile, Rule, rules_of
+from .._verdicts import Tally
+from ._adapter import (
+    DriverCandidate,
+    DriverHandshake,
+    check_driver_handshake,
+    load_driver_factory,
+)
+from ._executor import DriverExecutor, DriverStepOutcome
+from ._machine import DriverCaseRecorder, DriverFailure, driver_machine_for
+from ._model import in_span
+from ._ops import (
     DRIVER_SIDE,
     CpuSetEntry,
     DriverCase,
@@ -39,13 +50,7 @@ from ._driver_ops import (
     driver_case_to_json,
     driver_op_to_json,
 )
-from ._engine import RunResult
-from ._errors import AdapterError
-from ._isolation import Watchdog
-from ._outputs import file_stem, printable
-from ._rules import Profile, Rule, rules_of
-from ._verdicts import Tally
-from ._wire import driver_factory
+from ._watched import watched_driver
 
 __all__ = [
     "DRIVER",
@@ -82,22 +87,27 @@ class DriverSide:
     def rules(self) -> tuple[Rule, ...]:
         return rules_of(DRIVER_SIDE)
 
-    def connect(
+    def load(self, spec: str) -> Callable[[], DriverCandidate]:
+        return load_driver_factory(spec)
+
+    def watch(
+        self, factory: Callable[[], DriverCandidate], *, seconds: float, watchdog: Watchdog | None
+    ) -> Callable[[], DriverCandidate]:
+        return watched_driver(factory, seconds=seconds, watchdog=watchdog)
+
+    def over_wire(
         self,
-        spec: str,
+        argv: Sequence[str],
         *,
         step_timeout: float,
         log: IO[str] | None,
-        watchdog: Watchdog | None,
-        isolate: bool,
+        environment: Mapping[str, str] | None,
     ) -> Callable[[], DriverCandidate]:
-        """The driver's Python factory, each call watched by the step budget."""
-        del log  # no wire: nothing to log
-        if isolate:
-            raise AdapterError(
-                "--isolate runs cores only: the wire protocol carries no drivers yet"
-            )
-        return driver_factory(spec, step_timeout=step_timeout, watchdog=watchdog)
+        del argv, step_timeout, log, environment
+        raise AdapterError(
+            "the driver side takes a Python MODULE:FACTORY adapter in process "
+            "(docs/driver-side.md): the wire protocol (exec:, --isolate) carries HMM cores only"
+        )
 
     def profile_problem(self, profile: Profile) -> str | None:
         if profile is Profile.SEED:

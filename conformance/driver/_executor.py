@@ -8,8 +8,8 @@ the update is not blockable. The recorder reads the device page table just befor
 after the driver's callback, and the monitor's lock calls and sleeps made meanwhile.
 
 A driver that raises is a CRASH verdict; a :class:`CandidateFault` (a driver that overran the
-step's budget, in a :class:`conformance._isolation.WatchedDriver`) is the HANG, CRASH or
-PROTOCOL verdict that :func:`conformance._executor.fault_verdict` makes of it, as on the core
+step's budget, in a :class:`conformance.driver._watched.WatchedDriver`) is the HANG, CRASH or
+PROTOCOL verdict that :func:`conformance.core._executor.fault_verdict` makes of it, as on the core
 side.
 
 A step that would wait for a lock is not taken: :meth:`DriverExecutor.step` asks the driver
@@ -41,9 +41,12 @@ from hmm_ref import (
     mmu_notifier_invalidate_range_start,
 )
 
-from ._case import CaseFormatError, World
-from ._driver_adapter import DriverCandidate, DriverEnv, DriverHandshake, FaultView
-from ._driver_model import (
+from .._case import CaseFormatError, World
+from .._errors import CandidateFault
+from .._side import WouldWaitError
+from .._verdicts import Judged, Status, StepEndedError, Tally, Verdict, crash_verdict, fault_verdict
+from ._adapter import DriverCandidate, DriverEnv, DriverHandshake, FaultView
+from ._model import (
     CallbackRecord,
     DriverModel,
     DriverObservation,
@@ -52,7 +55,7 @@ from ._driver_model import (
     Table,
     table_of,
 )
-from ._driver_ops import (
+from ._ops import (
     CpuSetEntry,
     DriverOp,
     Exit,
@@ -62,10 +65,7 @@ from ._driver_ops import (
     StartFault,
     StepFault,
 )
-from ._driver_oracle import check_driver_step
-from ._errors import CandidateFault
-from ._side import WouldWaitError
-from ._verdicts import Judged, Status, StepEndedError, Tally, Verdict, crash_verdict, fault_verdict
+from ._oracle import check_driver_step
 
 __all__ = ["RUN_LIMIT", "DriverExecutor", "DriverStepOutcome", "WouldWaitError", "build_mm"]
 

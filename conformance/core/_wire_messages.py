@@ -2,8 +2,8 @@
 
 Each message is one JSON object on one line. This module turns lines into checked messages and
 back, and the protocol's values (vmas, CPU entries, encodings, updates, range views) into their
-JSON forms and back, so that the client (:mod:`conformance._wire`) and the Python server
-(:mod:`conformance._wire_server`) cannot disagree about a field. The JSON Schemas in
+JSON forms and back, so that the client (:mod:`conformance.core._wire`) and the Python server
+(:mod:`conformance.core._wire_server`) cannot disagree about a field. The JSON Schemas in
 ``conformance/schemas/wire-v1-*.schema.json`` state the same forms for other languages; a test
 keeps the two in step.
 """
@@ -16,8 +16,9 @@ from typing import Any, Final, TypeAlias
 
 from hmm_ref import PAGE_SIZE, HmmUpdate, Pte
 
+from .._case import CaseFormatError, Reader, VmaSpec, pte_from_json, pte_to_json
+from .._wire._process import MAX_LINE
 from ._adapter import RangeView
-from ._case import CaseFormatError, Reader, VmaSpec, pte_from_json, pte_to_json
 
 __all__ = [
     "CALL_FIELDS",
@@ -43,8 +44,6 @@ Json: TypeAlias = dict[str, Any]
 
 #: The version of the wire protocol this module speaks.
 WIRE_PROTOCOL_VERSION: Final = 1
-#: The longest line either side may send, in bytes (the newline included).
-MAX_LINE: Final = 1 << 20
 
 #: Each request's fields, besides ``type``, ``id`` and ``method``.
 REQUEST_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {

@@ -14,7 +14,7 @@ The adapter protocol's names are also exported by :mod:`conformance` itself, nex
 side's :class:`conformance.Candidate`.
 """
 
-from ._driver_adapter import (
+from ._adapter import (
     DRIVER_PROTOCOL_VERSION,
     DriverCandidate,
     DriverCapability,
@@ -22,7 +22,7 @@ from ._driver_adapter import (
     DriverHandshake,
     FaultView,
 )
-from ._driver_ops import (
+from ._ops import (
     CpuSetEntry,
     DriverCase,
     DriverOperation,
@@ -35,8 +35,8 @@ from ._driver_ops import (
     driver_case_from_json,
     driver_case_to_json,
 )
-from ._driver_reference import ReferenceDriverCandidate, reference_driver, reference_driver_rwsem
-from ._driver_side import DriverFailure, DriverRunResult, replay_driver, run_driver, start_driver
+from ._reference import ReferenceDriverCandidate, reference_driver, reference_driver_rwsem
+from ._side import DriverFailure, DriverRunResult, replay_driver, run_driver, start_driver
 
 __all__ = [
     "DRIVER_PROTOCOL_VERSION",

@@ -18,6 +18,8 @@ from typing import assert_never, final
 
 from hmm_ref import HmmMirrorOps, HmmUpdate
 
+from .._verdicts import Judged, Status, StepEndedError, Tally, Verdict, crash_verdict, fault_verdict
+from ..oracle import check_step
 from ._adapter import (
     Candidate,
     CandidateFault,
@@ -42,8 +44,6 @@ from ._ops import (
     UnregisterMirror,
     World,
 )
-from ._verdicts import Judged, Status, StepEndedError, Tally, Verdict, crash_verdict, fault_verdict
-from .oracle import check_step
 
 __all__ = ["Executor", "StepOutcome"]
 

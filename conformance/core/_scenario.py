@@ -16,10 +16,10 @@ overlaps what its device maps with ``-EAGAIN`` (DRV-1), and 0 to any other (DRV-
 The parent tree. ``hmm_ref`` models only the seed, so the tree before 7/7 is modelled here, as
 :class:`ParentTreeNotifier`: HMM's own notifier with its start wrapped so that a non-blockable
 start returns ``-EAGAIN`` at once, before the range pass and without calling any mirror, as
-6/7's ``hmm_invalidate_range_start`` did (kernel-semantics §4, bug history #6). Blockable starts,
-ends and release pass through unchanged: in 6/7 they behave as in the seed, as far as a caller
-and these drivers can see. The catalogue's ``parent-tree`` entry (``conformance/_catalogue.py``)
-is the same change to a whole core.
+6/7's ``hmm_invalidate_range_start`` did (kernel-semantics §4, bug history #6). Blockable
+starts, ends and release pass through unchanged: in 6/7 they behave as in the seed, as far as a
+caller and these drivers can see. The catalogue's ``parent-tree`` entry
+(``conformance/core/_catalogue.py``) is the same change to a whole core.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from hmm_ref import (
     Mutex,
 )
 
-from ._driver_adapter import (
+from ._adapter import (
     DRIVER_PROTOCOL_VERSION,
     DriverCandidate,
     DriverCapability,

@@ -8,7 +8,7 @@ engine's with this side filled in: they are the public ``conformance.start``, ``
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final, final
 
@@ -16,19 +16,20 @@ from hypothesis.stateful import RuleBasedStateMachine
 
 from hmm_ref import describe_result
 
-from . import _engine as engine
-from ._adapter import Candidate, Handshake, check_handshake
-from ._counting import Budget, CaseCount, Recorder
-from ._engine import RunResult
+from .. import _engine as engine
+from .._alarm import Watchdog
+from .._counting import Budget, CaseCount, Recorder
+from .._engine import RunResult
+from .._outputs import file_stem, printable
+from .._rules import Profile, Rule, rules_of
+from .._side import Failure
+from .._verdicts import Tally
+from ._adapter import Candidate, Handshake, check_handshake, load_factory
 from ._executor import Executor, StepOutcome
-from ._isolation import Watchdog
 from ._machine import CaseRecorder, machine_for
 from ._ops import Case, case_from_json, case_to_json, op_to_json
-from ._outputs import file_stem, printable
-from ._rules import Profile, Rule, rules_of
-from ._side import Failure
-from ._verdicts import Tally
-from ._wire import adapter_factory, isolated_factory
+from ._watched import watched
+from ._wire import exec_factory
 
 __all__ = [
     "CORE",
@@ -62,20 +63,23 @@ class CoreSide:
     def rules(self) -> tuple[Rule, ...]:
         return rules_of("core")
 
-    def connect(
+    def load(self, spec: str) -> Callable[[], Candidate]:
+        return load_factory(spec)
+
+    def watch(
+        self, factory: Callable[[], Candidate], *, seconds: float, watchdog: Watchdog | None
+    ) -> Callable[[], Candidate]:
+        return watched(factory, seconds=seconds, watchdog=watchdog)
+
+    def over_wire(
         self,
-        spec: str,
+        argv: Sequence[str],
         *,
         step_timeout: float,
         log: IO[str] | None,
-        watchdog: Watchdog | None,
-        isolate: bool,
+        environment: Mapping[str, str] | None,
     ) -> Callable[[], Candidate]:
-        """A Python factory (watched by the step budget, or with ``isolate`` in a child
-        process), or a program over the wire."""
-        if isolate:
-            return isolated_factory(spec, step_timeout=step_timeout, log=log)
-        return adapter_factory(spec, step_timeout=step_timeout, log=log, watchdog=watchdog)
+        return exec_factory(argv, step_timeout=step_timeout, log=log, environment=environment)
 
     def profile_problem(self, profile: Profile) -> str | None:
         return None

@@ -34,8 +34,8 @@ from typing import Final, Protocol, cast, final
 
 from hmm_ref import HmmMirrorOps, PfnEncoding, Pte
 
-from ._case import VmaSpec
-from ._errors import (
+from .._case import VmaSpec
+from .._errors import (
     AdapterError,
     CandidateCrashed,
     CandidateFault,

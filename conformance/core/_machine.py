@@ -34,10 +34,12 @@ from hmm_ref import (
     PfnEncoding,
 )
 
+from .._counting import LIVE, Recorder
+from .._generation import ENCODINGS, VMAS, StepFailedError, ptes
+from .._side import Failure
+from .._verdicts import Verdict
 from ._adapter import Capability
-from ._counting import LIVE, Recorder
 from ._executor import Executor, StepOutcome
-from ._generation import ENCODINGS, VMAS, StepFailedError, ptes
 from ._model import Model
 from ._ops import (
     Case,
@@ -54,8 +56,6 @@ from ._ops import (
     World,
     case_to_json,
 )
-from ._side import Failure
-from ._verdicts import Verdict
 
 __all__ = ["CaseRecorder", "machine_for"]
 

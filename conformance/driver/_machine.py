@@ -1,6 +1,6 @@
 """The driver-side Hypothesis state machine: draws operations, hands them to the executor.
 
-A thin layer, like the core's (:mod:`conformance._machine`). Its rules are the three actors of
+A thin layer, like the core's (:mod:`conformance.core._machine`). Its rules are the three actors of
 the driver's world: the CPU (a blockable invalidation, entries changed as an unmap, a migration
 or a write-protection, an end), the OOM reaper (a non-blockable start; the unmap and the end
 only if it returned 0, END-3), and the device (a fault started, stepped, or run to its end),
@@ -33,12 +33,15 @@ from hmm_ref import (
     PteKind,
 )
 
-from ._case import World
-from ._counting import LIVE, Recorder
-from ._driver_adapter import DriverCapability
-from ._driver_executor import DriverExecutor, DriverStepOutcome
-from ._driver_model import DriverModel
-from ._driver_ops import (
+from .._case import World
+from .._counting import LIVE, Recorder
+from .._generation import ENCODINGS, VMAS, StepFailedError, ptes
+from .._side import Failure, WouldWaitError
+from .._verdicts import Verdict
+from ._adapter import DriverCapability
+from ._executor import DriverExecutor, DriverStepOutcome
+from ._model import DriverModel
+from ._ops import (
     CpuSetEntry,
     DriverCase,
     DriverOp,
@@ -50,9 +53,6 @@ from ._driver_ops import (
     StepFault,
     driver_case_to_json,
 )
-from ._generation import ENCODINGS, VMAS, StepFailedError, ptes
-from ._side import Failure, WouldWaitError
-from ._verdicts import Verdict
 
 __all__ = [
     "CPU_CHANGES",

@@ -15,7 +15,7 @@ from typing import final
 
 from hmm_ref import DeviceEntry, DeviceFault, DriverLockKind, FaultStep, HmmUpdate, ReferenceDriver
 
-from ._driver_adapter import (
+from ._adapter import (
     DRIVER_PROTOCOL_VERSION,
     DriverCapability,
     DriverEnv,

@@ -20,13 +20,13 @@ from typing import IO, Final, final
 
 from hmm_ref import PAGE_SIZE, HmmUpdate, Pte
 
+from .._case import CaseFormatError, VmaSpec, encoding_from_json
 from ._adapter import (
     Candidate,
     CandidateRejected,
     CandidateWouldHang,
     Handshake,
 )
-from ._case import CaseFormatError, VmaSpec, encoding_from_json
 from ._wire_messages import (
     REQUEST_FIELDS,
     WIRE_PROTOCOL_VERSION,

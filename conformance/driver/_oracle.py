@@ -13,7 +13,9 @@ from typing import Final
 
 from hmm_ref import Errno, LockOutcome
 
-from ._driver_model import (
+from .._rules import rules_of
+from .._verdicts import Status, Verdict
+from ._model import (
     CallbackRecord,
     DriverModel,
     DriverObservation,
@@ -21,9 +23,7 @@ from ._driver_model import (
     gained,
     in_span,
 )
-from ._driver_ops import DRIVER_SIDE, DriverOp, RunFault, StepFault
-from ._rules import rules_of
-from ._verdicts import Status, Verdict
+from ._ops import DRIVER_SIDE, DriverOp, RunFault, StepFault
 
 __all__ = ["DRIVER_CHECKS", "OVER_CONSERVATIVE", "check_driver_step"]
 

@@ -22,7 +22,7 @@ from typing import ClassVar, Final, TypeAlias, final
 
 from hmm_ref import PAGE_SIZE, PfnEncoding, Pte, describe_result
 
-from ._case import (
+from .._case import (
     CASE_FORMAT,
     CASE_VERSION,
     MAX_ERRNO,

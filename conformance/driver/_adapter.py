@@ -45,7 +45,7 @@ from hmm_ref import (
     hmm_vma_range_done,
 )
 
-from ._errors import AdapterError, checked_factory
+from .._errors import AdapterError, checked_factory
 
 __all__ = [
     "DRIVER_PROTOCOL_VERSION",
@@ -234,11 +234,6 @@ _METHODS: Final = (
 
 def load_driver_factory(spec: str) -> Callable[[], DriverCandidate]:
     """Resolve ``MODULE:FACTORY`` to a function that makes a driver candidate."""
-    if spec.startswith("exec:"):
-        raise AdapterError(
-            f"adapter {spec!r}: the driver side takes a Python MODULE:FACTORY adapter; the wire "
-            "protocol (exec:) carries HMM cores only"
-        )
     see = "see conformance DriverCandidate, docs/driver-side.md"
     make = checked_factory(
         spec, "mypkg.gpu_adapter:make_driver", _METHODS, "a driver candidate", see

@@ -34,11 +34,12 @@ from typing import Final, final
 
 from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PTE_NONE, PTE_POISON, Errno, PfnEncoding, Pte
 
+from .._engine import unreached
+from .._generation import ENCODINGS, VMAS
+from .._side import Failure
+from .._verdicts import Tally
 from ._adapter import Candidate, Capability, Handshake
-from ._core_side import CORE, CoreFailure, CoreSide, replay_failure
-from ._engine import unreached
 from ._executor import Executor
-from ._generation import ENCODINGS, VMAS
 from ._model import Model, Profile
 from ._ops import (
     Case,
@@ -53,8 +54,7 @@ from ._ops import (
     UnregisterMirror,
     World,
 )
-from ._side import Failure
-from ._verdicts import Tally
+from ._side import CORE, CoreFailure, CoreSide, replay_failure
 
 __all__ = ["SCOPE", "ExploreResult", "Scope", "explore", "state_key"]
 

@@ -27,8 +27,9 @@ from hmm_ref import (
     PteKind,
 )
 
+from .._case import CpuState, exact_overlap
+from .._rules import Profile
 from ._adapter import Capability, RangeView
-from ._case import CpuState, exact_overlap
 from ._ops import (
     CoreOperation,
     InvalidateEnd,
@@ -43,7 +44,6 @@ from ._ops import (
     UnregisterMirror,
     VmaSpec,
 )
-from ._rules import Profile
 
 __all__ = [
     "CallRecord",

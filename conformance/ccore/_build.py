@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Final, final
 
 from hmm_ref import PAGE_SIZE, HmmMirrorOps, HmmUpdate, PfnEncoding, PteKind
 
-from ._adapter import (
+from ..core._adapter import (
     PROTOCOL_VERSION,
     AdapterError,
     Candidate,
@@ -47,7 +47,7 @@ from ._adapter import (
     Handshake,
     RangeView,
 )
-from ._wire import exec_factory
+from ..core._wire import exec_factory
 
 if TYPE_CHECKING:
     import cffi
@@ -69,7 +69,7 @@ __all__ = [
 ]
 
 #: The C sources, shipped in the package.
-SOURCE_DIR: Final = Path(__file__).resolve().parent / "ccore"
+SOURCE_DIR: Final = Path(__file__).resolve().parent
 _CORE_SOURCES: Final = ("candidate.c", "hmm.c", "locks.c", "mmu_notifier.c")
 _SERVER_SOURCES: Final = (*_CORE_SOURCES, "json.c", "server.c")
 

@@ -1,6 +1,6 @@
 """The driver-side model: what the harness saw of a step, and what the rules say the state is.
 
-The oracle (:mod:`conformance._driver_oracle`) judges a driver from three things, as the core
+The oracle (:mod:`conformance.driver._oracle`) judges a driver from three things, as the core
 oracle does: the model before the step, the operation, and the observation. The observation is
 everything the harness saw without trusting the driver's word for it: the callbacks it made
 into the driver and the device page table just before and after each; every lock call the
@@ -42,9 +42,9 @@ from hmm_ref import (
     SleepViolation,
 )
 
-from ._case import CpuState, World, exact_overlap
-from ._driver_adapter import DriverCapability, FaultView
-from ._driver_ops import (
+from .._case import CpuState, World, exact_overlap
+from ._adapter import DriverCapability, FaultView
+from ._ops import (
     CpuSetEntry,
     DriverOp,
     Exit,
