@@ -31,14 +31,16 @@ from conformance import (
     Snapshot,
     UnregisterMirror,
     World,
+    oracle,
     reference,
     run,
 )
 from conformance._generation import ENCODINGS, VMAS, ptes
 from conformance.core._adapter import Candidate
 from conformance.core._executor import Executor, StepOutcome
+from conformance.core._judging import SEED_RELEASE_PATH
 from conformance.core._model import CallRecord, Model, Observation, encode
-from conformance.oracle import CHECKS, SEED_RELEASE_PATH, Status, Verdict, check_step
+from conformance.oracle import CHECKS, Status, Verdict, check_step
 from examples.exact_core import ExactCore
 
 ENC = H.DEFAULT_ENCODING
@@ -743,3 +745,13 @@ def test_under_strict_the_reference_fails_only_the_seed_defects() -> None:
     assert "REL-3" in failed
     for rule in ("END-2", "RNG-3"):
         assert set(result.tally.latitudes[rule]) == {SEED_RELEASE_PATH}
+
+
+def test_a_rule_without_its_check_fails_the_import_naming_it() -> None:
+    """The registry finds each core rule's check by name; a rule without one is an ImportError
+    that says which function to write."""
+    assert [check.__name__ for _, check in CHECKS] == [
+        f"check_{rule_id.replace('-', '_')}" for rule_id, _ in CHECKS
+    ]
+    with pytest.raises(ImportError, match="rule REG-99 has no check: write check_REG_99"):
+        oracle._check_of("REG-99")
