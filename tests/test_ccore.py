@@ -42,15 +42,8 @@ from conformance import (
 )
 from conformance._generation import VMAS
 from conformance._report import rule_rows
-from conformance.ccore import _build
-from conformance.ccore._build import (
-    BUGS,
-    SOURCE_DIR,
-    CCoreCandidate,
-    LockStats,
-    build_dir,
-    build_server,
-)
+from conformance.ccore import BUGS, CCoreCandidate, LockStats, _build, build_server
+from conformance.ccore._build import SOURCE_DIR, build_dir
 from conformance.core._adapter import load_factory
 from conformance.core._model import CpuState
 from conformance.core._side import CoreFailure, CoreResult
@@ -474,13 +467,13 @@ def test_close_forgets_the_case_and_the_candidate_goes_on() -> None:
 
 def test_a_build_is_taken_from_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """Once built, a build is found by its key and not compiled again."""
-    built = _build._build_module(())
+    built = _build.module_for(())
 
     def never(*args: object) -> tuple[str | None, str]:
         raise AssertionError("compiled again")
 
     monkeypatch.setattr(_build, "_compile_quietly", never)
-    name, path = _build._build_module(())
+    name, path = _build.module_for(())
     assert (name, path) == built
     assert path.parent == build_dir()
     assert path.name.startswith(name)
@@ -508,7 +501,7 @@ def test_without_cffi_the_build_says_what_to_install(monkeypatch: pytest.MonkeyP
     """cffi is an extra; without it the error names the extra to install."""
     monkeypatch.setitem(sys.modules, "cffi", None)
     with pytest.raises(AdapterError, match=r"pip install 'hmm-conformance\[c\]'"):
-        _build._build_module(())
+        _build.module_for(())
 
 
 @pytest.fixture
@@ -529,9 +522,9 @@ def test_a_compile_error_shows_what_the_compiler_said(
     cache = tmp_path / "cache"
     monkeypatch.setenv(_build.BUILD_DIR_ENV, str(cache))
     with pytest.raises(AdapterError) as module:
-        _build._build_module((), source_dir=broken_sources)
+        _build.module_for((), source_dir=broken_sources)
     with pytest.raises(AdapterError) as server:
-        _build._build_server((), source_dir=broken_sources)
+        _build.server_for((), source_dir=broken_sources)
     for caught, how in ((module, "the compiler failed"), (server, "exited with status 1")):
         message = str(caught.value)
         assert how in message
@@ -547,7 +540,7 @@ def test_without_a_compiler_the_build_says_one_is_needed(
     monkeypatch.setenv(_build.BUILD_DIR_ENV, str(tmp_path))
     monkeypatch.setenv("CC", str(tmp_path / "no-such-cc"))
     with pytest.raises(AdapterError, match=r"(?s)C compiler is needed.*no-such-cc"):
-        _build._build_module(())
+        _build.module_for(())
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(AdapterError, match="neither cc nor gcc is on PATH"):
         build_server()

@@ -29,7 +29,7 @@ from conformance import (
     start,
 )
 from conformance._generation import VMAS
-from conformance.ccore._build import build_server
+from conformance.ccore import build_server
 from conformance.core._side import close_quietly
 from conformance.core._wire import exec_factory
 

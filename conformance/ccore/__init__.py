@@ -6,7 +6,8 @@ switches (the deliberate bugs of :data:`BUGS`, or the seed's own locking), and
 :func:`build_server` builds the wire server and returns its path.
 """
 
-from ._build import BUGS, CCoreCandidate, LockStats, build_server, c_core, c_core_wire, c_core_with
+from ._build import BUGS, build_server
+from ._candidate import CCoreCandidate, LockStats, c_core, c_core_wire, c_core_with
 
 __all__ = [
     "BUGS",
