@@ -60,7 +60,8 @@ from conformance import (
     start,
 )
 from conformance._connect import connect
-from conformance.core._catalogue import CATALOGUE, Entry
+from conformance._known_bad import KnownBad
+from conformance.core._catalogue import CATALOGUE
 from conformance.core._model import CpuState
 from conformance.core._side import CORE, close_quietly
 from hmm_ref import HmmUpdate
@@ -73,7 +74,7 @@ class Settings:
     seeds: int
     budget: Budget
     explore_seconds: float
-    entries: tuple[Entry, ...]
+    entries: tuple[KnownBad[Candidate], ...]
 
 
 def machine() -> dict[str, Any]:
@@ -213,7 +214,7 @@ def _one(job: tuple[str, int, str]) -> dict[str, Any]:
     }
 
 
-def _shortest(entry: Entry) -> int | None:
+def _shortest(entry: KnownBad[Candidate]) -> int | None:
     candidate, handshake = start(entry.make)
     found = explore(candidate, handshake, depth=4)
     return len(found.failure.case.ops) if found.failure else None

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, final
 
-from ._case import CaseFormatError, shown
+from ._case import CaseFormatError
+from ._case_json import shown
+from ._errors import AdapterError
+from ._rules import Profile
 from ._side import Side
 from ._sides import side_of
-from .core._adapter import AdapterError
-from .core._model import Profile
 
 __all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "CaseFile", "read_case_file"]
 

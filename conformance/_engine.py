@@ -14,12 +14,14 @@ import secrets
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Generic, TypeVar, final
+from typing import IO, Any, Generic, TypeVar, final
 
 from hypothesis import seed
 from hypothesis.stateful import RuleBasedStateMachine
 
+from ._alarm import Watchdog
 from ._case import CaseFormatError
+from ._connect import connect
 from ._counting import LIVE, Budget, CaseCount, Recorder, budget_from_env
 from ._driving import FailureT, drive, errors_end_generation, flaky_note, interrupted, settle
 from ._errors import AdapterError, CandidateFault
@@ -144,6 +146,23 @@ def start(
     except Exception as error:
         raise AdapterError(f"handshake() raised {type(error).__name__}: {error}") from error
     return candidate, side.check_handshake(handshake)
+
+
+def open_session(
+    side: Side[CandidateT, HandshakeT, Any, Any],
+    spec: str,
+    *,
+    step_timeout: float,
+    log: IO[str] | None,
+    watchdog: Watchdog | None,
+    isolate: bool,
+) -> tuple[CandidateT, HandshakeT]:
+    """Connect the adapter ``spec`` names for ``side`` and start its candidate: how the command
+    line and the pytest plugin alike begin a session (:func:`close` ends it)."""
+    factory = connect(
+        side, spec, step_timeout=step_timeout, log=log, watchdog=watchdog, isolate=isolate
+    )
+    return start(side, factory)
 
 
 def close(side: Side[CandidateT, Any, Any, Any], candidate: CandidateT) -> str | None:

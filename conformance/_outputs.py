@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from ._counting import LIVE
-from .core._adapter import AdapterError
+from ._errors import AdapterError
 
 __all__ = [
     "DATABASE_ENV",

@@ -24,9 +24,10 @@ import pytest
 
 from . import _engine as engine
 from ._alarm import StuckCall, Watchdog, say_stuck
-from ._connect import DEFAULT_STEP_TIMEOUT, connect
+from ._connect import DEFAULT_STEP_TIMEOUT
 from ._counting import BUDGETS, Budget, budget_from_env
 from ._engine import RunInterrupted, RunResult
+from ._errors import AdapterError, CandidateFault
 from ._isolation import child_subreaper, interrupts
 from ._outputs import (
     database_for,
@@ -36,12 +37,11 @@ from ._outputs import (
     save_stuck,
 )
 from ._report import clause_matrix, describe_failure, headline, replay_document, rule_rows
+from ._rules import Profile
 from ._side import Side
 from ._sides import SIDES, side_named
 from ._verdicts import fault_verdict
 from .cli._base import seed_number
-from .core._adapter import AdapterError, CandidateFault
-from .core._model import Profile
 
 __all__ = ["HmmConformanceCollector", "HmmConformanceItem"]
 
@@ -184,7 +184,7 @@ class HmmConformanceItem(pytest.Item):
         problem: str | None = None
         try:
             self.options = options = _options(self.config)
-            factory = connect(
+            self.started = engine.open_session(
                 options.side,
                 self.adapter,
                 step_timeout=options.step_timeout,
@@ -192,7 +192,6 @@ class HmmConformanceItem(pytest.Item):
                 watchdog=Watchdog(on_stuck=self._stuck),
                 isolate=False,
             )
-            self.started = engine.start(options.side, factory)
         except AdapterError as error:
             problem = f"setup: {error}"
         except CandidateFault as fault:

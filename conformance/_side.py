@@ -18,14 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, final
 
 from hypothesis.stateful import RuleBasedStateMachine
 
 from ._connect import Connectable
 from ._counting import CaseCount, Recorder
+from ._known_bad import Catalogue
 from ._rules import Profile, Rule
 from ._verdicts import Tally, Verdict
+
+if TYPE_CHECKING:
+    from ._exploring import Explorer
 
 __all__ = [
     "Failure",
@@ -174,6 +178,14 @@ class Side(Connectable, Protocol[CandidateT_contra, HandshakeT, CaseT, StepT]):
     #: The adapter a command uses when ``--adapter`` is not given.
     @property
     def default_adapter(self) -> str: ...
+
+    #: The side's exhaustive engine (``hmm-conformance explore``), or None if it has none.
+    @property
+    def explorer(self) -> Explorer[CandidateT_contra, HandshakeT, CaseT, StepT] | None: ...
+
+    #: The side's known-bad candidates (``hmm-conformance catalogue``).
+    @property
+    def catalogue(self) -> Catalogue[Any]: ...
 
     def profile_problem(self, profile: Profile) -> str | None:
         """Why ``profile`` does not apply to this side (the end of a sentence that starts

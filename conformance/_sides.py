@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ._case import CaseFormatError, shown
+from ._case import CaseFormatError
+from ._case_json import shown
 from ._errors import AdapterError
 from ._side import Side
 from .core._side import CORE

@@ -13,12 +13,13 @@ import enum
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import final
+from typing import Generic, TypeVar, final
 
 from ._errors import CandidateCrashed, CandidateFault, CandidateHung, CandidateProtocolError
 
 __all__ = [
     "Judged",
+    "Outcome",
     "Status",
     "StepEndedError",
     "Tally",
@@ -26,6 +27,9 @@ __all__ = [
     "crash_verdict",
     "fault_verdict",
 ]
+
+OpT = TypeVar("OpT")
+ObservationT = TypeVar("ObservationT")
 
 
 @final
@@ -82,6 +86,17 @@ class Judged:
 
     def failures(self) -> list[Verdict]:
         return [verdict for verdict in self.verdicts if verdict.status.failed]
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome(Judged, Generic[OpT, ObservationT]):
+    """One step of a side's case: the operation, what was seen, and every verdict on it."""
+
+    index: int
+    op: OpT
+    observation: ObservationT
+    verdicts: tuple[Verdict, ...]
 
 
 @final

@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
-from conformance import BUDGETS, AdapterError, Profile, reference, run, start
+from conformance import BUDGETS, AdapterError, Profile, explore, reference, run, start
 from conformance._case_file import MAX_DEPTH, MAX_FILE_BYTES, CaseFile, read_case_file
 from conformance._report import replay_document
 from conformance.core._catalogue import EntriesNotCleared, ParentTree
-from conformance.core._explore import explore
 from conformance.core._ops import Case
 from conformance.driver._catalogue import EagainWhenBlockable
 from conformance.driver._ops import DriverCase

@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-import conformance
 import hmm_ref as H
 from conformance import (
     BUDGETS,
@@ -25,10 +25,12 @@ from conformance import (
     start,
 )
 from conformance._generation import VMAS
-from conformance.cli import _catalogue as cli_catalogue
-from conformance.core._catalogue import CATALOGUE, Entry, ParentTree, SeedCore, ValidAgainAtEnd
+from conformance._known_bad import KnownBad
+from conformance.core import _explore as core_explore
+from conformance.core import _side as core_side
+from conformance.core._catalogue import CATALOGUE, ParentTree, SeedCore, ValidAgainAtEnd
 from conformance.core._model import CpuState
-from conformance.core._side import CoreFailure
+from conformance.core._side import CoreFailure, CoreSide
 
 SEED = 1
 
@@ -42,7 +44,7 @@ def test_the_base_core_conforms() -> None:
 
 
 @pytest.mark.parametrize("entry", CATALOGUE, ids=lambda entry: entry.name)
-def test_every_known_bad_core_is_caught_against_its_rule(entry: Entry) -> None:
+def test_every_known_bad_core_is_caught_against_its_rule(entry: KnownBad[Candidate]) -> None:
     """Each entry fails one of the rules it is listed under, shrunk to its shortest length."""
     candidate, handshake = start(entry.make)
     result = run(candidate, handshake, budget=BUDGETS["ci"], seed_value=SEED)
@@ -63,10 +65,10 @@ def test_catalogue_has_the_cores_the_issue_lists_with_their_origins() -> None:
 def test_catalogue_command_reports_caught_and_missed(monkeypatch: pytest.MonkeyPatch) -> None:
     """The command prints a row per entry; an entry not caught makes it exit 1."""
     bug = CATALOGUE[0]
-    not_a_bug = Entry(
+    not_a_bug: KnownBad[Candidate] = KnownBad(
         name="not-a-bug", make=SeedCore, rules=frozenset({"INV-5"}), shortest=1, origin="none"
     )
-    monkeypatch.setattr(cli_catalogue, "CATALOGUE", (bug,))
+    monkeypatch.setattr(core_side, "CATALOGUE", (bug,))
     out = io.StringIO()
     assert cli.main(["catalogue", "--side", "core", "--budget", "fast"], stdout=out) == 0
     [row] = [line.split() for line in out.getvalue().splitlines() if line.startswith("parent")]
@@ -75,7 +77,7 @@ def test_catalogue_command_reports_caught_and_missed(monkeypatch: pytest.MonkeyP
     assert int(row[3]) >= 1
     assert row[4] == row[5] == "2"
     assert "every one of the 1 known-bad cores was caught" in out.getvalue()
-    monkeypatch.setattr(cli_catalogue, "CATALOGUE", (bug, not_a_bug))
+    monkeypatch.setattr(core_side, "CATALOGUE", (bug, not_a_bug))
     out = io.StringIO()
     assert cli.main(["catalogue", "--side", "core", "--budget", "fast"], stdout=out) == 1
     [row] = [line.split() for line in out.getvalue().splitlines() if line.startswith("not-a")]
@@ -99,17 +101,19 @@ def test_catalogue_command_flags_a_case_shrunk_past_the_shortest(
     """If the exhaustive engine finds a shorter case than the shrinker kept, the command says
     so (the ratio target is 1.00). Here the search is handed a shorter case."""
     bug = CATALOGUE[1]  # mirrors-at-end: shrunk to 2 operations
-    real_explore = conformance.explore
+    real_search = core_explore.search
 
-    def shorter(candidate: Candidate, handshake: Handshake, *, depth: int) -> ExploreResult:
-        result = real_explore(candidate, handshake, depth=depth)
+    def shorter(
+        side: CoreSide, candidate: Candidate, handshake: Handshake, **how: Any
+    ) -> ExploreResult:
+        result = real_search(side, candidate, handshake, **how)
         assert result.failure is not None
         case = result.failure.case
         trimmed: CoreFailure = Failure(case=Case(world=case.world, ops=case.ops[:1]), steps=())
         return replace(result, failure=trimmed)
 
-    monkeypatch.setattr(cli_catalogue, "CATALOGUE", (bug,))
-    monkeypatch.setattr(cli_catalogue, "explore", shorter)
+    monkeypatch.setattr(core_side, "CATALOGUE", (bug,))
+    monkeypatch.setattr(core_explore, "search", shorter)
     out = io.StringIO()
     assert cli.main(["catalogue", "--side", "core", "--budget", "fast"], stdout=out) == 0
     assert "1 counterexamples were shrunk to more than the shortest length" in out.getvalue()

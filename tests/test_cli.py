@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import conformance
-import conformance.cli._explore as cli_explore
+import conformance.core._explore as core_explore
 from conformance import main
 
 from . import candidates
@@ -400,10 +399,11 @@ def _ticking_clock() -> Callable[[], float]:
 def test_explore_stopped_by_its_time_limit_is_incomplete(monkeypatch: pytest.MonkeyPatch) -> None:
     """A limit of 40 readings runs out in depth 2; one of 1 before depth 1 took a step."""
     outputs = {}
+    real_search = core_explore.search
     for limit in ("40", "1"):
         clock = _ticking_clock()
-        explored = functools.partial(conformance.explore, clock=clock)
-        monkeypatch.setattr(cli_explore, "explore", explored)
+        explored = functools.partial(real_search, clock=clock)
+        monkeypatch.setattr(core_explore, "search", explored)
         status, outputs[limit], _ = _run("explore", "--depth", "6", "--time-limit", limit)
         assert status == 1
     assert (

@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 
 from conformance import Budget, cli
-from conformance.cli import _catalogue as cli_catalogue
-from conformance.driver._catalogue import DRIVER_CATALOGUE, BaseDriver, DriverEntry
+from conformance._known_bad import KnownBad
+from conformance.core import _side as core_side
+from conformance.driver import _side as driver_side
+from conformance.driver._adapter import DriverCandidate
+from conformance.driver._catalogue import DRIVER_CATALOGUE, BaseDriver
 from conformance.driver._side import run_driver, start_driver
 from conformance.oracle import Status
 
@@ -24,7 +27,9 @@ SMALL = ("--budget", "fast", "--examples", "60", "--steps", "20")
 
 
 @pytest.mark.parametrize("entry", DRIVER_CATALOGUE, ids=lambda entry: entry.name)
-def test_every_known_bad_driver_is_caught_against_its_rule(entry: DriverEntry) -> None:
+def test_every_known_bad_driver_is_caught_against_its_rule(
+    entry: KnownBad[DriverCandidate],
+) -> None:
     """Each bug fails one of its rules, shrunk to its shortest length; the graded entry
     conforms, with over-conservative answers counted under DRV-6 and nothing failed."""
     candidate, handshake = start_driver(entry.make)
@@ -84,7 +89,7 @@ def test_the_catalogue_command_shows_caught_graded_and_missed_drivers(
 ) -> None:
     """A row per driver; a graded one that conforms is "graded"; any miss makes it exit 1."""
     bug, graded = BY_NAME["checks-before-locking"], BY_NAME["over-conservative"]
-    monkeypatch.setattr(cli_catalogue, "DRIVER_CATALOGUE", (bug, graded))
+    monkeypatch.setattr(driver_side, "DRIVER_CATALOGUE", (bug, graded))
     out = io.StringIO()
     assert cli.main(["catalogue", "--side", "driver", *SMALL], stdout=out) == 0
     rows = _rows(out.getvalue())
@@ -95,11 +100,11 @@ def test_the_catalogue_command_shows_caught_graded_and_missed_drivers(
     assert "every one of the 2 known-bad drivers was caught" in out.getvalue()
     assert "known-bad cores" not in out.getvalue()
 
-    not_a_bug = DriverEntry(
+    not_a_bug: KnownBad[DriverCandidate] = KnownBad(
         name="not-a-bug", make=BaseDriver, rules=frozenset({"DRV-1"}), shortest=3, origin="none"
     )
     not_graded = replace(graded, name="not-graded", make=BaseDriver)
-    monkeypatch.setattr(cli_catalogue, "DRIVER_CATALOGUE", (not_a_bug, not_graded))
+    monkeypatch.setattr(driver_side, "DRIVER_CATALOGUE", (not_a_bug, not_graded))
     out = io.StringIO()
     tiny = ("--examples", "10", "--steps", "10")  # neither can be caught at any budget
     assert cli.main(["catalogue", "--side", "driver", *tiny], stdout=out) == 1
@@ -114,7 +119,7 @@ def test_the_catalogue_command_flags_a_driver_shrunk_past_its_shortest(
 ) -> None:
     """A recorded shortest length below the shrunk one is said (the target is equality)."""
     entry = replace(BY_NAME["checks-before-locking"], shortest=1)
-    monkeypatch.setattr(cli_catalogue, "DRIVER_CATALOGUE", (entry,))
+    monkeypatch.setattr(driver_side, "DRIVER_CATALOGUE", (entry,))
     out = io.StringIO()
     assert cli.main(["catalogue", "--side", "driver", *SMALL], stdout=out) == 0
     assert "1 driver counterexamples were shrunk to more than the shortest length" in out.getvalue()
@@ -122,8 +127,8 @@ def test_the_catalogue_command_flags_a_driver_shrunk_past_its_shortest(
 
 def test_the_catalogue_command_runs_both_tables_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without --side, the cores' table comes first, then the drivers'."""
-    monkeypatch.setattr(cli_catalogue, "CATALOGUE", ())
-    monkeypatch.setattr(cli_catalogue, "DRIVER_CATALOGUE", (BY_NAME["checks-before-locking"],))
+    monkeypatch.setattr(core_side, "CATALOGUE", ())
+    monkeypatch.setattr(driver_side, "DRIVER_CATALOGUE", (BY_NAME["checks-before-locking"],))
     out = io.StringIO()
     assert cli.main(["catalogue", *SMALL], stdout=out) == 0
     text = out.getvalue()

@@ -22,12 +22,13 @@ from conformance import (
     reference,
     start,
 )
+from conformance._known_bad import KnownBad
 from conformance._report import rule_rows
 from conformance._verdicts import Tally
-from conformance.core._catalogue import CATALOGUE, Entry
+from conformance.core._catalogue import CATALOGUE
 from conformance.core._executor import Executor
-from conformance.core._explore import UNKNOWN_RANGE, operations, state_key
 from conformance.core._ops import CoreOperation, RangeDone
+from conformance.core._scope import UNKNOWN_RANGE, operations, state_key
 
 from . import candidates as C
 
@@ -136,7 +137,9 @@ def test_states_that_differ_only_in_history_are_merged() -> None:
 
 
 @pytest.mark.parametrize("entry", CATALOGUE, ids=lambda e: e.name)
-def test_each_catalogue_entry_has_the_recorded_shortest_counterexample(entry: Entry) -> None:
+def test_each_catalogue_entry_has_the_recorded_shortest_counterexample(
+    entry: KnownBad[Candidate],
+) -> None:
     """Explore finds the entry's bug in exactly ``entry.shortest`` operations, against one of
     its rules, and nothing one operation shorter fails."""
     found = _explore(entry.make, entry.shortest)

@@ -100,6 +100,22 @@ def test_the_command_line_runs_and_replays_a_third_side(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("toy")
+def test_the_catalogue_runs_a_third_side_and_explore_refuses_one_without_an_explorer() -> None:
+    """A side's known-bad candidates are its catalogue hook's: ``catalogue --side toy`` runs
+    them; ``explore`` offers only the sides that have an exhaustive engine."""
+    status, out, _ = _main("catalogue", "--side", "toy", "--budget", "fast")
+    assert status == 0
+    [row] = [line.split() for line in out.splitlines() if line.startswith("off-by-one")]
+    assert row[:3] == ["off-by-one", "yes", "TOY-1"]
+    assert row[4:6] == ["1", "1"]  # shrunk to the recorded shortest length
+    assert "every one of the 1 known-bad toys was caught against its rule" in out
+    assert "known-bad cores" not in out
+    status, _, err = _main("explore", "--side", "toy")
+    assert status == 2
+    assert "--side toy: the toy side has no exhaustive engine yet; explore --side takes core" in err
+
+
+@pytest.mark.usefixtures("toy")
 def test_the_plugin_runs_a_third_side(pytester: pytest.Pytester) -> None:
     """``--hmm-side=toy`` runs the toy side in pytest, and fails Off with its counterexample."""
     toy = ("--hmm-side=toy", "--hmm-budget=fast", "--hmm-seed=1", "-p", "no:cacheprovider")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import conformance._engine as engine
 import conformance.cli._base as cli_base
-import conformance.cli._catalogue as cli_catalogue
 from conformance import cli, reference, run, start
 from conformance._alarm import StuckCall, Watchdog
 from conformance._counting import BUDGETS, LIVE
@@ -207,7 +207,7 @@ def test_a_catalogue_interrupted_after_a_failure_shows_it_and_saves_nothing(
     def stopped(*args: object, **kwargs: object) -> None:
         raise RunInterrupted(Interrupted(signal.SIGTERM), found)
 
-    monkeypatch.setattr(cli_catalogue, "run", stopped)
+    monkeypatch.setattr(engine, "run", stopped)
     monkeypatch.chdir(tmp_path)
     status, out, _ = _run("catalogue", "--side", "core", "--budget", "fast")
     assert status == 143

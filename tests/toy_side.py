@@ -17,10 +17,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from conformance._alarm import Watchdog
-from conformance._case import CaseFormatError, Reader
+from conformance._case import CaseFormatError
+from conformance._case_json import Reader
 from conformance._counting import CaseCount, Recorder
 from conformance._errors import AdapterError, resolve_factory
 from conformance._generation import StepFailedError
+from conformance._known_bad import Catalogue, KnownBad
 from conformance._rules import Level, Profile, Rule
 from conformance._side import Failure
 from conformance._verdicts import Judged, Status, Tally, Verdict
@@ -122,6 +124,16 @@ class ToySide:
     @property
     def rules(self) -> tuple[Rule, ...]:
         return (TOY_RULE,)
+
+    #: Toys have no exhaustive engine.
+    explorer: Final = None
+
+    @property
+    def catalogue(self) -> Catalogue[Any]:
+        off = KnownBad(
+            name="off-by-one", make=Off, rules=frozenset({"TOY-1"}), shortest=1, origin="a toy"
+        )
+        return Catalogue(entries=(off,), plural="toys")
 
     def load(self, spec: str) -> Callable[[], Any]:
         return resolve_factory(spec, "tests.toy_side:Echo")

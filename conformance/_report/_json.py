@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from collections.abc import Sequence
 from typing import Any, Final
@@ -10,6 +9,7 @@ from typing import Any, Final
 from .._engine import RunResult
 from .._side import Side
 from .._verdicts import Status, Verdict
+from .._version import package_version
 from ._rows import AnyFailure, AnyResult, Checked, RuleRow
 from ._summary import UNFINISHED, flakiness, outcome_of
 
@@ -53,7 +53,7 @@ def to_json(result: AnyResult, rows: Sequence[RuleRow]) -> dict[str, Any]:
         **result.side.header(),
         "tool": {
             "name": "hmm-conformance",
-            "version": importlib.metadata.version("hmm-conformance"),
+            "version": package_version(),
         },
         "candidate": {
             "name": handshake.name,

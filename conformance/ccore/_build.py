@@ -14,8 +14,6 @@ never loads a half-written file, and two runs building at once both end with a g
 from __future__ import annotations
 
 import hashlib
-import importlib.metadata
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -27,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, final
 
+from .._version import package_version
 from ..core._adapter import (
     AdapterError,
 )
@@ -141,10 +140,6 @@ def _key(source_dir: Path, *parts: str) -> str:
     for part in parts:
         digest.update(part.encode() + b"\0")
     return digest.hexdigest()[:24]
-
-
-def package_version() -> str:
-    return importlib.metadata.version("hmm-conformance")
 
 
 def _tail(text: str) -> str:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Final, final
 
 from hmm_ref import PAGE_SIZE, HmmMirrorOps, HmmUpdate, PfnEncoding, PteKind
 
+from .._version import package_version
 from ..core._adapter import (
     PROTOCOL_VERSION,
     Candidate,
@@ -33,7 +34,7 @@ from ..core._adapter import (
     RangeView,
 )
 from ..core._wire import exec_factory
-from ._build import Core, module_for, package_version, server_for, switches_for
+from ._build import Core, module_for, server_for, switches_for
 
 if TYPE_CHECKING:
     from _hmm_ccore import CData, CpuPteArray, Update

@@ -18,14 +18,13 @@ from typing import IO, Any, Final, NoReturn, TextIO, final
 
 from .. import _engine as engine
 from .._alarm import StuckCall, Watchdog
-from .._connect import DEFAULT_STEP_TIMEOUT, connect
+from .._connect import DEFAULT_STEP_TIMEOUT
 from .._counting import BUDGETS, Budget, budget_from_env
 from .._engine import RunResult
+from .._exploring import Explored
 from .._outputs import file_stem, save_replay, save_stuck
 from .._report import replay_document
 from .._side import Side
-from ..core._explore import ExploreResult
-from ..core._ops import case_to_json
 
 __all__ = [
     "EXIT_OK",
@@ -256,7 +255,7 @@ def start(
 ) -> tuple[Any, Any]:
     """Load and start the candidate ``connection`` names for ``side`` (its default adapter if
     none), and say what it is unless ``quiet``."""
-    factory = connect(
+    candidate, handshake = engine.open_session(
         side,
         connection.adapter or side.default_adapter,
         step_timeout=connection.step_timeout,
@@ -264,7 +263,6 @@ def start(
         watchdog=watchdog(replay_dir),
         isolate=connection.isolate,
     )
-    candidate, handshake = engine.start(side, factory)
     if not quiet:
         say(streams.out, side.introduce(handshake))
     return candidate, handshake
@@ -278,7 +276,7 @@ def close(side: AnySide, candidate: Any, out: TextIO) -> None:
 
 
 def save_replay_of(
-    result: RunResult[Any, Any, Any] | ExploreResult, directory: Path, out: TextIO
+    result: RunResult[Any, Any, Any] | Explored[Any, Any, Any], directory: Path, out: TextIO
 ) -> None:
     """Save the failing case under a name no earlier file has, and say where."""
     if isinstance(result, RunResult):
@@ -287,7 +285,7 @@ def save_replay_of(
     else:
         assert result.failure is not None, "only a failure is saved"
         case = result.failure.case
-        digest = hashlib.sha256(json.dumps(case_to_json(case)).encode()).hexdigest()[:8]
+        digest = hashlib.sha256(json.dumps(result.side.case_to_json(case)).encode()).hexdigest()[:8]
         name = file_stem(result.handshake.name)
         stem = f"{name}-{result.profile.value}-explore-{len(case.ops)}ops-{digest}"
         document = replay_document(result, depth=result.depth)

@@ -1,18 +1,27 @@
-"""``hmm-conformance catalogue``: every known-bad core and driver, each caught against its rule."""
+"""``hmm-conformance catalogue``: every side's known-bad candidates, each caught by its rules."""
 
 from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
-from typing import Final, TextIO, final
+from typing import Any, Final, TextIO, final
 
-from ..core._catalogue import CATALOGUE
-from ..core._explore import explore
-from ..core._side import CORE, close_quietly, run, start
-from ..driver._catalogue import DRIVER_CATALOGUE
-from ..driver._ops import DRIVER_SIDE
-from ..driver._side import close_driver, run_driver, start_driver
-from ._base import EXIT_OK, EXIT_VIOLATION, Options, Sizing, Streams, say, seed_number
+from .. import _engine as engine
+from .._counting import Budget
+from .._engine import RunResult
+from .._known_bad import KnownBad
+from .._rules import Profile
+from .._sides import SIDES
+from ._base import (
+    EXIT_OK,
+    EXIT_VIOLATION,
+    AnySide,
+    Options,
+    Sizing,
+    Streams,
+    say,
+    seed_number,
+)
 
 __all__ = ["HELP", "NAME", "CatalogueOptions", "add", "execute", "options"]
 
@@ -25,7 +34,7 @@ HELP: Final = "run every known-bad core and driver; each must be caught against 
 class CatalogueOptions(Options):
     sizing: Sizing
     seed: int
-    #: ``all``, ``core`` or ``driver``: which tables.
+    #: ``all`` or a side's name: which tables.
     side: str
 
 
@@ -34,9 +43,9 @@ def add(command: argparse.ArgumentParser) -> None:
     command.add_argument("--seed", type=seed_number, default=1, help="random seed (default 1)")
     command.add_argument(
         "--side",
-        choices=("all", CORE.name, DRIVER_SIDE),
+        choices=("all", *SIDES),
         default="all",
-        help="which catalogue: all (default), the cores, or the drivers",
+        help="which side's catalogue: all (default), or one side's",
     )
 
 
@@ -45,106 +54,36 @@ def options(args: argparse.Namespace) -> CatalogueOptions:
 
 
 def execute(chosen: CatalogueOptions, streams: Streams) -> int:
-    """Run every known-bad core, then every known-bad driver; each must be caught (``--side``
-    picks one table)."""
+    """Run every side's known-bad candidates, in the registry's order; each must be caught
+    (``--side`` picks one side's table)."""
     missed = 0
-    if chosen.side in ("all", CORE.name):
-        missed += _cores(chosen, streams.out)
-    if chosen.side in ("all", DRIVER_SIDE):
-        missed += _drivers(chosen, streams.out)
+    for side in SIDES.values():
+        if chosen.side in ("all", side.name):
+            missed += _table(side, chosen, streams.out)
     return EXIT_VIOLATION if missed else EXIT_OK
 
 
-def _cores(chosen: CatalogueOptions, out: TextIO) -> int:
-    """The cores' table; the number of entries not caught.
+def _table(side: AnySide, chosen: CatalogueOptions, out: TextIO) -> int:
+    """One side's table; the number of entries not caught.
 
     Each entry goes through the random engine (caught or not, the rules it broke, the cases to
-    the first failure, the shrunk length) and the exhaustive one (the shortest length in its
-    scope, searched up to the entry's recorded length: "none" if it has none that short). An
-    entry the random engine misses, or catches against another rule, counts as missed.
+    the first failure, the shrunk length) and, for a side with an exhaustive engine, through it
+    too (the shortest length in its scope, searched up to the entry's recorded length: "none"
+    if it has none that short; without one, the recorded length). An entry the random engine
+    misses, or catches against another rule, counts as missed; a graded entry is caught when
+    the run conforms with its rules graded.
     """
+    catalogue = side.catalogue
+    plural, count = catalogue.plural, len(catalogue.entries)
     budget = chosen.sizing.resolve()
-    say(out, f"{len(CATALOGUE)} known-bad cores, budget {budget.name}, seed {chosen.seed}")
+    say(out, f"{count} known-bad {plural}, budget {budget.name}, seed {chosen.seed}")
     lines = [_catalogue_row("entry", "caught", "rule broken", "1st fail", "shrunk", "shortest")]
     missed = longer = 0
-    for entry in CATALOGUE:
-        candidate, handshake = start(entry.make)
-        try:
-            result = run(candidate, handshake, budget=budget, seed_value=chosen.seed)
-            bound = explore(candidate, handshake, depth=entry.shortest)
-        finally:
-            close_quietly(candidate)
-        broken = (
-            {v.rule or v.status.name for v in result.failure.verdicts} if result.failure else set()
-        )
-        caught = bool(broken & entry.rules)
+    for entry in catalogue.entries:
+        caught, shown, verdict, result, shortest = _entry(side, entry, budget, chosen.seed)
         missed += not caught
         shrunk = len(result.failure.case.ops) if result.failure else None
-        shortest = len(bound.failure.case.ops) if bound.failure else None
-        longer += shrunk is not None and shortest is not None and shrunk > shortest
-        lines.append(
-            _catalogue_row(
-                entry.name,
-                "yes" if caught else "NO",
-                ", ".join(sorted(broken)) or "-",
-                result.first_failure or "-",
-                shrunk or "-",
-                shortest or "none",
-                origin=entry.origin,
-            )
-        )
-    out.write("\n".join(lines) + "\n")
-    if longer:
-        say(out, f"{longer} counterexamples were shrunk to more than the shortest length")
-    if missed:
-        say(out, f"{missed} known-bad cores were NOT caught against their rules")
-        return missed
-    say(out, f"every one of the {len(CATALOGUE)} known-bad cores was caught against its rule")
-    return 0
-
-
-_CATALOGUE_COLUMNS = ("<32", "<8", "<22", ">9", ">8", ">10")
-
-
-def _catalogue_row(*cells: object, origin: str = "origin") -> str:
-    """One line of either catalogue table: entry, caught, rules, 1st fail, shrunk, shortest."""
-    row = "".join(
-        f"{cell!s:{width}}" for cell, width in zip(cells, _CATALOGUE_COLUMNS, strict=True)
-    )
-    return f"{row}  {origin}"
-
-
-def _drivers(chosen: CatalogueOptions, out: TextIO) -> int:
-    """The drivers' table; the number of entries not caught.
-
-    An entry is caught when the driver run fails one of its rules; the graded entry (a SHOULD
-    latitude, not a bug) is "graded" when the run conforms with DRV-6 grades. "shortest" is the
-    entry's recorded shortest length, which the shrunk length should equal.
-    """
-    budget = chosen.sizing.resolve()
-    say(out, f"{len(DRIVER_CATALOGUE)} known-bad drivers, budget {budget.name}, seed {chosen.seed}")
-    lines = [_catalogue_row("entry", "caught", "rule broken", "1st fail", "shrunk", "shortest")]
-    missed = longer = 0
-    for entry in DRIVER_CATALOGUE:
-        candidate, handshake = start_driver(entry.make)
-        try:
-            result = run_driver(candidate, handshake, budget=budget, seed_value=chosen.seed)
-        finally:
-            close_driver(candidate)
-        if entry.graded:
-            caught = result.conforms and result.graded > 0
-            shown, verdict = f"DRV-6 x{result.graded}", "graded" if caught else "NO"
-        else:
-            broken = (
-                {v.rule or v.status.name for v in result.failure.verdicts}
-                if result.failure
-                else set()
-            )
-            caught = bool(broken & entry.rules)
-            shown, verdict = ", ".join(sorted(broken)) or "-", "yes" if caught else "NO"
-        missed += not caught
-        shrunk = len(result.failure.case.ops) if result.failure else None
-        longer += shrunk is not None and shrunk > entry.shortest
+        longer += bool(shrunk and shortest and shrunk > shortest)
         lines.append(
             _catalogue_row(
                 entry.name,
@@ -152,19 +91,67 @@ def _drivers(chosen: CatalogueOptions, out: TextIO) -> int:
                 shown,
                 result.first_failure or "-",
                 shrunk or "-",
-                entry.shortest or "-",
+                shortest or ("-" if side.explorer is None else "none"),
                 origin=entry.origin,
             )
         )
     out.write("\n".join(lines) + "\n")
     if longer:
-        say(out, f"{longer} driver counterexamples were shrunk to more than the shortest length")
+        say(
+            out,
+            f"{longer} {catalogue.counterexamples} were shrunk to more than the shortest length",
+        )
     if missed:
-        say(out, f"{missed} known-bad drivers were NOT caught against their rules")
+        say(out, f"{missed} known-bad {plural} were NOT caught against their rules")
         return missed
     say(
         out,
-        f"every one of the {len(DRIVER_CATALOGUE)} known-bad drivers was caught against its "
-        "rule (the over-conservative one graded under DRV-6, as it must be, not failed)",
+        f"every one of the {count} known-bad {plural} was caught against its rule"
+        + catalogue.caught_note,
     )
     return 0
+
+
+def _entry(
+    side: AnySide, entry: KnownBad[Any], budget: Budget, seed: int
+) -> tuple[bool, str, str, RunResult[Any, Any, Any], int | None]:
+    """Run one entry: caught, the rules shown, the verdict shown, the run, the shortest."""
+    candidate, handshake = engine.start(side, entry.make)
+    explorer = side.explorer
+    try:
+        result = engine.run(side, candidate, handshake, budget=budget, seed_value=seed)
+        if explorer is None:
+            shortest: int | None = entry.shortest
+        else:
+            bound = explorer.explore(
+                candidate,
+                handshake,
+                depth=entry.shortest,
+                profile=Profile.SEED,
+                bounds={},
+                time_limit=None,
+                on_level=None,
+                merge=True,
+            )
+            shortest = len(bound.failure.case.ops) if bound.failure else None
+    finally:
+        engine.close(side, candidate)
+    if entry.graded:
+        caught = result.conforms and result.graded > 0
+        shown = f"{', '.join(sorted(entry.rules))} x{result.graded}"
+        return caught, shown, "graded" if caught else "NO", result, shortest
+    failure = result.failure
+    broken = {v.rule or v.status.name for v in failure.verdicts} if failure else set()
+    caught = bool(broken & entry.rules)
+    return caught, ", ".join(sorted(broken)) or "-", "yes" if caught else "NO", result, shortest
+
+
+_CATALOGUE_COLUMNS = ("<32", "<8", "<22", ">9", ">8", ">10")
+
+
+def _catalogue_row(*cells: object, origin: str = "origin") -> str:
+    """One line of a catalogue table: entry, caught, rules, 1st fail, shrunk, shortest."""
+    row = "".join(
+        f"{cell!s:{width}}" for cell, width in zip(cells, _CATALOGUE_COLUMNS, strict=True)
+    )
+    return f"{row}  {origin}"

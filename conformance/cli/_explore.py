@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, final
+from typing import Any, Final, final
 
+from .._errors import AdapterError
+from .._exploring import Explored, Level, ScopeOption
 from .._outputs import check_directory
 from .._report import clause_matrix, describe_failure, rule_rows
 from .._rules import Profile
-from ..core._explore import SCOPE, ExploreResult, Level, explore
+from .._sides import SIDES, side_named
 from ..core._side import CORE
 from ._base import (
     EXIT_OK,
     EXIT_VIOLATION,
+    AnySide,
     Connection,
     Options,
     Streams,
@@ -37,10 +41,11 @@ HELP: Final = "check every operation sequence up to a depth, breadth first (shor
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExploreOptions(Options):
     depth: int
+    side: AnySide
     connection: Connection
     profile: Profile
-    mirrors: int
-    snapshots: int
+    #: The scope's bounds, by the explorer's option names.
+    bounds: Mapping[str, int]
     every_sequence: bool
     time_limit: float | None
     replay_dir: Path
@@ -54,22 +59,20 @@ def add(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--depth", type=positive, default=3, help="longest sequence to check (default 3)"
     )
-    Connection.add(command, default_help=f"{CORE.default_adapter}, the reference core")
+    command.add_argument(
+        "--side",
+        choices=list(SIDES),
+        default=CORE.name,
+        help="the side to explore (default core)",
+    )
+    Connection.add(command, default_help="the side's reference")
     command.add_argument(
         "--profile", choices=[p.value for p in Profile], default="seed", help=PROFILE_HELP
     )
-    command.add_argument(
-        "--mirrors",
-        type=positive,
-        default=SCOPE.mirrors,
-        help=f"mirror numbers a sequence may use (default {SCOPE.mirrors})",
-    )
-    command.add_argument(
-        "--snapshots",
-        type=positive,
-        default=SCOPE.ranges,
-        help=f"snapshots a sequence may take (default {SCOPE.ranges})",
-    )
+    for option in _scope_options():
+        command.add_argument(
+            f"--{option.name}", type=positive, default=option.default, help=option.help
+        )
     command.add_argument(
         "--every-sequence",
         action="store_true",
@@ -87,12 +90,14 @@ def add(command: argparse.ArgumentParser) -> None:
 
 
 def options(args: argparse.Namespace) -> ExploreOptions:
+    side = side_named(args.side)
+    options = side.explorer.options if side.explorer is not None else ()
     return ExploreOptions(
         depth=args.depth,
+        side=side,
         connection=Connection.read(args),
         profile=Profile(args.profile),
-        mirrors=args.mirrors,
-        snapshots=args.snapshots,
+        bounds={option.name: getattr(args, option.name) for option in options},
         every_sequence=args.every_sequence,
         time_limit=args.time_limit,
         replay_dir=args.replay_dir,
@@ -103,12 +108,18 @@ def execute(chosen: ExploreOptions, streams: Streams) -> int:
     """Search, print each depth's progress, the matrix and the verdict; save a failure."""
     out = streams.out
     check_directory(chosen.replay_dir, "--replay-dir")
-    candidate, handshake = start(CORE, chosen.connection, streams, replay_dir=chosen.replay_dir)
-    scope = replace(SCOPE, mirrors=chosen.mirrors, ranges=chosen.snapshots)
+    side, explorer = chosen.side, chosen.side.explorer
+    if explorer is None:
+        explorable = ", ".join(name for name, s in SIDES.items() if s.explorer is not None)
+        raise AdapterError(
+            f"--side {side.name}: the {side.name} side has no exhaustive engine yet; "
+            f"explore --side takes {explorable}"
+        )
+    candidate, handshake = start(side, chosen.connection, streams, replay_dir=chosen.replay_dir)
     say(
         out,
         f"profile {chosen.profile.value}: every sequence of up to {chosen.depth} operations "
-        f"over {scope.describe()}",
+        f"over {explorer.describe(chosen.bounds)}",
     )
     out.write(f"{'depth':>5}{'new states':>12}{'transitions':>13}{'seconds':>9}\n")
 
@@ -119,33 +130,43 @@ def execute(chosen: ExploreOptions, streams: Streams) -> int:
         out.flush()
 
     try:
-        result = explore(
+        result = explorer.explore(
             candidate,
             handshake,
             depth=chosen.depth,
             profile=chosen.profile,
-            scope=scope,
+            bounds=chosen.bounds,
             time_limit=chosen.time_limit,
             merge=not chosen.every_sequence,
             on_level=progress,
         )
     finally:
-        close(CORE, candidate, out)
+        close(side, candidate, out)
     out.write("\n" + clause_matrix(rule_rows(result)) + "\n\n")
     if result.failure is None:
         say(out, explore_headline(result))
         return EXIT_OK if result.conforms and not result.unreached else EXIT_VIOLATION
     say(out, explore_headline(result) + ":")
-    out.write(describe_failure(CORE, result.failure) + "\n")
+    out.write(describe_failure(side, result.failure) + "\n")
     save_replay_of(result, chosen.replay_dir, out)
     return EXIT_VIOLATION
+
+
+def _scope_options() -> list[ScopeOption]:
+    """The scope options of every side's explorer, each name once."""
+    found: dict[str, ScopeOption] = {}
+    for side in SIDES.values():
+        if side.explorer is not None:
+            for option in side.explorer.options:
+                found.setdefault(option.name, option)
+    return list(found.values())
 
 
 def _operations(count: int) -> str:
     return f"{count} operation{'s' * (count != 1)}"
 
 
-def explore_headline(result: ExploreResult) -> str:
+def explore_headline(result: Explored[Any, Any, Any]) -> str:
     """One line: what the exhaustive search showed."""
     size = f"{result.states:,} states, {result.transitions:,} transitions, {result.seconds:.1f} s"
     failure = result.failure

@@ -4,7 +4,6 @@ code (0 conforms, 1 a violation, 2 a usage or setup error on one line, 130/143 a
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +15,7 @@ from .._errors import AdapterError, CandidateFault
 from .._isolation import guarded
 from .._report import describe_failure
 from .._verdicts import fault_verdict
+from .._version import package_version
 from . import _catalogue as catalogue
 from . import _demo as demo
 from . import _explore as explore
@@ -49,7 +49,7 @@ def parser() -> Parser:
         description="Check implementations of the Linux HMM mirror protocol (blockable "
         "mmu notifiers) against the rules of docs/spec.md.",
     )
-    version = importlib.metadata.version("hmm-conformance")
+    version = package_version()
     root.add_argument("--version", action="version", version=f"%(prog)s {version}")
     commands = root.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     commands.required = True

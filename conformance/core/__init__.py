@@ -20,10 +20,7 @@ from ._adapter import Capability as Capability
 from ._adapter import CpuView as CpuView
 from ._adapter import Handshake as Handshake
 from ._adapter import RangeView as RangeView
-from ._explore import SCOPE as SCOPE
 from ._explore import ExploreResult as ExploreResult
-from ._explore import Scope as Scope
-from ._explore import explore as explore
 from ._model import Profile as Profile
 from ._ops import Case as Case
 from ._ops import CaseFormatError as CaseFormatError
@@ -44,8 +41,11 @@ from ._ops import case_from_json as case_from_json
 from ._ops import case_to_json as case_to_json
 from ._reference import ReferenceCandidate as ReferenceCandidate
 from ._reference import reference as reference
+from ._scope import SCOPE as SCOPE
+from ._scope import Scope as Scope
 from ._side import CoreFailure as CoreFailure
 from ._side import CoreResult as CoreResult
+from ._side import explore as explore
 from ._side import replay as replay
 from ._side import run as run
 from ._side import start as start

@@ -13,12 +13,20 @@ becomes a HANG, CRASH or PROTOCOL verdict with the fault's own message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import assert_never, final
+from typing import TypeAlias, assert_never, final
 
 from hmm_ref import HmmMirrorOps, HmmUpdate
 
-from .._verdicts import Judged, Status, StepEndedError, Tally, Verdict, crash_verdict, fault_verdict
+from .._side import Failure
+from .._verdicts import (
+    Outcome,
+    Status,
+    StepEndedError,
+    Tally,
+    Verdict,
+    crash_verdict,
+    fault_verdict,
+)
 from ..oracle import check_step
 from ._adapter import (
     Candidate,
@@ -31,6 +39,7 @@ from ._adapter import (
 )
 from ._model import CallRecord, CpuState, Model, Observation, Profile
 from ._ops import (
+    Case,
     CoreOperation,
     InvalidateEnd,
     InvalidateStart,
@@ -45,18 +54,11 @@ from ._ops import (
     World,
 )
 
-__all__ = ["Executor", "StepOutcome"]
+__all__ = ["CoreFailure", "Executor", "StepOutcome"]
 
 
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StepOutcome(Judged):
-    """One step: the operation, what was seen, and every verdict on it."""
-
-    index: int
-    op: Operation
-    observation: Observation
-    verdicts: tuple[Verdict, ...]
+#: One step: the operation, what was seen, and every verdict on it.
+StepOutcome: TypeAlias = Outcome[Operation, Observation]
 
 
 @final
@@ -142,7 +144,7 @@ class Executor:
             verdicts = (error.verdict,)
         finally:
             self._op = None
-        outcome = StepOutcome(
+        outcome: StepOutcome = Outcome(
             index=len(self.steps), op=op, observation=observation, verdicts=verdicts
         )
         self.steps.append(outcome)
@@ -251,3 +253,7 @@ class Executor:
                 )
             seen.append((range_id, view))
         return tuple(seen)
+
+
+#: A failing core case and its steps.
+CoreFailure: TypeAlias = Failure[Case, StepOutcome]

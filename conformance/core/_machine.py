@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar, Final, final
+from typing import ClassVar, final
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -29,8 +29,6 @@ from hypothesis.stateful import (
 from hmm_ref import (
     DEFAULT_ENCODING,
     PAGE_SIZE,
-    PTE_NONE,
-    Errno,
     PfnEncoding,
 )
 
@@ -39,6 +37,17 @@ from .._generation import ENCODINGS, VMAS, StepFailedError, ptes
 from .._side import Failure
 from .._verdicts import Verdict
 from ._adapter import Capability
+from ._draws import (
+    EMPTY,
+    HIGH,
+    LOW,
+    REFUSED,
+    REFUSED_SPANS,
+    REPLIES,
+    SNAPSHOTTABLE,
+    WHERE,
+    world_strategy,
+)
 from ._executor import Executor, StepOutcome
 from ._model import Model
 from ._ops import (
@@ -58,43 +67,6 @@ from ._ops import (
 )
 
 __all__ = ["CaseRecorder", "machine_for"]
-
-_LOW, _HIGH = VMAS[0].start, VMAS[-1].end
-_SNAPSHOTTABLE: Final = (0, 1)
-#: Snapshots the rules make fail (RNG-2), by kind: (vma, start, end).
-_REFUSED_SPANS: Final = {
-    "beyond": (0, VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE),
-    "before": (1, VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE),
-    "unreadable": (2, VMAS[2].start, VMAS[2].end),
-    "special": (3, VMAS[3].start, VMAS[3].end),
-}
-#: Empty snapshots, which RNG-9 is about: inside the vma, or at its very end (RNG-2 refuses).
-_EMPTY: Final = {"empty": VMAS[0].start, "empty-at-end": VMAS[0].end}
-_REFUSED: Final = (*_REFUSED_SPANS, *_EMPTY)
-
-#: Where a start falls when a range is live: over it, anywhere, or at its boundary.
-_WHERE: Final = ("over", "anywhere", "boundary")
-
-#: What a mirror answers; shrinking prefers the first (0).
-REPLIES: Final = (0, -Errno.EAGAIN, -Errno.ENOMEM, -Errno.EIO)
-
-
-def world_strategy() -> st.SearchStrategy[World]:
-    """The fixed vmas, with a drawn entry for each page of the snapshottable ones."""
-    pages = [
-        vma.start + index * PAGE_SIZE
-        for vma in (VMAS[i] for i in _SNAPSHOTTABLE)
-        for index in range(vma.npages)
-    ]
-    entries = st.lists(ptes, min_size=len(pages), max_size=len(pages))
-    return entries.map(
-        lambda drawn: World(
-            vmas=VMAS,
-            ptes=tuple(
-                (addr, pte) for addr, pte in zip(pages, drawn, strict=True) if pte != PTE_NONE
-            ),
-        )
-    )
 
 
 @final
@@ -216,8 +188,8 @@ class HmmConformance(RuleBasedStateMachine):
     @precondition(lambda self: not self.model.released)
     @rule(
         target=ranges,
-        kind=st.one_of(st.just("ok"), st.sampled_from(_REFUSED)),
-        vma=st.sampled_from(_SNAPSHOTTABLE),
+        kind=st.one_of(st.just("ok"), st.sampled_from(REFUSED)),
+        vma=st.sampled_from(SNAPSHOTTABLE),
         first=st.integers(0, 7),
         length=st.integers(1, 8),
         encoding=st.sampled_from(ENCODINGS),
@@ -242,7 +214,7 @@ class HmmConformance(RuleBasedStateMachine):
         windows = [
             (max(ws, v.start), min(we, v.end), index)
             for ws, we in sorted(self.model.windows.values())
-            for index, v in ((i, VMAS[i]) for i in _SNAPSHOTTABLE)
+            for index, v in ((i, VMAS[i]) for i in SNAPSHOTTABLE)
             if max(ws, v.start) < min(we, v.end)
         ]
         inside: bool = kind == "ok" and bool(windows) and data.draw(st.booleans())
@@ -252,11 +224,11 @@ class HmmConformance(RuleBasedStateMachine):
             span = VMAS[vma]
             start = span.start + min(first, span.npages - 1) * PAGE_SIZE
             end = min(start + length * PAGE_SIZE, span.end)
-        elif kind in _EMPTY:
-            start = end = min(_EMPTY[kind] + first * PAGE_SIZE, VMAS[0].end)
+        elif kind in EMPTY:
+            start = end = min(EMPTY[kind] + first * PAGE_SIZE, VMAS[0].end)
             vma = 0
         else:
-            vma, start, end = _REFUSED_SPANS[kind]
+            vma, start, end = REFUSED_SPANS[kind]
         range_id = self._range_id()
         self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=encoding))
         return range_id
@@ -273,7 +245,7 @@ class HmmConformance(RuleBasedStateMachine):
     @precondition(lambda self: not self.model.released)
     @rule(
         target=finished,
-        vma=st.sampled_from(_SNAPSHOTTABLE),
+        vma=st.sampled_from(SNAPSHOTTABLE),
         first=st.integers(0, 7),
         length=st.integers(1, 8),
         encoding=st.sampled_from(ENCODINGS),
@@ -294,7 +266,7 @@ class HmmConformance(RuleBasedStateMachine):
     @precondition(lambda self: not self.model.released)
     @rule(
         target=ranges,
-        vma=st.sampled_from(_SNAPSHOTTABLE),
+        vma=st.sampled_from(SNAPSHOTTABLE),
         first=st.integers(0, 7),
         length=st.integers(1, 8),
         above=st.booleans(),
@@ -321,7 +293,7 @@ class HmmConformance(RuleBasedStateMachine):
         range_id = self._range_id()
         self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=ENCODINGS[0]))
         width = (1 + length % 2) * PAGE_SIZE
-        low, high = (end, end + width) if above or start - width < _LOW else (start - width, start)
+        low, high = (end, end + width) if above or start - width < LOW else (start - width, start)
         self._do(
             InvalidateStart(start=low, end=high, blockable=blockable, replies=self._replies(data))
         )
@@ -357,22 +329,22 @@ class HmmConformance(RuleBasedStateMachine):
         """
         bound = [r for r in self.model.bound_ranges() if not r.empty]
         live = sorted((r.start, r.end) for r in bound)
-        where = data.draw(st.sampled_from(_WHERE), label="where") if live else "anywhere"
+        where = data.draw(st.sampled_from(WHERE), label="where") if live else "anywhere"
         if where == "boundary":  # only a valid range shows whether a boundary touched it
             live = sorted((r.start, r.end) for r in bound if r.valid) or live
         if where == "anywhere":
-            start = _LOW + first * PAGE_SIZE
-            end = min(start + length * PAGE_SIZE, _HIGH)
+            start = LOW + first * PAGE_SIZE
+            end = min(start + length * PAGE_SIZE, HIGH)
         else:
             low, high = data.draw(st.sampled_from(live), label="range")
             if where == "over":  # a span that covers page `inside` of the range
                 inside = low + first % ((high - low) // PAGE_SIZE) * PAGE_SIZE
-                start = max(_LOW, inside - (first % 3) * PAGE_SIZE)
-                end = min(_HIGH, inside + (1 + length % 4) * PAGE_SIZE)
+                start = max(LOW, inside - (first % 3) * PAGE_SIZE)
+                end = min(HIGH, inside + (1 + length % 4) * PAGE_SIZE)
             else:  # ends where the range starts, or starts where it ends
                 span = min(length, 2) * PAGE_SIZE
                 start, end = (low - span, low) if first % 2 else (high, high + span)
-                if start < _LOW:  # no room below: go above, where there always is
+                if start < LOW:  # no room below: go above, where there always is
                     start, end = high, high + span
         replies = self._replies(data)
         self._do(InvalidateStart(start=start, end=end, blockable=blockable, replies=replies))
@@ -413,11 +385,11 @@ class HmmConformance(RuleBasedStateMachine):
         live = sorted((r.start, r.end) for r in self.model.bound_ranges() if not r.empty)
         if live:
             low, high = data.draw(st.sampled_from(live), label="over range")
-            start = max(_LOW, low + (first % 3 - 1) * PAGE_SIZE)
-            end = min(_HIGH, max(start + PAGE_SIZE, high - (length % 3) * PAGE_SIZE))
+            start = max(LOW, low + (first % 3 - 1) * PAGE_SIZE)
+            end = min(HIGH, max(start + PAGE_SIZE, high - (length % 3) * PAGE_SIZE))
         else:
-            start = _LOW + first * PAGE_SIZE
-            end = min(start + length * PAGE_SIZE, _HIGH)
+            start = LOW + first * PAGE_SIZE
+            end = min(start + length * PAGE_SIZE, HIGH)
         self._do(InvalidateStart(start=start, end=end, blockable=True, replies=self._replies(data)))
         if racing_snapshot and not self.model.released:
             vma = 0 if start < VMAS[0].end else 1

@@ -33,17 +33,19 @@ from .._case import (
     CaseFormatError,
     Json,
     Operation,
-    Reader,
     VmaSpec,
     World,
+    mapped_by,
+    span,
+)
+from .._case_json import (
+    Reader,
     case_encoding,
     case_pte,
     check_format,
-    mapped_by,
     op_to_json,
     parse_op,
     shown,
-    span,
     world_from_json,
     world_to_json,
 )

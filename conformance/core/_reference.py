@@ -8,11 +8,11 @@ harness's view (the only moment the seed's code reads them).
 
 from __future__ import annotations
 
-import importlib.metadata
 from typing import final
 
 import hmm_ref as H
 
+from .._version import package_version
 from ._adapter import (
     PROTOCOL_VERSION,
     CandidateRejected,
@@ -41,7 +41,7 @@ class ReferenceCandidate:
         return Handshake(
             protocol_version=PROTOCOL_VERSION,
             name="hmm_ref",
-            version=importlib.metadata.version("hmm-conformance"),
+            version=package_version(),
             capabilities=frozenset(Capability),
         )
 

@@ -8,6 +8,7 @@ engine's with this side filled in: they are the public ``conformance.start``, ``
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Final, final
@@ -20,14 +21,18 @@ from .. import _engine as engine
 from .._alarm import Watchdog
 from .._counting import Budget, CaseCount, Recorder
 from .._engine import RunResult
+from .._exploring import Level
+from .._known_bad import Catalogue
 from .._outputs import file_stem, printable
 from .._rules import Profile, Rule, rules_of
-from .._side import Failure
 from .._verdicts import Tally
 from ._adapter import Candidate, Handshake, check_handshake, load_factory
-from ._executor import Executor, StepOutcome
+from ._catalogue import CATALOGUE
+from ._executor import CoreFailure, Executor, StepOutcome
+from ._explore import CoreExplorer, ExploreResult, search
 from ._machine import CaseRecorder, machine_for
 from ._ops import Case, case_from_json, case_to_json, op_to_json
+from ._scope import SCOPE, Scope
 from ._watched import watched
 from ._wire import exec_factory
 
@@ -37,14 +42,13 @@ __all__ = [
     "CoreResult",
     "CoreSide",
     "close_quietly",
+    "explore",
     "replay",
     "replay_failure",
     "run",
     "start",
 ]
 
-#: A failing core case and its steps.
-CoreFailure = Failure[Case, StepOutcome]
 #: What a run of a core found.
 CoreResult = RunResult[Handshake, Case, StepOutcome]
 
@@ -62,6 +66,14 @@ class CoreSide:
     @property
     def rules(self) -> tuple[Rule, ...]:
         return rules_of("core")
+
+    @property
+    def explorer(self) -> CoreExplorer:
+        return CoreExplorer(self)
+
+    @property
+    def catalogue(self) -> Catalogue[Candidate]:
+        return Catalogue(entries=CATALOGUE, plural="cores")
 
     def load(self, spec: str) -> Callable[[], Candidate]:
         return load_factory(spec)
@@ -233,6 +245,39 @@ def replay(
     """Run ``case`` step by step; a :class:`Failure` if a step fails, else every outcome."""
     return engine.replay(
         CORE, candidate, handshake, case, profile, tally=tally, stop_at_failure=stop_at_failure
+    )
+
+
+def explore(
+    candidate: Candidate,
+    handshake: Handshake,
+    *,
+    depth: int,
+    profile: Profile = Profile.SEED,
+    scope: Scope = SCOPE,
+    time_limit: float | None = None,
+    on_level: Callable[[Level], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    merge: bool = True,
+) -> ExploreResult:
+    """Take every transition from every state up to ``depth`` operations, breadth first.
+
+    Stops at the first failing step, or when ``time_limit`` seconds have passed, whichever
+    comes first. With ``merge`` (the default) sequences that leave the model in the same
+    state are continued from the first only; without it every sequence is continued, which
+    costs far more but assumes nothing about what the candidate keeps that it has not shown.
+    """
+    return search(
+        CORE,
+        candidate,
+        handshake,
+        depth=depth,
+        profile=profile,
+        scope=scope,
+        time_limit=time_limit,
+        on_level=on_level,
+        clock=clock,
+        merge=merge,
     )
 
 

@@ -22,7 +22,6 @@ side speaks to a program (:func:`exec_factory`).
 
 from __future__ import annotations
 
-import importlib.metadata
 import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -30,8 +29,10 @@ from typing import IO, NoReturn, final
 
 from hmm_ref import PAGE_SIZE, HmmMirrorOps, PfnEncoding
 
-from .._case import CaseFormatError, encoding_to_json
+from .._case import CaseFormatError
+from .._case_json import encoding_to_json
 from .._connect import DEFAULT_STEP_TIMEOUT, check_timeout
+from .._version import package_version
 from .._wire._process import (
     BYE_TIMEOUT,
     MIN_HELLO_TIMEOUT,
@@ -125,7 +126,7 @@ class WireCandidate:
                 {
                     "type": "hello",
                     "protocol": WIRE_PROTOCOL_VERSION,
-                    "harness": f"hmm-conformance {_version()}",
+                    "harness": f"hmm-conformance {package_version()}",
                 }
             )
             line, message = self._receive()
@@ -427,10 +428,6 @@ class WireCandidate:
             self._protocol(line, "the answer to bye is bye")
         process.exit_status(BYE_TIMEOUT)
         self._stop()
-
-
-def _version() -> str:
-    return importlib.metadata.version("hmm-conformance")
 
 
 def exec_factory(

@@ -16,7 +16,8 @@ from typing import Any, Final, TypeAlias
 
 from hmm_ref import PAGE_SIZE, HmmUpdate, Pte
 
-from .._case import CaseFormatError, Reader, VmaSpec, pte_from_json, pte_to_json
+from .._case import CaseFormatError, VmaSpec
+from .._case_json import Reader, pte_from_json, pte_to_json
 from .._wire._process import MAX_LINE
 from ._adapter import RangeView
 

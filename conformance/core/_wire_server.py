@@ -20,7 +20,8 @@ from typing import IO, Final, final
 
 from hmm_ref import PAGE_SIZE, HmmUpdate, Pte
 
-from .._case import CaseFormatError, VmaSpec, encoding_from_json
+from .._case import CaseFormatError, VmaSpec
+from .._case_json import encoding_from_json
 from ._adapter import (
     Candidate,
     CandidateRejected,

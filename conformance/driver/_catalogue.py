@@ -11,10 +11,9 @@ caught against one of its rules, shrunk to its shortest length, and that the one
 
 from __future__ import annotations
 
-import importlib.metadata
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, final
+from typing import Final
 
 from hmm_ref import (
     PAGE_SIZE,
@@ -27,6 +26,8 @@ from hmm_ref import (
     Mutex,
 )
 
+from .._known_bad import KnownBad
+from .._version import package_version
 from ._adapter import (
     DRIVER_PROTOCOL_VERSION,
     DriverCandidate,
@@ -36,7 +37,7 @@ from ._adapter import (
     FaultView,
 )
 
-__all__ = ["DRIVER_CATALOGUE", "BaseDriver", "DriverEntry"]
+__all__ = ["DRIVER_CATALOGUE", "BaseDriver"]
 
 EAGAIN: Final = -Errno.EAGAIN
 
@@ -82,7 +83,7 @@ class BaseDriver:
         return DriverHandshake(
             protocol_version=DRIVER_PROTOCOL_VERSION,
             name=self.name,
-            version=importlib.metadata.version("hmm-conformance"),
+            version=package_version(),
             lock=f"{self.name}.lock",
             capabilities=frozenset({DriverCapability.RELEASE}),
         )
@@ -301,26 +302,10 @@ class CallbackWithoutLock(BaseDriver):
         return self.sync_blockable(update)
 
 
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DriverEntry:
-    """One known-bad driver: its name, the rules it must be caught against, and its origin.
-
-    ``graded`` marks an entry that breaks no MUST rule: it must conform, with DRV-6 grades.
-    """
-
-    name: str
-    make: Callable[[], DriverCandidate]
-    rules: frozenset[str]
-    #: The length of a shortest counterexample (worked out by hand, and checked by a test
-    #: against the shrinker's); 0 for a graded entry.
-    shortest: int
-    origin: str
-    graded: bool = False
-
-
-def _entry(cls: type[BaseDriver], shortest: int, rules: str, origin: str) -> DriverEntry:
-    return DriverEntry(
+def _entry(
+    cls: type[BaseDriver], shortest: int, rules: str, origin: str
+) -> KnownBad[DriverCandidate]:
+    return KnownBad(
         name=_name_of(cls),
         make=cls,
         rules=frozenset(rules.split()),

@@ -20,8 +20,7 @@ precondition not met and a replay as a case that does not apply to this driver.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Final, Literal, assert_never, final
+from typing import Final, Literal, TypeAlias, assert_never, final
 
 from hmm_ref import (
     DeviceEntry,
@@ -44,7 +43,15 @@ from hmm_ref import (
 from .._case import CaseFormatError, World
 from .._errors import CandidateFault
 from .._side import WouldWaitError
-from .._verdicts import Judged, Status, StepEndedError, Tally, Verdict, crash_verdict, fault_verdict
+from .._verdicts import (
+    Outcome,
+    Status,
+    StepEndedError,
+    Tally,
+    Verdict,
+    crash_verdict,
+    fault_verdict,
+)
 from ._adapter import DriverCandidate, DriverEnv, DriverHandshake, FaultView
 from ._model import (
     CallbackRecord,
@@ -73,15 +80,8 @@ __all__ = ["RUN_LIMIT", "DriverExecutor", "DriverStepOutcome", "WouldWaitError",
 RUN_LIMIT: Final = 16
 
 
-@final
-@dataclass(frozen=True, slots=True, kw_only=True)
-class DriverStepOutcome(Judged):
-    """One step: the operation, what was seen, and every verdict on it."""
-
-    index: int
-    op: DriverOp
-    observation: DriverObservation
-    verdicts: tuple[Verdict, ...]
+#: One step: the operation, what was seen, and every verdict on it.
+DriverStepOutcome: TypeAlias = Outcome[DriverOp, DriverObservation]
 
 
 def _crash(what: str) -> StepEndedError:
@@ -293,7 +293,7 @@ class DriverExecutor:
                 violations=self.monitor.violations[violations:],
             )
             verdicts = (error.verdict,)
-        outcome = DriverStepOutcome(
+        outcome: DriverStepOutcome = Outcome(
             index=len(self.steps), op=op, observation=observation, verdicts=verdicts
         )
         self.steps.append(outcome)

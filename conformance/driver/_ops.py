@@ -35,17 +35,19 @@ from .._case import (
     CaseFormatError,
     Json,
     Operation,
-    Reader,
     World,
+    mapped_by,
+    span,
+)
+from .._case_json import (
+    Reader,
     case_encoding,
     case_pte,
     check_format,
     encoding_to_json,
-    mapped_by,
     op_to_json,
     parse_op,
     shown,
-    span,
     world_from_json,
     world_to_json,
 )

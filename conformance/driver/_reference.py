@@ -9,12 +9,12 @@ with the dummy driver's read/write semaphore for a lock.
 
 from __future__ import annotations
 
-import importlib.metadata
 from collections.abc import Mapping
 from typing import final
 
 from hmm_ref import DeviceEntry, DeviceFault, DriverLockKind, FaultStep, HmmUpdate, ReferenceDriver
 
+from .._version import package_version
 from ._adapter import (
     DRIVER_PROTOCOL_VERSION,
     DriverCapability,
@@ -49,7 +49,7 @@ class ReferenceDriverCandidate:
         return DriverHandshake(
             protocol_version=DRIVER_PROTOCOL_VERSION,
             name=f"hmm_ref.ReferenceDriver ({self.lock_kind.value})",
-            version=importlib.metadata.version("hmm-conformance"),
+            version=package_version(),
             lock=f"{self.name}.lock",
             capabilities=frozenset({DriverCapability.RELEASE}),
         )

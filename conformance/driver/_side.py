@@ -26,6 +26,7 @@ from .._case import World
 from .._counting import Budget, CaseCount, Recorder
 from .._engine import RunResult
 from .._errors import AdapterError
+from .._known_bad import Catalogue
 from .._outputs import file_stem, printable
 from .._rules import Profile, Rule, rules_of
 from .._verdicts import Tally
@@ -35,6 +36,7 @@ from ._adapter import (
     check_driver_handshake,
     load_driver_factory,
 )
+from ._catalogue import DRIVER_CATALOGUE
 from ._executor import DriverExecutor, DriverStepOutcome
 from ._machine import DriverCaseRecorder, DriverFailure, driver_machine_for
 from ._model import in_span
@@ -82,6 +84,20 @@ class DriverSide:
 
     default_adapter: Final = "conformance:reference_driver"
     summary: Final = "a mirror driver against the DRV rules (docs/driver-side.md)"
+
+    #: The driver side has no exhaustive engine yet.
+    explorer: Final = None
+
+    @property
+    def catalogue(self) -> Catalogue[DriverCandidate]:
+        return Catalogue(
+            entries=DRIVER_CATALOGUE,
+            plural="drivers",
+            counterexamples="driver counterexamples",
+            caught_note=(
+                " (the over-conservative one graded under DRV-6, as it must be, not failed)"
+            ),
+        )
 
     @property
     def rules(self) -> tuple[Rule, ...]:

@@ -1,0 +1,51 @@
+"""A side's catalogue of known-bad candidates, which ``hmm-conformance catalogue`` runs.
+
+Each side gives its :class:`Catalogue` as its ``catalogue``: a table of :class:`KnownBad`
+candidates, each with the rules it must be caught against, the length of its shortest
+counterexample and its origin (a bug of the kernel's history, or a mutation). The command runs
+each through the random engine and, for a side with an exhaustive engine, finds its shortest
+counterexample in the scope; the tests demand that each is caught and shrunk to that length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar, final
+
+__all__ = ["Catalogue", "KnownBad"]
+
+CandidateT = TypeVar("CandidateT")
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KnownBad(Generic[CandidateT]):
+    """One known-bad candidate: its name, the rules it must be caught against, its origin.
+
+    ``graded`` marks an entry that breaks no MUST rule: it must conform, with its rules
+    graded (a SHOULD latitude taken), not fail.
+    """
+
+    name: str
+    make: Callable[[], CandidateT]
+    rules: frozenset[str]
+    #: The length of a shortest counterexample (recorded from the exhaustive engine where the
+    #: side has one, worked out by hand where not; a test checks it); 0 for a graded entry.
+    shortest: int
+    origin: str
+    graded: bool = False
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Catalogue(Generic[CandidateT]):
+    """A side's known-bad candidates, and how the command speaks of them."""
+
+    entries: tuple[KnownBad[CandidateT], ...]
+    #: What the entries are, in the plural ("cores", "drivers").
+    plural: str
+    #: What their failing cases are called ("counterexamples", "driver counterexamples").
+    counterexamples: str = "counterexamples"
+    #: What the closing line adds when every entry was caught (say, how a graded one was).
+    caught_note: str = ""
