@@ -26,7 +26,7 @@ from ._connect import Connectable
 from ._counting import CaseCount, Recorder
 from ._known_bad import Catalogue
 from ._rules import Profile, Rule
-from ._verdicts import Tally, Verdict
+from ._verdicts import Outcome, Tally, Verdict
 
 if TYPE_CHECKING:
     from ._exploring import Explorer
@@ -36,6 +36,7 @@ __all__ = [
     "Handshaking",
     "Side",
     "SideExecutor",
+    "StepKeeping",
     "WouldWaitError",
 ]
 
@@ -106,6 +107,8 @@ HandshakeT = TypeVar("HandshakeT", bound=Handshaking)
 CandidateT = TypeVar("CandidateT", bound=_Candidate)
 CandidateT_contra = TypeVar("CandidateT_contra", bound=_Candidate, contravariant=True)
 OpT_contra = TypeVar("OpT_contra", contravariant=True)
+OpT = TypeVar("OpT")
+ObservationT = TypeVar("ObservationT")
 
 
 @final
@@ -148,6 +151,30 @@ class SideExecutor(Protocol[OpT_contra, StepT_co]):
     def steps(self) -> Sequence[StepT_co]:
         """Every step taken so far."""
         ...
+
+
+class StepKeeping(Generic[OpT, ObservationT]):
+    """The base of every side's executor: the steps judged so far, the run's tally, and how a
+    judged step is kept (:meth:`keep`)."""
+
+    steps: list[Outcome[OpT, ObservationT]]
+    tally: Tally
+
+    def advance(self, op: OpT, observation: ObservationT) -> None:
+        """Take a step that did not fail into the side's model."""
+        raise NotImplementedError
+
+    def keep(
+        self, op: OpT, observation: ObservationT, verdicts: tuple[Verdict, ...]
+    ) -> Outcome[OpT, ObservationT]:
+        """Keep a judged step: number it, count its verdicts, and advance the model past it
+        unless it failed."""
+        outcome = Outcome(index=len(self.steps), op=op, observation=observation, verdicts=verdicts)
+        self.steps.append(outcome)
+        self.tally.add(verdicts)
+        if not outcome.failed:
+            self.advance(op, observation)
+        return outcome
 
 
 class Side(Connectable, Protocol[CandidateT_contra, HandshakeT, CaseT, StepT]):

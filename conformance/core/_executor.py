@@ -17,7 +17,7 @@ from typing import TypeAlias, assert_never, final
 
 from hmm_ref import HmmMirrorOps, HmmUpdate
 
-from .._side import Failure
+from .._side import Failure, StepKeeping
 from .._verdicts import (
     Outcome,
     Status,
@@ -58,7 +58,7 @@ __all__ = ["CoreFailure", "Executor", "StepOutcome"]
 
 
 #: One step: the operation, what was seen, and every verdict on it.
-StepOutcome: TypeAlias = Outcome[Operation, Observation]
+StepOutcome: TypeAlias = Outcome[CoreOperation, Observation]
 
 
 @final
@@ -77,7 +77,7 @@ class _HarnessMirror:
 
 
 @final
-class Executor:
+class Executor(StepKeeping[CoreOperation, Observation]):
     """Runs one case against one candidate, step by step."""
 
     def __init__(
@@ -131,6 +131,9 @@ class Executor:
         """Why ``op`` breaks the caller's side of the protocol now, or None (the model's)."""
         return self.model.caller_violation(op)
 
+    def advance(self, op: CoreOperation, observation: Observation) -> None:
+        self.model.advance(op, observation)
+
     def step(self, op: CoreOperation) -> StepOutcome:
         """Apply ``op``, judge it, and advance the model unless the step failed."""
         self._op, self._calls, self._callback_error = op, [], None
@@ -144,14 +147,7 @@ class Executor:
             verdicts = (error.verdict,)
         finally:
             self._op = None
-        outcome: StepOutcome = Outcome(
-            index=len(self.steps), op=op, observation=observation, verdicts=verdicts
-        )
-        self.steps.append(outcome)
-        self.tally.add(verdicts)
-        if not outcome.failed:
-            self.model.advance(op, observation)
-        return outcome
+        return self.keep(op, observation, verdicts)
 
     def _apply(self, op: CoreOperation) -> Observation:
         result: int | bool | None = None

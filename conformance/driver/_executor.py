@@ -42,7 +42,7 @@ from hmm_ref import (
 
 from .._case import CaseFormatError, World
 from .._errors import CandidateFault
-from .._side import WouldWaitError
+from .._side import StepKeeping, WouldWaitError
 from .._verdicts import (
     Outcome,
     Status,
@@ -124,7 +124,7 @@ class _Callbacks:
 
 
 @final
-class DriverExecutor:
+class DriverExecutor(StepKeeping[DriverOp, DriverObservation]):
     """Runs one driver case, step by step."""
 
     def __init__(
@@ -266,6 +266,9 @@ class DriverExecutor:
             return f"fault f{op.fault}'s next step would wait for a lock"
         return None
 
+    def advance(self, op: DriverOp, observation: DriverObservation) -> None:
+        self.model.advance(op, observation)
+
     def step(self, op: DriverOp) -> DriverStepOutcome:
         """Apply ``op``, judge it, and advance the model unless the step failed.
 
@@ -293,14 +296,7 @@ class DriverExecutor:
                 violations=self.monitor.violations[violations:],
             )
             verdicts = (error.verdict,)
-        outcome: DriverStepOutcome = Outcome(
-            index=len(self.steps), op=op, observation=observation, verdicts=verdicts
-        )
-        self.steps.append(outcome)
-        self.tally.add(verdicts)
-        if not outcome.failed:
-            self.model.advance(op, observation)
-        return outcome
+        return self.keep(op, observation, verdicts)
 
     def _observe(self, op: DriverOp, violations: int) -> DriverObservation:
         result: int | None = None

@@ -1,7 +1,8 @@
 """The C candidate (conformance/ccore) as cffi compiles it, in API mode.
 
-Every build has this interface, whatever its compile-time switches; ``conformance.ccore._build`` names
-each build ``_hmm_ccore_<key>`` and types it as this module. The classes stand for the C types
+Every build has this interface, whatever its compile-time switches;
+``conformance.ccore._build`` names each build ``_hmm_ccore_<key>``, and
+``conformance.ccore._candidate`` types it as this module. The classes stand for the C types
 that the Python side reads or writes; only the members it uses are listed.
 """
 
