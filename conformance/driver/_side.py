@@ -59,7 +59,6 @@ __all__ = [
     "DriverFailure",
     "DriverRunResult",
     "DriverSide",
-    "close_driver",
     "minimise_driver",
     "replay_driver",
     "replay_driver_failure",
@@ -305,11 +304,6 @@ def start_driver(factory: Callable[[], DriverCandidate]) -> tuple[DriverCandidat
     failure, not a setup error: it propagates, as :func:`conformance.start`'s does.
     """
     return engine.start(DRIVER, factory)
-
-
-def close_driver(candidate: DriverCandidate) -> str | None:
-    """Close the driver; a failure to close is reported, never raised."""
-    return engine.close(DRIVER, candidate)
 
 
 def replay_driver(
