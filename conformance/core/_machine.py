@@ -10,7 +10,7 @@ in bundles; unregister and range_done consume theirs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, final
 
@@ -32,9 +32,10 @@ from hmm_ref import (
     PfnEncoding,
 )
 
-from .._counting import LIVE, Recorder
-from .._generation import ENCODINGS, VMAS, StepFailedError, ptes
+from .._counting import Recorder
+from .._generation import ENCODINGS, VMAS, ptes
 from .._side import Failure
+from .._stateful import CaseMachine
 from .._verdicts import Verdict
 from ._adapter import Capability
 from ._draws import (
@@ -79,19 +80,13 @@ class CaseRecorder(Recorder[Failure[Case, StepOutcome]]):
     keep: list[Case] | None = field(default=None)
 
     def failed(
-        self,
-        world: World,
-        ops: tuple[CoreOperation, ...],
-        executor: Executor,
-        crash: Verdict | None = None,
+        self, case: Case, steps: Sequence[StepOutcome], crash: Verdict | None = None
     ) -> None:
-        """A case failed (``crash``: in ``begin()``)."""
-        self.saw(
-            Failure(case=Case(world=world, ops=ops), steps=tuple(executor.steps), setup_crash=crash)
-        )
+        """A case failed, with these steps (``crash``: in ``begin()``)."""
+        self.saw(Failure(case=case, steps=tuple(steps), setup_crash=crash))
 
 
-class HmmConformance(RuleBasedStateMachine):
+class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
     """The core side's state machine; :func:`machine_for` makes a class of it bound to a
     recorder, through which its cases run."""
 
@@ -105,9 +100,6 @@ class HmmConformance(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.executor: Executor | None = None
-        self.world: World | None = None
-        self.ops: list[CoreOperation] = []
         self.next_mirror = 0
         self.next_range = 0
 
@@ -116,16 +108,17 @@ class HmmConformance(RuleBasedStateMachine):
         assert self.executor is not None, "the world comes first"
         return self.executor.model
 
+    def case(self) -> Case:
+        assert self.world is not None, "the world comes first"
+        return Case(world=self.world, ops=tuple(self.ops))
+
+    def document(self) -> dict[str, object]:
+        return case_to_json(self.case())
+
     def _do(self, op: CoreOperation) -> None:
-        assert self.executor is not None
-        assert self.world is not None
-        violation = self.model.caller_violation(op)
-        assert violation is None, f"the generator broke the caller protocol: {violation}"
+        executor = self.check_caller(op)
         self.ops.append(op)
-        outcome = self.executor.step(op)
-        if outcome.failed:
-            self.recorder.failed(self.world, tuple(self.ops), self.executor)
-            raise StepFailedError("; ".join(v.describe() for v in outcome.failures()))
+        self.judge(executor.step(op))
 
     def _mirror_id(self) -> int:
         self.next_mirror += 1
@@ -138,19 +131,8 @@ class HmmConformance(RuleBasedStateMachine):
     @initialize(target=mirrors, world=world_strategy(), count=st.integers(0, 3))
     def set_up(self, world: World, count: int) -> MultipleResults[int]:
         """The world, and a few mirrors to start with (so that invalidations meet some)."""
-        self.recorder.count.begin()
-        LIVE.document = lambda: case_to_json(Case(world=world, ops=tuple(self.ops)))
-        self.world = world
-        self.executor = self.recorder.make_executor(world)
-        crash = self.executor.begin()
-        if crash is not None:
-            self.recorder.failed(world, (), self.executor, crash)
-            raise StepFailedError(crash.describe())
+        self.begin_case(world, lambda: self.recorder.make_executor(world))
         return multiple(*(self._register() for _ in range(count)))
-
-    def teardown(self) -> None:
-        if self.recorder.keep is not None and self.world is not None:
-            self.recorder.keep.append(Case(world=self.world, ops=tuple(self.ops)))
 
     # -- mirrors ---------------------------------------------------------------------
 

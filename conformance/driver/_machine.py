@@ -15,7 +15,7 @@ in the composite one, while the single steps let faults land inside an open wind
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, final
 
@@ -34,9 +34,10 @@ from hmm_ref import (
 )
 
 from .._case import World
-from .._counting import LIVE, Recorder
-from .._generation import ENCODINGS, VMAS, StepFailedError, ptes
+from .._counting import Recorder
+from .._generation import ENCODINGS, VMAS, ptes
 from .._side import Failure, WouldWaitError
+from .._stateful import CaseMachine
 from .._verdicts import Verdict
 from ._adapter import DriverCapability
 from ._executor import DriverExecutor, DriverStepOutcome
@@ -94,10 +95,10 @@ class DriverCaseRecorder(Recorder[DriverFailure]):
     keep: list[DriverCase] | None = field(default=None)
 
     def failed(
-        self, case: DriverCase, executor: DriverExecutor, crash: Verdict | None = None
+        self, case: DriverCase, steps: Sequence[DriverStepOutcome], crash: Verdict | None = None
     ) -> None:
-        """A case failed (``crash``: in ``begin()``)."""
-        self.saw(Failure(case=case, steps=tuple(executor.steps), setup_crash=crash))
+        """A case failed, with these steps (``crash``: in ``begin()``)."""
+        self.saw(Failure(case=case, steps=tuple(steps), setup_crash=crash))
 
 
 #: What a page of the world holds, by name; shrinking prefers the first. Each page's frame
@@ -156,7 +157,7 @@ def _changed(data: st.DataObject, kind: str, old: Pte) -> Pte:
     return data.draw(ptes, label="new entry")
 
 
-class DriverConformance(RuleBasedStateMachine):
+class DriverConformance(CaseMachine[DriverCase, DriverOp, DriverExecutor]):
     """The driver side's state machine; :func:`driver_machine_for` makes a class of it bound to a
     recorder, through which its cases run."""
 
@@ -165,10 +166,7 @@ class DriverConformance(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.executor: DriverExecutor | None = None
-        self.world: World | None = None
         self.encoding: PfnEncoding = ENCODINGS[0]
-        self.ops: list[DriverOp] = []
         self.next_fault = 0
 
     @property
@@ -176,23 +174,22 @@ class DriverConformance(RuleBasedStateMachine):
         assert self.executor is not None, "the world comes first"
         return self.executor.model
 
-    def _case(self) -> DriverCase:
-        assert self.world is not None
+    def case(self) -> DriverCase:
+        assert self.world is not None, "the world comes first"
         return DriverCase(world=self.world, encoding=self.encoding, ops=tuple(self.ops))
+
+    def document(self) -> dict[str, object]:
+        return driver_case_to_json(self.case())
 
     def _do(self, op: DriverOp) -> DriverStepOutcome | None:
         """Take ``op``; None if it would wait for a lock (then it is not part of the case)."""
-        assert self.executor is not None
-        violation = self.model.caller_violation(op)
-        assert violation is None, f"the generator broke the caller protocol: {violation}"
+        executor = self.check_caller(op)
         try:
-            outcome = self.executor.step(op)
+            outcome = executor.step(op)
         except WouldWaitError:
             return None
         self.ops.append(op)
-        if outcome.failed:
-            self.recorder.failed(self._case(), self.executor)
-            raise StepFailedError("; ".join(v.describe() for v in outcome.failures()))
+        self.judge(outcome)
         return outcome
 
     def _free(self, op: DriverOp) -> bool:
@@ -215,20 +212,10 @@ class DriverConformance(RuleBasedStateMachine):
     def set_up(self, world: World, encoding: PfnEncoding, mapped: list[tuple[int, int]]) -> None:
         """The world, the encoding the driver's snapshots use in it, and a few faults
         run to the end, so that invalidations find the device mapping something."""
-        self.recorder.count.begin()
-        LIVE.document = lambda: driver_case_to_json(self._case())
-        self.world, self.encoding = world, encoding
-        self.executor = self.recorder.make_executor(world, encoding)
-        crash = self.executor.begin()
-        if crash is not None:
-            self.recorder.failed(self._case(), self.executor, crash)
-            raise StepFailedError(crash.describe())
+        self.encoding = encoding
+        self.begin_case(world, lambda: self.recorder.make_executor(world, encoding))
         for first, length in mapped:
             self._whole_fault(kind="ok", vma=0, first=first, length=length, race=None, data=None)
-
-    def teardown(self) -> None:
-        if self.recorder.keep is not None and self.world is not None:
-            self.recorder.keep.append(self._case())
 
     # -- the device -----------------------------------------------------------------
 
