@@ -184,11 +184,12 @@ class DriverConformance(CaseMachine[DriverCase, DriverOp, DriverExecutor]):
     def _do(self, op: DriverOp) -> DriverStepOutcome | None:
         """Take ``op``; None if it would wait for a lock (then it is not part of the case)."""
         executor = self.check_caller(op)
+        self.ops.append(op)  # the case so far holds the step under way, should it never return
         try:
             outcome = executor.step(op)
         except WouldWaitError:
+            self.ops.pop()
             return None
-        self.ops.append(op)
         self.judge(outcome)
         return outcome
 
