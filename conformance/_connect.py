@@ -88,10 +88,9 @@ class Connection:
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Connector:
-    """One form of adapter spec: the specs starting with ``prefix``, written as ``form``."""
+    """One form of adapter spec: the specs starting with ``prefix``, and how one resolves."""
 
     prefix: str
-    form: str
     resolve: Callable[[Connectable, str, Connection], Callable[[], Any]]
 
 
@@ -177,8 +176,8 @@ def _isolated(side: Connectable, spec: str, how: Connection) -> Callable[[], Any
 
 #: Every form of adapter spec, tried in order: the first whose prefix the spec has resolves it.
 CONNECTORS: Final = (
-    Connector(prefix=EXEC_PREFIX, form="exec:PROGRAM [ARGS...]", resolve=_program),
-    Connector(prefix="", form="MODULE:FACTORY", resolve=_python),
+    Connector(prefix=EXEC_PREFIX, resolve=_program),  # exec:PROGRAM [ARGS...]
+    Connector(prefix="", resolve=_python),  # MODULE:FACTORY
 )
 
 

@@ -11,36 +11,39 @@ gives every case that ran to the recorder's ``keep`` list (benchmarks and corpor
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, final
 
 from hypothesis.stateful import RuleBasedStateMachine
 
 from ._case import World
-from ._counting import LIVE, CaseCount
+from ._counting import LIVE, Recorder
 from ._generation import StepFailedError
+from ._side import CaseT, Failure, StepT
 from ._verdicts import Judged, Verdict
 
-__all__ = ["CaseMachine", "CaseRecording", "MachineExecutor"]
+__all__ = ["CaseMachine", "CaseRecorder", "MachineExecutor"]
 
-CaseT = TypeVar("CaseT")
 OpT = TypeVar("OpT")
+MakerT = TypeVar("MakerT")
 OpT_contra = TypeVar("OpT_contra", contravariant=True)
 StepT_co = TypeVar("StepT_co", bound=Judged, covariant=True)
 
 
-class CaseRecording(Protocol):
-    """What a machine asks of its side's recorder (a :class:`~conformance._counting.Recorder`
-    that also makes each case's executor)."""
+@final
+@dataclass(slots=True, kw_only=True)
+class CaseRecorder(Recorder[Failure[CaseT, StepT]], Generic[CaseT, StepT, MakerT]):
+    """What a side's machine saw (:class:`~conformance._counting.Recorder`), and how it makes
+    each case's executor (``make_executor``: from the world, and whatever else the side's case
+    is set in)."""
 
-    @property
-    def count(self) -> CaseCount: ...
+    make_executor: MakerT
+    #: If set, every case that ran is appended to it (for benchmarks and corpora).
+    keep: list[CaseT] | None = None
 
-    @property
-    def keep(self) -> list[Any] | None: ...
-
-    def failed(self, case: Any, steps: Sequence[Any], crash: Verdict | None = None) -> None:
+    def failed(self, case: CaseT, steps: Sequence[StepT], crash: Verdict | None = None) -> None:
         """A case failed, with these steps (``crash``: in ``begin()``)."""
-        ...
+        self.saw(Failure(case=case, steps=tuple(steps), setup_crash=crash))
 
 
 class MachineExecutor(Protocol[OpT_contra, StepT_co]):
@@ -65,8 +68,13 @@ class CaseMachine(RuleBasedStateMachine, Generic[CaseT, OpT, ExecutorT]):
     :meth:`check_caller` before taking it and each outcome with :meth:`judge` after.
     """
 
-    #: Where the cases go (a side's factory binds a class of its machine to one).
-    recorder: ClassVar[CaseRecording]
+    #: Where the cases go (:meth:`bound` makes a class of the machine bound to one).
+    recorder: ClassVar[CaseRecorder[Any, Any, Any]]
+
+    @classmethod
+    def bound(cls, recorder: CaseRecorder[Any, Any, Any]) -> type[RuleBasedStateMachine]:
+        """A class of this machine whose cases run through ``recorder``."""
+        return type(cls.__name__, (cls,), {"recorder": recorder})
 
     def __init__(self) -> None:
         super().__init__()

@@ -80,18 +80,18 @@ def _table(side: AnySide, chosen: CatalogueOptions, out: TextIO) -> int:
     lines = [_catalogue_row("entry", "caught", "rule broken", "1st fail", "shrunk", "shortest")]
     missed = longer = 0
     for entry in catalogue.entries:
-        caught, shown, verdict, result, shortest = _entry(side, entry, budget, chosen.seed)
-        missed += not caught
-        shrunk = len(result.failure.case.ops) if result.failure else None
-        longer += bool(shrunk and shortest and shrunk > shortest)
+        row = _entry(side, entry, budget, chosen.seed)
+        missed += not row.caught
+        shrunk = len(row.result.failure.case.ops) if row.result.failure else None
+        longer += bool(shrunk and row.shortest and shrunk > row.shortest)
         lines.append(
             _catalogue_row(
                 entry.name,
-                verdict,
-                shown,
-                result.first_failure or "-",
+                row.verdict,
+                row.shown,
+                row.result.first_failure or "-",
                 shrunk or "-",
-                shortest or ("-" if side.explorer is None else "none"),
+                row.shortest or ("-" if side.explorer is None else "none"),
                 origin=entry.origin,
             )
         )
@@ -112,10 +112,22 @@ def _table(side: AnySide, chosen: CatalogueOptions, out: TextIO) -> int:
     return 0
 
 
-def _entry(
-    side: AnySide, entry: KnownBad[Any], budget: Budget, seed: int
-) -> tuple[bool, str, str, RunResult[Any, Any, Any], int | None]:
-    """Run one entry: caught, the rules shown, the verdict shown, the run, the shortest."""
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Row:
+    """What one entry's run showed."""
+
+    caught: bool
+    #: The rules shown, and the verdict shown ("yes", "graded", "NO").
+    shown: str
+    verdict: str
+    result: RunResult[Any, Any, Any]
+    #: The shortest counterexample in the side's exhaustive scope, or the recorded length.
+    shortest: int | None
+
+
+def _entry(side: AnySide, entry: KnownBad[Any], budget: Budget, seed: int) -> _Row:
+    """Run one entry through the random engine, and through the side's explorer if it has one."""
     candidate, handshake = engine.start(side, entry.make)
     explorer = side.explorer
     try:
@@ -139,11 +151,18 @@ def _entry(
     if entry.graded:
         caught = result.conforms and result.graded > 0
         shown = f"{', '.join(sorted(entry.rules))} x{result.graded}"
-        return caught, shown, "graded" if caught else "NO", result, shortest
+        verdict = "graded" if caught else "NO"
+        return _Row(caught=caught, shown=shown, verdict=verdict, result=result, shortest=shortest)
     failure = result.failure
     broken = {v.rule or v.status.name for v in failure.verdicts} if failure else set()
     caught = bool(broken & entry.rules)
-    return caught, ", ".join(sorted(broken)) or "-", "yes" if caught else "NO", result, shortest
+    return _Row(
+        caught=caught,
+        shown=", ".join(sorted(broken)) or "-",
+        verdict="yes" if caught else "NO",
+        result=result,
+        shortest=shortest,
+    )
 
 
 _CATALOGUE_COLUMNS = ("<32", "<8", "<22", ">9", ">8", ">10")

@@ -10,15 +10,13 @@ in bundles; unregister and range_done consume theirs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import ClassVar, final
+from collections.abc import Callable
+from typing import ClassVar, TypeAlias
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
     MultipleResults,
-    RuleBasedStateMachine,
     consumes,
     initialize,
     multiple,
@@ -32,11 +30,9 @@ from hmm_ref import (
     PfnEncoding,
 )
 
-from .._counting import Recorder
 from .._generation import ENCODINGS, VMAS, ptes
-from .._side import Failure
 from .._stateful import CaseMachine
-from .._verdicts import Verdict
+from .._stateful import CaseRecorder as Recorders
 from ._adapter import Capability
 from ._draws import (
     EMPTY,
@@ -67,30 +63,18 @@ from ._ops import (
     case_to_json,
 )
 
-__all__ = ["CaseRecorder", "machine_for"]
+__all__ = ["CaseRecorder", "HmmConformance"]
 
 
-@final
-@dataclass(slots=True)
-class CaseRecorder(Recorder[Failure[Case, StepOutcome]]):
-    """What the core's machine saw (:class:`Recorder`), and how it makes each case's executor."""
-
-    make_executor: Callable[[World], Executor]
-    #: If set, every case that ran is appended to it (for benchmarks and corpora).
-    keep: list[Case] | None = field(default=None)
-
-    def failed(
-        self, case: Case, steps: Sequence[StepOutcome], crash: Verdict | None = None
-    ) -> None:
-        """A case failed, with these steps (``crash``: in ``begin()``)."""
-        self.saw(Failure(case=case, steps=tuple(steps), setup_crash=crash))
+#: What the machine saw, and how it makes each case's executor.
+CaseRecorder: TypeAlias = Recorders[Case, StepOutcome, Callable[[World], Executor]]
 
 
 class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
-    """The core side's state machine; :func:`machine_for` makes a class of it bound to a
-    recorder, through which its cases run."""
+    """The core side's state machine; ``bound`` makes a class of it whose cases run
+    through a recorder."""
 
-    #: Where the cases go, and how each makes its executor (set by :func:`machine_for`).
+    #: Where the cases go, and how each makes its executor (set by ``bound``).
     recorder: ClassVar[CaseRecorder]
 
     mirrors = Bundle("mirrors")
@@ -408,8 +392,3 @@ class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
     @rule()
     def release(self) -> None:
         self._do(Release())
-
-
-def machine_for(recorder: CaseRecorder) -> type[RuleBasedStateMachine]:
-    """A state machine class that runs its cases through ``recorder.make_executor``."""
-    return type(HmmConformance.__name__, (HmmConformance,), {"recorder": recorder})

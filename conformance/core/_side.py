@@ -30,7 +30,7 @@ from ._adapter import Candidate, Handshake, check_handshake, load_factory
 from ._catalogue import CATALOGUE
 from ._executor import CoreFailure, Executor, StepOutcome
 from ._explore import CoreExplorer, ExploreResult, search
-from ._machine import CaseRecorder, machine_for
+from ._machine import CaseRecorder, HmmConformance
 from ._ops import Case, case_from_json, case_to_json, op_to_json
 from ._scope import SCOPE, Scope
 from ._watched import watched
@@ -137,7 +137,7 @@ class CoreSide:
             count=count,
             keep=keep,
         )
-        return machine_for(recorder), recorder
+        return HmmConformance.bound(recorder), recorder
 
     def edits(self, case: Case) -> Iterator[Case]:
         """Each case one operation shorter, then each with two neighbours swapped."""

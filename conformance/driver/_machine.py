@@ -15,12 +15,11 @@ in the composite one, while the single steps let faults land inside an open wind
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import ClassVar, Final, final
+from collections.abc import Callable
+from typing import ClassVar, Final, TypeAlias
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
+from hypothesis.stateful import initialize, precondition, rule
 
 from hmm_ref import (
     PAGE_SIZE,
@@ -34,11 +33,10 @@ from hmm_ref import (
 )
 
 from .._case import World
-from .._counting import Recorder
 from .._generation import ENCODINGS, VMAS, ptes
 from .._side import Failure, WouldWaitError
 from .._stateful import CaseMachine
-from .._verdicts import Verdict
+from .._stateful import CaseRecorder as Recorders
 from ._adapter import DriverCapability
 from ._executor import DriverExecutor, DriverStepOutcome
 from ._model import DriverModel
@@ -59,7 +57,7 @@ __all__ = [
     "CPU_CHANGES",
     "DRIVER_ENCODINGS",
     "DriverCaseRecorder",
-    "driver_machine_for",
+    "DriverConformance",
     "driver_world_strategy",
 ]
 
@@ -85,20 +83,10 @@ DRIVER_ENCODINGS: Final = tuple(
 DriverFailure = Failure[DriverCase, DriverStepOutcome]
 
 
-@final
-@dataclass(slots=True)
-class DriverCaseRecorder(Recorder[DriverFailure]):
-    """What the driver machine saw (:class:`Recorder`), and how it makes each case's executor."""
-
-    make_executor: Callable[[World, PfnEncoding], DriverExecutor]
-    #: If set, every case that ran is appended to it (for benchmarks and corpora).
-    keep: list[DriverCase] | None = field(default=None)
-
-    def failed(
-        self, case: DriverCase, steps: Sequence[DriverStepOutcome], crash: Verdict | None = None
-    ) -> None:
-        """A case failed, with these steps (``crash``: in ``begin()``)."""
-        self.saw(Failure(case=case, steps=tuple(steps), setup_crash=crash))
+#: What the machine saw, and how it makes each case's executor.
+DriverCaseRecorder: TypeAlias = Recorders[
+    DriverCase, DriverStepOutcome, Callable[[World, PfnEncoding], DriverExecutor]
+]
 
 
 #: What a page of the world holds, by name; shrinking prefers the first. Each page's frame
@@ -158,10 +146,10 @@ def _changed(data: st.DataObject, kind: str, old: Pte) -> Pte:
 
 
 class DriverConformance(CaseMachine[DriverCase, DriverOp, DriverExecutor]):
-    """The driver side's state machine; :func:`driver_machine_for` makes a class of it bound to a
-    recorder, through which its cases run."""
+    """The driver side's state machine; ``bound`` makes a class of it whose cases run
+    through a recorder."""
 
-    #: Where the cases go, and how each makes its executor (set by :func:`driver_machine_for`).
+    #: Where the cases go, and how each makes its executor (set by ``bound``).
     recorder: ClassVar[DriverCaseRecorder]
 
     def __init__(self) -> None:
@@ -391,8 +379,3 @@ class DriverConformance(CaseMachine[DriverCase, DriverOp, DriverExecutor]):
     @rule()
     def process_exit(self) -> None:
         self._do(Exit())
-
-
-def driver_machine_for(recorder: DriverCaseRecorder) -> type[RuleBasedStateMachine]:
-    """A state machine class that runs its cases through ``recorder.make_executor``."""
-    return type(DriverConformance.__name__, (DriverConformance,), {"recorder": recorder})

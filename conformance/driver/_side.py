@@ -38,7 +38,7 @@ from ._adapter import (
 )
 from ._catalogue import DRIVER_CATALOGUE
 from ._executor import DriverExecutor, DriverStepOutcome
-from ._machine import DriverCaseRecorder, DriverFailure, driver_machine_for
+from ._machine import DriverCaseRecorder, DriverConformance, DriverFailure
 from ._model import in_span
 from ._ops import (
     DRIVER_SIDE,
@@ -172,7 +172,7 @@ class DriverSide:
             count=count,
             keep=keep,
         )
-        return driver_machine_for(recorder), recorder
+        return DriverConformance.bound(recorder), recorder
 
     def edits(self, case: DriverCase) -> Iterator[DriverCase]:
         """Shorter variants of ``case``: a run of operations deleted, longest runs first (halves,
