@@ -122,6 +122,7 @@ RULES: tuple[Rule, ...] = (
     ),
     _rule("DRV-5", M, "outside invalidations, device entries match the CPU's, with no more rights"),
     _rule("DRV-6", S, "no -EAGAIN when there is nothing to do in the update's span"),
+    _rule("DRV-7", M, "no lock is kept across a return but a fault's D; no step waits forever"),
 )
 
 RULES_BY_ID: Mapping[str, Rule] = MappingProxyType({rule.id: rule for rule in RULES})

@@ -225,6 +225,15 @@ class SleepMonitor:
         """
         return tuple(lock.name for lock in self._locks if lock.held)
 
+    @property
+    def holders(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Each lock that someone holds now, with who holds it (as the takers named themselves).
+
+        The names are the owners given to ``lock``, ``down_read`` and the others, so a harness
+        can say whose lock a step would wait for: ``(("gpu.lock", ("fault 0",)),)``.
+        """
+        return tuple((lock.name, lock._holders()) for lock in self._locks if lock.held)
+
     def non_block_start(self, reason: str) -> None:
         """``non_block_start()``: enter atomic context; ``reason`` says what is being done."""
         self._sections.append(reason)
@@ -306,6 +315,9 @@ class _ExclusiveLock:
     def owner(self) -> str | None:
         """Who holds the lock, or None."""
         return self._owner
+
+    def _holders(self) -> tuple[str, ...]:
+        return (self._owner,) if self._owner is not None else ()
 
     def would_block(self) -> bool:
         """True if a blocking acquisition would wait now (the lock is held)."""

@@ -76,14 +76,14 @@ def test_a_broken_driver_fails_with_steps_reports_and_a_replay_file(
     jsonschema.validate(report, schema, cls=jsonschema.Draft202012Validator)
     assert report["side"] == "driver"
     assert report["result"] == "violation"
-    assert [rule["id"] for rule in report["rules"]] == [f"DRV-{n}" for n in range(1, 7)]
+    assert [rule["id"] for rule in report["rules"]] == [f"DRV-{n}" for n in range(1, 8)]
     assert report["failure"]["case"]["side"] == "driver"
     assert report["failure"]["steps"][1]["result"] == "snapshot, lock, check, unlock; done: 0"
     suite = ElementTree.fromstring(reports["junit"].read_text()).find("testsuite")
     assert suite is not None
-    assert suite.get("tests") == "6"
+    assert suite.get("tests") == "7"
     assert suite.get("failures") == "2"
-    assert reports["ktap"].read_text().startswith("KTAP version 1\n1..6\n")
+    assert reports["ktap"].read_text().startswith("KTAP version 1\n1..7\n")
     assert "not ok 3 DRV-3" in reports["ktap"].read_text()
     assert "| DRV-3 | MUST |" in reports["md"].read_text()
 

@@ -89,12 +89,12 @@ def test_the_reference_drivers_conform_and_exercise_every_DRV_rule(
     assert result.conforms
     assert result.graded == 0
     assert {rule for rule, counts in result.tally.counts.items() if counts[Status.PASS]} == {
-        f"DRV-{n}" for n in range(1, 7)
+        f"DRV-{n}" for n in range(1, 8)
     }
 
 
 def test_a_run_too_small_to_reach_every_rule_is_inconclusive() -> None:
-    """Two cases of two steps cannot exercise all six rules: not "conforms"."""
+    """Two cases of two steps cannot exercise all seven rules: not "conforms"."""
     candidate, handshake = start_driver(reference_driver)
     result = run_driver(
         candidate, handshake, budget=Budget(name="tiny", examples=2, steps=2), seed_value=1

@@ -388,6 +388,6 @@ def test_DRV_6_grades_an_eagain_over_an_empty_span_and_never_fails() -> None:
 
 
 def test_check_driver_step_runs_one_check_per_DRV_rule_in_order() -> None:
-    """Six checks, DRV-1 to DRV-6; a quiet step gets no verdict at all."""
-    assert [rule for rule, _ in DRIVER_CHECKS] == [f"DRV-{n}" for n in range(1, 7)]
+    """Seven checks, DRV-1 to DRV-7; a quiet step gets no verdict at all."""
+    assert [rule for rule, _ in DRIVER_CHECKS] == [f"DRV-{n}" for n in range(1, 8)]
     assert check_driver_step(_model(), Exit(), DriverObservation()) == []

@@ -302,6 +302,13 @@ class CallbackWithoutLock(BaseDriver):
         return self.sync_blockable(update)
 
 
+class KeepsLockAfterEagain(BaseDriver):
+    def sync_non_blockable(self, update: HmmUpdate) -> int:
+        if self.maps(update.start, update.end) and self.lock_without_sleeping():
+            return EAGAIN  # the walk needs to sleep: RDMA ODP's early return, D still held
+        return super().sync_non_blockable(update)
+
+
 def _entry(
     cls: type[BaseDriver], shortest: int, rules: str, origin: str
 ) -> KnownBad[DriverCandidate]:
@@ -352,5 +359,11 @@ DRIVER_CATALOGUE: Final = (
     _entry(WritableBeyondCpu, 2, "DRV-5", "mutation: device write rights without the WRITE flag"),
     _entry(
         CallbackWithoutLock, 3, "DRV-4", "mutation: the callback clears without the driver lock"
+    ),
+    _entry(
+        KeepsLockAfterEagain,
+        3,
+        "DRV-7",
+        "RDMA ODP: -EAGAIN from a non-blockable start with its lock still held (bug #14)",
     ),
 )

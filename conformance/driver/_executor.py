@@ -14,7 +14,9 @@ side.
 
 A step that would wait for a lock is not taken: :meth:`DriverExecutor.step` asks the driver
 first and raises :class:`WouldWaitError` without doing anything, which a generator treats as a
-precondition not met and a replay as a case that does not apply to this driver.
+precondition not met (the holder runs first) and a replay as a case that does not apply to this
+driver. That holds only while a fault that holds a lock can take its next step: if none can, the
+step would wait forever, and it is judged as a deadlock (DRV-7), never skipped.
 """
 
 from __future__ import annotations
@@ -266,6 +268,46 @@ class DriverExecutor(StepKeeping[DriverOp, DriverObservation]):
             return f"fault f{op.fault}'s next step would wait for a lock"
         return None
 
+    def deadlock(self, op: DriverOp, reason: str) -> str | None:
+        """None if a fault that holds a lock can take its next step first (then ``op`` waits for
+        it); otherwise what ``op`` would wait for forever, and who holds what (DRV-7).
+
+        Between steps only a fault in progress may hold a lock, and only a holder can release
+        one: if every holder's next step would wait too, or nothing that can run holds a lock at
+        all, ``op`` would never be woken.
+        """
+        own = op.fault if isinstance(op, StepFault | RunFault) else None
+        holders = [
+            fault
+            for fault in self.model.faults_in_progress()
+            if fault != own and self.model.faults[fault].held
+        ]
+        for fault in holders:
+            if not self._ask("fault_would_block", self.candidate.fault_would_block(fault)):
+                return None
+        held = "; ".join(
+            f"{name} held by {', '.join(repr(owner) for owner in owners)}"
+            for name, owners in self.monitor.holders
+        )
+        waiting = (
+            f", and the faults that hold locks ({', '.join(f'f{f}' for f in holders)}) "
+            "would wait too"
+            if holders
+            else ", and no other fault that could release a lock holds one"
+        )
+        return (
+            f"deadlock: the step ({op.describe()}) would wait forever ({reason}): "
+            f"{held or 'no lock is held at all'}{waiting}"
+        )
+
+    def blocked(self, op: DriverOp) -> str | None:
+        """Why ``op`` must wait for a step that can run first, or None: it can be taken now
+        (as a failure if it would wait forever, see :meth:`deadlock`)."""
+        reason = self.waits(op)
+        if reason is None or self.deadlock(op, reason) is not None:
+            return None
+        return reason
+
     def advance(self, op: DriverOp, observation: DriverObservation) -> None:
         self.model.advance(op, observation)
 
@@ -286,9 +328,15 @@ class DriverExecutor(StepKeeping[DriverOp, DriverObservation]):
                 raise _fault(fault) from None
             except Exception:
                 raise _crash(f"asking whether {op.name} would wait raised") from None
-            if reason is not None:
+            deadlock = None if reason is None else self.deadlock(op, reason)
+            if reason is not None and deadlock is None:
                 raise WouldWaitError(reason)
-            observation = self._observe(op, violations)
+            if deadlock is not None:
+                observation = DriverObservation(
+                    table=self._table(), held=self.monitor.holders, deadlock=deadlock
+                )
+            else:
+                observation = self._observe(op, violations)
             verdicts = tuple(check_driver_step(self.model, op, observation))
         except StepEndedError as error:
             observation = DriverObservation(
@@ -330,6 +378,7 @@ class DriverExecutor(StepKeeping[DriverOp, DriverObservation]):
             violations=self.monitor.violations[violations:],
             table=self._table(),
             blocked=blocked,
+            held=self.monitor.holders,
         )
 
     def _apply(

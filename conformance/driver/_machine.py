@@ -182,11 +182,12 @@ class DriverConformance(CaseMachine[DriverCase, DriverOp, DriverExecutor]):
         return outcome
 
     def _free(self, op: DriverOp) -> bool:
-        """True unless the driver says ``op`` would wait (a driver that raises is asked
-        again by the step, which reports it)."""
+        """True unless ``op`` would wait for a holder that can run first (a driver that
+        raises is asked again by the step, which reports it; a step that would wait forever
+        is taken, and fails DRV-7)."""
         assert self.executor is not None
         try:
-            return self.executor.waits(op) is None
+            return self.executor.blocked(op) is None
         except Exception:
             return True
 

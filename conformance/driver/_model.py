@@ -62,12 +62,14 @@ __all__ = [
     "FaultState",
     "FaultStepRecord",
     "HmmCall",
+    "Hold",
     "Licence",
     "Table",
     "fault_step_licence",
     "gained",
     "holds",
     "in_span",
+    "kept",
     "table_of",
 ]
 
@@ -166,6 +168,11 @@ class DriverObservation:
     table: Table = ()
     #: Set if a non-blockable callback blocked on a held lock (it slept: DRV-1).
     blocked: str | None = None
+    #: Every lock held once the step is done, with its holders as the driver named them.
+    held: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    #: Set if the step would wait for a lock that nothing able to run can release (DRV-7): the
+    #: step was not taken, and this says what it waited for and who holds what.
+    deadlock: str | None = None
 
     def syncs(self) -> list[CallbackRecord]:
         return [call for call in self.callbacks if call.kind == "sync"]
@@ -183,6 +190,13 @@ def _after(held: tuple[Hold, ...], event: LockEvent) -> tuple[Hold, ...]:
         if released in held:
             index = held.index(released)
             return held[:index] + held[index + 1 :]
+    return held
+
+
+def kept(events: Iterable[LockEvent], held: tuple[Hold, ...] = ()) -> tuple[Hold, ...]:
+    """The holdings after ``events``, starting from ``held``: what a callback or step kept."""
+    for event in events:
+        held = _after(held, event)
     return held
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from hmm_ref import Errno, LockOutcome
+from hmm_ref import Errno, FaultStep, LockOutcome
 
 from .._rules import rules_of
 from .._verdicts import Status, Verdict
@@ -19,11 +19,13 @@ from ._model import (
     CallbackRecord,
     DriverModel,
     DriverObservation,
+    Hold,
     fault_step_licence,
     gained,
     in_span,
+    kept,
 )
-from ._ops import DRIVER_SIDE, DriverOp, RunFault, StepFault
+from ._ops import DRIVER_SIDE, DriverOp, RunFault, StartFault, StepFault
 
 __all__ = ["DRIVER_CHECKS", "OVER_CONSERVATIVE", "check_driver_step"]
 
@@ -209,6 +211,96 @@ def check_DRV_6(m: DriverModel, op: DriverOp, obs: DriverObservation) -> Verdict
             )
         verdict = _pass("DRV-6")
     return verdict
+
+
+#: The fault steps after which a fault may still hold D: it took D at LOCK, and keeps it through
+#: CHECK until its UNLOCK step.
+_HOLDING_STEPS: Final = frozenset({FaultStep.LOCK, FaultStep.CHECK})
+
+
+def _locks(held: Sequence[Hold]) -> str:
+    return ", ".join(f"{name} ({mode})" for name, mode in held)
+
+
+def _kept_by_callbacks(obs: DriverObservation) -> Verdict | None:
+    verdict = None
+    for call in obs.callbacks:
+        if call.raised is not None:
+            continue
+        left = kept(call.events)
+        if left:
+            what = (
+                f"{_span(call)} callback answered {call.reply}"
+                if call.kind == "sync"
+                else "release callback returned"
+            )
+            return _fail(
+                "DRV-7",
+                f"the {what} still holding {_locks(left)}: a mirror has no end callback, so "
+                "nothing releases it and every later step that takes it waits forever (bug #14)",
+            )
+        verdict = _pass("DRV-7")
+    return verdict
+
+
+def _kept_by_fault(m: DriverModel, op: StepFault | RunFault, obs: DriverObservation) -> Verdict:
+    held = m.faults[op.fault].held
+    for record in obs.fault_steps:
+        held = kept(record.events, held)
+        extra = [
+            (name, mode)
+            for name, mode in held
+            if not (name == m.lock and record.step in _HOLDING_STEPS)
+        ]
+        if extra:
+            return _fail(
+                "DRV-7",
+                f"f{op.fault}'s {record.step.value} step returned still holding {_locks(extra)}; "
+                f"a fault keeps only {m.lock}, from its lock step to its unlock step",
+            )
+    return _pass("DRV-7")
+
+
+def _kept_unaccounted(m: DriverModel, op: DriverOp, obs: DriverObservation) -> Verdict | None:
+    """Any lock held after the step that no fault in progress keeps (taken anywhere else)."""
+    keepers = {
+        name
+        for fault in m.faults.values()
+        if not isinstance(op, StepFault | RunFault) or fault.id != op.fault
+        for name, _ in fault.held
+    }
+    if isinstance(op, StepFault | RunFault):
+        held = m.faults[op.fault].held
+        for record in obs.fault_steps:
+            held = kept(record.events, held)
+        keepers.update(name for name, _ in held)
+    for name, owners in obs.held:
+        if name not in keepers:
+            by = ", ".join(repr(owner) for owner in owners)
+            return _fail(
+                "DRV-7",
+                f"after the step ({op.describe()}) the driver holds {name} (taken by {by}), "
+                "which no fault in progress keeps: nothing will release it",
+            )
+    return None
+
+
+def check_DRV_7(m: DriverModel, op: DriverOp, obs: DriverObservation) -> Verdict | None:
+    """DRV-7: a callback returns holding no lock it took; a fault step keeps only D, and only
+    from the fault's lock step to its unlock step; no other lock is left held after a step; and
+    a step never waits for a lock that nothing able to run can release (a deadlock)."""
+    if obs.deadlock is not None:
+        return _fail("DRV-7", obs.deadlock)
+    verdict = _kept_by_callbacks(obs)
+    if verdict is not None and verdict.status is Status.FAIL:
+        return verdict
+    if isinstance(op, StepFault | RunFault):
+        verdict = _kept_by_fault(m, op, obs)
+        if verdict.status is Status.FAIL:
+            return verdict
+    elif isinstance(op, StartFault):
+        verdict = _pass("DRV-7")
+    return _kept_unaccounted(m, op, obs) or verdict
 
 
 DRIVER_CHECKS: Final[Sequence[tuple[str, DriverCheck]]] = tuple(
