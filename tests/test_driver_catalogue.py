@@ -6,16 +6,20 @@ from __future__ import annotations
 import io
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conformance import Budget, cli
 from conformance._known_bad import KnownBad
+from conformance._side import Failure
 from conformance.core import _side as core_side
+from conformance.driver import _explore as driver_explore
 from conformance.driver import _side as driver_side
 from conformance.driver._adapter import DriverCandidate
 from conformance.driver._catalogue import DRIVER_CATALOGUE, BaseDriver
-from conformance.driver._side import run_driver, start_driver
+from conformance.driver._explore import DriverExploreResult, explore_driver
+from conformance.driver._side import DRIVER, DriverFailure, run_driver, start_driver
 from conformance.oracle import Status
 
 SEED = 1
@@ -109,7 +113,8 @@ def test_the_catalogue_command_shows_caught_graded_and_missed_drivers(
     tiny = ("--examples", "10", "--steps", "10")  # neither can be caught at any budget
     assert cli.main(["catalogue", "--side", "driver", *tiny], stdout=out) == 1
     rows = _rows(out.getvalue())
-    assert rows["not-a-bug"][:6] == ["not-a-bug", "NO", "-", "-", "-", "3"]
+    # explore finds no counterexample up to the recorded length of a driver with no bug
+    assert rows["not-a-bug"][:6] == ["not-a-bug", "NO", "-", "-", "-", "none"]
     assert rows["not-graded"][:3] == ["not-graded", "NO", "DRV-6"]
     assert "2 known-bad drivers were NOT caught" in out.getvalue()
 
@@ -117,8 +122,19 @@ def test_the_catalogue_command_shows_caught_graded_and_missed_drivers(
 def test_the_catalogue_command_flags_a_driver_shrunk_past_its_shortest(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A recorded shortest length below the shrunk one is said (the target is equality)."""
-    entry = replace(BY_NAME["checks-before-locking"], shortest=1)
+    """If the exhaustive engine finds a shorter case than the shrinker kept, the command says
+    so (the target is equality). Here the search is handed a shorter case."""
+    entry = BY_NAME["checks-before-locking"]  # shrunk to 2 operations
+    real = driver_explore.explore_driver
+
+    def shorter(*args: Any, **how: Any) -> DriverExploreResult:
+        result = real(*args, **how)
+        assert result.failure is not None
+        case = result.failure.case
+        trimmed: DriverFailure = Failure(case=replace(case, ops=case.ops[:1]), steps=())
+        return replace(result, failure=trimmed)
+
+    monkeypatch.setattr(driver_explore, "explore_driver", shorter)
     monkeypatch.setattr(driver_side, "DRIVER_CATALOGUE", (entry,))
     out = io.StringIO()
     assert cli.main(["catalogue", "--side", "driver", *SMALL], stdout=out) == 0
@@ -133,3 +149,22 @@ def test_the_catalogue_command_runs_both_tables_by_default(monkeypatch: pytest.M
     assert cli.main(["catalogue", *SMALL], stdout=out) == 0
     text = out.getvalue()
     assert text.index("0 known-bad cores") < text.index("1 known-bad drivers")
+
+
+@pytest.mark.parametrize(
+    "entry", [e for e in DRIVER_CATALOGUE if not e.graded], ids=lambda entry: entry.name
+)
+def test_the_exhaustive_engine_finds_each_drivers_recorded_shortest_length(
+    entry: KnownBad[DriverCandidate],
+) -> None:
+    """No sequence one shorter than the recorded length fails in the driver scope, and the
+    search finds one of exactly that length, against one of the entry's rules."""
+    candidate, handshake = start_driver(entry.make)
+    shorter = explore_driver(DRIVER, candidate, handshake, depth=entry.shortest - 1)
+    assert shorter.failure is None
+    assert shorter.conforms
+    candidate, handshake = start_driver(entry.make)
+    found = explore_driver(DRIVER, candidate, handshake, depth=entry.shortest).failure
+    assert found is not None
+    assert len(found.case.ops) == entry.shortest
+    assert {verdict.rule for verdict in found.verdicts} & entry.rules

@@ -32,7 +32,7 @@ from conformance.driver._ops import (
     side_of,
 )
 from conformance.driver._side import replay_driver, start_driver
-from hmm_ref import PAGE_SIZE, PTE_MIGRATION, Pte
+from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PTE_MIGRATION, HmmPfnFlag, Pte
 
 from .test_ops import worlds
 
@@ -202,9 +202,18 @@ def test_a_driver_replay_files_header_fields_are_accepted() -> None:
     assert driver_case_from_json(_case(**header)) == driver_case_from_json(_case())
 
 
-def test_every_encoding_the_generators_use_on_the_driver_side_decodes() -> None:
-    """driver_decodes keeps exactly the encodings the driver generators draw from."""
-    assert tuple(e for e in ENCODINGS if driver_decodes(e)) == DRIVER_ENCODINGS
+def test_the_driver_generators_draw_every_decodable_encoding_and_one_laid_out_apart() -> None:
+    """Every core encoding a driver can decode, and one whose valid and write bits and pfn
+    shift all differ from the default's, so a driver that ignores its range's encoding is seen."""
+    assert all(driver_decodes(e) for e in DRIVER_ENCODINGS)
+    assert {e for e in ENCODINGS if driver_decodes(e)} < set(DRIVER_ENCODINGS)
+    valid, write = HmmPfnFlag.VALID, HmmPfnFlag.WRITE
+    assert any(
+        e.flag(valid) != DEFAULT_ENCODING.flag(valid)
+        and e.flag(write) != DEFAULT_ENCODING.flag(write)
+        and e.pfn_shift != DEFAULT_ENCODING.pfn_shift
+        for e in DRIVER_ENCODINGS
+    )
 
 
 @st.composite

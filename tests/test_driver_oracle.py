@@ -268,7 +268,7 @@ def test_DRV_4_passes_the_documented_commit_under_a_shared_or_exclusive_hold() -
         verdict = check_DRV_4(model, StepFault(fault=0), DriverObservation(fault_steps=(record,)))
         assert _status(verdict) is Status.PASS
     carried = _faulting(Licence(granted=True, why=""), ((D, "exclusive"),))
-    commit_later = FaultStepRecord(step=FaultStep.UNLOCK, events=(GIVE,), table=COMMIT)
+    commit_later = FaultStepRecord(step=FaultStep.CHECK, table=COMMIT)
     verdict = check_DRV_4(
         carried, StepFault(fault=0), DriverObservation(fault_steps=(commit_later,))
     )
@@ -277,6 +277,22 @@ def test_DRV_4_passes_the_documented_commit_under_a_shared_or_exclusive_hold() -
     assert (
         check_DRV_4(carried, StepFault(fault=0), DriverObservation(fault_steps=(no_commit,)))
         is None
+    )
+
+
+def test_DRV_4_fails_a_commit_in_a_step_that_releases_D() -> None:
+    """The harness sees the table only between steps: a step that commits and releases D may
+    have committed after the release (a blind driver did), so the commit needs D at the step's
+    end. Before, a licence carried into the unlock step passed such a commit."""
+    carried = _faulting(Licence(granted=True, why=""), ((D, "exclusive"),))
+    commit_then_unlock = FaultStepRecord(step=FaultStep.UNLOCK, events=(GIVE,), table=COMMIT)
+    verdict = check_DRV_4(
+        carried, StepFault(fault=0), DriverObservation(fault_steps=(commit_then_unlock,))
+    )
+    assert verdict is not None
+    assert verdict.status is Status.FAIL
+    assert verdict.detail == (
+        "f0's unlock step committed 0x10000, but it released gpu.lock after range_done"
     )
 
 

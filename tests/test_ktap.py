@@ -20,6 +20,7 @@ from typing import Final, final
 import pytest
 
 from conformance._report import AnyResult, render, rule_rows
+from conformance._report._summary import cases
 
 from .test_driver_reports import DRIVER_SHAPES, driver_result
 from .test_reports import CORE_SHAPES, FLAKY, core_result
@@ -271,7 +272,7 @@ def test_an_inconclusive_run_fails_the_rules_it_never_reached(side: str) -> None
         test = ktap.test(rule)
         assert (test.ok, test.status) == (False, Status.FAILURE)
         assert test.diagnostics[-1] == (
-            f"# INCONCLUSIVE: {rule} never came up in {result.tally.cases} cases: the run proves "
+            f"# INCONCLUSIVE: {rule} never came up in {cases(result.tally.cases)}: the run proves "
             "nothing of it; raise --examples or --budget, or try another --seed"
         )
     skipped = [row.rule.id for row in rule_rows(result) if row.note]

@@ -27,28 +27,23 @@ the rest; "no counterexample" from this engine means none within the scope.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Hashable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, TypeAlias, final
 
-from .. import _engine as engine
-from .._engine import unreached
 from .._exploring import Explored, Level, ScopeOption
-from .._side import Failure
+from .._search import search as search_space
 from .._verdicts import Tally
 from ._adapter import Candidate, Handshake
-from ._executor import CoreFailure, Executor, StepOutcome
+from ._executor import Executor, StepOutcome
 from ._model import Profile
-from ._ops import (
-    Case,
-    CoreOperation,
-)
+from ._ops import Case, CoreOperation
 from ._scope import SCOPE, Scope, operations, state_key
 
 if TYPE_CHECKING:
     from ._side import CoreSide
 
-__all__ = ["SCOPE", "CoreExplorer", "ExploreResult", "Scope", "search", "state_key"]
+__all__ = ["SCOPE", "CoreExplorer", "CoreSpace", "ExploreResult", "Scope", "search", "state_key"]
 
 
 #: What a search of the core found.
@@ -56,83 +51,26 @@ ExploreResult: TypeAlias = Explored[Handshake, Case, StepOutcome]
 
 
 @final
-@dataclass(frozen=True, slots=True)
-class _State:
-    """A state of the search: the first path that reached it, and the steps out of it."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoreSpace:
+    """The core's scope as the search walks it (:class:`conformance._search.Space`)."""
 
-    path: tuple[CoreOperation, ...]
-    key: Hashable
-    steps: tuple[CoreOperation, ...]
-
-
-@final
-@dataclass(slots=True, kw_only=True)
-class _Search:
-    side: CoreSide
     candidate: Candidate
     handshake: Handshake
     profile: Profile
     scope: Scope
-    merge: bool
-    deadline: float | None
-    clock: Callable[[], float]
-    seen: set[Hashable] = field(default_factory=set)
-    scratch: Tally = field(default_factory=Tally)
 
-    def fresh(self) -> tuple[Executor, CoreFailure | None]:
-        executor = Executor(
-            self.candidate, self.handshake, self.profile, self.scope.world, self.scratch
-        )
-        crash = executor.begin()
-        if crash is None:
-            return executor, None
-        return executor, Failure(
-            case=Case(world=self.scope.world, ops=()), steps=(), setup_crash=crash
-        )
+    def executor(self, tally: Tally) -> Executor:
+        return Executor(self.candidate, self.handshake, self.profile, self.scope.world, tally)
 
-    def failure(self, ops: tuple[CoreOperation, ...]) -> CoreFailure:
-        case = Case(world=self.scope.world, ops=ops)
-        return engine.confirm(self.side, self.candidate, self.handshake, case, self.profile)
+    def case(self, ops: tuple[CoreOperation, ...]) -> Case:
+        return Case(world=self.scope.world, ops=ops)
 
-    def level(
-        self, frontier: list[_State], result: ExploreResult
-    ) -> tuple[list[_State], int, bool]:
-        """Every transition out of ``frontier``: the new states, how many were taken, and
-        whether the search stops here: at a failure, a replay that went differently, or the
-        deadline (which ``result`` then records).
-        """
-        found: list[_State] = []
-        transitions = 0
-        for state in frontier:
-            for op in state.steps:
-                if self.deadline is not None and self.clock() > self.deadline:
-                    result.stopped = "the time limit ran out"
-                    return found, transitions, True
-                transitions += 1
-                outcome = _take(self, result.tally, state, op)
-                if isinstance(outcome, Failure):
-                    result.failure = outcome
-                    return found, transitions, True
-                if isinstance(outcome, _Unsteady):
-                    result.flaky, result.failure = outcome.reason, outcome.failure
-                    return found, transitions, True
-                key = state_key(outcome.model)
-                if key not in self.seen or not self.merge:
-                    self.seen.add(key)
-                    steps = tuple(operations(outcome.model, self.scope))
-                    found.append(_State((*state.path, op), key, steps))
-        return found, transitions, False
+    def key(self, executor: Executor) -> Hashable:
+        return state_key(executor.model)
 
-
-def _first_frontier(search: _Search, result: ExploreResult) -> list[_State]:
-    """The initial state, or nothing if the candidate failed to set the world up (then
-    ``result.failure`` says how)."""
-    executor, result.failure = search.fresh()
-    if result.failure is not None:
-        return []
-    root = state_key(executor.model)
-    search.seen.add(root)
-    return [_State(path=(), key=root, steps=tuple(operations(executor.model, search.scope)))]
+    def operations(self, executor: Executor) -> Iterator[CoreOperation]:
+        return operations(executor.model, self.scope)
 
 
 def search(
@@ -150,84 +88,19 @@ def search(
 ) -> ExploreResult:
     """Take every transition from every state up to ``depth`` operations, breadth first
     (``conformance.explore`` documents the arguments)."""
-    began = clock()
-    result = ExploreResult(side=side, handshake=handshake, profile=profile, depth=depth)
-    search = _Search(
-        side=side,
-        candidate=candidate,
-        handshake=handshake,
+    space = CoreSpace(candidate=candidate, handshake=handshake, profile=profile, scope=scope)
+    return search_space(
+        side,
+        candidate,
+        handshake,
+        space,
+        depth=depth,
         profile=profile,
-        scope=scope,
-        merge=merge,
-        deadline=None if time_limit is None else began + time_limit,
+        time_limit=time_limit,
+        on_level=on_level,
         clock=clock,
+        merge=merge,
     )
-    frontier = _first_frontier(search, result)
-    for level in range(1, depth + 1 if result.failure is None else 1):
-        level_began = clock()
-        frontier, transitions, stop = search.level(frontier, result)
-        if transitions:  # a limit that ran out as the level began leaves no row
-            result.levels.append(
-                Level(
-                    depth=level,
-                    states=len(frontier),
-                    transitions=transitions,
-                    seconds=clock() - level_began,
-                )
-            )
-            if on_level is not None:
-                on_level(result.levels[-1])
-        if result.stopped is not None:
-            result.stopped = f"the time limit of {time_limit:g} s ran out at depth {level}"
-        if stop:
-            break
-        result.completed = level
-    result.tally.cases = result.transitions
-    result.seconds = clock() - began
-    result.unreached = unreached(
-        side.rules, result.tally, profile, {c.value for c in handshake.capabilities}
-    )
-    return result
-
-
-@final
-@dataclass(frozen=True, slots=True)
-class _Unsteady:
-    """The candidate did something else on a replay than the first time."""
-
-    reason: str
-    #: What failed on the replay, if something did.
-    failure: CoreFailure | None = None
-
-
-_NOT_SHORTEST = "the candidate is not deterministic, so no search can promise a shortest case"
-
-
-def _take(
-    search: _Search, tally: Tally, state: _State, op: CoreOperation
-) -> Executor | CoreFailure | _Unsteady:
-    """Replay ``state``'s path on a fresh case, then take ``op``: the executor after it, the
-    failure, or what the candidate did differently on the replay."""
-    executor, crash = search.fresh()
-    if crash is not None:
-        return _Unsteady(
-            f"begin() failed after {search.scratch.cases - 1} cases that began; {_NOT_SHORTEST}",
-            crash,
-        )
-    count = f"{len(state.path)} operation{'s' * (len(state.path) != 1)}"
-    for taken in state.path:
-        if executor.step(taken).failed:
-            return _Unsteady(
-                f"the same {count} passed before and failed on replay; {_NOT_SHORTEST}",
-                search.failure(state.path),
-            )
-    if state_key(executor.model) != state.key:
-        return _Unsteady(f"the same {count} led to another state on replay; {_NOT_SHORTEST}")
-    outcome = executor.step(op)
-    tally.add(outcome.verdicts)
-    if outcome.failed:
-        return search.failure((*state.path, op))
-    return executor
 
 
 @final

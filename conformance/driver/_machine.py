@@ -38,8 +38,9 @@ from .._side import Failure, WouldWaitError
 from .._stateful import CaseMachine
 from .._stateful import CaseRecorder as Recorders
 from ._adapter import DriverCapability
+from ._draws import Race, races
 from ._executor import DriverExecutor, DriverStepOutcome
-from ._model import DriverModel
+from ._model import DriverModel, FaultState
 from ._ops import (
     CpuSetEntry,
     DriverCase,
@@ -51,6 +52,7 @@ from ._ops import (
     StartFault,
     StepFault,
     driver_case_to_json,
+    driver_decodes,
 )
 
 __all__ = [
@@ -71,11 +73,14 @@ _BAD_FAULTS: Final = {
 }
 #: How the CPU changes an entry inside a window; shrinking prefers the first.
 CPU_CHANGES: Final = ("unmap", "migrate", "write-protect", "any")
-#: The core's encodings that a driver can decode: ``hmm_pfn_to_pfn`` shifts an entry right by
-#: ``pfn_shift`` without masking, so drivers keep their flags below the pfn (nouveau and amdgpu
-#: both did); the core's encoding with flags in the top bits only tests HMM's encoder.
-DRIVER_ENCODINGS: Final = tuple(
-    encoding for encoding in ENCODINGS if max(encoding.flags) < 1 << encoding.pfn_shift
+#: The encodings a driver's snapshots use: the core's that a driver can decode
+#: (``hmm_pfn_to_pfn`` shifts an entry right by ``pfn_shift`` without masking, so drivers keep
+#: their flags below the pfn, as nouveau and amdgpu did; the core's encoding with flags in the
+#: top bits only tests HMM's encoder), and one whose flags and shift are laid out unlike those,
+#: so that a driver that decodes with a fixed layout instead of its range's reads wrong pages.
+DRIVER_ENCODINGS: Final = (
+    *(encoding for encoding in ENCODINGS if driver_decodes(encoding)),
+    PfnEncoding(flags=(0x4, 0x1, 0x2), values=(0x8, 0x0, 0x10), pfn_shift=6),
 )
 
 
@@ -115,10 +120,15 @@ def _page(kind: str, addr: int) -> Pte:
     }[kind]
 
 
+#: A page's kind: half the time one a device can map, so that the device maps batches of pages
+#: for invalidations to tear down (one kind in seven would leave it a page or two).
+_page_kind: Final = st.one_of(st.sampled_from(_PAGE_KINDS[:2]), st.sampled_from(_PAGE_KINDS))
+
+
 def driver_world_strategy() -> st.SearchStrategy[World]:
     """The core's vmas, with one drawn kind of entry for each page of the snapshottable ones."""
     pages = [addr for vma in VMAS[:2] for addr in range(vma.start, vma.end, PAGE_SIZE)]
-    kinds = st.lists(st.sampled_from(_PAGE_KINDS), min_size=len(pages), max_size=len(pages))
+    kinds = st.lists(_page_kind, min_size=len(pages), max_size=len(pages))
     return kinds.map(
         lambda drawn: World(
             vmas=VMAS,
@@ -197,15 +207,19 @@ class DriverConformance(CaseMachine[DriverCase, DriverOp, DriverExecutor]):
     @initialize(
         world=driver_world_strategy(),
         encoding=st.sampled_from(DRIVER_ENCODINGS),
-        mapped=st.lists(st.tuples(st.integers(0, 7), st.integers(1, 8)), max_size=2),
+        mapped=st.lists(
+            st.tuples(st.sampled_from((0, 1)), st.integers(0, 7), st.integers(1, 8)), max_size=2
+        ),
     )
-    def set_up(self, world: World, encoding: PfnEncoding, mapped: list[tuple[int, int]]) -> None:
+    def set_up(
+        self, world: World, encoding: PfnEncoding, mapped: list[tuple[int, int, int]]
+    ) -> None:
         """The world, the encoding the driver's snapshots use in it, and a few faults
         run to the end, so that invalidations find the device mapping something."""
         self.encoding = encoding
         self.begin_case(world, lambda: self.recorder.make_executor(world, encoding))
-        for first, length in mapped:
-            self._whole_fault(kind="ok", vma=0, first=first, length=length, race=None, data=None)
+        for vma, first, length in mapped:
+            self._whole_fault(kind="ok", vma=vma, first=first, length=length)
 
     # -- the device -----------------------------------------------------------------
 
@@ -232,27 +246,39 @@ class DriverConformance(CaseMachine[DriverCase, DriverOp, DriverExecutor]):
         vma: int,
         first: int,
         length: int,
-        race: str | None,
-        data: st.DataObject | None,
+        race: Race | None = None,
+        data: st.DataObject | None = None,
     ) -> None:
         fault = self._start_fault(kind, vma, first, length)
-        if race is not None and not self.model.exited and self._free(StepFault(fault=fault)):
-            assert data is not None
-            self._do(StepFault(fault=fault))  # the snapshot
-            state = self.model.faults[fault]
-            if race == "cpu":
-                self._cpu_update(data, state.start, state.end, changes=1, close=True)
-            else:
-                self._reap(state.start, state.end, close=True)
+        if race is not None:
+            for _ in range(race.after):
+                if self.model.faults[fault].finished or not self._free(StepFault(fault=fault)):
+                    break
+                self._do(StepFault(fault=fault))
+            assert data is not None, "a race draws its CPU change"
+            self._race(race, self.model.faults[fault], data)
         if not self.model.faults[fault].finished and self._free(RunFault(fault=fault)):
             self._do(RunFault(fault=fault))
 
+    def _race(self, race: Race, fault: FaultState, data: st.DataObject) -> None:
+        """What comes between two steps of ``fault``: a CPU change, a reap, or the exit."""
+        if race.event == "exit":
+            if self._exit_allowed():
+                self._do(Exit())
+            return
+        start, end = race.span(fault.start, fault.end)  # the process is alive: no exit yet
+        if race.event == "cpu":
+            self._cpu_update(data, start, end, changes=1, close=True)
+        else:
+            self._reap(start, end, close=True)
+
+    @precondition(lambda self: not self.model.exited)
     @rule(
         kind=_kinds,
         vma=st.sampled_from((0, 1)),
         first=st.integers(0, 7),
         length=st.integers(1, 8),
-        race=st.sampled_from((None, "cpu", "reaper")),
+        race=st.one_of(st.none(), races()),
         data=st.data(),
     )
     def device_fault(
@@ -262,11 +288,11 @@ class DriverConformance(CaseMachine[DriverCase, DriverOp, DriverExecutor]):
         vma: int,
         first: int,
         length: int,
-        race: str | None,
+        race: Race | None,
         data: st.DataObject,
     ) -> None:
-        """A fault taken from start to finish (or until a step would wait); ``race``
-        puts a CPU change or a reap between its snapshot and its check (DRV-4)."""
+        """A fault taken from start to finish (or until a step would wait); ``race`` puts a
+        CPU change, a reap or the process's exit after any of its steps (DRV-4, DRV-5)."""
         self._whole_fault(kind=kind, vma=vma, first=first, length=length, race=race, data=data)
 
     @rule(
@@ -370,13 +396,29 @@ class DriverConformance(CaseMachine[DriverCase, DriverOp, DriverExecutor]):
         if close:
             self._do(NotifierEnd(start=start, end=end))
 
-    @precondition(
-        lambda self: (
+    def _device_busy(self) -> bool:
+        """True if the device maps something or a fault is in progress: the states an
+        exit or a reaper pass, which end what a case can do with the mm, must find."""
+        return bool(self.model.table) or bool(self.model.faults_in_progress())
+
+    @precondition(lambda self: not self.model.exited and self._device_busy())
+    @rule()
+    def oom_reaper_pass(self) -> None:
+        """One attempt of the OOM reaper as mm/oom_kill.c makes it: a non-blockable start over
+        each whole vma it may discard (not the special one), unmapped and ended only if it
+        returned 0 (MN-2, END-3)."""
+        for vma in VMAS:
+            if not vma.special:
+                self._reap(vma.start, vma.end, close=True)
+
+    def _exit_allowed(self) -> bool:
+        return (
             DriverCapability.RELEASE in self.model.capabilities
             and not self.model.exited
             and not self.model.windows
         )
-    )
+
+    @precondition(lambda self: self._exit_allowed() and self._device_busy())
     @rule()
     def process_exit(self) -> None:
         self._do(Exit())

@@ -222,7 +222,8 @@ def fault_step_licence(
     A ``range_done`` that returns True while the fault holds ``lock`` grants the licence; a
     False one, one called without the lock, or a new snapshot takes it away, and so does
     releasing the lock. The harness sees the table only between steps, so a commit counts as
-    made after the step's last HMM call (or under the licence carried in, if it made none).
+    made after the step's last HMM call (or under the licence carried in, if it made none), and
+    after any release of the lock in that step.
     """
     position = 0
 
@@ -250,6 +251,11 @@ def fault_step_licence(
             licence = Licence(granted=True, why="")
     for_commit = licence
     advance(len(record.events))
+    if for_commit.granted and not licence.granted:
+        # D was released later in the same step: the harness cannot see whether the commit
+        # came before the release, so the step that commits must end with D still held (the
+        # check step; its unlock is a step of its own).
+        for_commit = licence
     return for_commit, held, licence
 
 

@@ -38,6 +38,7 @@ from ._adapter import (
 )
 from ._catalogue import DRIVER_CATALOGUE
 from ._executor import DriverExecutor, DriverStepOutcome
+from ._explore import DriverExplorer
 from ._machine import DriverCaseRecorder, DriverConformance, DriverFailure
 from ._model import in_span
 from ._ops import (
@@ -84,8 +85,9 @@ class DriverSide:
     default_adapter: Final = "conformance:reference_driver"
     summary: Final = "a mirror driver against the DRV rules (docs/driver-side.md)"
 
-    #: The driver side has no exhaustive engine yet.
-    explorer: Final = None
+    @property
+    def explorer(self) -> DriverExplorer:
+        return DriverExplorer(self)
 
     @property
     def catalogue(self) -> Catalogue[DriverCandidate]:

@@ -1,0 +1,242 @@
+"""The exhaustive engine's search, once for every side: every sequence up to a depth, breadth
+first, through the side's own executor and oracle.
+
+A side's explorer gives a :class:`Space`: how to begin a fresh case, which operations its scope
+allows from a state, the key two sequences that reach the same model state share, and the case
+a sequence of operations makes. :func:`search` does the rest. Sequences that leave the model in
+the same state are explored once, from the first (shortest) one that reached it, so the search
+visits states, not sequences, and the first failing sequence it meets is a shortest
+counterexample within the scope; ``merge=False`` continues every sequence instead.
+
+Candidates cannot be copied, so each transition replays its state's path on a fresh ``begin()``
+and then takes the new step: a transition from depth d costs d + 1 steps. A step that would
+wait for a lock a holder that can run first keeps (:class:`WouldWaitError`) is not a
+transition: the holder's own steps are in the scope.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final, Generic, Protocol, TypeVar, final
+
+from . import _engine as engine
+from ._engine import unreached
+from ._exploring import Explored, Level
+from ._rules import Profile
+from ._side import CaseT, Failure, HandshakeT, Side, SideExecutor, StepT, WouldWaitError
+from ._verdicts import Tally
+
+__all__ = ["Space", "search"]
+
+OpT = TypeVar("OpT")
+ExecutorT = TypeVar("ExecutorT", bound=SideExecutor[Any, Any])
+CaseT_co = TypeVar("CaseT_co", covariant=True)
+
+
+class Space(Protocol[OpT, ExecutorT, CaseT_co]):
+    """What a side's scope gives the search."""
+
+    def executor(self, tally: Tally) -> ExecutorT:
+        """A fresh executor for one sequence (not begun), counting into ``tally``."""
+        ...
+
+    def case(self, ops: tuple[OpT, ...]) -> CaseT_co:
+        """The case that ``ops`` make in the scope's world."""
+        ...
+
+    def key(self, executor: ExecutorT) -> Hashable:
+        """The model state the executor has reached, as a key to merge on."""
+        ...
+
+    def operations(self, executor: ExecutorT) -> Iterable[OpT]:
+        """The operations the scope allows from the executor's state, in a fixed order."""
+        ...
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _State(Generic[OpT]):
+    """A state of the search: the first path that reached it, and the steps out of it."""
+
+    path: tuple[OpT, ...]
+    key: Hashable
+    steps: tuple[OpT, ...]
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _Unsteady(Generic[CaseT, StepT]):
+    """The candidate did something else on a replay than the first time."""
+
+    reason: str
+    #: What failed on the replay, if something did.
+    failure: Failure[CaseT, StepT] | None = None
+
+
+#: A step that would wait for a holder that can run first: not a transition.
+_WAITS: Final = object()
+
+_NOT_SHORTEST = "the candidate is not deterministic, so no search can promise a shortest case"
+
+
+@final
+@dataclass(slots=True, kw_only=True)
+class _Search(Generic[OpT, ExecutorT, HandshakeT, CaseT, StepT]):
+    side: Side[Any, HandshakeT, CaseT, StepT]
+    candidate: Any
+    handshake: HandshakeT
+    profile: Profile
+    space: Space[OpT, ExecutorT, CaseT]
+    merge: bool
+    deadline: float | None
+    clock: Callable[[], float]
+    seen: set[Hashable] = field(default_factory=set)
+    scratch: Tally = field(default_factory=Tally)
+
+    def fresh(self) -> tuple[ExecutorT, Failure[CaseT, StepT] | None]:
+        executor = self.space.executor(self.scratch)
+        crash = executor.begin()
+        if crash is None:
+            return executor, None
+        return executor, Failure(case=self.space.case(()), steps=(), setup_crash=crash)
+
+    def failure(self, ops: tuple[OpT, ...]) -> Failure[CaseT, StepT]:
+        case = self.space.case(ops)
+        return engine.confirm(self.side, self.candidate, self.handshake, case, self.profile)
+
+    def state(self, path: tuple[OpT, ...], executor: ExecutorT) -> _State[OpT]:
+        return _State(path, self.space.key(executor), tuple(self.space.operations(executor)))
+
+    def level(
+        self, frontier: list[_State[OpT]], result: Explored[HandshakeT, CaseT, StepT]
+    ) -> tuple[list[_State[OpT]], int, bool]:
+        """Every transition out of ``frontier``: the new states, how many were taken, and
+        whether the search stops here: at a failure, a replay that went differently, or the
+        deadline (which ``result`` then records).
+        """
+        found: list[_State[OpT]] = []
+        transitions = 0
+        for state in frontier:
+            for op in state.steps:
+                if self.deadline is not None and self.clock() > self.deadline:
+                    result.stopped = "the time limit ran out"
+                    return found, transitions, True
+                outcome = self.take(result.tally, state, op)
+                if outcome is _WAITS:
+                    continue
+                transitions += 1
+                if isinstance(outcome, Failure):
+                    result.failure = outcome
+                    return found, transitions, True
+                if isinstance(outcome, _Unsteady):
+                    result.flaky, result.failure = outcome.reason, outcome.failure
+                    return found, transitions, True
+                executor: ExecutorT = outcome  # type: ignore[assignment]
+                key = self.space.key(executor)
+                if key not in self.seen or not self.merge:
+                    self.seen.add(key)
+                    found.append(self.state((*state.path, op), executor))
+        return found, transitions, False
+
+    def replay(self, state: _State[OpT]) -> ExecutorT | _Unsteady[CaseT, StepT]:
+        """A fresh case with ``state``'s path taken again, or what went differently."""
+        executor, crash = self.fresh()
+        if crash is not None:
+            return _Unsteady(
+                f"begin() failed after {self.scratch.cases - 1} cases that began; {_NOT_SHORTEST}",
+                crash,
+            )
+        count = f"{len(state.path)} operation{'s' * (len(state.path) != 1)}"
+        for taken in state.path:
+            try:
+                failed = executor.step(taken).failed
+            except WouldWaitError:
+                return _Unsteady(
+                    f"a step of the same {count} was taken before and would wait on replay; "
+                    f"{_NOT_SHORTEST}"
+                )
+            if failed:
+                return _Unsteady(
+                    f"the same {count} passed before and failed on replay; {_NOT_SHORTEST}",
+                    self.failure(state.path),
+                )
+        if self.space.key(executor) != state.key:
+            return _Unsteady(f"the same {count} led to another state on replay; {_NOT_SHORTEST}")
+        return executor
+
+    def take(self, tally: Tally, state: _State[OpT], op: OpT) -> object:
+        """Replay ``state``'s path on a fresh case, then take ``op``: the executor after it,
+        the failure, what the candidate did differently on the replay, or ``_WAITS``."""
+        executor = self.replay(state)
+        if isinstance(executor, _Unsteady):
+            return executor
+        try:
+            outcome = executor.step(op)
+        except WouldWaitError:
+            return _WAITS
+        tally.add(outcome.verdicts)
+        if outcome.failed:
+            return self.failure((*state.path, op))
+        return executor
+
+
+def search(
+    side: Side[Any, HandshakeT, CaseT, StepT],
+    candidate: object,
+    handshake: HandshakeT,
+    space: Space[OpT, ExecutorT, CaseT],
+    *,
+    depth: int,
+    profile: Profile,
+    time_limit: float | None = None,
+    on_level: Callable[[Level], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    merge: bool = True,
+) -> Explored[HandshakeT, CaseT, StepT]:
+    """Take every transition from every state of ``space`` up to ``depth`` operations,
+    breadth first, until the first failing step or ``time_limit`` seconds."""
+    began = clock()
+    result: Explored[HandshakeT, CaseT, StepT] = Explored(
+        side=side, handshake=handshake, profile=profile, depth=depth
+    )
+    run: _Search[OpT, ExecutorT, HandshakeT, CaseT, StepT] = _Search(
+        side=side,
+        candidate=candidate,
+        handshake=handshake,
+        profile=profile,
+        space=space,
+        merge=merge,
+        deadline=None if time_limit is None else began + time_limit,
+        clock=clock,
+    )
+    executor, result.failure = run.fresh()
+    frontier = [] if result.failure is not None else [run.state((), executor)]
+    if frontier:
+        run.seen.add(frontier[0].key)
+    for level in range(1, depth + 1 if result.failure is None else 1):
+        level_began = clock()
+        frontier, transitions, stop = run.level(frontier, result)
+        if transitions:  # a limit that ran out as the level began leaves no row
+            result.levels.append(
+                Level(
+                    depth=level,
+                    states=len(frontier),
+                    transitions=transitions,
+                    seconds=clock() - level_began,
+                )
+            )
+            if on_level is not None:
+                on_level(result.levels[-1])
+        if result.stopped is not None:
+            result.stopped = f"the time limit of {time_limit:g} s ran out at depth {level}"
+        if stop:
+            break
+        result.completed = level
+    result.tally.cases = result.transitions
+    result.seconds = clock() - began
+    result.unreached = unreached(
+        side.rules, result.tally, profile, {c.value for c in handshake.capabilities}
+    )
+    return result

@@ -1,0 +1,248 @@
+"""The driver side's exhaustive engine: breadth first, merged by model state, shortest
+counterexamples, through the driver executor and oracle."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conformance import cli
+from conformance._side import Failure, WouldWaitError
+from conformance.driver._adapter import DriverCandidate, DriverEnv
+from conformance.driver._catalogue import BaseDriver, CommitIgnoresRangeDone
+from conformance.driver._executor import DriverExecutor, DriverStepOutcome
+from conformance.driver._explore import (
+    DRIVER_SCOPE,
+    DriverExplorer,
+    DriverExploreResult,
+    DriverScope,
+    driver_state_key,
+    explore_driver,
+    operations,
+)
+from conformance.driver._ops import (
+    CpuSetEntry,
+    DriverOp,
+    Exit,
+    NotifierEnd,
+    NotifierStart,
+    RunFault,
+    StartFault,
+    StepFault,
+)
+from conformance.driver._reference import reference_driver, reference_driver_rwsem
+from conformance.driver._side import DRIVER, start_driver
+from conformance.oracle import Status
+from hmm_ref import PTE_NONE, FaultStep, HmmUpdate
+
+from . import driver_candidates as B
+
+P0, P1, P2 = DRIVER_SCOPE.spans[2][0], DRIVER_SCOPE.spans[0][1], DRIVER_SCOPE.spans[2][1]
+
+
+def _explore(
+    factory: Callable[[], DriverCandidate], depth: int, **how: object
+) -> DriverExploreResult:
+    candidate, handshake = start_driver(factory)
+    return explore_driver(DRIVER, candidate, handshake, depth=depth, **how)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("factory", [reference_driver, reference_driver_rwsem])
+def test_the_reference_drivers_hold_for_every_sequence_of_four_and_reach_every_rule(
+    factory: Callable[[], DriverCandidate],
+) -> None:
+    """Depth 4 is complete, fails nothing, and exercises every DRV rule."""
+    result = _explore(factory, 4)
+    assert result.conforms
+    assert result.completed == 4
+    assert [level.depth for level in result.levels] == [1, 2, 3, 4]
+    assert result.unreached == ()
+    assert all(result.tally.counts[f"DRV-{n}"][Status.PASS] for n in range(1, 8))
+
+
+def _executor(factory: Callable[[], DriverCandidate] = reference_driver) -> DriverExecutor:
+    candidate, handshake = start_driver(factory)
+    executor = DriverExecutor(candidate, handshake, DRIVER_SCOPE.world, DRIVER_SCOPE.encoding)
+    assert executor.begin() is None
+    return executor
+
+
+def test_the_first_level_offers_faults_and_starts_in_both_modes_and_the_exit() -> None:
+    """From the start: a fault over each span, a start of each span in both modes, the exit;
+    no end (no window is open) and no CPU change (none may happen outside a window)."""
+    ops = list(operations(_executor().model, DRIVER_SCOPE))
+    spans = DRIVER_SCOPE.spans
+    assert ops == [
+        *(StartFault(fault=0, start=start, end=end) for start, end in spans),
+        *(
+            NotifierStart(start=start, end=end, blockable=blockable)
+            for start, end in spans
+            for blockable in (False, True)
+        ),
+        Exit(),
+    ]
+
+
+def test_the_scope_steps_faults_changes_pages_in_windows_and_ends_them() -> None:
+    executor = _executor()
+    for op in (
+        StartFault(fault=0, start=P0, end=P1),
+        NotifierStart(start=P0, end=P2, blockable=True),
+    ):
+        executor.step(op)
+    ops = list(operations(executor.model, DRIVER_SCOPE))
+    assert ops[:2] == [RunFault(fault=0), StepFault(fault=0)]
+    assert StartFault(fault=1, start=P0, end=P1) in ops
+    assert NotifierEnd(start=P0, end=P2) in ops
+    assert CpuSetEntry(addr=P0, pte=PTE_NONE) in ops
+    assert Exit() not in ops  # the process exits only with no window open
+    assert not any(
+        isinstance(op, StartFault) for op in operations(executor.model, DriverScope(faults=1))
+    )
+
+
+def test_states_that_differ_only_in_history_share_a_key() -> None:
+    """Two starts and ends of other spans leave the same state as none."""
+    quiet, busy = _executor(), _executor()
+    for op in (NotifierStart(start=P0, end=P1, blockable=True), NotifierEnd(start=P0, end=P1)):
+        busy.step(op)
+    assert driver_state_key(quiet.model) == driver_state_key(busy.model)
+    busy.step(StartFault(fault=0, start=P0, end=P1))
+    assert driver_state_key(quiet.model) != driver_state_key(busy.model)
+
+
+def test_a_step_that_would_wait_for_a_holder_is_not_a_transition(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a fault holding D, a blockable start waits: it is skipped, not a transition, not
+    a failure, and the search goes on to conform."""
+    waited: list[object] = []
+    step = DriverExecutor.step
+
+    def counting(self: DriverExecutor, op: DriverOp) -> DriverStepOutcome:
+        try:
+            return step(self, op)
+        except WouldWaitError:
+            waited.append(op)
+            raise
+
+    monkeypatch.setattr(DriverExecutor, "step", counting)
+    result = _explore(reference_driver, 4)
+    assert result.conforms
+    assert NotifierStart(start=P0, end=P1, blockable=True) in waited
+    assert result.transitions == sum(level.transitions for level in result.levels)
+
+
+@pytest.mark.parametrize("factory", [CommitIgnoresRangeDone, B.SaysItNeverBlocks])
+def test_merged_and_every_sequence_find_the_same_shortest_length(
+    factory: Callable[[], DriverCandidate],
+) -> None:
+    merged, every = _explore(factory, 4), _explore(factory, 4, merge=False)
+    assert merged.failure is not None
+    assert every.failure is not None
+    assert len(merged.failure.case.ops) == len(every.failure.case.ops)
+    assert merged.failure.verdicts[0].rule == every.failure.verdicts[0].rule
+
+
+class LeaksOnExitAfterACallback(BaseDriver):
+    """Keeps what the model cannot see: once it has had a callback, its release keeps D."""
+
+    synced: bool = False
+
+    def begin(self, env: DriverEnv) -> None:
+        super().begin(env)
+        self.synced = False
+
+    def sync_cpu_device_pagetables(self, update: HmmUpdate) -> int:
+        self.synced = True
+        return super().sync_cpu_device_pagetables(update)
+
+    def release(self) -> None:
+        super().release()
+        if self.synced:
+            self.d.lock("release")
+
+
+def test_merging_can_hide_a_drivers_hidden_state_and_every_sequence_finds_it() -> None:
+    """A start and its end leave the model where it began, so the merged search continues
+    only the empty sequence from there, whose driver has had no callback; --every-sequence
+    continues both, and finds start, end, exit (DRV-7 at the release)."""
+    merged = _explore(LeaksOnExitAfterACallback, 3)
+    assert merged.failure is None
+    every = _explore(LeaksOnExitAfterACallback, 3, merge=False)
+    assert every.failure is not None
+    assert [type(op) for op in every.failure.case.ops] == [NotifierStart, NotifierEnd, Exit]
+    assert {v.rule for v in every.failure.verdicts} == {"DRV-7"}
+
+
+def test_a_crash_at_begin_is_a_failure_with_no_steps() -> None:
+    result = _explore(B.CrashesInBegin, 2)
+    assert result.failure is not None
+    assert result.failure.setup_crash is not None
+    assert result.failure.case.ops == ()
+    assert result.levels == []
+
+
+class WaitsSecondTime(BaseDriver):
+    """The second fault's snapshot, asked while D is held, would wait from the second time
+    any case asks on (not deterministic)."""
+
+    asked = 0
+
+    def fault_would_block(self, fault: int) -> bool:
+        if fault == 1 and self.faults[fault].next is FaultStep.SNAPSHOT and self.d.held:
+            WaitsSecondTime.asked += 1
+            return WaitsSecondTime.asked > 1
+        return super().fault_would_block(fault)
+
+
+def test_a_path_step_that_waits_on_replay_is_reported_not_deterministic() -> None:
+    """The second fault's snapshot was taken once, then waits when its path is replayed."""
+    WaitsSecondTime.asked = 0
+    scope = DriverScope(spans=((P0, P1),))
+    result = _explore(WaitsSecondTime, 6, scope=scope)
+    assert result.flaky is not None
+    assert "would wait on replay" in result.flaky
+    assert not result.conforms
+
+
+def test_explore_side_driver_prints_levels_and_saves_a_replayable_counterexample(
+    tmp_path: Path,
+) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["explore", "--side", "driver", "--depth", "3", "--faults", "1"]
+    assert cli.main(argv, stdout=out, stderr=err) == 0, err.getvalue()
+    text = out.getvalue()
+    assert "every sequence of up to 3 operations over 3 spans over 2 pages, both modes, " in text
+    assert "1 faults" in text
+    assert "conforms: no sequence of up to 3 operations in the scope breaks a rule" in text
+    out = io.StringIO()
+    adapter = "conformance.driver._catalogue:ChecksBeforeLocking"
+    bad = ["explore", "--side", "driver", "--adapter", adapter, "--depth", "3"]
+    assert cli.main([*bad, "--replay-dir", str(tmp_path)], stdout=out, stderr=err) == 1
+    assert "a shortest counterexample in the scope has 2 operations" in out.getvalue()
+    [saved] = tmp_path.iterdir()
+    assert json.loads(saved.read_text())["side"] == "driver"
+    again = io.StringIO()
+    replay = ["replay", str(saved), "--adapter", adapter]
+    assert cli.main(replay, stdout=again, stderr=err) == 1
+    assert "FAIL DRV-4" in again.getvalue()
+
+
+def test_the_explorer_describes_its_scope_with_the_bounds_given() -> None:
+    explorer = DriverExplorer(DRIVER)
+    assert [option.name for option in explorer.options] == ["faults"]
+    assert explorer.describe({}) == DRIVER_SCOPE.describe()
+    assert explorer.describe({"faults": 3}).endswith("3 faults, 2 CPU changes, the exit")
+
+
+def test_a_failure_found_is_confirmed_with_every_step() -> None:
+    found = _explore(CommitIgnoresRangeDone, 4).failure
+    assert isinstance(found, Failure)
+    assert found.reproduced
+    assert len(found.steps) == len(found.case.ops) == 4
+    assert found.steps[-1].failed
