@@ -8,20 +8,30 @@ from __future__ import annotations
 import contextlib
 import sys
 import unittest
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Final, Protocol, TypeVar
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
 from hypothesis.errors import Flaky, HypothesisException
+from hypothesis.internal.conjecture import providers
+from hypothesis.internal.constants_ast import Constants
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
 from ._counting import Budget, BudgetSpent, CaseCount
 from ._generation import StepFailedError
 from ._isolation import received
 
-__all__ = ["FailureT", "drive", "errors_end_generation", "flaky_note", "interrupted", "settle"]
+__all__ = [
+    "FailureT",
+    "drive",
+    "errors_end_generation",
+    "flaky_note",
+    "interrupted",
+    "seed_only",
+    "settle",
+]
 
 
 def interrupted() -> None:
@@ -61,13 +71,42 @@ def drive(
     return False
 
 
+_NO_CONSTANTS: Final = Constants()
+
+
+@contextlib.contextmanager
+def seed_only() -> Iterator[None]:
+    """Keep the modules loaded out of what Hypothesis draws.
+
+    Hypothesis (6.131 on) mixes the literals of every local module in ``sys.modules`` into its
+    draws, a few percent of them. The cases a seed draws would then depend on which modules
+    happen to be loaded (a user's adapter, a new module of ours, the command line or the pytest
+    plugin) and on the constants in them: the same seed, other cases. Inside this block it
+    draws from its own constants only. A Hypothesis without the hook has nothing to keep out.
+    """
+    hook = getattr(providers, "_get_local_constants", None)
+    cache = getattr(getattr(providers, "CONSTANTS_CACHE", None), "cache", None)
+    if hook is None or cache is None:
+        yield
+        return
+    # The constants allowed for each kind of draw are cached, local ones included: start
+    # without what an earlier draw outside this block cached, and leave nothing behind.
+    cache.clear()
+    providers._get_local_constants = lambda: _NO_CONSTANTS
+    try:
+        yield
+    finally:
+        providers._get_local_constants = hook
+        cache.clear()
+
+
 def _hypothesis(
     machine: type[RuleBasedStateMachine],
     budget: Budget,
     examples: ExampleDatabase | None,
     phases: list[Phase],
 ) -> None:
-    with contextlib.suppress(StepFailedError, BudgetSpent, Flaky):
+    with seed_only(), contextlib.suppress(StepFailedError, BudgetSpent, Flaky):
         # The recorder has the failing cases; settle() decides what they show.
         run_state_machine_as_test(
             machine,

@@ -730,14 +730,15 @@ def test_a_core_on_the_seeds_path_that_ruins_a_range_after_release_still_fails()
 
 def test_under_strict_the_reference_fails_only_the_seed_defects() -> None:
     """A whole strict run of the reference fails REG-5 and REL-3 and no other rule; the
-    misses after release it also makes are counted as ALLOWED under END-2 and RNG-3."""
+    misses after release it also makes are counted as ALLOWED under END-2 and RNG-3. (Seed 2's
+    run meets such a miss before it stops at its first failure; some seeds stop sooner.)"""
     candidate = reference()
     result = run(
         candidate,
         candidate.handshake(),
         profile=Profile.STRICT,
         budget=BUDGETS["ci"],
-        seed_value=1,
+        seed_value=2,
     )
     failed = {rule for rule, counts in result.tally.counts.items() if counts[Status.FAIL]}
     assert result.failure is not None

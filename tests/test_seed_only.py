@@ -1,0 +1,41 @@
+"""A seed's cases depend on the seed and the side only, not on which modules are loaded.
+
+Hypothesis mixes the literals of every local module in ``sys.modules`` into a few percent of
+its draws; the engine keeps them out (``conformance._driving.seed_only``), or the same seed
+would draw other cases once a user's adapter, or any new module, is imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance import Budget, reference, run
+from conformance import Case
+
+BUDGET = Budget(name="seed-only", examples=30, steps=15)
+
+
+def _cases() -> list[Case]:
+    candidate = reference()
+    kept: list[Case] = []
+    run(candidate, candidate.handshake(), budget=BUDGET, seed_value=5, keep=kept)
+    return kept
+
+
+def test_a_new_local_module_does_not_change_what_a_seed_draws(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _cases()
+    module = tmp_path / "adapter_with_constants.py"
+    literals = ", ".join(str(n) for n in range(3, 4096, 7))  # numbers a draw may take
+    module.write_text(f"SPANS = ({literals})\nWORDS = ('mirror', 'range', 'gpu')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("adapter_with_constants")
+    try:
+        assert _cases() == before
+    finally:
+        sys.modules.pop("adapter_with_constants", None)
