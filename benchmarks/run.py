@@ -17,6 +17,8 @@ ratio measured in the same run on the same machine; none is asserted anywhere.
 4. Adapters: the same cases through each way of reaching a candidate (the reference in
    process and over the wire protocol, the C candidate in process and over the wire), as steps
    per second of the plain loop and of the executor, and as ratios.
+5. The driver side (``benchmarks/driver.py``): its catalogue's strength, the blind set's
+   included, and the reference driver's speed.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import json
 import multiprocessing
 import os
 import platform
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -64,7 +65,10 @@ from conformance._known_bad import KnownBad
 from conformance.core._catalogue import CATALOGUE
 from conformance.core._model import CpuState
 from conformance.core._side import CORE, close_quietly
+from conformance.driver._catalogue import DRIVER_CATALOGUE
 from hmm_ref import HmmUpdate
+
+from . import _strength, driver
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -203,18 +207,17 @@ def _one(job: tuple[str, int, str]) -> dict[str, Any]:
     entry = next(e for e in CATALOGUE if e.name == name)
     candidate, handshake = start(entry.make)
     result = run(candidate, handshake, budget=BUDGETS[budget_name], seed_value=seed)
-    broken = {v.rule or v.status.name for v in result.failure.verdicts} if result.failure else set()
-    return {
-        "entry": name,
-        "seed": seed,
-        "caught": bool(broken & entry.rules),
-        "rules": sorted(broken),
-        "first_failure": result.first_failure,
-        "shrunk": len(result.failure.case.ops) if result.failure else None,
-    }
+    failure = result.failure
+    return _strength.run_row(
+        entry,
+        seed,
+        failure.verdicts if failure else (),
+        result.first_failure,
+        len(failure.case.ops) if failure else None,
+    )
 
 
-def _shortest(entry: KnownBad[Candidate]) -> int | None:
+def _shortest(entry: KnownBad[Any]) -> int | None:
     candidate, handshake = start(entry.make)
     found = explore(candidate, handshake, depth=4)
     return len(found.failure.case.ops) if found.failure else None
@@ -229,26 +232,7 @@ def strength(settings: Settings) -> list[dict[str, Any]]:
     ]
     with multiprocessing.get_context("spawn").Pool(min(2, os.cpu_count() or 1)) as pool:
         runs = pool.map(_one, jobs)
-    rows = []
-    for entry in settings.entries:
-        mine = [r for r in runs if r["entry"] == entry.name]
-        shortest = _shortest(entry)
-        firsts = [r["first_failure"] for r in mine if r["first_failure"] is not None]
-        ratios = [r["shrunk"] / shortest for r in mine if r["shrunk"] and shortest]
-        rows.append(
-            {
-                "entry": entry.name,
-                "seeds": len(mine),
-                "caught": sum(r["caught"] for r in mine),
-                "median_cases_to_first_failure": statistics.median(firsts) if firsts else None,
-                "shortest": shortest,
-                "recorded_shortest": entry.shortest,
-                "shrunk": [r["shrunk"] for r in mine],
-                "worst_ratio": max(ratios) if ratios else None,
-                "runs": mine,
-            }
-        )
-    return rows
+    return _strength.rows(settings.entries, runs, _shortest)
 
 
 # -- 3. the exhaustive engine -----------------------------------------------------------------
@@ -426,6 +410,7 @@ def markdown(results: dict[str, Any]) -> str:
         "them observes.) The C side of a round trip is a small part of it: the Python wire",
         "server, which does the same work in Python on the other end, is slower again.",
     ]
+    lines += driver.markdown(results)
     return "\n".join(lines) + "\n"
 
 
@@ -457,6 +442,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["exhaustive"] = exhaustive(settings.explore_seconds)
     print("the adapters ...", flush=True)
     results["adapters"] = adapters(1, settings.budget)
+    drivers = DRIVER_CATALOGUE[:2] if args.quick else DRIVER_CATALOGUE
+    print(f"{len(drivers)} driver entries x {settings.seeds} seeds ...", flush=True)
+    results["driver_strength"] = driver.strength(drivers, settings.seeds, settings.budget)
+    print("the driver side's speed ...", flush=True)
+    results["driver_speed"] = driver.speed(1, settings.budget, settings.explore_seconds)
     results["seconds"] = time.perf_counter() - began
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     args.markdown.write_text(markdown(results))

@@ -55,11 +55,13 @@ class Explored(Generic[HandshakeT, CaseT, StepT]):
     flaky: str | None = None
     seconds: float = 0.0
     unreached: tuple[str, ...] = ()
+    #: The initial states: one per world the scope explores.
+    roots: int = 1
 
     @property
     def states(self) -> int:
-        """Distinct model states visited, the initial one included."""
-        return 1 + sum(level.states for level in self.levels)
+        """Distinct model states visited, the initial ones included."""
+        return self.roots + sum(level.states for level in self.levels)
 
     @property
     def transitions(self) -> int:

@@ -36,30 +36,41 @@ CaseT_co = TypeVar("CaseT_co", covariant=True)
 
 
 class Space(Protocol[OpT, ExecutorT, CaseT_co]):
-    """What a side's scope gives the search."""
+    """What a side's scope gives the search: its worlds (the world a case starts from is part
+    of what is explored: each is a root of the search), and for each, its executors and cases.
+    """
 
-    def executor(self, tally: Tally) -> ExecutorT:
-        """A fresh executor for one sequence (not begun), counting into ``tally``."""
+    @property
+    def worlds(self) -> int:
+        """How many worlds the scope explores, numbered from 0."""
         ...
 
-    def case(self, ops: tuple[OpT, ...]) -> CaseT_co:
-        """The case that ``ops`` make in the scope's world."""
+    def executor(self, world: int, tally: Tally) -> ExecutorT:
+        """A fresh executor for one sequence in ``world`` (not begun), counting into
+        ``tally``."""
+        ...
+
+    def case(self, world: int, ops: tuple[OpT, ...]) -> CaseT_co:
+        """The case that ``ops`` make in ``world``."""
         ...
 
     def key(self, executor: ExecutorT) -> Hashable:
         """The model state the executor has reached, as a key to merge on."""
         ...
 
-    def operations(self, executor: ExecutorT) -> Iterable[OpT]:
-        """The operations the scope allows from the executor's state, in a fixed order."""
+    def operations(self, world: int, executor: ExecutorT) -> Iterable[OpT]:
+        """The operations the scope allows from the executor's state in ``world``, in a fixed
+        order."""
         ...
 
 
 @final
 @dataclass(frozen=True, slots=True)
 class _State(Generic[OpT]):
-    """A state of the search: the first path that reached it, and the steps out of it."""
+    """A state of the search: its world, the first path that reached it there, and the steps
+    out of it."""
 
+    world: int
     path: tuple[OpT, ...]
     key: Hashable
     steps: tuple[OpT, ...]
@@ -95,19 +106,39 @@ class _Search(Generic[OpT, ExecutorT, HandshakeT, CaseT, StepT]):
     seen: set[Hashable] = field(default_factory=set)
     scratch: Tally = field(default_factory=Tally)
 
-    def fresh(self) -> tuple[ExecutorT, Failure[CaseT, StepT] | None]:
-        executor = self.space.executor(self.scratch)
+    def fresh(self, world: int) -> tuple[ExecutorT, Failure[CaseT, StepT] | None]:
+        executor = self.space.executor(world, self.scratch)
         crash = executor.begin()
         if crash is None:
             return executor, None
-        return executor, Failure(case=self.space.case(()), steps=(), setup_crash=crash)
+        return executor, Failure(case=self.space.case(world, ()), steps=(), setup_crash=crash)
 
-    def failure(self, ops: tuple[OpT, ...]) -> Failure[CaseT, StepT]:
-        case = self.space.case(ops)
+    def failure(self, world: int, ops: tuple[OpT, ...]) -> Failure[CaseT, StepT]:
+        case = self.space.case(world, ops)
         return engine.confirm(self.side, self.candidate, self.handshake, case, self.profile)
 
-    def state(self, path: tuple[OpT, ...], executor: ExecutorT) -> _State[OpT]:
-        return _State(path, self.space.key(executor), tuple(self.space.operations(executor)))
+    def key(self, world: int, executor: ExecutorT) -> Hashable:
+        """The state's key: its world's number, and the model state there (a model need not
+        say which world it is in; the encoding, for one, is not part of the driver's)."""
+        return (
+            (world, self.space.key(executor)) if self.space.worlds > 1 else self.space.key(executor)
+        )
+
+    def state(self, world: int, path: tuple[OpT, ...], executor: ExecutorT) -> _State[OpT]:
+        steps = tuple(self.space.operations(world, executor))
+        return _State(world, path, self.key(world, executor), steps)
+
+    def roots(self, result: Explored[HandshakeT, CaseT, StepT]) -> list[_State[OpT]]:
+        """The initial state of every world, or nothing if the candidate failed to set one up
+        (then ``result.failure`` says how)."""
+        roots: list[_State[OpT]] = []
+        for world in range(self.space.worlds):
+            executor, result.failure = self.fresh(world)
+            if result.failure is not None:
+                return []
+            roots.append(self.state(world, (), executor))
+            self.seen.add(roots[-1].key)
+        return roots
 
     def level(
         self, frontier: list[_State[OpT]], result: Explored[HandshakeT, CaseT, StepT]
@@ -134,15 +165,15 @@ class _Search(Generic[OpT, ExecutorT, HandshakeT, CaseT, StepT]):
                     result.flaky, result.failure = outcome.reason, outcome.failure
                     return found, transitions, True
                 executor: ExecutorT = outcome  # type: ignore[assignment]
-                key = self.space.key(executor)
+                key = self.key(state.world, executor)
                 if key not in self.seen or not self.merge:
                     self.seen.add(key)
-                    found.append(self.state((*state.path, op), executor))
+                    found.append(self.state(state.world, (*state.path, op), executor))
         return found, transitions, False
 
     def replay(self, state: _State[OpT]) -> ExecutorT | _Unsteady[CaseT, StepT]:
         """A fresh case with ``state``'s path taken again, or what went differently."""
-        executor, crash = self.fresh()
+        executor, crash = self.fresh(state.world)
         if crash is not None:
             return _Unsteady(
                 f"begin() failed after {self.scratch.cases - 1} cases that began; {_NOT_SHORTEST}",
@@ -160,9 +191,9 @@ class _Search(Generic[OpT, ExecutorT, HandshakeT, CaseT, StepT]):
             if failed:
                 return _Unsteady(
                     f"the same {count} passed before and failed on replay; {_NOT_SHORTEST}",
-                    self.failure(state.path),
+                    self.failure(state.world, state.path),
                 )
-        if self.space.key(executor) != state.key:
+        if self.key(state.world, executor) != state.key:
             return _Unsteady(f"the same {count} led to another state on replay; {_NOT_SHORTEST}")
         return executor
 
@@ -178,7 +209,7 @@ class _Search(Generic[OpT, ExecutorT, HandshakeT, CaseT, StepT]):
             return _WAITS
         tally.add(outcome.verdicts)
         if outcome.failed:
-            return self.failure((*state.path, op))
+            return self.failure(state.world, (*state.path, op))
         return executor
 
 
@@ -211,10 +242,8 @@ def search(
         deadline=None if time_limit is None else began + time_limit,
         clock=clock,
     )
-    executor, result.failure = run.fresh()
-    frontier = [] if result.failure is not None else [run.state((), executor)]
-    if frontier:
-        run.seen.add(frontier[0].key)
+    result.roots = space.worlds
+    frontier = run.roots(result)
     for level in range(1, depth + 1 if result.failure is None else 1):
         level_began = clock()
         frontier, transitions, stop = run.level(frontier, result)

@@ -39,7 +39,17 @@ def test_a_quick_benchmark_run_writes_json_and_markdown(
     assert adapters["steps"] > adapters["cases"] > 0
     assert all(row["steps"] == adapters["steps"] for row in adapters["rows"])
     assert set(adapters["c_wire_cost_per_step"]) == set(overhead["steps_per_second"])
+    for row in data["driver_strength"]:
+        assert row["caught"] == row["seeds"] == 1
+        assert row["shortest"] == row["recorded_shortest"]
+        assert row["worst_ratio"] == 1.0
+    speed = data["driver_speed"]
+    assert speed["steps"] > speed["cases"] > 0
+    assert set(speed["steps_per_second"]) == {"state_machine", "executor_replay"}
+    assert speed["explore"]["completed_depth"] >= 1
     text = doc.read_text()
+    assert "| `sleeps-when-not-blockable` | 1/1 |" in text
+    assert "## The driver side" in text
     assert "| `parent-tree` | 1/1 |" in text
     assert f"Python {data['machine']['python']}" in text
     assert "| C candidate, C wire server |" in text

@@ -130,10 +130,10 @@ def test_an_over_conservative_driver_conforms_with_a_graded_DRV_6(
 
 
 def test_a_driver_run_too_small_is_inconclusive() -> None:
-    """One case of three steps leaves DRV rules unreached: exit 1. (The seed is fixed: the
+    """One case of one step leaves DRV rules unreached: exit 1. (The seed is fixed: the
     faults the world starts with take steps of their own, and some seeds reach every rule.)"""
     status, out, _ = _run(
-        "run", "--side", "driver", "--examples", "1", "--steps", "3", "--seed", "1"
+        "run", "--side", "driver", "--examples", "1", "--steps", "1", "--seed", "1"
     )
     assert status == 1
     assert "INCONCLUSIVE: no rule failed, but DRV-" in out

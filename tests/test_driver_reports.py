@@ -130,7 +130,7 @@ _SHAPES: dict[str, tuple[Callable[[], DriverRunResult], str]] = {
     ),
     "setup-crash": (lambda: _graft(failure=_failure(B.CrashesInBegin, *MAPPED)), "crash"),
     "inconclusive": (
-        lambda: _run(reference_driver, Budget(name="tiny", examples=1, steps=3)),
+        lambda: _run(reference_driver, Budget(name="tiny", examples=1, steps=1)),
         "inconclusive",
     ),
     "flaky-run": (_flaky_run, "flaky"),

@@ -60,16 +60,19 @@ class CoreSpace:
     profile: Profile
     scope: Scope
 
-    def executor(self, tally: Tally) -> Executor:
+    #: The core's scope explores one world.
+    worlds: Final = 1
+
+    def executor(self, world: int, tally: Tally) -> Executor:
         return Executor(self.candidate, self.handshake, self.profile, self.scope.world, tally)
 
-    def case(self, ops: tuple[CoreOperation, ...]) -> Case:
+    def case(self, world: int, ops: tuple[CoreOperation, ...]) -> Case:
         return Case(world=self.scope.world, ops=ops)
 
     def key(self, executor: Executor) -> Hashable:
         return state_key(executor.model)
 
-    def operations(self, executor: Executor) -> Iterator[CoreOperation]:
+    def operations(self, world: int, executor: Executor) -> Iterator[CoreOperation]:
         return operations(executor.model, self.scope)
 
 

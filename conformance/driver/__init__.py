@@ -6,8 +6,9 @@ case, and reports each fault's progress as a :class:`FaultView`. The reference d
 (:func:`reference_driver`, :func:`reference_driver_rwsem`) implement it too.
 
 :func:`start_driver` makes a candidate and reads its handshake, :func:`run_driver` checks it over
-generated cases, and :func:`replay_driver` runs one :class:`DriverCase` (the operations below, or
-a replay file read with :func:`driver_case_from_json`) step by step. The command line's
+generated cases, :func:`explore_driver` over every sequence of a small :class:`DriverScope` up to
+a depth, and :func:`replay_driver` runs one :class:`DriverCase` (the operations below, or a
+replay file read with :func:`driver_case_from_json`) step by step. The command line's
 ``--side driver`` does the same.
 
 The adapter protocol's names are also exported by :mod:`conformance` itself, next to the core
@@ -22,6 +23,7 @@ from ._adapter import (
     DriverHandshake,
     FaultView,
 )
+from ._explore import DRIVER_SCOPE, DRIVER_WORLDS, DriverExploreResult, DriverScope, DriverWorld
 from ._ops import (
     CpuSetEntry,
     DriverCase,
@@ -36,19 +38,31 @@ from ._ops import (
     driver_case_to_json,
 )
 from ._reference import ReferenceDriverCandidate, reference_driver, reference_driver_rwsem
-from ._side import DriverFailure, DriverRunResult, replay_driver, run_driver, start_driver
+from ._side import (
+    DriverFailure,
+    DriverRunResult,
+    explore_driver,
+    replay_driver,
+    run_driver,
+    start_driver,
+)
 
 __all__ = [
     "DRIVER_PROTOCOL_VERSION",
+    "DRIVER_SCOPE",
+    "DRIVER_WORLDS",
     "CpuSetEntry",
     "DriverCandidate",
     "DriverCapability",
     "DriverCase",
     "DriverEnv",
+    "DriverExploreResult",
     "DriverFailure",
     "DriverHandshake",
     "DriverOperation",
     "DriverRunResult",
+    "DriverScope",
+    "DriverWorld",
     "Exit",
     "FaultView",
     "NotifierEnd",
@@ -59,6 +73,7 @@ __all__ = [
     "StepFault",
     "driver_case_from_json",
     "driver_case_to_json",
+    "explore_driver",
     "reference_driver",
     "reference_driver_rwsem",
     "replay_driver",

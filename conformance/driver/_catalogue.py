@@ -36,6 +36,7 @@ from ._adapter import (
     DriverHandshake,
     FaultView,
 )
+from ._blind_catalogue import BLIND_CATALOGUE
 
 __all__ = ["DRIVER_CATALOGUE", "BaseDriver"]
 
@@ -366,4 +367,5 @@ DRIVER_CATALOGUE: Final = (
         "DRV-7",
         "RDMA ODP: -EAGAIN from a non-blockable start with its lock still held (bug #14)",
     ),
+    *BLIND_CATALOGUE,
 )

@@ -9,6 +9,7 @@ the simplest race: a CPU change over the whole span, right after the snapshot.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Literal, final
 
@@ -30,18 +31,23 @@ class Race:
     """An event between two steps of a fault."""
 
     event: Literal["cpu", "reaper", "exit"]
-    #: How many of the fault's steps come first (1: right after its snapshot).
+    #: How many of the fault's steps come first (1: right after its snapshot; the reaper
+    #: alone, which never waits, also comes after the lock or the check).
     after: int = 1
     #: Over what: the fault's whole span, one page of it (the rest of the snapshot stays
-    #: fresh, so a commit of it is seen), or the whole vma (as the OOM reaper does).
-    over: Literal["span", "page", "vma"] = "span"
+    #: fresh, so a commit of it is seen), the whole vma (as the OOM reaper does), or every
+    #: page the device maps (the work a callback must do while the fault holds its lock).
+    over: Literal["span", "page", "vma", "device"] = "span"
     #: Which page of the span, counted from its start (wrapped to the span's length).
     page: int = 0
 
-    def span(self, start: int, end: int) -> tuple[int, int]:
-        """The span the event covers, for a fault over ``[start, end)``."""
-        if self.over == "span":
+    def span(self, start: int, end: int, mapped: Sequence[int] = ()) -> tuple[int, int]:
+        """The span the event covers, for a fault over ``[start, end)`` while the device maps
+        the pages ``mapped``."""
+        if self.over == "span" or (self.over == "device" and not mapped):
             return start, end
+        if self.over == "device":
+            return min(mapped), max(mapped) + PAGE_SIZE
         if self.over == "page":
             pages = max(1, (end - start) // PAGE_SIZE)
             first = start + (self.page % pages) * PAGE_SIZE
@@ -57,13 +63,13 @@ def _event(draw: int) -> Literal["cpu", "reaper", "exit"]:
 
 def races() -> st.SearchStrategy[Race]:
     """Every event (the exit two times in ten), after one to three steps, over any of the
-    three spans."""
+    four spans."""
     return st.builds(
         Race,
         event=st.integers(0, 9).map(_event),
         after=st.integers(1, 3),
         # One page, half the time: over the whole span the seed clears the snapshot's every
         # entry, so a stale snapshot committed anyway commits nothing and shows nothing.
-        over=st.sampled_from(("span", "page", "vma", "page")),
+        over=st.sampled_from(("span", "page", "vma", "device", "page")),
         page=st.integers(0, 7),
     )

@@ -2,27 +2,30 @@
 scope, breadth first, through the same executor and oracle as the random engine.
 
 ``hmm-conformance explore --side driver --depth K`` runs :func:`conformance._search.search`
-over a :class:`DriverScope`: two pages of the first vma (one writable, one read-only), every
-span over them, both modes of the notifier start, a CPU change to none or to a new page inside
-a window, up to two device faults started, stepped one step or run to their end, and the
-process's exit. Sequences that leave the model in the same state (the CPU entries, the open
-windows and what faults froze in them, each fault's next step, locks and licence, the device
-page table) are continued once, so the first failing sequence found is a shortest
+over a :class:`DriverScope`. The world a case starts from is part of what is explored: each of
+:data:`DRIVER_WORLDS` is a root of the search (two pages, one writable and one read-only; the
+same in an encoding laid out unlike the default; a page and a poisoned page; three pages). In
+each, the operations are a notifier start of each of three spans in both modes and the end of
+each open window, a CPU change of a page inside a window to none or to a new page, up to two
+device faults started over a span and stepped one step or run to their end, and the process's
+exit. Sequences that leave the model in the same state in the same world (the CPU entries, the
+open windows and what faults froze in them, each fault's next step, locks and licence, the
+device page table) are continued once, so the first failing sequence found is a shortest
 counterexample within the scope, for a driver that keeps nothing it has not shown; otherwise
 ``--every-sequence`` continues each one.
 
-What the scope leaves out is not checked here: one encoding, the two pages, faults the rules
-make fail. The random engine covers the rest.
+What the scope leaves out is not checked here: more pages and vmas, faults the rules make fail.
+The random engine covers the rest.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, TypeAlias, final
 
-from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PTE_NONE, PfnEncoding, Pte
+from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PTE_NONE, PTE_POISON, PfnEncoding, Pte
 
 from .._case import World
 from .._exploring import Explored, Level, ScopeOption
@@ -32,6 +35,7 @@ from .._search import search
 from .._verdicts import Tally
 from ._adapter import DriverCandidate, DriverHandshake
 from ._executor import DriverExecutor, DriverStepOutcome
+from ._machine import DRIVER_ENCODINGS
 from ._model import DriverModel
 from ._ops import (
     CpuSetEntry,
@@ -50,17 +54,71 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DRIVER_SCOPE",
+    "DRIVER_WORLDS",
     "DriverExploreResult",
     "DriverExplorer",
     "DriverScope",
+    "DriverWorld",
     "driver_state_key",
-    "explore_driver",
+    "search_driver",
 ]
 
 #: What a search of the driver side found.
 DriverExploreResult: TypeAlias = Explored[DriverHandshake, DriverCase, DriverStepOutcome]
 
-_P0, _P1, _P2 = VMAS[0].start, VMAS[0].start + PAGE_SIZE, VMAS[0].start + 2 * PAGE_SIZE
+_PAGES = tuple(VMAS[0].start + n * PAGE_SIZE for n in range(4))
+_P0, _P1, _P2, _P3 = _PAGES
+
+
+def _spans(pages: int) -> tuple[tuple[int, int], ...]:
+    """One page, the next, and all of the first ``pages`` pages."""
+    return ((_P0, _P1), (_P1, _P2), (_P0, _PAGES[pages] if pages < 4 else _P3 + PAGE_SIZE))
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DriverWorld:
+    """One world the driver scope explores: the CPU's pages, the driver's encoding, and the
+    spans of faults and invalidations over them."""
+
+    world: World
+    encoding: PfnEncoding
+    spans: tuple[tuple[int, int], ...]
+    #: What it is there for, in a few words.
+    why: str
+
+
+_RW, _RO = Pte.present(0x100, write=True), Pte.present(0x101)
+
+#: The worlds, simplest first. The first is where most bugs show; each other one adds what
+#: some bug needs: an encoding laid out unlike the default, a poisoned page (an ERROR entry in
+#: a snapshot), and three pages mapped at once (a batch for the callback to tear down).
+DRIVER_WORLDS: Final = (
+    DriverWorld(
+        world=World(vmas=VMAS, ptes=((_P0, _RW), (_P1, _RO))),
+        encoding=DEFAULT_ENCODING,
+        spans=_spans(2),
+        why="a writable and a read-only page",
+    ),
+    DriverWorld(
+        world=World(vmas=VMAS, ptes=((_P0, _RW), (_P1, _RO))),
+        encoding=DRIVER_ENCODINGS[-1],
+        spans=_spans(2),
+        why="the same, in an encoding laid out unlike the default",
+    ),
+    DriverWorld(
+        world=World(vmas=VMAS, ptes=((_P0, _RW), (_P1, PTE_POISON))),
+        encoding=DEFAULT_ENCODING,
+        spans=_spans(2),
+        why="a page and a poisoned page",
+    ),
+    DriverWorld(
+        world=World(vmas=VMAS, ptes=((_P0, _RW), (_P1, _RO), (_P2, Pte.present(0x102)))),
+        encoding=DEFAULT_ENCODING,
+        spans=_spans(3),
+        why="three pages",
+    ),
+)
 
 
 @final
@@ -68,23 +126,15 @@ _P0, _P1, _P2 = VMAS[0].start, VMAS[0].start + PAGE_SIZE, VMAS[0].start + 2 * PA
 class DriverScope:
     """What the driver side's exhaustive engine enumerates."""
 
-    world: World = field(
-        default_factory=lambda: World(
-            vmas=VMAS,
-            ptes=((_P0, Pte.present(0x100, write=True)), (_P1, Pte.present(0x101))),
-        )
-    )
-    encoding: PfnEncoding = DEFAULT_ENCODING
+    worlds: tuple[DriverWorld, ...] = DRIVER_WORLDS
     #: Faults a sequence may start.
     faults: int = 2
-    #: The spans of faults and of invalidations.
-    spans: tuple[tuple[int, int], ...] = ((_P0, _P1), (_P1, _P2), (_P0, _P2))
     #: What the CPU may change an entry to, inside a window.
     new_entries: tuple[Pte, ...] = (PTE_NONE, Pte.present(0x1AA, write=True))
 
     def describe(self) -> str:
         return (
-            f"{len(self.spans)} spans over {len(self.world.ptes)} pages, both modes, "
+            f"{len(self.worlds)} worlds of 2 or 3 pages and 3 spans, both modes, "
             f"{self.faults} faults, {len(self.new_entries)} CPU changes, the exit"
         )
 
@@ -105,17 +155,18 @@ def driver_state_key(model: DriverModel) -> Hashable:
     return (model.cpu.entries(), tuple(windows), faults, model.table, model.exited)
 
 
-def operations(model: DriverModel, scope: DriverScope) -> Iterator[DriverOp]:
-    """Every operation the scope allows from ``model``'s state, simplest first; the caller's
-    side of the protocol is kept by the model, as in the random engine."""
+def operations(model: DriverModel, scope: DriverScope, world: int = 0) -> Iterator[DriverOp]:
+    """Every operation the scope allows from ``model``'s state in ``world``, simplest first;
+    the caller's side of the protocol is kept by the model, as in the random engine."""
+    spans = scope.worlds[world].spans
     candidates: list[DriverOp] = []
     for fault in model.faults_in_progress():
         candidates += [RunFault(fault=fault), StepFault(fault=fault)]
     if len(model.faults) < scope.faults:
         candidates += [
-            StartFault(fault=len(model.faults), start=start, end=end) for start, end in scope.spans
+            StartFault(fault=len(model.faults), start=start, end=end) for start, end in spans
         ]
-    for start, end in scope.spans:
+    for start, end in spans:
         candidates += [NotifierStart(start=start, end=end, blockable=b) for b in (False, True)]
     candidates += [
         NotifierEnd(start=start, end=end) for start, end in sorted(model.windows.values())
@@ -143,21 +194,26 @@ class _DriverSpace:
     handshake: DriverHandshake
     scope: DriverScope
 
-    def executor(self, tally: Tally) -> DriverExecutor:
-        world, encoding = self.scope.world, self.scope.encoding
-        return DriverExecutor(self.candidate, self.handshake, world, encoding, tally)
+    @property
+    def worlds(self) -> int:
+        return len(self.scope.worlds)
 
-    def case(self, ops: tuple[DriverOp, ...]) -> DriverCase:
-        return DriverCase(world=self.scope.world, encoding=self.scope.encoding, ops=ops)
+    def executor(self, world: int, tally: Tally) -> DriverExecutor:
+        where = self.scope.worlds[world]
+        return DriverExecutor(self.candidate, self.handshake, where.world, where.encoding, tally)
+
+    def case(self, world: int, ops: tuple[DriverOp, ...]) -> DriverCase:
+        where = self.scope.worlds[world]
+        return DriverCase(world=where.world, encoding=where.encoding, ops=ops)
 
     def key(self, executor: DriverExecutor) -> Hashable:
         return driver_state_key(executor.model)
 
-    def operations(self, executor: DriverExecutor) -> Iterator[DriverOp]:
-        return operations(executor.model, self.scope)
+    def operations(self, world: int, executor: DriverExecutor) -> Iterator[DriverOp]:
+        return operations(executor.model, self.scope, world)
 
 
-def explore_driver(
+def search_driver(
     side: DriverSide,
     candidate: DriverCandidate,
     handshake: DriverHandshake,
@@ -222,7 +278,7 @@ class DriverExplorer:
         on_level: Callable[[Level], None] | None,
         merge: bool,
     ) -> DriverExploreResult:
-        return explore_driver(
+        return search_driver(
             self._side,
             candidate,
             handshake,

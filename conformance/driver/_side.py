@@ -38,7 +38,7 @@ from ._adapter import (
 )
 from ._catalogue import DRIVER_CATALOGUE
 from ._executor import DriverExecutor, DriverStepOutcome
-from ._explore import DriverExplorer
+from ._explore import DRIVER_SCOPE, DriverExplorer, DriverExploreResult, DriverScope, search_driver
 from ._machine import DriverCaseRecorder, DriverConformance, DriverFailure
 from ._model import in_span
 from ._ops import (
@@ -334,6 +334,29 @@ def minimise_driver(
     """Delete runs of operations, fold a CPU change into the world, or swap two neighbours,
     while the case gets shorter and still breaks one of the same rules."""
     return engine.minimise(DRIVER, candidate, handshake, failure, Profile.SEED)
+
+
+def explore_driver(
+    candidate: DriverCandidate,
+    handshake: DriverHandshake,
+    *,
+    depth: int,
+    scope: DriverScope = DRIVER_SCOPE,
+    time_limit: float | None = None,
+    merge: bool = True,
+) -> DriverExploreResult:
+    """Every driver-side sequence of up to ``depth`` operations in ``scope`` (its worlds
+    included), breadth first, until the first failing step: a shortest counterexample in the
+    scope; ``merge=False`` continues every sequence, not one per model state."""
+    return search_driver(
+        DRIVER,
+        candidate,
+        handshake,
+        depth=depth,
+        scope=scope,
+        time_limit=time_limit,
+        merge=merge,
+    )
 
 
 def run_driver(
