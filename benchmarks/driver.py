@@ -106,7 +106,7 @@ def markdown(results: dict[str, Any]) -> list[str]:
         "`../shared/kernel/` and docs/driver-side.md by someone who had not read the generators",
         "or the oracle, measured, then added), over the same seeds at the same budget. Shortest:",
         f"the driver explorer's shortest counterexample, searched to depth {SHORTEST_DEPTH}",
-        '("-": none in its scope, which has one encoding and two pages).',
+        '("-": none in its scope of four small worlds).',
         "",
         "| entry | caught | median cases to 1st failure | shortest | shrunk per seed | ratio |",
         "|---|---:|---:|---:|---|---:|",

@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance import Budget, reference, run
-from conformance import Case
+from conformance import Budget, Case, reference, run
 
 BUDGET = Budget(name="seed-only", examples=30, steps=15)
 

@@ -259,10 +259,10 @@ class DriverConformance(CaseMachine[DriverCase, DriverOp, DriverExecutor]):
     ) -> None:
         fault = self._start_fault(kind, vma, first, length)
         if race is not None and kind == "ok":  # a fault the rules make fail ends at its snapshot
-            # A blockable start and the exit's release take D, so they can only come while no
-            # step of the fault holds it: right after the snapshot. Only the reaper, which
-            # never waits, can come while the fault holds D.
-            for _ in range(race.after if race.event == "reaper" else 1):
+            # After the snapshot, or while the fault holds D (after its lock or its check):
+            # there the reaper must be refused without a touch, and a blockable start or the
+            # exit waits for the fault, unless the driver wrongly says it need not.
+            for _ in range(race.after):
                 if self.model.faults[fault].finished or not self._free(StepFault(fault=fault)):
                     break
                 self._do(StepFault(fault=fault))

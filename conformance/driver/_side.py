@@ -317,7 +317,8 @@ def replay_driver(
 ) -> DriverFailure | tuple[DriverStepOutcome, ...]:
     """Run ``case`` step by step; a :class:`DriverFailure` at the first failing step, else every
     outcome. :class:`CaseFormatError` if a step breaks the caller's protocol, or would wait for
-    a lock with this driver (the case does not apply to it)."""
+    a lock that a fault of the case holds and can release (the case does not apply to this
+    driver); a step that would wait forever is a DRV-7 failure."""
     return engine.replay(DRIVER, candidate, handshake, case, Profile.SEED, tally=tally)
 
 
