@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from conformance import Budget, cli
+from conformance import Budget, World, cli
+from conformance._generation import ENCODINGS, VMAS
 from conformance._known_bad import KnownBad
 from conformance._side import Failure
 from conformance.core import _side as core_side
@@ -21,7 +22,14 @@ from conformance.driver._blind_base import BlindBase
 from conformance.driver._blind_catalogue import BLIND_CATALOGUE
 from conformance.driver._catalogue import DRIVER_CATALOGUE, BaseDriver
 from conformance.driver._explore import DriverExploreResult, search_driver
-from conformance.driver._side import DRIVER, DriverFailure, run_driver, start_driver
+from conformance.driver._ops import DriverCase, RunFault, StartFault
+from conformance.driver._side import (
+    DRIVER,
+    DriverFailure,
+    replay_driver,
+    run_driver,
+    start_driver,
+)
 from conformance.oracle import Status
 
 SEED = 1
@@ -188,3 +196,21 @@ def test_the_blind_sets_base_driver_conforms() -> None:
     result = run_driver(candidate, handshake, budget=BUDGET, seed_value=SEED)
     assert result.failure is None
     assert result.conforms
+
+
+def test_a_driver_that_checks_early_checks_nothing_when_its_snapshot_fails() -> None:
+    """checks-before-locking calls range_done only after a snapshot that succeeded: a fault
+    outside every vma fails at its snapshot (no vma: no HMM call at all), with no range_done,
+    and conforms."""
+    candidate, handshake = start_driver(BY_NAME["checks-before-locking"].make)
+    outside = StartFault(fault=0, start=0x40000, end=0x41000)
+    steps = replay_driver(
+        candidate,
+        handshake,
+        DriverCase(world=World(vmas=VMAS), encoding=ENCODINGS[0], ops=(outside, RunFault(fault=0))),
+    )
+    assert isinstance(steps, tuple)
+    [run] = [step for step in steps if isinstance(step.op, RunFault)]
+    assert [call.kind for record in run.observation.fault_steps for call in record.calls] == []
+    assert run.observation.fault is not None
+    assert run.observation.fault.result == -14

@@ -12,8 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis.internal.conjecture import providers
 
 from conformance import Budget, Case, reference, run
+from conformance._driving import seed_only
 
 BUDGET = Budget(name="seed-only", examples=30, steps=15)
 
@@ -38,3 +40,15 @@ def test_a_new_local_module_does_not_change_what_a_seed_draws(
         assert _cases() == before
     finally:
         sys.modules.pop("adapter_with_constants", None)
+
+
+def test_a_hypothesis_without_local_constants_is_left_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Versions before 6.131 have no local constants to keep out: the block only runs."""
+    monkeypatch.delattr(providers, "_get_local_constants")
+    ran = []
+    with seed_only():
+        ran.append(True)
+    assert ran == [True]
+    assert not hasattr(providers, "_get_local_constants")
