@@ -3,31 +3,54 @@ per entry."""
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import statistics
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from conformance import BUDGETS, Budget
+from conformance import _engine as engine
 from conformance._known_bad import KnownBad
-from conformance._verdicts import Verdict
+from conformance._sides import side_named
 
 
-def run_row(
-    entry: KnownBad[Any],
-    seed: int,
-    verdicts: Sequence[Verdict],
-    first_failure: int | None,
-    shrunk: int | None,
-) -> dict[str, Any]:
-    """One entry's run at one seed: caught against one of its rules or not, and how."""
-    broken = {v.rule or v.status.name for v in verdicts}
+def one_run(job: tuple[str, str, int, str]) -> dict[str, Any]:
+    """One catalogue entry of a side at one seed: caught against one of its rules or not, and
+    how. (A top-level function: the pool's processes call it by name.)"""
+    side_name, name, seed, budget_name = job
+    side = side_named(side_name)
+    entry = next(e for e in side.catalogue.entries if e.name == name)
+    candidate, handshake = engine.start(side, entry.make)
+    result = engine.run(side, candidate, handshake, budget=BUDGETS[budget_name], seed_value=seed)
+    failure = result.failure
+    broken = {v.rule or v.status.name for v in failure.verdicts} if failure else set()
     return {
-        "entry": entry.name,
+        "entry": name,
         "seed": seed,
         "caught": bool(broken & entry.rules),
         "rules": sorted(broken),
-        "first_failure": first_failure,
-        "shrunk": shrunk,
+        "first_failure": result.first_failure,
+        "shrunk": len(failure.case.ops) if failure else None,
     }
+
+
+def measure(
+    side_name: str,
+    entries: Sequence[KnownBad[Any]],
+    seeds: int,
+    budget: Budget,
+    shortest_of: Callable[[KnownBad[Any]], int | None],
+) -> list[dict[str, Any]]:
+    """Each entry over ``seeds`` seeds, two processes at a time, and a row per entry."""
+    jobs = [
+        (side_name, entry.name, seed, budget.name)
+        for entry in entries
+        for seed in range(1, seeds + 1)
+    ]
+    with multiprocessing.get_context("spawn").Pool(min(2, os.cpu_count() or 1)) as pool:
+        runs = pool.map(one_run, jobs)
+    return rows(entries, runs, shortest_of)
 
 
 def rows(

@@ -11,38 +11,20 @@
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 import time
 from typing import Any
 
-from conformance import BUDGETS, Budget
+from conformance import Budget
 from conformance._known_bad import KnownBad
 from conformance.driver._adapter import DriverCandidate
-from conformance.driver._catalogue import DRIVER_CATALOGUE
 from conformance.driver._ops import DriverCase
 from conformance.driver._reference import reference_driver
 from conformance.driver._side import explore_driver, replay_driver, run_driver, start_driver
 
-from ._strength import rows, run_row
+from ._strength import measure
 
 #: The deepest the exhaustive engine looks for an entry's shortest counterexample.
 SHORTEST_DEPTH = 6
-
-
-def _one(job: tuple[str, int, str]) -> dict[str, Any]:
-    name, seed, budget_name = job
-    entry = next(e for e in DRIVER_CATALOGUE if e.name == name)
-    candidate, handshake = start_driver(entry.make)
-    result = run_driver(candidate, handshake, budget=BUDGETS[budget_name], seed_value=seed)
-    failure = result.failure
-    return run_row(
-        entry,
-        seed,
-        failure.verdicts if failure else (),
-        result.first_failure,
-        len(failure.case.ops) if failure else None,
-    )
 
 
 def _shortest(entry: KnownBad[Any]) -> int | None:
@@ -55,10 +37,7 @@ def strength(
     entries: tuple[KnownBad[DriverCandidate], ...], seeds: int, budget: Budget
 ) -> list[dict[str, Any]]:
     """Each entry over ``seeds`` seeds, two processes at a time."""
-    jobs = [(entry.name, seed, budget.name) for entry in entries for seed in range(1, seeds + 1)]
-    with multiprocessing.get_context("spawn").Pool(min(2, os.cpu_count() or 1)) as pool:
-        runs = pool.map(_one, jobs)
-    return rows(entries, runs, _shortest)
+    return measure("driver", entries, seeds, budget, _shortest)
 
 
 def speed(seed: int, budget: Budget, explore_seconds: float) -> dict[str, Any]:

@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import importlib.metadata
 import json
-import multiprocessing
 import os
 import platform
 import sys
@@ -202,21 +201,6 @@ def overhead(seed: int, budget: Budget) -> dict[str, Any]:
 # -- 2. strength ------------------------------------------------------------------------------
 
 
-def _one(job: tuple[str, int, str]) -> dict[str, Any]:
-    name, seed, budget_name = job
-    entry = next(e for e in CATALOGUE if e.name == name)
-    candidate, handshake = start(entry.make)
-    result = run(candidate, handshake, budget=BUDGETS[budget_name], seed_value=seed)
-    failure = result.failure
-    return _strength.run_row(
-        entry,
-        seed,
-        failure.verdicts if failure else (),
-        result.first_failure,
-        len(failure.case.ops) if failure else None,
-    )
-
-
 def _shortest(entry: KnownBad[Any]) -> int | None:
     candidate, handshake = start(entry.make)
     found = explore(candidate, handshake, depth=4)
@@ -225,14 +209,7 @@ def _shortest(entry: KnownBad[Any]) -> int | None:
 
 def strength(settings: Settings) -> list[dict[str, Any]]:
     """Each entry over ``settings.seeds`` seeds, two processes at a time."""
-    jobs = [
-        (entry.name, seed, settings.budget.name)
-        for entry in settings.entries
-        for seed in range(1, settings.seeds + 1)
-    ]
-    with multiprocessing.get_context("spawn").Pool(min(2, os.cpu_count() or 1)) as pool:
-        runs = pool.map(_one, jobs)
-    return _strength.rows(settings.entries, runs, _shortest)
+    return _strength.measure("core", settings.entries, settings.seeds, settings.budget, _shortest)
 
 
 # -- 3. the exhaustive engine -----------------------------------------------------------------

@@ -13,9 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar, final
 
-__all__ = ["Catalogue", "KnownBad"]
+__all__ = ["Catalogue", "KnownBad", "entry_name"]
 
 CandidateT = TypeVar("CandidateT")
+
+
+def entry_name(cls: type) -> str:
+    """A catalogue entry's name from its class's: ``SleepsWhenNotBlockable`` ->
+    ``sleeps-when-not-blockable``."""
+    return "".join(f"-{c.lower()}" if c.isupper() else c for c in cls.__name__).lstrip("-")
 
 
 @final

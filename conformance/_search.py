@@ -17,7 +17,7 @@ transition: the holder's own steps are in the scope.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, Protocol, TypeVar, final
 
@@ -28,11 +28,19 @@ from ._rules import Profile
 from ._side import CaseT, Failure, HandshakeT, Side, SideExecutor, StepT, WouldWaitError
 from ._verdicts import Tally
 
-__all__ = ["Space", "search"]
+__all__ = ["ScopedExplorer", "Space", "search"]
 
 OpT = TypeVar("OpT")
 ExecutorT = TypeVar("ExecutorT", bound=SideExecutor[Any, Any])
 CaseT_co = TypeVar("CaseT_co", covariant=True)
+CandidateT = TypeVar("CandidateT")
+
+
+class _Scope(Protocol):
+    def describe(self) -> str: ...
+
+
+ScopeT = TypeVar("ScopeT", bound=_Scope)
 
 
 class Space(Protocol[OpT, ExecutorT, CaseT_co]):
@@ -120,9 +128,7 @@ class _Search(Generic[OpT, ExecutorT, HandshakeT, CaseT, StepT]):
     def key(self, world: int, executor: ExecutorT) -> Hashable:
         """The state's key: its world's number, and the model state there (a model need not
         say which world it is in; the encoding, for one, is not part of the driver's)."""
-        return (
-            (world, self.space.key(executor)) if self.space.worlds > 1 else self.space.key(executor)
-        )
+        return world, self.space.key(executor)
 
     def state(self, world: int, path: tuple[OpT, ...], executor: ExecutorT) -> _State[OpT]:
         steps = tuple(self.space.operations(world, executor))
@@ -269,3 +275,54 @@ def search(
         side.rules, result.tally, profile, {c.value for c in handshake.capabilities}
     )
     return result
+
+
+class ScopedExplorer(Generic[CandidateT, HandshakeT, CaseT, StepT, ScopeT]):
+    """What every side's explorer (:class:`conformance._exploring.Explorer`) does the same way:
+    turn the command's bounds into its scope, describe it, and search it. A side says how in
+    :meth:`scope` and :meth:`search`."""
+
+    def scope(self, bounds: Mapping[str, int]) -> ScopeT:
+        """The side's scope with the bounds given."""
+        raise NotImplementedError
+
+    def search(
+        self,
+        candidate: CandidateT,
+        handshake: HandshakeT,
+        *,
+        depth: int,
+        profile: Profile,
+        scope: ScopeT,
+        time_limit: float | None,
+        on_level: Callable[[Level], None] | None,
+        merge: bool,
+    ) -> Explored[HandshakeT, CaseT, StepT]:
+        """The side's search of ``scope``."""
+        raise NotImplementedError
+
+    def describe(self, bounds: Mapping[str, int]) -> str:
+        return self.scope(bounds).describe()
+
+    def explore(
+        self,
+        candidate: CandidateT,
+        handshake: HandshakeT,
+        *,
+        depth: int,
+        profile: Profile,
+        bounds: Mapping[str, int],
+        time_limit: float | None,
+        on_level: Callable[[Level], None] | None,
+        merge: bool,
+    ) -> Explored[HandshakeT, CaseT, StepT]:
+        return self.search(
+            candidate,
+            handshake,
+            depth=depth,
+            profile=profile,
+            scope=self.scope(bounds),
+            time_limit=time_limit,
+            on_level=on_level,
+            merge=merge,
+        )

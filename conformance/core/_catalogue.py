@@ -19,7 +19,7 @@ from hmm_ref import (
     Pte,
 )
 
-from .._known_bad import KnownBad
+from .._known_bad import KnownBad, entry_name
 from ._adapter import (
     Candidate,
     CpuView,
@@ -214,7 +214,7 @@ class WriteFlagLost(SeedCore):
 
 
 def _entry(cls: type[SeedCore], shortest: int, rules: str, origin: str) -> KnownBad[Candidate]:
-    name = "".join(f"-{c.lower()}" if c.isupper() else c for c in cls.__name__).lstrip("-")
+    name = entry_name(cls)
     return KnownBad(
         name=name,
         make=lambda: cls(name=name),

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, TypeAlias, final
 
 from .._exploring import Explored, Level, ScopeOption
+from .._search import ScopedExplorer
 from .._search import search as search_space
 from .._verdicts import Tally
 from ._adapter import Candidate, Handshake
@@ -107,7 +108,7 @@ def search(
 
 
 @final
-class CoreExplorer:
+class CoreExplorer(ScopedExplorer[Candidate, Handshake, Case, StepOutcome, Scope]):
     """The core's exhaustive engine, as ``hmm-conformance explore`` reaches it."""
 
     options: Final = (
@@ -126,8 +127,7 @@ class CoreExplorer:
     def __init__(self, side: CoreSide) -> None:
         self._side = side
 
-    @staticmethod
-    def scope(bounds: Mapping[str, int]) -> Scope:
+    def scope(self, bounds: Mapping[str, int]) -> Scope:
         """:data:`SCOPE` with the bounds given."""
         return replace(
             SCOPE,
@@ -135,17 +135,14 @@ class CoreExplorer:
             ranges=bounds.get("snapshots", SCOPE.ranges),
         )
 
-    def describe(self, bounds: Mapping[str, int]) -> str:
-        return self.scope(bounds).describe()
-
-    def explore(
+    def search(
         self,
         candidate: Candidate,
         handshake: Handshake,
         *,
         depth: int,
         profile: Profile,
-        bounds: Mapping[str, int],
+        scope: Scope,
         time_limit: float | None,
         on_level: Callable[[Level], None] | None,
         merge: bool,
@@ -156,7 +153,7 @@ class CoreExplorer:
             handshake,
             depth=depth,
             profile=profile,
-            scope=self.scope(bounds),
+            scope=scope,
             time_limit=time_limit,
             on_level=on_level,
             merge=merge,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from .._known_bad import KnownBad
+from .._known_bad import KnownBad, entry_name
 from . import _blind_callbacks as C
 from . import _blind_faults as F
 from ._adapter import DriverCandidate
@@ -23,9 +23,8 @@ def _blind(
     cls: type[BlindBase], shortest: int, rules: str, origin: str
 ) -> KnownBad[DriverCandidate]:
     """``SwallowEagain`` -> ``blind-swallow-eagain``."""
-    words = "".join(f"-{c.lower()}" if c.isupper() else c for c in cls.__name__)
     return KnownBad(
-        name=f"blind{words}",
+        name=f"blind-{entry_name(cls)}",
         make=cls,
         rules=frozenset(rules.split()),
         shortest=shortest,

@@ -26,7 +26,7 @@ from hmm_ref import (
     Mutex,
 )
 
-from .._known_bad import KnownBad
+from .._known_bad import KnownBad, entry_name
 from .._version import package_version
 from ._adapter import (
     DRIVER_PROTOCOL_VERSION,
@@ -58,11 +58,6 @@ class _Fault:
     result: int | None = None
 
 
-def _name_of(cls: type) -> str:
-    """``SleepsWhenNotBlockable`` -> ``sleeps-when-not-blockable``."""
-    return "".join(f"-{c.lower()}" if c.isupper() else c for c in cls.__name__).lstrip("-")
-
-
 @dataclass(slots=True)
 class BaseDriver:
     """A compact mirror driver with the reference's behaviour, one method per piece.
@@ -78,7 +73,7 @@ class BaseDriver:
     released: bool = False
 
     def __post_init__(self) -> None:
-        self.name = self.name or _name_of(type(self))
+        self.name = self.name or entry_name(type(self))
 
     def handshake(self) -> DriverHandshake:
         return DriverHandshake(
@@ -314,7 +309,7 @@ def _entry(
     cls: type[BaseDriver], shortest: int, rules: str, origin: str
 ) -> KnownBad[DriverCandidate]:
     return KnownBad(
-        name=_name_of(cls),
+        name=entry_name(cls),
         make=cls,
         rules=frozenset(rules.split()),
         shortest=shortest,

@@ -31,7 +31,7 @@ from .._case import World
 from .._exploring import Explored, Level, ScopeOption
 from .._generation import VMAS
 from .._rules import Profile
-from .._search import search
+from .._search import ScopedExplorer, search
 from .._verdicts import Tally
 from ._adapter import DriverCandidate, DriverHandshake
 from ._executor import DriverExecutor, DriverStepOutcome
@@ -244,7 +244,9 @@ def search_driver(
 
 
 @final
-class DriverExplorer:
+class DriverExplorer(
+    ScopedExplorer[DriverCandidate, DriverHandshake, DriverCase, DriverStepOutcome, DriverScope]
+):
     """The driver side's exhaustive engine, as ``hmm-conformance explore --side driver``
     reaches it."""
 
@@ -259,21 +261,17 @@ class DriverExplorer:
     def __init__(self, side: DriverSide) -> None:
         self._side = side
 
-    @staticmethod
-    def scope(bounds: Mapping[str, int]) -> DriverScope:
+    def scope(self, bounds: Mapping[str, int]) -> DriverScope:
         return replace(DRIVER_SCOPE, faults=bounds.get("faults", DRIVER_SCOPE.faults))
 
-    def describe(self, bounds: Mapping[str, int]) -> str:
-        return self.scope(bounds).describe()
-
-    def explore(
+    def search(
         self,
         candidate: DriverCandidate,
         handshake: DriverHandshake,
         *,
         depth: int,
         profile: Profile,
-        bounds: Mapping[str, int],
+        scope: DriverScope,
         time_limit: float | None,
         on_level: Callable[[Level], None] | None,
         merge: bool,
@@ -284,7 +282,7 @@ class DriverExplorer:
             handshake,
             depth=depth,
             profile=profile,
-            scope=self.scope(bounds),
+            scope=scope,
             time_limit=time_limit,
             on_level=on_level,
             merge=merge,
