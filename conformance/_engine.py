@@ -234,7 +234,8 @@ def minimise(
     profile: Profile,
 ) -> Failure[CaseT, StepT]:
     """Try the side's edits of the case (deleting operations, swapping two neighbours, ...)
-    while the case gets shorter and still breaks one of the same rules.
+    while the case gets shorter (or, same length, lower in the side's :meth:`Side.order`) and
+    still breaks one of the same rules.
 
     Hypothesis shrinks the choices behind a case; this pass shrinks the case itself, which
     operations-as-data make cheap. A swap helps when the failure then comes a step earlier: a
@@ -252,7 +253,7 @@ def minimise(
             if (
                 isinstance(outcome, Failure)
                 and _broken(outcome) & broken
-                and len(outcome.case.ops) < len(best.case.ops)
+                and side.order(outcome.case) < side.order(best.case)
             ):
                 best, shrinking = outcome, True
                 break

@@ -264,6 +264,12 @@ class Side(Connectable, Protocol[CandidateT_contra, HandshakeT, CaseT, StepT]):
         """Variants of ``case`` for the minimiser to try, no longer than it."""
         ...
 
+    def order(self, case: CaseT) -> tuple[int, ...]:
+        """How far along shrinking ``case`` is: the minimiser keeps an edit only if its case
+        orders lower (shorter first; a side may rank same-length cases too, so that a reorder
+        that a later deletion needs is kept, and no reorder is ever undone)."""
+        ...
+
     def with_ops(self, case: CaseT, count: int) -> CaseT:
         """``case`` cut to its first ``count`` operations."""
         ...

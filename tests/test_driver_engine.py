@@ -13,6 +13,7 @@ from conformance._side import Failure
 from conformance.core._ops import VmaSpec
 from conformance.driver._adapter import DriverCandidate
 from conformance.driver._catalogue import (
+    DRIVER_CATALOGUE,
     BaseDriver,
     CommitIgnoresRangeDone,
     SleepsWhenNotBlockable,
@@ -308,6 +309,77 @@ def test_minimise_deletes_and_folds_until_the_shortest_case_is_left() -> None:
     assert (P2, Pte.present(0x222, write=True)) in shortest.case.world.ptes
 
 
+def test_minimise_gives_a_remaining_fault_the_step_that_replaces_a_deleted_run() -> None:
+    """A driver that swallows -EAGAIN fails DRV-2 when the reaper comes while a fault holds D
+    over a mapped page. Shrunk from a first fault that maps the page and a second that holds D,
+    the shortest case is the second fault alone, given one more step (its check commits)."""
+    ops = (
+        *MAPPED,
+        StartFault(fault=2, start=P0, end=P2),
+        StepFault(fault=2),
+        StepFault(fault=2),
+        NotifierStart(start=P0, end=P2, blockable=False),
+    )
+    swallow = next(e.make for e in DRIVER_CATALOGUE if e.name == "blind-swallow-eagain")
+    candidate, handshake = start_driver(swallow)
+    failure = replay_driver_failure(candidate, handshake, _case(*ops))
+    assert [v.rule for v in failure.verdicts] == ["DRV-2"]
+    shortest = minimise_driver(candidate, handshake, failure)
+    assert shortest.case.ops == (
+        StartFault(fault=2, start=P0, end=P2),
+        StepFault(fault=2),
+        StepFault(fault=2),
+        StepFault(fault=2),
+        NotifierStart(start=P0, end=P2, blockable=False),
+    )
+
+
+def test_minimise_moves_a_window_after_the_snapshot_and_then_drops_its_end() -> None:
+    """A snapshot taken inside a blockable window is stale when the fault commits it. Moving
+    the window's start after the snapshot keeps the case failing at the same length (kept: a
+    fault's operations order before the events around them), and then its end can go."""
+    ops = (
+        NotifierStart(start=P0, end=P1, blockable=True),
+        StartFault(fault=1, start=P0, end=P2),
+        StepFault(fault=1),
+        NotifierEnd(start=P0, end=P1),
+        RunFault(fault=1),
+    )
+    candidate, handshake = start_driver(CommitIgnoresRangeDone)
+    failure = replay_driver_failure(candidate, handshake, _case(*ops))
+    assert [v.rule for v in failure.verdicts] == ["DRV-4"]
+    shortest = minimise_driver(candidate, handshake, failure)
+    assert [op.name for op in shortest.case.ops] == [
+        "start_fault",
+        "step_fault",
+        "invalidate_start",
+        "run_fault",
+    ]
+
+
+def test_minimise_tries_a_swap_that_only_a_merge_after_it_makes_shorter() -> None:
+    """The reaper comes between a fault's lock and check steps; swapped before the lock step,
+    the lock and check steps that then follow one another become one run of the fault."""
+    ops = (
+        StartFault(fault=0, start=P0, end=P2),
+        StepFault(fault=0),
+        StepFault(fault=0),
+        NotifierStart(start=P0, end=P1, blockable=False),
+        StepFault(fault=0),
+    )
+    inverted = next(e.make for e in DRIVER_CATALOGUE if e.name == "blind-inverted-range-done")
+    candidate, handshake = start_driver(inverted)
+    failure = replay_driver_failure(candidate, handshake, _case(*ops))
+    assert [v.rule for v in failure.verdicts] == ["DRV-4"]
+    shortest = minimise_driver(candidate, handshake, failure)
+    assert shortest.case.ops == (
+        StartFault(fault=0, start=P0, end=P2),
+        StepFault(fault=0),
+        NotifierStart(start=P0, end=P1, blockable=False),
+        RunFault(fault=0),
+    )
+
+
 def test_the_env_the_harness_hands_over_reads_back_what_it_holds() -> None:
     """mm, monitor, encoding and the registered mirror, as the driver sees them."""
     candidate = ReferenceDriverCandidate()
@@ -365,5 +437,6 @@ def test_the_edits_of_minimise_include_folding_an_unmap_into_the_world() -> None
     """A CPU change to "none" folds into a world without that entry."""
     case = _case(*UNMAP)
     folded = [edit for edit in DRIVER.edits(case) if edit.world != WORLD]
-    assert [edit.ops for edit in folded] == [(UNMAP[0], UNMAP[2])]
-    assert folded[0].world.ptes == ((P1, Pte.present(0x101)),)
+    # The case's own fold first; the folds of its swapped variants come after.
+    assert folded[0].ops == (UNMAP[0], UNMAP[2])
+    assert {edit.world.ptes for edit in folded} == {((P1, Pte.present(0x101)),)}

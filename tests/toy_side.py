@@ -218,6 +218,9 @@ class ToySide:
         for index in range(len(case.ops)):
             yield ToyCase(case.ops[:index] + case.ops[index + 1 :])
 
+    def order(self, case: ToyCase) -> tuple[int, ...]:
+        return (len(case.ops),)
+
     def with_ops(self, case: ToyCase, count: int) -> ToyCase:
         return ToyCase(case.ops[:count])
 

@@ -148,6 +148,9 @@ class CoreSide:
             swapped = (*ops[:index], ops[index + 1], ops[index], *ops[index + 2 :])
             yield Case(world=case.world, ops=swapped)
 
+    def order(self, case: Case) -> tuple[int, ...]:
+        return (len(case.ops),)
+
     def with_ops(self, case: Case, count: int) -> Case:
         return Case(world=case.world, ops=case.ops[:count])
 

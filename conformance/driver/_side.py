@@ -18,11 +18,10 @@ from typing import IO, Any, Final, final
 
 from hypothesis.stateful import RuleBasedStateMachine
 
-from hmm_ref import PTE_NONE, describe_result
+from hmm_ref import describe_result
 
 from .. import _engine as engine
 from .._alarm import Watchdog
-from .._case import World
 from .._counting import Budget, CaseCount, Recorder
 from .._engine import RunResult
 from .._errors import AdapterError
@@ -43,9 +42,7 @@ from ._machine import DriverCaseRecorder, DriverConformance, DriverFailure
 from ._model import in_span
 from ._ops import (
     DRIVER_SIDE,
-    CpuSetEntry,
     DriverCase,
-    DriverOp,
     NotifierStart,
     RunFault,
     StepFault,
@@ -53,6 +50,7 @@ from ._ops import (
     driver_case_to_json,
     driver_op_to_json,
 )
+from ._shrink import edits, order
 from ._watched import watched_driver
 
 __all__ = [
@@ -177,30 +175,10 @@ class DriverSide:
         return DriverConformance.bound(recorder), recorder
 
     def edits(self, case: DriverCase) -> Iterator[DriverCase]:
-        """Shorter variants of ``case``: a run of operations deleted, longest runs first (halves,
-        quarters, ..., single operations); a CPU change folded into the world it starts from; two
-        neighbours swapped (the same length, which a later deletion may then shorten)."""
-        ops = case.ops
+        return edits(case)
 
-        def variant(new_ops: tuple[DriverOp, ...], world: World = case.world) -> DriverCase:
-            return DriverCase(world=world, encoding=case.encoding, ops=new_ops)
-
-        size = max(1, len(ops) // 2)
-        while True:
-            for index in range(len(ops) - size + 1):
-                yield variant(ops[:index] + ops[index + size :])
-            if size == 1:
-                break
-            size //= 2
-        for index, op in enumerate(ops):
-            if isinstance(op, CpuSetEntry):
-                ptes = tuple((a, p) for a, p in case.world.ptes if a != op.addr)
-                if op.pte != PTE_NONE:
-                    ptes = tuple(sorted((*ptes, (op.addr, op.pte))))
-                world = World(vmas=case.world.vmas, ptes=ptes)
-                yield variant(ops[:index] + ops[index + 1 :], world)
-        for index in range(len(ops) - 1):
-            yield variant((*ops[:index], ops[index + 1], ops[index], *ops[index + 2 :]))
+    def order(self, case: DriverCase) -> tuple[int, ...]:
+        return order(case)
 
     def with_ops(self, case: DriverCase, count: int) -> DriverCase:
         return DriverCase(world=case.world, encoding=case.encoding, ops=case.ops[:count])
