@@ -198,9 +198,12 @@ def test_the_schemas_refuse_what_the_protocol_refuses() -> None:
     assert TO_CANDIDATE.is_valid({"type": "request", "id": 1, "method": "release"})
 
 
-def _documented_exchange() -> list[tuple[str, dict[str, Any]]]:
+def documented_exchange(section: str, after: str = "") -> list[tuple[str, dict[str, Any]]]:
+    """The messages of docs/wire-protocol.md's section ``section`` (up to the next section),
+    from the paragraph that starts with ``after`` on."""
     text = (ROOT / "docs" / "wire-protocol.md").read_text()
-    block = text.split("## A full exchange", 1)[1]
+    block = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    block = block[block.index(after) :]
     return [
         (match[1], json.loads(match[2]))
         for match in re.finditer(r"^    ([<>]) (\{.*\})$", block, flags=re.MULTILINE)
@@ -209,7 +212,7 @@ def _documented_exchange() -> list[tuple[str, dict[str, Any]]]:
 
 def test_the_documented_exchange_is_what_the_server_says() -> None:
     """docs/wire-protocol.md's example: valid messages, and the server's very lines."""
-    exchange = _documented_exchange()
+    exchange = documented_exchange("A full exchange")
     assert len(exchange) > 15
     for direction, message in exchange:
         (TO_CANDIDATE if direction == ">" else TO_HARNESS).validate(message)

@@ -22,6 +22,7 @@ from hmm_ref import PAGE_SIZE, HmmUpdate, Pte
 
 from .._case import CaseFormatError, VmaSpec
 from .._case_json import encoding_from_json
+from .._wire._connection import Connection, HarnessGone, serve_connection
 from ._adapter import (
     Candidate,
     CandidateRejected,
@@ -30,12 +31,9 @@ from ._adapter import (
 )
 from ._wire_messages import (
     REQUEST_FIELDS,
-    WIRE_PROTOCOL_VERSION,
     Json,
     Message,
     WireFormatError,
-    decode,
-    encode,
     ptes_from_json,
     range_view_to_json,
     span_pages,
@@ -45,43 +43,12 @@ from ._wire_messages import (
 
 __all__ = ["HarnessGone", "serve"]
 
-#: The exit status when the harness breaks the protocol (the message goes to stderr).
-EXIT_HARNESS_ERROR: Final = 2
-
-
-class HarnessGone(Exception):  # noqa: N818 - the other side left, not a fault of ours
-    """The harness closed the connection or said bye while a call was waiting."""
-
-
-@final
-class _Connection:
-    """Lines in, lines out; the call ids this side uses."""
-
-    def __init__(self, source: IO[bytes], sink: IO[bytes]) -> None:
-        self._source = source
-        self._sink = sink
-        self._calls = 0
-
-    def send(self, message: Json) -> None:
-        self._sink.write(encode(message))
-        self._sink.flush()
-
-    def receive(self) -> Message:
-        line = self._source.readline()
-        if not line:
-            raise HarnessGone("the harness closed the connection")
-        return decode(line, "message")
-
-    def next_call(self) -> int:
-        self._calls += 1
-        return self._calls
-
 
 @final
 class _Server:
     """One connection's state: the candidate, the case's vmas, and the mirrors' ops."""
 
-    def __init__(self, candidate: Candidate, connection: _Connection) -> None:
+    def __init__(self, candidate: Candidate, connection: Connection) -> None:
         self.candidate = candidate
         self.connection = connection
         self.vmas: tuple[VmaSpec, ...] = ()
@@ -205,52 +172,22 @@ class _RemoteCpu:
         return pte
 
 
-def _hello(candidate: Candidate, connection: _Connection) -> None:
-    message = connection.receive()
-    if message.string("type") != "hello":
-        raise WireFormatError(f"expected the harness's hello, got {message.data}")
-    protocol = message.integer("protocol")
-    if protocol != WIRE_PROTOCOL_VERSION:
-        raise WireFormatError(
-            f"the harness speaks wire protocol {protocol}; this server speaks "
-            f"{WIRE_PROTOCOL_VERSION}"
-        )
-    handshake: Handshake = candidate.handshake()
-    connection.send(
-        {
-            "type": "hello",
-            "protocol": WIRE_PROTOCOL_VERSION,
-            "name": handshake.name,
-            "version": handshake.version,
-            "capabilities": sorted(c.value for c in handshake.capabilities),
-        }
-    )
-
-
 def serve(candidate: Candidate, source: IO[bytes], sink: IO[bytes], errors: IO[str]) -> int:
     """Serve ``candidate`` until bye or the end of ``source``; the exit status.
 
     0 after bye or at the end of input; 2, with the reason written to ``errors``, when the
     harness breaks the protocol.
     """
-    connection = _Connection(source, sink)
+    connection = Connection(source, sink)
     server = _Server(candidate, connection)
     try:
-        _hello(candidate, connection)
-        while True:
-            message = connection.receive()
-            kind = message.string("type")
-            if kind == "bye":
-                connection.send({"type": "bye"})
-                return 0
-            if kind != "request":
-                raise WireFormatError(f"expected a request or bye, got {message.data}")
-            server.serve_request(message)
-    except HarnessGone:
-        return 0
-    except CaseFormatError as error:
-        errors.write(f"hmm-conformance serve: the harness broke the wire protocol: {error}\n")
-        return EXIT_HARNESS_ERROR
+        handshake: Handshake = candidate.handshake()
+        hello = {
+            "name": handshake.name,
+            "version": handshake.version,
+            "capabilities": sorted(c.value for c in handshake.capabilities),
+        }
+        return serve_connection(connection, "core", hello, server.serve_request, errors)
     finally:
         candidate.close()
 
