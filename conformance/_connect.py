@@ -72,6 +72,15 @@ class Connectable(Protocol):
         :class:`AdapterError` if this side has no wire protocol."""
         ...
 
+    #: The arguments of ``hmm-conformance serve`` that pick this side (none for the core).
+    @property
+    def serve_args(self) -> tuple[str, ...]: ...
+
+    def serve(self, spec: str) -> int:
+        """Serve the Python candidate ``spec`` names over the wire protocol on standard input
+        and output until the harness says bye; the exit status."""
+        ...
+
 
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -167,7 +176,7 @@ def _isolated(side: Connectable, spec: str, how: Connection) -> Callable[[], Any
         )
     passed = {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
     return side.over_wire(
-        [sys.executable, "-m", "conformance", "serve", "--adapter", spec],
+        [sys.executable, "-m", "conformance", "serve", *side.serve_args, "--adapter", spec],
         step_timeout=how.step_timeout,
         log=how.log,
         environment=passed,

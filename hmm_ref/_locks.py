@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import enum
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +78,9 @@ class DriverUsageCode(enum.Enum):
     FAULT_FINISHED = "fault-finished"
     #: A mirror unregistered while device faults on it are still in progress.
     FAULTS_IN_PROGRESS = "faults-in-progress"
+    #: One lock used with the primitives of another kind (``spin_lock`` on a mutex): C's types
+    #: forbid it; a harness that makes a driver's locks by name, over the wire, refuses it.
+    WRONG_KIND = "wrong-kind"
 
 
 @final
@@ -182,13 +185,18 @@ class SleepMonitor:
     Drivers, their locks and the harness share one monitor. ``non_block_start`` and
     ``non_block_end`` (or :meth:`non_block`) bracket a non-blockable callback; sections nest, as
     the kernel's counter does.
+
+    ``listener``, if given, hears each event as it is recorded, after the lock has changed and
+    before a blocking call that found its lock held raises: a harness that runs a driver in
+    another process forwards the driver's lock calls with it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, listener: Callable[[LockEvent], None] | None = None) -> None:
         self._sections: list[str] = []
         self._events: list[LockEvent] = []
         self._violations: list[SleepViolation] = []
         self._locks: list[_ExclusiveLock | RwSemaphore] = []
+        self._listener = listener
 
     def __repr__(self) -> str:
         return (
@@ -284,6 +292,8 @@ class SleepMonitor:
                     primitive=primitive, target=target, section=section, caller=_caller()
                 )
             )
+        if self._listener is not None:
+            self._listener(self._events[-1])
 
 
 #: The calls that may sleep: recorded as violations when made in atomic context.

@@ -144,7 +144,7 @@ def test_a_driver_run_too_small_is_inconclusive() -> None:
     [
         (
             ["run", "--side", "driver", "--adapter", "exec:./gpu"],
-            "(exec:, --isolate) carries HMM cores only",
+            "adapter 'exec:./gpu': './gpu' does not exist; is it built?",
         ),
         (
             ["run", "--side", "driver", "--profile", "strict"],

@@ -313,9 +313,6 @@ def test_isolate_runs_a_python_core_in_a_child_process(tmp_path: Path) -> None:
     status, _, err = _run("run", "--adapter", "exec:/bin/true", "--isolate")
     assert status == 2
     assert "an exec: program has one already, so leave out --isolate" in err
-    status, _, err = _run("run", "--side", "driver", "--isolate")
-    assert status == 2
-    assert "the wire protocol (exec:, --isolate) carries HMM cores only" in err
 
 
 class _InterruptedWhileShrinking(C.Wrapped):

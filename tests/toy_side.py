@@ -153,6 +153,11 @@ class ToySide:
     ) -> Callable[[], Any]:
         raise AdapterError("the toy side runs Python candidates in process only")
 
+    serve_args: Final = ("--side", "toy")
+
+    def serve(self, spec: str) -> int:
+        raise AdapterError("the toy side has no wire protocol to serve candidates over")
+
     def profile_problem(self, profile: Profile) -> str | None:
         return None if profile is Profile.SEED else "does not apply to toys"
 

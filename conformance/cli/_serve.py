@@ -6,9 +6,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Final, final
 
-from ..core._adapter import load_factory
-from ..core._side import CORE, start
-from ..core._wire_server import serve_stdio
+from .._sides import SIDES, side_named
+from ..core._side import CORE
 from ._base import Options, Streams
 
 __all__ = ["HELP", "NAME", "ServeOptions", "add", "execute", "options"]
@@ -23,22 +22,31 @@ HELP: Final = (
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ServeOptions(Options):
     adapter: str
+    side: str
 
 
 def add(command: argparse.ArgumentParser) -> None:
     command.add_argument(
+        "--side",
+        choices=tuple(SIDES),
+        default=CORE.name,
+        help="the side of the candidate served, and so its protocol (default core)",
+    )
+    command.add_argument(
         "--adapter",
-        default=CORE.default_adapter,
-        help=f"the candidate to serve, as MODULE:FACTORY (default: {CORE.default_adapter})",
+        help="the candidate to serve, as MODULE:FACTORY (default: the side's reference, "
+        + ", ".join(f"{side.default_adapter} for {name}" for name, side in SIDES.items())
+        + ")",
     )
 
 
 def options(args: argparse.Namespace) -> ServeOptions:
-    return ServeOptions(adapter=args.adapter)
+    return ServeOptions(
+        adapter=args.adapter or side_named(args.side).default_adapter, side=args.side
+    )
 
 
 def execute(chosen: ServeOptions, streams: Streams) -> int:
     """Serve until the harness says goodbye; stdout carries the protocol."""
     del streams
-    candidate, _ = start(load_factory(chosen.adapter))
-    return serve_stdio(candidate)
+    return side_named(chosen.side).serve(chosen.adapter)

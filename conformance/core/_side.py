@@ -35,6 +35,7 @@ from ._ops import Case, case_from_json, case_to_json, op_to_json
 from ._scope import SCOPE, Scope
 from ._watched import watched
 from ._wire import exec_factory
+from ._wire_server import serve_stdio
 
 __all__ = [
     "CORE",
@@ -92,6 +93,12 @@ class CoreSide:
         environment: Mapping[str, str] | None,
     ) -> Callable[[], Candidate]:
         return exec_factory(argv, step_timeout=step_timeout, log=log, environment=environment)
+
+    serve_args: Final = ()
+
+    def serve(self, spec: str) -> int:
+        candidate, _ = start(load_factory(spec))
+        return serve_stdio(candidate)
 
     def profile_problem(self, profile: Profile) -> str | None:
         return None

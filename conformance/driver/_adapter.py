@@ -110,6 +110,9 @@ class DriverEnv:
     its locks on :attr:`monitor`; it asks HMM for snapshots with :attr:`encoding`. HMM misuse
     (``range_done`` twice, a snapshot of an exited mm) raises :class:`hmm_ref.UsageError`, as
     ``hmm_ref`` does, and is a crash of the driver.
+
+    ``get_pfns`` and ``range_done`` are HMM's two calls, ``hmm_ref``'s by default; the server
+    of a driver over the wire passes ones that ask the harness, which owns HMM.
     """
 
     def __init__(
@@ -120,12 +123,16 @@ class DriverEnv:
         encoding: PfnEncoding,
         mirror: HmmMirror,
         on_call: HmmCallHook,
+        get_pfns: Callable[[HmmRange], int] = hmm_vma_get_pfns,
+        range_done: Callable[[HmmRange], bool] = hmm_vma_range_done,
     ) -> None:
         self._mm = mm
         self._monitor = monitor
         self._encoding = encoding
         self._mirror = mirror
         self._on_call = on_call
+        self._get_pfns = get_pfns
+        self._range_done = range_done
 
     def __repr__(self) -> str:
         return f"<DriverEnv {self._mm!r} registered={self._mirror.registered}>"
@@ -153,13 +160,13 @@ class DriverEnv:
 
     def hmm_vma_get_pfns(self, range_: HmmRange) -> int:
         """``hmm_vma_get_pfns``: snapshot ``range_`` and register it (0), or an error."""
-        result = hmm_vma_get_pfns(range_)
+        result = self._get_pfns(range_)
         self._on_call("get_pfns", range_, result)
         return result
 
     def hmm_vma_range_done(self, range_: HmmRange) -> bool:
         """``hmm_vma_range_done``: stop tracking ``range_``; True if it stayed valid."""
-        result = hmm_vma_range_done(range_)
+        result = self._range_done(range_)
         self._on_call("range_done", range_, result)
         return result
 

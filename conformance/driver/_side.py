@@ -24,7 +24,6 @@ from .. import _engine as engine
 from .._alarm import Watchdog
 from .._counting import Budget, CaseCount, Recorder
 from .._engine import RunResult
-from .._errors import AdapterError
 from .._known_bad import Catalogue
 from .._outputs import file_stem, printable
 from .._rules import Profile, Rule, rules_of
@@ -52,6 +51,8 @@ from ._ops import (
 )
 from ._shrink import edits, order
 from ._watched import watched_driver
+from ._wire import driver_exec_factory
+from ._wire_server import serve_driver_stdio
 
 __all__ = [
     "DRIVER",
@@ -118,11 +119,15 @@ class DriverSide:
         log: IO[str] | None,
         environment: Mapping[str, str] | None,
     ) -> Callable[[], DriverCandidate]:
-        del argv, step_timeout, log, environment
-        raise AdapterError(
-            "the driver side takes a Python MODULE:FACTORY adapter in process "
-            "(docs/driver-side.md): the wire protocol (exec:, --isolate) carries HMM cores only"
+        return driver_exec_factory(
+            argv, step_timeout=step_timeout, log=log, environment=environment
         )
+
+    serve_args: Final = ("--side", DRIVER_SIDE)
+
+    def serve(self, spec: str) -> int:
+        candidate, handshake = start_driver(load_driver_factory(spec))
+        return serve_driver_stdio(candidate, handshake)
 
     def profile_problem(self, profile: Profile) -> str | None:
         if profile is Profile.SEED:
