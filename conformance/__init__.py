@@ -6,7 +6,9 @@ signals :class:`CandidateRejected` and :class:`CandidateWouldHang`), the referen
 (:func:`reference`), the C candidate (:func:`c_core`, :func:`c_core_wire`, :func:`c_core_with`),
 the driver side's adapter protocol (:class:`DriverCandidate`, :class:`DriverHandshake`,
 :class:`DriverCapability`, :class:`DriverEnv`, :class:`FaultView`) and its reference driver
-(:func:`reference_driver`, :func:`reference_driver_rwsem`), the operations a case is made of,
+(:func:`reference_driver`, :func:`reference_driver_rwsem`), the C driver (:func:`c_driver`,
+:func:`c_driver_rwsem`, :func:`c_driver_wire`, :func:`c_driver_with`), the operations a case is
+made of,
 the random engine (:func:`run`), the exhaustive one (:func:`explore`), and the command line
 (:func:`main`).
 The oracle's checks are in :mod:`conformance.oracle`, one per rule ID, and the whole driver side
@@ -20,6 +22,10 @@ from ._side import Failure as Failure
 from .ccore import c_core as c_core
 from .ccore import c_core_wire as c_core_wire
 from .ccore import c_core_with as c_core_with
+from .cdriver import c_driver as c_driver
+from .cdriver import c_driver_rwsem as c_driver_rwsem
+from .cdriver import c_driver_wire as c_driver_wire
+from .cdriver import c_driver_with as c_driver_with
 from .cli import main as main
 from .core import PROTOCOL_VERSION as PROTOCOL_VERSION
 from .core import SCOPE as SCOPE
@@ -111,6 +117,10 @@ __all__ = [
     "c_core",
     "c_core_wire",
     "c_core_with",
+    "c_driver",
+    "c_driver_rwsem",
+    "c_driver_wire",
+    "c_driver_with",
     "case_from_json",
     "case_to_json",
     "explore",

@@ -18,6 +18,7 @@ PUBLIC_MODULES: Final = (
     "hmm_ref",
     "conformance",
     "conformance.ccore",
+    "conformance.cdriver",
     "conformance.cli",
     "conformance.core",
     "conformance.driver",
@@ -31,6 +32,7 @@ FACADES: Final = (
     "hmm_ref",
     "conformance",
     "conformance.ccore",
+    "conformance.cdriver",
     "conformance.cli",
     "conformance.core",
     "conformance.driver",
@@ -49,6 +51,7 @@ OPEN: Final[dict[str, dict[str, str]]] = {
     },
     "conformance.cli": {},
     "conformance.ccore": {},
+    "conformance.cdriver": {},
     "conformance.core": {
         "Candidate": "protocol",
         "CpuView": "protocol",
@@ -132,6 +135,7 @@ def test_all_lists_every_public_name(module: str) -> None:
     [
         ("conformance.core", {"Candidate", "Handshake", "run", "explore", "reference", "Case"}),
         ("conformance.ccore", {"c_core", "c_core_wire", "c_core_with"}),
+        ("conformance.cdriver", {"c_driver", "c_driver_rwsem", "c_driver_wire", "c_driver_with"}),
         ("conformance.driver", {"DriverCandidate", "DriverHandshake", "reference_driver"}),
     ],
 )

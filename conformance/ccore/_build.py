@@ -1,29 +1,35 @@
-"""Building the C candidate (``conformance/ccore/``) from source, at first use.
+"""Building the C candidates from source, at first use: the C core (``conformance/ccore/``)
+here, and the machinery that the C driver's build (:mod:`conformance.cdriver._build`) shares.
 
-``module_for`` compiles the core with cffi (API mode) into a Python extension, and
-``server_for`` compiles ``server.c`` with the system C compiler into the wire server, each with
-compile-time switches (:func:`switches_for`: the deliberate bugs of :data:`BUGS`, or the seed's
-own locking). docs/c-candidate.md describes the C.
+:func:`compile_module` compiles C sources with cffi (API mode) into a Python extension, and
+:func:`compile_server` compiles a wire server with the system C compiler, each with compile-time
+switches; :func:`load_module` imports a built extension. For the core, ``module_for`` and
+``server_for`` build the core and its wire server (``server.c``, framed by ``wire.c``, which the
+driver's server is framed by too) with the switches of :func:`switches_for`: the deliberate bugs
+of :data:`BUGS`, or the seed's own locking. docs/c-candidate.md describes the C.
 
 Builds are cached in :func:`build_dir` under a name keyed by a hash of everything that goes into
-them: the C sources, the switches and compiler flags, and for the in-process module the Python
-and cffi versions. A build is written in a temporary directory and renamed into place, so a run
-never loads a half-written file, and two runs building at once both end with a good one.
+them: the C sources and headers, the switches and compiler flags, and for the in-process module
+the Python and cffi versions. A build is written in a temporary directory and renamed into
+place, so a run never loads a half-written file, and two runs building at once both end with a
+good one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, final
+from types import ModuleType
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar, final
 
 from .._version import package_version
 from ..core._adapter import (
@@ -39,18 +45,32 @@ __all__ = [
     "BUILD_DIR_ENV",
     "CFLAGS",
     "SOURCE_DIR",
+    "WIRE_HEADERS",
+    "WIRE_SOURCES",
     "Core",
+    "Sources",
+    "bug_switches",
     "build_dir",
     "build_server",
+    "compile_module",
+    "compile_server",
+    "handle_owner",
+    "load_module",
     "module_for",
     "server_for",
     "switches_for",
 ]
 
+_Owner = TypeVar("_Owner")
+_Handle_contra = TypeVar("_Handle_contra", contravariant=True)
+
 #: The C sources, shipped in the package.
 SOURCE_DIR: Final = Path(__file__).resolve().parent
 _CORE_SOURCES: Final = ("candidate.c", "hmm.c", "locks.c", "mmu_notifier.c")
-_SERVER_SOURCES: Final = (*_CORE_SOURCES, "json.c", "server.c")
+#: The framing of every wire server (wire.h), and the JSON it speaks (json.h).
+WIRE_SOURCES: Final = ("json.c", "wire.c")
+WIRE_HEADERS: Final = ("json.h", "wire.h")
+_SERVER_SOURCES: Final = (*_CORE_SOURCES, *WIRE_SOURCES, "server.c")
 
 #: The deliberate bugs, by name, and the switch that builds each one in (hmm.c says what it does).
 BUGS: Final = {
@@ -132,14 +152,26 @@ def build_dir() -> Path:
     return (Path(cache) if cache else Path.home() / ".cache") / "hmm-conformance"
 
 
-def _key(source_dir: Path, *parts: str) -> str:
-    """A digest of every C source and header in ``source_dir``, and of ``parts``."""
-    digest = hashlib.sha256()
-    for path in sorted([*source_dir.glob("*.c"), *source_dir.glob("*.h")]):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    for part in parts:
-        digest.update(part.encode() + b"\0")
-    return digest.hexdigest()[:24]
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sources:
+    """What one build compiles and reads; its cache key hashes every file of them."""
+
+    #: The files compiled.
+    compiled: tuple[Path, ...]
+    #: The headers the compiled files include.
+    headers: tuple[Path, ...]
+    #: Where the compiler looks for them, in order.
+    include_dirs: tuple[Path, ...]
+
+    def key(self, *parts: str) -> str:
+        """A digest of every file (name and contents) and of ``parts``."""
+        digest = hashlib.sha256()
+        for path in (*self.compiled, *self.headers):
+            digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+        for part in parts:
+            digest.update(part.encode() + b"\0")
+        return digest.hexdigest()[:24]
 
 
 def _tail(text: str) -> str:
@@ -155,15 +187,33 @@ def _compiler_failed(what: str, how: str, output: str) -> AdapterError:
     )
 
 
-def switches_for(bugs: Iterable[str], seed_locking: bool) -> tuple[str, ...]:
-    chosen: set[str] = set()
+def _cached(target: Path, make: Callable[[Path], Path]) -> Path:
+    """``target``, made unless it exists: ``make`` builds it in the temporary directory it is
+    given (beside ``target``) and returns the built file, which is renamed into place."""
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as work:
+            os.replace(make(Path(work)), target)
+    return target
+
+
+def bug_switches(
+    what: str, known: Mapping[str, str], bugs: Iterable[str], *others: str
+) -> tuple[str, ...]:
+    """The sorted ``-D`` names of the ``bugs`` named in ``known`` and of ``others``; a bug
+    ``what`` (the C core, the C driver) does not know is an :class:`AdapterError`."""
+    chosen = set(others)
     for bug in bugs:
-        if bug not in BUGS:
-            raise AdapterError(f"the C core has no bug {bug!r}; choose from {', '.join(BUGS)}")
-        chosen.add(BUGS[bug])
-    if seed_locking:
-        chosen.add(_SEED_LOCKING)
+        if bug not in known:
+            raise AdapterError(f"{what} has no bug {bug!r}; choose from {', '.join(known)}")
+        chosen.add(known[bug])
     return tuple(sorted(chosen))
+
+
+def switches_for(bugs: Iterable[str], seed_locking: bool) -> tuple[str, ...]:
+    """The sorted ``-D`` names of a build of the core with ``bugs`` (names of :data:`BUGS`) and,
+    if ``seed_locking``, the seed's own locking."""
+    return bug_switches("the C core", BUGS, bugs, *([_SEED_LOCKING] if seed_locking else []))
 
 
 # -- the in-process module -------------------------------------------------------------------
@@ -202,65 +252,114 @@ def _compile_quietly(
         return built, log.read().decode(errors="replace")
 
 
-def module_for(switches: tuple[str, ...], source_dir: Path = SOURCE_DIR) -> tuple[str, Path]:
-    """The module's name and the path of its build, compiling it if it is not cached."""
+def compile_module(
+    what: str, prefix: str, sources: Sources, switches: tuple[str, ...], *, cdef: str, include: str
+) -> tuple[str, Path]:
+    """Compile ``sources`` with cffi into the Python extension ``<prefix>_<key>``, whose
+    interface is ``cdef`` and whose own C is ``include``, unless it is cached: its name and the
+    path of its build. ``what`` names the build in errors ("the C candidate")."""
     try:
         import cffi  # noqa: PLC0415 - optional: the `c` extra
     except ImportError as error:
         raise AdapterError(
-            "the C candidate needs cffi to build its Python module: "
-            "pip install 'hmm-conformance[c]'"
+            f"{what} needs cffi to build its Python module: pip install 'hmm-conformance[c]'"
         ) from error
-    key = _key(source_dir, "module", *switches, *CFLAGS, _CDEF, sys.version, cffi.__version__)
-    name = f"_hmm_ccore_{key}"
-    target = build_dir() / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}"
-    if target.exists():
-        return name, target
-    builder = cffi.FFI()
-    builder.cdef(_CDEF)
-    builder.set_source(
-        name,
-        '#include "candidate.h"\n#include "locks.h"',
-        sources=[str(source_dir / source) for source in _CORE_SOURCES],
-        include_dirs=[str(source_dir)],
-        define_macros=[(switch, None) for switch in switches],
-        extra_compile_args=list(CFLAGS),
-    )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{name}-") as work:
-        built, output = _compile_quietly(builder, work, cffi.VerificationError)
+    key = sources.key("module", *switches, *CFLAGS, cdef, sys.version, cffi.__version__)
+    name = f"{prefix}_{key}"
+
+    def make(work: Path) -> Path:
+        builder = cffi.FFI()
+        builder.cdef(cdef)
+        builder.set_source(
+            name,
+            include,
+            sources=[str(path) for path in sources.compiled],
+            include_dirs=[str(path) for path in sources.include_dirs],
+            define_macros=[(switch, None) for switch in switches],
+            extra_compile_args=list(CFLAGS),
+        )
+        built, output = _compile_quietly(builder, str(work), cffi.VerificationError)
         if built is None:
-            raise _compiler_failed("the C candidate's Python module", "the compiler failed", output)
-        os.replace(built, target)
-    return name, target
+            raise _compiler_failed(f"{what}'s Python module", "the compiler failed", output)
+        return Path(built)
+
+    return name, _cached(build_dir() / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}", make)
+
+
+def load_module(name: str, path: Path) -> ModuleType:
+    """Import the built extension ``name`` from ``path``."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None, f"{path} is not a Python extension"
+    assert spec.loader is not None, f"{path} has no loader"
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Handles(Protocol[_Handle_contra]):
+    """A module's ``ffi``, as far as handles go."""
+
+    def from_handle(self, x: _Handle_contra, /) -> object: ...
+
+
+def handle_owner(
+    ffi: _Handles[_Handle_contra], kind: type[_Owner], what: str
+) -> Callable[[_Handle_contra], _Owner]:
+    """What a module's ``extern "Python"`` functions look up first: the ``kind`` (``what``, in
+    the assertion) that the handle they are given, made by ``ffi.new_handle``, stands for."""
+
+    def owner(handle: _Handle_contra) -> _Owner:
+        found = ffi.from_handle(handle)
+        assert isinstance(found, kind), f"{found!r} is not {what}"
+        return found
+
+    return owner
+
+
+def _core_sources(source_dir: Path, compiled: Iterable[str]) -> Sources:
+    return Sources(
+        compiled=tuple(source_dir / name for name in compiled),
+        headers=tuple(sorted(source_dir.glob("*.h"))),
+        include_dirs=(source_dir,),
+    )
+
+
+def module_for(switches: tuple[str, ...], source_dir: Path = SOURCE_DIR) -> tuple[str, Path]:
+    """The module's name and the path of its build, compiling it if it is not cached."""
+    return compile_module(
+        "the C candidate",
+        "_hmm_ccore",
+        _core_sources(source_dir, _CORE_SOURCES),
+        switches,
+        cdef=_CDEF,
+        include='#include "candidate.h"\n#include "locks.h"',
+    )
 
 
 # -- the wire server -------------------------------------------------------------------------
 
 
-def server_for(switches: tuple[str, ...], source_dir: Path = SOURCE_DIR) -> Path:
+def compile_server(what: str, program: str, sources: Sources, switches: tuple[str, ...]) -> Path:
+    """Compile ``sources`` with the system C compiler into the wire server ``program``, unless
+    it is cached; its path. ``what`` names the build in errors ("the C candidate")."""
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
         raise AdapterError(
-            "building the C candidate's wire server needs a C compiler, and neither cc nor gcc "
+            f"building {what}'s wire server needs a C compiler, and neither cc nor gcc "
             "is on PATH; install one (Debian: apt-get install gcc)"
         )
     defines = [f"-D{switch}" for switch in switches]
-    defines.append(f'-DHMM_CANDIDATE_VERSION="{package_version()}"')
-    target = build_dir() / f"hmm-c-server-{_key(source_dir, 'server', compiler, *CFLAGS, *defines)}"
-    if target.exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as work:
-        built = Path(work) / "hmm-c-server"
+    defines.append(f'-DWIRE_SERVER_VERSION="{package_version()}"')
+
+    def make(work: Path) -> Path:
+        built = work / program
         result = subprocess.run(
             [
                 compiler,
                 *CFLAGS,
-                "-I",
-                str(source_dir),
+                *(arg for path in sources.include_dirs for arg in ("-I", str(path))),
                 *defines,
-                *(str(source_dir / source) for source in _SERVER_SOURCES),
+                *(str(path) for path in sources.compiled),
                 "-o",
                 str(built),
             ],
@@ -270,12 +369,20 @@ def server_for(switches: tuple[str, ...], source_dir: Path = SOURCE_DIR) -> Path
         )
         if result.returncode:
             raise _compiler_failed(
-                "the C candidate's wire server",
+                f"{what}'s wire server",
                 f"{compiler} exited with status {result.returncode}",
                 result.stderr,
             )
-        os.replace(built, target)
-    return target
+        return built
+
+    key = sources.key("server", compiler, *CFLAGS, *defines)
+    return _cached(build_dir() / f"{program}-{key}", make)
+
+
+def server_for(switches: tuple[str, ...], source_dir: Path = SOURCE_DIR) -> Path:
+    return compile_server(
+        "the C candidate", "hmm-c-server", _core_sources(source_dir, _SERVER_SOURCES), switches
+    )
 
 
 def build_server(*, bugs: Iterable[str] = (), seed_locking: bool = False) -> Path:

@@ -14,10 +14,9 @@ a crash with its traceback.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
-import importlib.util
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING, Final, final
 
 from hmm_ref import PAGE_SIZE, HmmMirrorOps, HmmUpdate, PfnEncoding, PteKind
@@ -34,7 +33,7 @@ from ..core._adapter import (
     RangeView,
 )
 from ..core._wire import exec_factory
-from ._build import Core, module_for, server_for, switches_for
+from ._build import Core, handle_owner, load_module, module_for, server_for, switches_for
 
 if TYPE_CHECKING:
     from _hmm_ccore import CData, CpuPteArray, Update
@@ -45,25 +44,15 @@ __all__ = ["CCoreCandidate", "LockStats", "c_core", "c_core_wire", "c_core_with"
 @functools.cache
 def load_core(switches: tuple[str, ...] = ()) -> Core:
     """The core built with ``switches`` (sorted ``-D`` names), built if needed, once a process."""
-    name, path = module_for(switches)
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None, f"{path} is not a Python extension"
-    assert spec.loader is not None, f"{path} has no loader"
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    return _with_callbacks(load_module(*module_for(switches)))
+
+
+def _with_callbacks(module: ModuleType) -> Core:
+    """The module's build, its ``extern "Python"`` functions given their bodies: the methods of
+    the candidate their handle stands for."""
     core = Core(ffi=module.ffi, lib=module.lib)
-    _attach_callbacks(core)
-    return core
-
-
-def _attach_callbacks(core: Core) -> None:
-    """Give the module's ``extern "Python"`` functions their bodies: the candidate's methods."""
     ffi = core.ffi
-
-    def candidate(host: CData) -> CCoreCandidate:
-        found = ffi.from_handle(host)
-        assert isinstance(found, CCoreCandidate), f"{found!r} is not a C core candidate"
-        return found
+    candidate = handle_owner(ffi, CCoreCandidate, "a C core candidate")
 
     @ffi.def_extern(name="hmm_py_sync")
     def sync(host: CData, mirror: int, update: Update) -> int:
@@ -76,6 +65,8 @@ def _attach_callbacks(core: Core) -> None:
     @ffi.def_extern(name="hmm_py_read_ptes")
     def read_ptes(host: CData, start: int, end: int, ptes: CpuPteArray) -> int:
         return candidate(host)._read_ptes(start, end, ptes)
+
+    return core
 
 
 @final
