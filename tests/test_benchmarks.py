@@ -45,7 +45,14 @@ def test_a_quick_benchmark_run_writes_json_and_markdown(
         assert row["worst_ratio"] == 1.0
     speed = data["driver_speed"]
     assert speed["steps"] > speed["cases"] > 0
-    assert set(speed["steps_per_second"]) == {"state_machine", "executor_replay"}
+    assert [row["candidate"] for row in speed["rows"]] == [
+        "hmm_ref.ReferenceDriver (mutex)",
+        "hmm_ref.ReferenceDriver (mutex)",
+        "dmirror-c",
+        "dmirror-c",
+    ]
+    assert all(row["steps"] == speed["steps"] for row in speed["rows"])
+    assert set(speed["c_wire_cost_per_step"]) == {"state_machine", "executor_replay"}
     assert speed["explore"]["completed_depth"] >= 1
     text = doc.read_text()
     assert "| `sleeps-when-not-blockable` | 1/1 |" in text
@@ -53,3 +60,4 @@ def test_a_quick_benchmark_run_writes_json_and_markdown(
     assert "| `parent-tree` | 1/1 |" in text
     assert f"Python {data['machine']['python']}" in text
     assert "| C candidate, C wire server |" in text
+    assert "| C driver, C wire server |" in text
