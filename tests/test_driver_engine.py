@@ -309,6 +309,18 @@ def test_minimise_deletes_and_folds_until_the_shortest_case_is_left() -> None:
     assert (P2, Pte.present(0x222, write=True)) in shortest.case.world.ptes
 
 
+def _shrunk(make: Callable[[], DriverCandidate], rule: str, *ops: DriverOp) -> DriverCase:
+    """The case ``ops``, which fails ``rule`` against the driver ``make`` makes, minimised."""
+    candidate, handshake = start_driver(make)
+    failure = replay_driver_failure(candidate, handshake, _case(*ops))
+    assert [v.rule for v in failure.verdicts] == [rule]
+    return minimise_driver(candidate, handshake, failure).case
+
+
+def _entry(name: str) -> Callable[[], DriverCandidate]:
+    return next(e.make for e in DRIVER_CATALOGUE if e.name == name)
+
+
 def test_minimise_gives_a_remaining_fault_the_step_that_replaces_a_deleted_run() -> None:
     """A driver that swallows -EAGAIN fails DRV-2 when the reaper comes while a fault holds D
     over a mapped page. Shrunk from a first fault that maps the page and a second that holds D,
@@ -320,12 +332,7 @@ def test_minimise_gives_a_remaining_fault_the_step_that_replaces_a_deleted_run()
         StepFault(fault=2),
         NotifierStart(start=P0, end=P2, blockable=False),
     )
-    swallow = next(e.make for e in DRIVER_CATALOGUE if e.name == "blind-swallow-eagain")
-    candidate, handshake = start_driver(swallow)
-    failure = replay_driver_failure(candidate, handshake, _case(*ops))
-    assert [v.rule for v in failure.verdicts] == ["DRV-2"]
-    shortest = minimise_driver(candidate, handshake, failure)
-    assert shortest.case.ops == (
+    assert _shrunk(_entry("blind-swallow-eagain"), "DRV-2", *ops).ops == (
         StartFault(fault=2, start=P0, end=P2),
         StepFault(fault=2),
         StepFault(fault=2),
@@ -345,11 +352,8 @@ def test_minimise_moves_a_window_after_the_snapshot_and_then_drops_its_end() -> 
         NotifierEnd(start=P0, end=P1),
         RunFault(fault=1),
     )
-    candidate, handshake = start_driver(CommitIgnoresRangeDone)
-    failure = replay_driver_failure(candidate, handshake, _case(*ops))
-    assert [v.rule for v in failure.verdicts] == ["DRV-4"]
-    shortest = minimise_driver(candidate, handshake, failure)
-    assert [op.name for op in shortest.case.ops] == [
+    shortest = _shrunk(CommitIgnoresRangeDone, "DRV-4", *ops)
+    assert [op.name for op in shortest.ops] == [
         "start_fault",
         "step_fault",
         "invalidate_start",
@@ -367,12 +371,7 @@ def test_minimise_tries_a_swap_that_only_a_merge_after_it_makes_shorter() -> Non
         NotifierStart(start=P0, end=P1, blockable=False),
         StepFault(fault=0),
     )
-    inverted = next(e.make for e in DRIVER_CATALOGUE if e.name == "blind-inverted-range-done")
-    candidate, handshake = start_driver(inverted)
-    failure = replay_driver_failure(candidate, handshake, _case(*ops))
-    assert [v.rule for v in failure.verdicts] == ["DRV-4"]
-    shortest = minimise_driver(candidate, handshake, failure)
-    assert shortest.case.ops == (
+    assert _shrunk(_entry("blind-inverted-range-done"), "DRV-4", *ops).ops == (
         StartFault(fault=0, start=P0, end=P2),
         StepFault(fault=0),
         NotifierStart(start=P0, end=P1, blockable=False),
