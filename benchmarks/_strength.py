@@ -1,5 +1,5 @@
 """What the strength tables of both sides are made of: one run per entry and seed, then a row
-per entry."""
+per entry, then the table in docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -82,3 +82,21 @@ def rows(
             }
         )
     return table
+
+
+def table(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The rows as docs/benchmarks.md's strength table, its header included."""
+    lines = [
+        "| entry | caught | median cases to 1st failure | shortest | shrunk per seed | ratio |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    for row in rows:
+        ratio = f"{row['worst_ratio']:.2f}" if row["worst_ratio"] is not None else "-"
+        median = row["median_cases_to_first_failure"]
+        caught = "graded" if row["graded"] else f"{row['caught']}/{row['seeds']}"
+        lines.append(
+            f"| `{row['entry']}` | {caught} | {median if median is not None else '-'} | "
+            f"{row['shortest'] or '-'} | "
+            f"{', '.join(str(n) if n else '-' for n in row['shrunk'])} | {ratio} |"
+        )
+    return lines

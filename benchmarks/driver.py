@@ -29,7 +29,7 @@ from conformance.driver._side import (
     start_driver,
 )
 
-from ._strength import measure
+from ._strength import measure, table
 
 #: The deepest the exhaustive engine looks for an entry's shortest counterexample.
 SHORTEST_DEPTH = 6
@@ -124,18 +124,8 @@ def markdown(results: dict[str, Any]) -> list[str]:
         f"the driver explorer's shortest counterexample, searched to depth {SHORTEST_DEPTH}",
         '("-": none in its scope of four small worlds).',
         "",
-        "| entry | caught | median cases to 1st failure | shortest | shrunk per seed | ratio |",
-        "|---|---:|---:|---:|---|---:|",
+        *table(results["driver_strength"]),
     ]
-    for row in results["driver_strength"]:
-        ratio = f"{row['worst_ratio']:.2f}" if row["worst_ratio"] is not None else "-"
-        median = row["median_cases_to_first_failure"]
-        caught = "graded" if row["graded"] else f"{row['caught']}/{row['seeds']}"
-        lines.append(
-            f"| `{row['entry']}` | {caught} | {median if median is not None else '-'} | "
-            f"{row['shortest'] or '-'} | "
-            f"{', '.join(str(n) if n else '-' for n in row['shrunk'])} | {ratio} |"
-        )
     cost = s["c_wire_cost_per_step"]
     lines += [
         "",

@@ -337,17 +337,8 @@ def markdown(results: dict[str, Any]) -> str:
         "Shortest: the exhaustive engine's shortest counterexample. Ratio: the worst shrunk",
         "length over the shortest (target 1.00).",
         "",
-        "| entry | caught | median cases to 1st failure | shortest | shrunk per seed | ratio |",
-        "|---|---:|---:|---:|---|---:|",
+        *_strength.table(results["strength"]),
     ]
-    for row in results["strength"]:
-        ratio = f"{row['worst_ratio']:.2f}" if row["worst_ratio"] is not None else "-"
-        median = row["median_cases_to_first_failure"]
-        lines.append(
-            f"| `{row['entry']}` | {row['caught']}/{row['seeds']} | "
-            f"{median if median is not None else '-'} | {row['shortest'] or '-'} | "
-            f"{', '.join(str(s) if s else '-' for s in row['shrunk'])} | {ratio} |"
-        )
     lines += [
         "",
         "## The exhaustive engine",

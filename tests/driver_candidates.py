@@ -2,17 +2,23 @@
 
 The catalogue's drivers break DRV rules; these break the adapter protocol instead (they crash,
 answer with the wrong type, or say they would not block and then do), which the harness must
-turn into CRASH, PROTOCOL and HANG verdicts rather than fall over.
+turn into CRASH, PROTOCOL and HANG verdicts rather than fall over. :func:`catalogue_driver`
+finds a catalogue entry's factory by name.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from conformance.driver._adapter import DriverHandshake, FaultView
-from conformance.driver._catalogue import BaseDriver
+from conformance.driver._adapter import DriverCandidate, DriverHandshake, FaultView
+from conformance.driver._catalogue import DRIVER_CATALOGUE, BaseDriver
 from hmm_ref import DeviceEntry, FaultStep, HmmUpdate
+
+
+def catalogue_driver(name: str) -> Callable[[], DriverCandidate]:
+    """The factory of the driver catalogue's entry ``name`` (the blind set's included)."""
+    return next(entry.make for entry in DRIVER_CATALOGUE if entry.name == name)
 
 
 class CrashesInBegin(BaseDriver):

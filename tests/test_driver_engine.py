@@ -13,7 +13,6 @@ from conformance._side import Failure
 from conformance.core._ops import VmaSpec
 from conformance.driver._adapter import DriverCandidate
 from conformance.driver._catalogue import (
-    DRIVER_CATALOGUE,
     BaseDriver,
     CommitIgnoresRangeDone,
     SleepsWhenNotBlockable,
@@ -317,10 +316,6 @@ def _shrunk(make: Callable[[], DriverCandidate], rule: str, *ops: DriverOp) -> D
     return minimise_driver(candidate, handshake, failure).case
 
 
-def _entry(name: str) -> Callable[[], DriverCandidate]:
-    return next(e.make for e in DRIVER_CATALOGUE if e.name == name)
-
-
 def test_minimise_gives_a_remaining_fault_the_step_that_replaces_a_deleted_run() -> None:
     """A driver that swallows -EAGAIN fails DRV-2 when the reaper comes while a fault holds D
     over a mapped page. Shrunk from a first fault that maps the page and a second that holds D,
@@ -332,7 +327,7 @@ def test_minimise_gives_a_remaining_fault_the_step_that_replaces_a_deleted_run()
         StepFault(fault=2),
         NotifierStart(start=P0, end=P2, blockable=False),
     )
-    assert _shrunk(_entry("blind-swallow-eagain"), "DRV-2", *ops).ops == (
+    assert _shrunk(B.catalogue_driver("blind-swallow-eagain"), "DRV-2", *ops).ops == (
         StartFault(fault=2, start=P0, end=P2),
         StepFault(fault=2),
         StepFault(fault=2),
@@ -371,7 +366,7 @@ def test_minimise_tries_a_swap_that_only_a_merge_after_it_makes_shorter() -> Non
         NotifierStart(start=P0, end=P1, blockable=False),
         StepFault(fault=0),
     )
-    assert _shrunk(_entry("blind-inverted-range-done"), "DRV-4", *ops).ops == (
+    assert _shrunk(B.catalogue_driver("blind-inverted-range-done"), "DRV-4", *ops).ops == (
         StartFault(fault=0, start=P0, end=P2),
         StepFault(fault=0),
         NotifierStart(start=P0, end=P1, blockable=False),

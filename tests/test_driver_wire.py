@@ -20,7 +20,6 @@ from conformance._errors import CandidateProtocolError
 from conformance._side import Failure
 from conformance.core._wire_server import serve
 from conformance.driver._adapter import DriverCandidate, DriverHandshake
-from conformance.driver._catalogue import DRIVER_CATALOGUE
 from conformance.driver._host import LOCK_PRIMITIVES, SLEEP_POINTS
 from conformance.driver._ops import (
     DriverCase,
@@ -37,6 +36,7 @@ from conformance.driver._wire_server import _Release, serve_driver
 from conformance.oracle import Status
 from hmm_ref import HmmUpdate, PfnEncoding, Pte
 
+from .driver_candidates import catalogue_driver
 from .test_wire import documented_exchange
 
 SERVERS = str(Path(__file__).with_name("driver_wire_servers.py"))
@@ -116,7 +116,7 @@ def test_a_driver_over_the_wire_is_judged_exactly_as_in_process(name: str) -> No
         argv, make = SERVED, cast("Callable[[], DriverCandidate]", reference_driver)
     else:
         argv = server("entry", name)
-        make = next(entry.make for entry in DRIVER_CATALOGUE if entry.name == name)
+        make = catalogue_driver(name)
     candidate, handshake = started(argv)
     try:
         over_wire = run_driver(candidate, handshake, budget=SMALL, seed_value=1)
@@ -151,7 +151,7 @@ def test_a_stale_snapshot_reaches_the_driver_as_hmm_left_it() -> None:
     world = World(vmas=(VMA,), ptes=tuple((a, Pte.present(a >> 12, write=True)) for a in PAGES))
     name = "blind-inverted-range-done"
     failure = replayed(server("entry", name), ops, world=world)
-    make = next(entry.make for entry in DRIVER_CATALOGUE if entry.name == name)
+    make = catalogue_driver(name)
     in_process = replay_driver(
         *start_driver(make), DriverCase(world=world, encoding=ENCODING, ops=ops)
     )

@@ -132,10 +132,6 @@ class _DriverServer:
                 f"{result!r}, where this server's own lock says {event.outcome.value}"
             )
 
-    def refusal(self) -> _Refused | None:
-        """The error the harness answered a call of this request with, if any."""
-        return self.refused
-
     def number(self, range_: HmmRange) -> int:
         """The case's number for one of the driver's ranges (a new number for a new range)."""
         number, _ = self.ranges.setdefault(id(range_), (len(self.ranges), range_))
@@ -174,7 +170,6 @@ class _DriverServer:
         if method not in DRIVER_REQUEST_FIELDS:
             raise WireFormatError(f"unknown request method {method!r}")
         reply: Json = {"type": "reply", "id": number}
-        self.refused = None
         if "ranges" in message.data:
             self.update_ranges(message)
         try:
@@ -183,11 +178,12 @@ class _DriverServer:
         except (HarnessGone, CaseFormatError):
             raise
         except Exception:
-            refused = self.refusal()
+            refused = self.refused
             if refused is not None:
                 reply["error"] = {"kind": refused.kind, "message": refused.message}
             else:
                 reply["error"] = {"kind": "crash", "message": traceback.format_exc()}
+        self.refused = None  # the next request starts with no call refused
         self.connection.send(reply)
 
     def update_ranges(self, message: Message) -> None:
