@@ -8,13 +8,13 @@ from __future__ import annotations
 import contextlib
 import sys
 import unittest
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Final, Protocol, TypeVar
 
 from hypothesis import HealthCheck, Phase, Verbosity, settings
 from hypothesis.database import DirectoryBasedExampleDatabase, ExampleDatabase
-from hypothesis.errors import Flaky, HypothesisException
+from hypothesis.errors import Flaky, HypothesisException, Unsatisfiable
 from hypothesis.internal.conjecture import providers
 from hypothesis.internal.constants_ast import Constants
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
@@ -25,6 +25,7 @@ from ._isolation import received
 
 __all__ = [
     "FailureT",
+    "FailuresOnly",
     "drive",
     "errors_end_generation",
     "flaky_note",
@@ -58,10 +59,12 @@ def drive(
     a failure from the database is told apart from one the seed generated: only the latter
     comes back with ``--seed``.
     """
-    examples = None if database is None else DirectoryBasedExampleDatabase(database)
+    examples = None if database is None else FailuresOnly(database, failed)
     if examples is not None:
-        # With nothing saved, Hypothesis says it was told to run no test case.
-        with contextlib.suppress(unittest.SkipTest):
+        # With nothing saved, Hypothesis says it was told to run no test case; with only
+        # entries that no longer replay as a case (saved by an older machine), that no case
+        # satisfied it. Either way there is nothing to try first.
+        with contextlib.suppress(unittest.SkipTest, Unsatisfiable):
             _hypothesis(machine, budget, examples, [Phase.reuse, Phase.shrink])
         if failed():
             return True
@@ -69,6 +72,34 @@ def drive(
         machine, budget, examples, [Phase.explicit, Phase.generate, Phase.target, Phase.shrink]
     )
     return False
+
+
+class FailuresOnly(ExampleDatabase):
+    """The example database of one candidate, which keeps failing cases only.
+
+    Hypothesis saves a case also when a ``BaseException`` leaves it, and :class:`BudgetSpent`
+    ends every run that way, in the case after the last: without this gate a run that passed
+    kept that unfinished case, and the next run's first pass replayed it. Saves are kept only
+    once ``failed()`` says a step failed; reading and deleting go through unchanged.
+    """
+
+    def __init__(self, path: Path, failed: Callable[[], bool]) -> None:
+        super().__init__()
+        self._saved = DirectoryBasedExampleDatabase(path)
+        self._failed = failed
+
+    def save(self, key: bytes, value: bytes) -> None:
+        if self._failed():
+            self._saved.save(key, value)
+
+    def fetch(self, key: bytes) -> Iterable[bytes]:
+        return self._saved.fetch(key)
+
+    def delete(self, key: bytes, value: bytes) -> None:
+        self._saved.delete(key, value)
+
+    def move(self, src: bytes, dest: bytes, value: bytes) -> None:
+        self._saved.move(src, dest, value)
 
 
 _NO_CONSTANTS: Final = Constants()

@@ -15,8 +15,9 @@ import pytest
 
 import conformance._engine as engine
 import hmm_ref as H
-from conformance import Budget, Handshake, run, start
+from conformance import Budget, Handshake, reference, run, start
 from conformance._counting import LIVE
+from conformance._driving import FailuresOnly
 from conformance._engine import RunInterrupted
 from conformance._isolation import interrupts, received
 from conformance._outputs import (
@@ -236,6 +237,35 @@ def test_a_saved_failure_is_tried_first_by_the_next_run(tmp_path: Path) -> None:
     assert again.first_failure == 1
     assert again.failure is not None
     assert len(again.failure.case.ops) == len(first.failure.case.ops) if first.failure else False
+
+
+def test_a_run_that_passes_keeps_nothing_in_the_database(tmp_path: Path) -> None:
+    """Only failing cases are kept: the case the budget stopped before its first step is not,
+    so the next run of the same seed gives the same result, not a crash of the harness."""
+    budget = Budget(name="test", examples=100, steps=30)
+    first = run(*start(reference), budget=budget, seed_value=23, database=tmp_path)
+    assert first.conforms
+    assert [path for path in tmp_path.rglob("*") if path.is_file()] == []
+    again = run(*start(reference), budget=budget, seed_value=23, database=tmp_path)
+    assert again.conforms
+    assert not again.from_database
+    assert again.tally == first.tally
+
+
+def test_saved_entries_that_no_longer_replay_are_passed_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries an older harness saved, which no longer replay as a case (here: the unfinished
+    case after the budget, which versions before the gate kept), are not a crash: the run
+    generates its cases, and passes."""
+    budget = Budget(name="test", examples=100, steps=30)
+    with monkeypatch.context() as older:
+        older.setattr(FailuresOnly, "save", lambda self, key, value: self._saved.save(key, value))
+        assert run(*start(reference), budget=budget, seed_value=23, database=tmp_path).conforms
+    assert [path for path in tmp_path.rglob("*") if path.is_file()], "the older harness kept it"
+    again = run(*start(reference), budget=budget, seed_value=23, database=tmp_path)
+    assert again.conforms
+    assert not again.from_database
 
 
 def test_the_command_line_keeps_failures_in_the_database_unless_told_not_to(
