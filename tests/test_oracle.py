@@ -7,7 +7,7 @@ the observation of the last step is written by hand, as a broken candidate would
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from hypothesis import given
@@ -33,15 +33,21 @@ from conformance import (
     World,
     oracle,
     reference,
+    replay,
     run,
+    start,
 )
 from conformance._generation import ENCODINGS, VMAS, ptes
+from conformance._side import Failure
 from conformance.core._adapter import Candidate
 from conformance.core._executor import Executor, StepOutcome
 from conformance.core._judging import SEED_RELEASE_PATH
 from conformance.core._model import CallRecord, Model, Observation, encode
+from conformance.core._ops import Case as CoreCase
 from conformance.oracle import CHECKS, Status, Verdict, check_step
 from examples.exact_core import ExactCore
+
+from . import candidates as C
 
 ENC = H.DEFAULT_ENCODING
 EAGAIN, ENOMEM = -H.Errno.EAGAIN, -H.Errno.ENOMEM
@@ -756,3 +762,51 @@ def test_a_rule_without_its_check_fails_the_import_naming_it() -> None:
     ]
     with pytest.raises(ImportError, match="rule REG-99 has no check: write check_REG_99"):
         oracle._check_of("REG-99")
+
+
+class _ClearsFailedSnapshots(C.Wrapped):
+    """Links a snapshot before the vma tests and leaves it linked when they fail: every later
+    invalidation then clears the entries of a range HMM never held."""
+
+    name = "clears-failed-snapshots"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed: set[int] = set()
+        self.cleared: set[int] = set()
+
+    def snapshot(
+        self, range_id: int, vma: int, start: int, end: int, encoding: H.PfnEncoding
+    ) -> int:
+        result = super().snapshot(range_id, vma, start, end, encoding)
+        if result:
+            self.failed.add(range_id)
+        return result
+
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        self.cleared |= self.failed
+        return super().invalidate_start(start, end, blockable)
+
+    def observe(self, range_id: int) -> RangeView:
+        view = super().observe(range_id)
+        if range_id in self.cleared:
+            return replace(view, entries=(0,) * len(view.entries))
+        return view
+
+
+def test_RNG_2_a_failed_snapshot_is_never_written_afterwards() -> None:
+    """HMM never holds a failed snapshot: a later invalidation that writes its entries breaks
+    RNG-2 (the reference leaves them as the failure filled them)."""
+    special = VMAS[3]
+    case = CoreCase(
+        world=WORLD,
+        ops=(
+            Snapshot(range=0, vma=3, start=special.start, end=special.end, encoding=ENC),
+            InvalidateStart(start=special.start, end=special.end, blockable=True),
+        ),
+    )
+    assert isinstance(replay(*start(reference), case, Profile.SEED), tuple)
+    failure = replay(*start(_ClearsFailedSnapshots), case, Profile.SEED)
+    assert isinstance(failure, Failure)
+    assert [v.rule for v in failure.verdicts] == ["RNG-2"]
+    assert len(failure.case.ops) == 2

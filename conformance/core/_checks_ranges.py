@@ -87,12 +87,13 @@ def check_RNG_1(m: Model, op: Operation, obs: Observation) -> Verdict | None:
 
 
 def check_RNG_2(m: Model, op: Operation, obs: Observation) -> Verdict | None:
-    """RNG-2: bad bounds, unreadable and special vmas fail with the right code and fill."""
+    """RNG-2: bad bounds, unreadable and special vmas fail with the right code and fill, and
+    nothing writes a failed snapshot's entries afterwards (HMM never held it)."""
     if not isinstance(op, Snapshot):
-        return None
+        return _changed("RNG-2", m, op, obs)
     expected, fill = snapshot_outcome(m.cpu.vmas[op.vma], op.start, op.end)
     if expected == 0:
-        return None
+        return _changed("RNG-2", m, op, obs)
     if obs.result != expected:
         return fail("RNG-2", f"snapshot returned {result_of(obs)}, not {describe_result(expected)}")
     view = obs.range(op.range)
