@@ -19,6 +19,8 @@ ratio measured in the same run on the same machine; none is asserted anywhere.
    per second of the plain loop and of the executor, and as ratios.
 5. The driver side (``benchmarks/driver.py``): its catalogue's strength, the blind set's
    included, and the reference driver's speed.
+6. Generation (``benchmarks/generation.py``): how often the rare states behind each rule's
+   checks come up, and every rule reached over many seeds at the smallest budget.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ from conformance.core._side import CORE, close_quietly
 from conformance.driver._catalogue import DRIVER_CATALOGUE
 from hmm_ref import HmmUpdate
 
-from . import _strength, driver
+from . import _strength, driver, generation
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -385,6 +387,7 @@ def markdown(results: dict[str, Any]) -> str:
         "server, which does the same work in Python on the other end, is slower again.",
     ]
     lines += driver.markdown(results)
+    lines += generation.markdown(results)
     return "\n".join(lines) + "\n"
 
 
@@ -422,6 +425,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["driver_strength"] = driver.strength(drivers, settings.seeds, settings.budget)
     print("the driver side's speed ...", flush=True)
     results["driver_speed"] = driver.speed(1, settings.speed_budget, settings.explore_seconds)
+    print("generation: rare states and every rule reached ...", flush=True)
+    results["features"] = generation.features(1, settings.speed_budget)
+    results["reach"] = generation.reach(2 if args.quick else 40)
     results["seconds"] = time.perf_counter() - began
     args.json.write_text(json.dumps(results, indent=2) + "\n")
     args.markdown.write_text(markdown(results))

@@ -19,6 +19,7 @@ from typing import IO, Any, Generic, TypeVar, final
 from hypothesis import seed
 from hypothesis.stateful import RuleBasedStateMachine
 
+from . import _aiming as aiming
 from ._alarm import Watchdog
 from ._case import CaseFormatError
 from ._connect import connect
@@ -93,11 +94,17 @@ class RunResult(Generic[HandshakeT, CaseT, StepT]):
     cases: int = 0
     #: The failure is one an earlier run saved in the example database, tried first.
     from_database: bool = False
+    #: The rules no generated case reached, which the run then reached with aimed cases.
+    aimed: tuple[str, ...] = ()
+    #: How many aimed cases it ran (one may reach several rules).
+    aimed_cases: int = 0
+    #: The failure came from aiming, not from a generated case.
+    aimed_failure: bool = False
 
     @property
     def shrink_cases(self) -> int:
         """How many cases were run after the first failure, to shrink it and replay it."""
-        return self.tally.cases - self.cases
+        return self.tally.cases - self.cases - self.aimed_cases
 
     @property
     def conforms(self) -> bool:
@@ -286,16 +293,21 @@ def conclude(
     minimise: Callable[[FailureT], FailureT],
     as_flaky: Callable[[FailureT], FailureT],
     result: Callable[[FailureT | None, str | None, bool], ResultT],
+    aim: Callable[[], None] | None = None,
 ) -> ResultT:
     """Run the machine and settle what it found: the end of a run, the same for every side.
 
-    ``result`` makes the side's result of (failure, flaky note, from the example database).
+    ``result`` makes the side's result of (failure, flaky note, from the example database);
+    ``aim``, run when the machine found no failure, aims cases at the rules it never reached.
     A signal at any point, the final replay and minimise included, is a
     :class:`RunInterrupted` that carries the failure found so far.
     """
     try:
         saved = drive(machine, budget, database, failed=lambda: recorder.failing is not None)
         interrupted()
+        if aim is not None and recorder.failing is None:
+            aim()
+            interrupted()
         failure, flaky = settle(
             recorder.failing,
             recorder.first_seen,
@@ -309,6 +321,36 @@ def conclude(
     return result(failure, note, saved)
 
 
+def aim_at_unreached(
+    side: Side[CandidateT, HandshakeT, CaseT, StepT],
+    candidate: CandidateT,
+    handshake: HandshakeT,
+    *,
+    profile: Profile,
+    tally: Tally,
+    recorder: Recorder[Failure[CaseT, StepT]],
+    report: aiming.Report,
+) -> None:
+    """Run a case aimed at each rule in force that no case reached, if the side's scope has
+    one (``conformance._aiming``), counting into ``tally``; a failure goes to ``recorder`` as
+    a generated case's would. ``report`` says what was aimed at and whether it failed."""
+    explorer = side.explorer
+    missing = unreached(side.rules, tally, profile, _declared(handshake))
+    if explorer is None or not missing:
+        return
+    found = aiming.aim(explorer.space(candidate, handshake, profile), missing)
+    report.rules = tuple(rule for rule in missing if rule in found.cases)
+    cases = tuple(dict.fromkeys(found.cases.values()))
+    report.cases = len(cases)
+    for case in (*cases, found.failing):
+        if case is not None:
+            outcome = replay(side, candidate, handshake, case, profile, tally=tally)
+            if isinstance(outcome, Failure):
+                recorder.failing = recorder.first_seen = outcome
+                report.failed = True
+                return
+
+
 def run(
     side: Side[CandidateT, HandshakeT, CaseT, StepT],
     candidate: CandidateT,
@@ -320,6 +362,7 @@ def run(
     on_case: Callable[[int], None] | None = None,
     keep: list[CaseT] | None = None,
     database: Path | None = None,
+    aim: bool = True,
 ) -> RunResult[HandshakeT, CaseT, StepT]:
     """Check ``candidate`` of ``side`` over a budget of generated cases; shrink and replay a
     failure. The arguments are the public ``conformance.run``'s, which documents them.
@@ -348,6 +391,22 @@ def run(
             first_failure=count.first_failure,
             cases=count.generated,
             from_database=saved,
+            aimed=aimed.rules,
+            aimed_cases=aimed.cases,
+            aimed_failure=failure is not None and aimed.failed,
+        )
+
+    aimed = aiming.Report()
+
+    def aim_phase() -> None:
+        aim_at_unreached(
+            side,
+            candidate,
+            handshake,
+            profile=profile,
+            tally=tally,
+            recorder=recorder,
+            report=aimed,
         )
 
     LIVE.start(
@@ -366,4 +425,5 @@ def run(
         minimise=lambda found: minimise(side, candidate, handshake, found, profile),
         as_flaky=lambda seen: replace(seen, reproduced=False),
         result=result,
+        aim=aim_phase if aim else None,
     )

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, final
 
 from ._rules import Profile
 from ._side import CaseT, Failure, HandshakeT, Side, StepT
 from ._verdicts import Tally
+
+if TYPE_CHECKING:
+    from ._search import Space
 
 __all__ = ["Explored", "Explorer", "Level", "ScopeOption"]
 
@@ -108,4 +111,11 @@ class Explorer(Protocol[CandidateT_contra, HandshakeT, CaseT, StepT]):
     ) -> Explored[HandshakeT, CaseT, StepT]:
         """Every sequence of up to ``depth`` operations in the scope, breadth first, until the
         first failing step; ``merge`` continues one sequence per model state."""
+        ...
+
+    def space(
+        self, candidate: CandidateT_contra, handshake: HandshakeT, profile: Profile
+    ) -> Space[Any, Any, CaseT]:
+        """The default scope, as a search of it on ``candidate`` walks it (what a run aims
+        with at the rules its cases never reached: ``conformance._aiming``)."""
         ...

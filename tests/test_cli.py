@@ -144,13 +144,18 @@ def test_run_of_a_broken_candidate_exits_1_with_steps_and_a_replay_file(tmp_path
 def test_run_options_override_the_budget_and_reach_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """--examples/--steps adjust the budget; too small a run is inconclusive (exit 1);
+    """--examples/--steps adjust the budget; too small a run is inconclusive (exit 1) with
+    --no-aim, and reaches the rest with cases aimed at them without it;
     $HMM_CONFORMANCE_BUDGET picks the default budget."""
     monkeypatch.setenv("HMM_CONFORMANCE_BUDGET", "fast")
-    status, out, _ = _run("run", "--examples", "5", "--steps", "3", "--seed", "1")
+    status, out, _ = _run("run", "--examples", "5", "--steps", "3", "--seed", "1", "--no-aim")
     assert status == 1
     assert "budget fast+custom: 5 cases of up to 3 steps" in out
     assert "INCONCLUSIVE: no rule failed, but " in out
+    status, out, _ = _run("run", "--examples", "5", "--steps", "3", "--seed", "1")
+    assert status == 0
+    assert "more aimed at " in out
+    assert "which no generated case reached" in out
     monkeypatch.setenv("HMM_CONFORMANCE_BUDGET", "huge")
     status, _, err = _run("run")
     assert status == 2

@@ -97,7 +97,11 @@ def test_a_run_too_small_to_reach_every_rule_is_inconclusive() -> None:
     """One case of one step cannot exercise all seven rules: not "conforms"."""
     candidate, handshake = start_driver(reference_driver)
     result = run_driver(
-        candidate, handshake, budget=Budget(name="tiny", examples=1, steps=1), seed_value=1
+        candidate,
+        handshake,
+        budget=Budget(name="tiny", examples=1, steps=1),
+        seed_value=1,
+        aim=False,
     )
     assert result.failure is None
     assert result.unreached

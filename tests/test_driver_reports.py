@@ -81,10 +81,10 @@ def driver_result(shape: str) -> DriverRunResult:
     return _SHAPES[shape][0]()
 
 
-def _run(factory: object, budget: Budget = SMALL) -> DriverRunResult:
+def _run(factory: object, budget: Budget = SMALL, *, aim: bool = True) -> DriverRunResult:
     assert callable(factory)
     candidate, handshake = start_driver(factory)
-    return run_driver(candidate, handshake, budget=budget, seed_value=SEED)
+    return run_driver(candidate, handshake, budget=budget, seed_value=SEED, aim=aim)
 
 
 def _graft(**changes: Any) -> DriverRunResult:
@@ -130,7 +130,7 @@ _SHAPES: dict[str, tuple[Callable[[], DriverRunResult], str]] = {
     ),
     "setup-crash": (lambda: _graft(failure=_failure(B.CrashesInBegin, *MAPPED)), "crash"),
     "inconclusive": (
-        lambda: _run(reference_driver, Budget(name="tiny", examples=1, steps=1)),
+        lambda: _run(reference_driver, Budget(name="tiny", examples=1, steps=1), aim=False),
         "inconclusive",
     ),
     "flaky-run": (_flaky_run, "flaky"),

@@ -76,6 +76,8 @@ def to_json(result: AnyResult, rows: Sequence[RuleRow]) -> dict[str, Any]:
             "first_failure": result.first_failure,
             "from_database": result.from_database,
             "shrink_cases": result.shrink_cases,
+            "aimed": list(result.aimed),
+            "aimed_cases": result.aimed_cases,
             "steps": result.tally.steps,
             "crash": result.tally.harness.get(Status.CRASH, 0),
             "hang": result.tally.harness.get(Status.HANG, 0),

@@ -113,6 +113,7 @@ def headline(result: AnyResult) -> str:
     if result.failure is None:
         return (
             f"conforms: no rule failed in {cases(result.cases)} ({result.tally.steps} steps)"
+            + aimed_note(result)
             + result.side.conforming_note(result.tally)
         )
     rules = broken_names(result.failure)
@@ -122,8 +123,23 @@ def headline(result: AnyResult) -> str:
     )
 
 
+def aimed_note(result: AnyResult) -> str:
+    """The cases a run aimed at the rules its generated cases never reached, if any."""
+    if not result.aimed:
+        return ""
+    return (
+        f" and {result.aimed_cases} more aimed at {', '.join(result.aimed)}, which no generated "
+        "case reached"
+    )
+
+
 def _found(result: AnyResult) -> str:
     """When the first failure came, and what shrinking it cost."""
+    if result.aimed_failure:
+        return (
+            f"; found by a case aimed at the rules no generated case reached, after "
+            f"{cases(result.cases)}, shrunk in {result.shrink_cases} more"
+        )
     if result.first_failure is None:
         return ""
     if result.from_database:

@@ -70,6 +70,7 @@ class RunOptions(Options):
     replay_dir: Path
     database: Path | None
     no_database: bool
+    no_aim: bool
 
     @property
     def saves_to(self) -> Path | None:
@@ -118,6 +119,12 @@ def add(command: argparse.ArgumentParser) -> None:
         action="store_true",
         help="neither try nor keep failing cases in the example database",
     )
+    command.add_argument(
+        "--no-aim",
+        action="store_true",
+        help="generated cases only: do not aim cases at the rules they never reached (such "
+        "rules then make the run INCONCLUSIVE)",
+    )
 
 
 def add_replay_dir(command: argparse.ArgumentParser) -> None:
@@ -140,6 +147,7 @@ def options(args: argparse.Namespace) -> RunOptions:
         replay_dir=args.replay_dir,
         database=args.database,
         no_database=args.no_database,
+        no_aim=args.no_aim,
     )
 
 
@@ -176,6 +184,7 @@ def execute(chosen: RunOptions, streams: Streams) -> int:
             seed_value=chosen.seed,
             on_case=progress,
             database=database_for(root, side.name, handshake.name, chosen.profile.value),
+            aim=not chosen.no_aim,
         )
     finally:
         close(side, candidate, out)

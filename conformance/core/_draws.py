@@ -1,11 +1,12 @@
-"""What the core's generated cases are drawn from: the world, the spans a snapshot may be
-refused for, where an invalidation falls, and what a mirror answers. The state machine
-(``_machine.py``) draws from these.
+"""What the core's generated cases are drawn from: the world, the case's swarm, the spans a
+snapshot may be refused for, where an invalidation falls, and what a mirror answers. The state
+machine (``_machine.py``) draws from these.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, final
 
 from hypothesis import strategies as st
 
@@ -13,9 +14,12 @@ from hmm_ref import (
     PAGE_SIZE,
     PTE_NONE,
     Errno,
+    HmmPfnValue,
+    PfnEncoding,
+    Pte,
 )
 
-from .._generation import VMAS, ptes
+from .._generation import ENCODINGS, VMAS, ptes
 from ._ops import (
     World,
 )
@@ -29,6 +33,10 @@ __all__ = [
     "REPLIES",
     "SNAPSHOTTABLE",
     "WHERE",
+    "Swarm",
+    "core_ptes",
+    "encodings",
+    "swarms",
     "world_strategy",
 ]
 
@@ -45,11 +53,47 @@ REFUSED_SPANS: Final = {
 EMPTY: Final = {"empty": VMAS[0].start, "empty-at-end": VMAS[0].end}
 REFUSED: Final = (*REFUSED_SPANS, *EMPTY)
 
-#: Where a start falls when a range is live: over it, anywhere, or at its boundary.
-WHERE: Final = ("over", "anywhere", "boundary")
+#: Where a start falls when a range is live: over it, anywhere, or at its boundary; when a
+#: window is open, also over exactly its span (a start nested in one of the same span).
+WHERE: Final = ("over", "anywhere", "boundary", "window")
 
 #: What a mirror answers; shrinking prefers the first (0).
 REPLIES: Final = (0, -Errno.EAGAIN, -Errno.ENOMEM, -Errno.EIO)
+
+
+_U64: Final = (1 << 64) - 1
+#: The largest page frame number a CPU entry may name (``hmm_ref.Pte``'s bound).
+_PFN_TOP: Final = (1 << 52) - 1
+
+#: The CPU entries of the core's worlds: the shared ones, and pages anywhere in the physical
+#: address space, whose entries need all 64 bits once shifted.
+core_ptes: Final = st.one_of(
+    ptes,
+    st.builds(Pte.present, st.integers(0, _PFN_TOP), write=st.booleans()),
+    st.builds(Pte.device_private, st.integers(0, _PFN_TOP), write=st.booleans()),
+)
+
+
+@st.composite
+def _drawn_encoding(draw: st.DrawFn) -> PfnEncoding:
+    """Any encoding hmm.h allows: a VALID bit anywhere, WRITE and DEVICE_PRIVATE bits or none,
+    any shift, and values that may carry the VALID bit or every bit."""
+    bit = st.integers(0, 63).map(lambda at: 1 << at)
+    valid = draw(bit, label="VALID")
+    flags = (valid, draw(bit | st.just(0)), draw(bit | st.just(0)))
+    value = st.sampled_from((0, _U64, valid)) | st.integers(0, _U64) | bit.map(lambda b: b | valid)
+    error, none, special = (draw(value, label=name.name) for name in HmmPfnValue)
+    if none in (error, special):  # hmm.h: NONE differs from both
+        none = next(v for v in (error ^ valid, error ^ 1, error ^ 2) if v not in (error, special))
+    return PfnEncoding(
+        flags=flags,
+        values=(error, none, special),
+        pfn_shift=draw(st.integers(0, 63), label="pfn_shift"),
+    )
+
+
+#: A snapshot's encoding: one of the drivers' (the first shrinks first), or any other.
+encodings: Final = st.sampled_from(ENCODINGS) | _drawn_encoding()
 
 
 def world_strategy() -> st.SearchStrategy[World]:
@@ -59,7 +103,7 @@ def world_strategy() -> st.SearchStrategy[World]:
         for vma in (VMAS[i] for i in SNAPSHOTTABLE)
         for index in range(vma.npages)
     ]
-    entries = st.lists(ptes, min_size=len(pages), max_size=len(pages))
+    entries = st.lists(core_ptes, min_size=len(pages), max_size=len(pages))
     return entries.map(
         lambda drawn: World(
             vmas=VMAS,
@@ -67,4 +111,43 @@ def world_strategy() -> st.SearchStrategy[World]:
                 (addr, pte) for addr, pte in zip(pages, drawn, strict=True) if pte != PTE_NONE
             ),
         )
+    )
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Swarm:
+    """The shape of one case, drawn before its first operation (swarm testing, Groce et al.,
+    ISSTA 2012: a case that may use fewer features uses those it has more deeply).
+
+    Hypothesis already switches whole rules off per case; a swarm also varies what the rules
+    that remain draw, so that the rarer states a bug can hide in come up in some cases often,
+    not in every case seldom. Each field shrinks to the plain case.
+    """
+
+    #: Mirrors registered before the first rule: up to five, so that several are often live.
+    mirrors: int
+    #: Then the oldest of them unregistered, three or more registered first, so that two or
+    #: more stay around the gap.
+    retire_oldest: bool
+    #: A snapshot taken before the first mirror registers, live while they do.
+    early_snapshot: bool
+    #: Invalidation windows opened over one span after the mirrors, still open (two: nested).
+    windows: int
+    #: Whether those starts are blockable (the OOM reaper's are not).
+    windows_blockable: bool
+    #: The encodings this case's snapshots draw from, every path that snapshots included.
+    encodings: tuple[PfnEncoding, ...]
+
+
+def swarms() -> st.SearchStrategy[Swarm]:
+    """A case's swarm: the plain one (a few mirrors, the default encoding) shrinks first."""
+    return st.builds(
+        Swarm,
+        mirrors=st.integers(0, 5),
+        retire_oldest=st.booleans(),
+        early_snapshot=st.booleans(),
+        windows=st.integers(0, 2),
+        windows_blockable=st.booleans(),
+        encodings=st.lists(encodings, min_size=1, max_size=3, unique=True).map(tuple),
     )

@@ -135,6 +135,9 @@ class CoreExplorer(ScopedExplorer[Candidate, Handshake, Case, StepOutcome, Scope
             ranges=bounds.get("snapshots", SCOPE.ranges),
         )
 
+    def space(self, candidate: Candidate, handshake: Handshake, profile: Profile) -> CoreSpace:
+        return CoreSpace(candidate=candidate, handshake=handshake, profile=profile, scope=SCOPE)
+
     def search(
         self,
         candidate: Candidate,

@@ -25,12 +25,11 @@ from hypothesis.stateful import (
 )
 
 from hmm_ref import (
-    DEFAULT_ENCODING,
     PAGE_SIZE,
     PfnEncoding,
 )
 
-from .._generation import ENCODINGS, VMAS, ptes
+from .._generation import VMAS
 from .._stateful import CaseMachine
 from .._stateful import CaseRecorder as Recorders
 from ._adapter import Capability
@@ -43,6 +42,9 @@ from ._draws import (
     REPLIES,
     SNAPSHOTTABLE,
     WHERE,
+    Swarm,
+    core_ptes,
+    swarms,
     world_strategy,
 )
 from ._executor import Executor, StepOutcome
@@ -86,6 +88,7 @@ class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
         super().__init__()
         self.next_mirror = 0
         self.next_range = 0
+        self.swarm: Swarm | None = None
 
     @property
     def model(self) -> Model:
@@ -112,11 +115,37 @@ class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
         self.next_range += 1
         return self.next_range - 1
 
-    @initialize(target=mirrors, world=world_strategy(), count=st.integers(0, 3))
-    def set_up(self, world: World, count: int) -> MultipleResults[int]:
-        """The world, and a few mirrors to start with (so that invalidations meet some)."""
+    @initialize(target=mirrors, world=world_strategy(), swarm=swarms())
+    def set_up(self, world: World, swarm: Swarm) -> MultipleResults[int]:
+        """The world and the case's swarm, then the mirrors it starts with (so that
+        invalidations meet some); before them, if the swarm says so, a snapshot, and after
+        them the oldest unregistered and windows left open."""
+        self.swarm = swarm
         self.begin_case(world, lambda: self.recorder.make_executor(world))
-        return multiple(*(self._register() for _ in range(count)))
+        if swarm.early_snapshot:
+            self._snapshot(0, VMAS[0].start, VMAS[0].end, swarm.encodings[-1])
+        # Retiring the oldest leaves two or more behind it: the gap is what a bug needs.
+        count = max(swarm.mirrors, 3) if swarm.retire_oldest else swarm.mirrors
+        mirrors = [self._register() for _ in range(count)]
+        if swarm.retire_oldest and self.model.may_unregister():
+            self._do(UnregisterMirror(mirror=mirrors.pop(0)))
+        for _ in range(swarm.windows):  # every mirror answers 0, so each window opens
+            self._do(
+                InvalidateStart(
+                    start=LOW, end=LOW + 2 * PAGE_SIZE, blockable=swarm.windows_blockable
+                )
+            )
+        return multiple(*mirrors)
+
+    def _encoding(self, data: st.DataObject) -> PfnEncoding:
+        """An encoding from the case's swarm."""
+        assert self.swarm is not None, "the swarm comes first"
+        return data.draw(st.sampled_from(self.swarm.encodings), label="encoding")
+
+    def _snapshot(self, vma: int, start: int, end: int, encoding: PfnEncoding) -> int:
+        range_id = self._range_id()
+        self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=encoding))
+        return range_id
 
     # -- mirrors ---------------------------------------------------------------------
 
@@ -158,7 +187,6 @@ class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
         vma=st.sampled_from(SNAPSHOTTABLE),
         first=st.integers(0, 7),
         length=st.integers(1, 8),
-        encoding=st.sampled_from(ENCODINGS),
         data=st.data(),
     )
     def snapshot(
@@ -168,7 +196,6 @@ class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
         vma: int,
         first: int,
         length: int,
-        encoding: PfnEncoding,
         data: st.DataObject,
     ) -> int:
         """A snapshot inside a readable vma (sometimes inside an open window, which END-2
@@ -195,9 +222,7 @@ class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
             vma = 0
         else:
             vma, start, end = REFUSED_SPANS[kind]
-        range_id = self._range_id()
-        self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=encoding))
-        return range_id
+        return self._snapshot(vma, start, end, self._encoding(data))
 
     @rule(range_id=ranges)
     def observe(self, range_id: int) -> None:
@@ -214,9 +239,9 @@ class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
         vma=st.sampled_from(SNAPSHOTTABLE),
         first=st.integers(0, 7),
         length=st.integers(1, 8),
-        encoding=st.sampled_from(ENCODINGS),
+        data=st.data(),
     )
-    def device_fault(self, *, vma: int, first: int, length: int, encoding: PfnEncoding) -> int:
+    def device_fault(self, *, vma: int, first: int, length: int, data: st.DataObject) -> int:
         """A driver's fault path: snapshot, then range_done (RNG-1, RNG-7, RNG-8).
 
         One rule, like cpu_update, so that the pair is not lost to rules switched off.
@@ -224,8 +249,7 @@ class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
         span = VMAS[vma]
         start = span.start + min(first, span.npages - 1) * PAGE_SIZE
         end = min(start + length * PAGE_SIZE, span.end)
-        range_id = self._range_id()
-        self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=encoding))
+        range_id = self._snapshot(vma, start, end, self._encoding(data))
         self._do(RangeDone(range=range_id))
         return range_id
 
@@ -256,8 +280,7 @@ class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
         span = VMAS[vma]
         start = span.start + min(first, span.npages - 1) * PAGE_SIZE
         end = min(start + length * PAGE_SIZE, span.end)
-        range_id = self._range_id()
-        self._do(Snapshot(range=range_id, vma=vma, start=start, end=end, encoding=ENCODINGS[0]))
+        range_id = self._snapshot(vma, start, end, self._encoding(data))
         width = (1 + length % 2) * PAGE_SIZE
         low, high = (end, end + width) if above or start - width < LOW else (start - width, start)
         self._do(
@@ -287,7 +310,8 @@ class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
         self, blockable: bool, first: int, length: int, data: st.DataObject
     ) -> None:
         """A start over any span, or one that ends where a live range starts or starts
-        where it ends (the boundaries of RNG-4 and RNG-5).
+        where it ends (the boundaries of RNG-4 and RNG-5), or one nested in an open window
+        over exactly its span.
 
         Every kind of start is one rule: Hypothesis switches whole rules off per example
         (swarm testing), and the bugs that matter need blockable and non-blockable starts
@@ -295,15 +319,21 @@ class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
         """
         bound = [r for r in self.model.bound_ranges() if not r.empty]
         live = sorted((r.start, r.end) for r in bound)
-        where = data.draw(st.sampled_from(WHERE), label="where") if live else "anywhere"
-        if where == "boundary":  # only a valid range shows whether a boundary touched it
+        windows = sorted(self.model.windows.values())
+        allowed = (WHERE[:3] if live else ("anywhere",)) + (("window",) if windows else ())
+        where = data.draw(st.sampled_from(allowed), label="where") if allowed[1:] else allowed[0]
+        if where == "window":  # nested in an open window, over exactly its span
+            live = windows
+        elif where == "boundary":  # only a valid range shows whether a boundary touched it
             live = sorted((r.start, r.end) for r in bound if r.valid) or live
         if where == "anywhere":
             start = LOW + first * PAGE_SIZE
             end = min(start + length * PAGE_SIZE, HIGH)
         else:
             low, high = data.draw(st.sampled_from(live), label="range")
-            if where == "over":  # a span that covers page `inside` of the range
+            if where == "window":
+                start, end = low, high
+            elif where == "over":  # a span that covers page `inside` of the range
                 inside = low + first % ((high - low) // PAGE_SIZE) * PAGE_SIZE
                 start = max(LOW, inside - (first % 3) * PAGE_SIZE)
                 end = min(HIGH, inside + (1 + length % 4) * PAGE_SIZE)
@@ -361,17 +391,12 @@ class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
             vma = 0 if start < VMAS[0].end else 1
             low, high = max(start, VMAS[vma].start), min(end, VMAS[vma].end)
             if low < high:
-                range_id = self._range_id()
-                self._do(
-                    Snapshot(
-                        range=range_id, vma=vma, start=low, end=high, encoding=DEFAULT_ENCODING
-                    )
-                )
+                self._snapshot(vma, low, high, self._encoding(data))
         for _ in range(changes):
             pages = [a for a in self.model.changeable_pages() if start <= a < end]
             if pages:
                 addr = data.draw(st.sampled_from(pages), label="changed page")
-                self._do(SetCpuEntry(addr=addr, pte=data.draw(ptes, label="new entry")))
+                self._do(SetCpuEntry(addr=addr, pte=data.draw(core_ptes, label="new entry")))
         self._do(InvalidateEnd(start=start, end=end))
 
     @precondition(lambda self: bool(self.model.windows))
@@ -384,7 +409,7 @@ class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
     @rule(data=st.data())
     def set_cpu_entry(self, data: st.DataObject) -> None:
         addr = data.draw(st.sampled_from(self.model.changeable_pages()))
-        self._do(SetCpuEntry(addr=addr, pte=data.draw(ptes)))
+        self._do(SetCpuEntry(addr=addr, pte=data.draw(core_ptes)))
 
     @precondition(
         lambda self: not self.model.released and Capability.RELEASE in self.model.capabilities

@@ -308,6 +308,7 @@ def run(
     on_case: Callable[[int], None] | None = None,
     keep: list[Case] | None = None,
     database: Path | None = None,
+    aim: bool = True,
 ) -> CoreResult:
     """Check ``candidate`` over a budget of generated cases; shrink and replay a failure.
 
@@ -315,7 +316,10 @@ def run(
     ``on_case`` is called with the number of generated cases after each; ``keep``, if given,
     receives every case that ran (shrinking's attempts included), for benchmarks and corpora.
     ``database``, a directory, keeps failing cases in Hypothesis's example database: a later
-    run tries them first. :class:`RunInterrupted` if SIGINT or SIGTERM stops the run.
+    run tries them first. ``aim``: once the generated cases are spent without a failure,
+    search the exhaustive scope for a case that reaches each rule in force they never reached,
+    and run those too (``conformance._aiming``); False leaves such rules unreached (the run is
+    then INCONCLUSIVE). :class:`RunInterrupted` if SIGINT or SIGTERM stops the run.
     """
     return engine.run(
         CORE,
@@ -327,4 +331,5 @@ def run(
         on_case=on_case,
         keep=keep,
         database=database,
+        aim=aim,
     )

@@ -264,6 +264,11 @@ class DriverExplorer(
     def scope(self, bounds: Mapping[str, int]) -> DriverScope:
         return replace(DRIVER_SCOPE, faults=bounds.get("faults", DRIVER_SCOPE.faults))
 
+    def space(
+        self, candidate: DriverCandidate, handshake: DriverHandshake, profile: Profile
+    ) -> _DriverSpace:
+        return _DriverSpace(candidate=candidate, handshake=handshake, scope=DRIVER_SCOPE)
+
     def search(
         self,
         candidate: DriverCandidate,

@@ -352,6 +352,7 @@ def run_driver(
     on_case: Callable[[int], None] | None = None,
     keep: list[DriverCase] | None = None,
     database: Path | None = None,
+    aim: bool = True,
 ) -> DriverRunResult:
     """Check the driver over a budget of generated cases; shrink and replay a failure.
 
@@ -367,4 +368,5 @@ def run_driver(
         on_case=on_case,
         keep=keep,
         database=database,
+        aim=aim,
     )

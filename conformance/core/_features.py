@@ -1,0 +1,150 @@
+"""How often the states behind each rule's checks occur: the generators' blind spots, measured.
+
+A bug that only shows in a rare state (three mirrors around an unregistered one, two windows
+open over the same span, a range snapshotted before the first mirror) is caught only as often
+as generation reaches that state. :func:`feature_rates` replays a run's cases on the reference
+and counts, for every rule check, which of the :data:`FEATURES` held in the state the checked
+step was taken from, so that a rare state shows as a small number before a bug hides in it.
+``tasks.py bench`` prints the table (docs/benchmarks.md), and a test keeps every feature common.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final, final
+
+from hmm_ref import DEFAULT_ENCODING
+
+from .._rules import Profile
+from .._verdicts import Status
+from ._adapter import Candidate
+from ._executor import Executor
+from ._model import Model
+from ._ops import Case, CoreOperation, RegisterMirror, Snapshot
+
+__all__ = ["FEATURES", "Feature", "FeatureRates", "feature_names", "feature_rates"]
+
+_EXERCISED: Final = (Status.PASS, Status.ALLOWED, Status.FAIL)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    """What a case has done before a step, beyond the model: which snapshots came before the
+    first mirror registered."""
+
+    early: frozenset[int] = frozenset()
+
+
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Feature:
+    """A state a bug can hide in, by name, with its test on the model before a step."""
+
+    name: str
+    meaning: str
+    holds: Callable[[Model, _Seen], bool]
+
+
+def _same_span(m: Model, _: _Seen) -> bool:
+    spans = list(m.windows.values())
+    return len(set(spans)) < len(spans)
+
+
+FEATURES: Final = (
+    Feature(
+        name="mirrors>=3",
+        meaning="three or more mirrors registered",
+        holds=lambda m, _: len(m.mirrors) >= 3,
+    ),
+    Feature(
+        name="mirror-gone",
+        meaning="a mirror unregistered while two or more stay registered",
+        holds=lambda m, _: bool(m.gone) and len(m.mirrors) >= 2,
+    ),
+    Feature(
+        name="windows>=2",
+        meaning="two or more invalidation windows open (nested)",
+        holds=lambda m, _: len(m.windows) >= 2,
+    ),
+    Feature(name="same-span", meaning="two open windows over the same span", holds=_same_span),
+    Feature(
+        name="ranges>=2",
+        meaning="two or more ranges registered",
+        holds=lambda m, _: len(m.registered_ranges()) >= 2,
+    ),
+    Feature(
+        name="early-range",
+        meaning="a range registered before the first mirror, still registered with mirrors",
+        holds=lambda m, seen: (
+            bool(m.mirrors) and any(r.id in seen.early for r in m.registered_ranges())
+        ),
+    ),
+    Feature(
+        name="other-encoding",
+        meaning="a registered range whose encoding is not the default",
+        holds=lambda m, _: any(r.encoding != DEFAULT_ENCODING for r in m.registered_ranges()),
+    ),
+)
+
+
+@final
+@dataclass(slots=True)
+class FeatureRates:
+    """For each rule, how many checks it made, and how many of them in each feature's state;
+    and how many cases reached each feature at all."""
+
+    checks: Counter[str] = field(default_factory=Counter)
+    within: dict[str, Counter[str]] = field(default_factory=dict)
+    cases: int = 0
+    cases_with: Counter[str] = field(default_factory=Counter)
+
+    def rate(self, rule: str, feature: str) -> float:
+        """The share of ``rule``'s checks made in ``feature``'s state (0 if it made none)."""
+        made = self.checks[rule]
+        return self.within.get(rule, Counter())[feature] / made if made else 0.0
+
+
+def _replay(case: Case, make: Callable[[], Candidate], rates: FeatureRates) -> None:
+    candidate = make()
+    executor = Executor(candidate, candidate.handshake(), Profile.SEED, case.world)
+    if executor.begin() is not None:
+        return
+    seen, reached = _Seen(), set[str]()
+    registered = False
+    for op in case.ops:
+        holding = [f.name for f in FEATURES if f.holds(executor.model, seen)]
+        reached.update(holding)
+        outcome = executor.step(op)
+        for verdict in outcome.verdicts:
+            if verdict.rule is not None and verdict.status in _EXERCISED:
+                rates.checks[verdict.rule] += 1
+                rates.within.setdefault(verdict.rule, Counter()).update(holding)
+        if outcome.failed:
+            break
+        seen = _advance(seen, op, registered)
+        registered = registered or isinstance(op, RegisterMirror)
+    rates.cases += 1
+    rates.cases_with.update(reached)
+
+
+def _advance(seen: _Seen, op: CoreOperation, registered: bool) -> _Seen:
+    if isinstance(op, Snapshot) and not registered:
+        return _Seen(early=seen.early | {op.range})
+    return seen
+
+
+def feature_rates(cases: Iterable[Case], make: Callable[[], Candidate]) -> FeatureRates:
+    """Replay ``cases`` on the candidate ``make`` makes (the reference, as a rule) and count
+    the features behind every rule check."""
+    rates = FeatureRates()
+    for case in cases:
+        _replay(case, make, rates)
+    return rates
+
+
+def feature_names() -> Sequence[str]:
+    """The features' names, in table order."""
+    return [feature.name for feature in FEATURES]

@@ -1,0 +1,62 @@
+"""The states rare bugs hide in are generated often (swarm testing), and measured per rule
+(``conformance/core/_features.py``)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import BUDGETS, reference, run, start
+from conformance.core._catalogue import CATALOGUE
+from conformance.core._features import FEATURES, feature_names, feature_rates
+from conformance.core._ops import Case, InvalidateEnd, InvalidateStart, RegisterMirror, Snapshot
+from hmm_ref import DEFAULT_ENCODING
+
+from . import candidates as C
+from .test_oracle import WORLD, page
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_every_rare_state_comes_up_in_many_cases(seed: int) -> None:
+    """At the fast budget, each feature holds before some step of at least a tenth of the
+    cases: a bug that needs it is met within a few dozen cases, not by chance."""
+    kept: list[Case] = []
+    result = run(*start(reference), budget=BUDGETS["fast"], seed_value=seed, keep=kept)
+    rates = feature_rates(kept[: result.cases], reference)
+    assert rates.cases == result.cases
+    rare = {name: rates.cases_with[name] for name in feature_names()}
+    assert min(rare.values()) >= rates.cases // 10, rare
+    assert rates.checks["INV-4"] > 0
+    assert 0 < rates.rate("INV-4", "mirrors>=3") <= 1
+    assert rates.rate("NO-SUCH-RULE", "mirrors>=3") == 0
+
+
+def test_each_feature_holds_exactly_in_its_state() -> None:
+    """Three mirrors; a snapshot before the first of them; two windows over the same span;
+    a range in another encoding: each step's checks count under the features that held."""
+    other = Snapshot(range=1, vma=0, start=page(4), end=page(6), encoding=DEFAULT_ENCODING)
+    case = Case(
+        world=WORLD,
+        ops=(
+            Snapshot(range=0, vma=0, start=page(0), end=page(2), encoding=DEFAULT_ENCODING),
+            *(RegisterMirror(mirror=m) for m in range(3)),
+            InvalidateStart(start=page(2), end=page(3), blockable=True),
+            InvalidateStart(start=page(2), end=page(3), blockable=True),
+            other,
+            InvalidateEnd(start=page(2), end=page(3)),
+        ),
+    )
+    rates = feature_rates([case], reference)
+    assert set(rates.cases_with) == {"mirrors>=3", "windows>=2", "same-span", "early-range",
+                                     "ranges>=2"}  # fmt: skip
+    assert rates.within["END-1"]["ranges>=2"] == rates.checks["END-1"]
+    assert {feature.name for feature in FEATURES} == set(feature_names())
+
+
+def test_a_case_that_fails_or_cannot_begin_counts_what_it_checked() -> None:
+    """The replay stops at a failing step, and a candidate that cannot begin adds nothing."""
+    entry = next(e for e in CATALOGUE if e.name == "release-calls-twice")
+    kept: list[Case] = []
+    run(*start(entry.make), budget=BUDGETS["fast"], seed_value=1, keep=kept)
+    failing = feature_rates(kept, entry.make)
+    assert failing.cases == len(kept)
+    assert feature_rates(kept[:3], C.CrashesAtBegin).cases == 0
