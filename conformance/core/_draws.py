@@ -5,7 +5,7 @@ machine (``_machine.py``) draws from these.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, final
 
 from hypothesis import strategies as st
@@ -97,18 +97,20 @@ encodings: Final = st.sampled_from(ENCODINGS) | _drawn_encoding()
 
 
 def world_strategy() -> st.SearchStrategy[World]:
-    """The fixed vmas, with a drawn entry for each page of the snapshottable ones."""
+    """The fixed vmas, the special one readable or not (which test the seed makes first, the
+    special one, then shows), with a drawn entry for each page of the snapshottable ones."""
     pages = [
         vma.start + index * PAGE_SIZE
         for vma in (VMAS[i] for i in SNAPSHOTTABLE)
         for index in range(vma.npages)
     ]
     entries = st.lists(core_ptes, min_size=len(pages), max_size=len(pages))
-    return entries.map(
+    special = st.sampled_from((True, False)).map(lambda read: replace(VMAS[3], read=read))
+    return st.tuples(entries, special).map(
         lambda drawn: World(
-            vmas=VMAS,
+            vmas=(*VMAS[:3], drawn[1]),
             ptes=tuple(
-                (addr, pte) for addr, pte in zip(pages, drawn, strict=True) if pte != PTE_NONE
+                (addr, pte) for addr, pte in zip(pages, drawn[0], strict=True) if pte != PTE_NONE
             ),
         )
     )

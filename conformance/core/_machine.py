@@ -198,21 +198,27 @@ class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
         length: int,
         data: st.DataObject,
     ) -> int:
-        """A snapshot inside a readable vma (sometimes inside an open window, which END-2
-        is about), or one the rules make fail or leave empty.
+        """A snapshot inside a readable vma (sometimes over an open window, which END-2 is
+        about, or over exactly a registered range, as a second driver snapshots the same
+        pages), or one the rules make fail or leave empty.
 
         Every handle goes to the ranges bundle: range_done on a failed or empty one is the
         misuse that RNG-9 is about.
         """
-        windows = [
+        spans = [
             (max(ws, v.start), min(we, v.end), index)
             for ws, we in sorted(self.model.windows.values())
             for index, v in ((i, VMAS[i]) for i in SNAPSHOTTABLE)
             if max(ws, v.start) < min(we, v.end)
+        ] + [
+            (r.start, r.end, index)
+            for r in self.model.registered_ranges()
+            for index in SNAPSHOTTABLE
+            if not r.empty and VMAS[index].start <= r.start < VMAS[index].end
         ]
-        inside: bool = kind == "ok" and bool(windows) and data.draw(st.booleans())
+        inside: bool = kind == "ok" and bool(spans) and data.draw(st.booleans())
         if inside:
-            start, end, vma = data.draw(st.sampled_from(windows), label="window")
+            start, end, vma = data.draw(st.sampled_from(spans), label="span")
         elif kind == "ok":
             span = VMAS[vma]
             start = span.start + min(first, span.npages - 1) * PAGE_SIZE
