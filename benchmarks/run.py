@@ -63,9 +63,12 @@ from conformance import (
 )
 from conformance._connect import connect
 from conformance._known_bad import KnownBad
+from conformance.ccore import build_server
 from conformance.core._catalogue import CATALOGUE
 from conformance.core._model import CpuState
 from conformance.core._side import CORE, close_quietly
+from conformance.core._watched import WatchedCandidate
+from conformance.core._wire import WireCandidate, exec_factory
 from conformance.driver._catalogue import DRIVER_CATALOGUE
 from hmm_ref import HmmUpdate
 
@@ -159,32 +162,42 @@ class _PlainLoop:
         return len(case.ops)
 
 
+def _round_trips(candidate: Candidate) -> int:
+    """The round trips a wire candidate has made so far (0 in process)."""
+    if isinstance(candidate, WatchedCandidate):
+        candidate = candidate.inner
+    return candidate.round_trips if isinstance(candidate, WireCandidate) else 0
+
+
 def _three_ways(
     candidate: Candidate, handshake: Handshake, seed: int, budget: Budget
-) -> tuple[list[Case], int, tuple[float, float, float]]:
+) -> tuple[list[Case], int, tuple[float, float, float], int]:
     """One seed's run, then its cases through the executor, then through the plain loop: the
-    cases, their steps, and the seconds each way took."""
+    cases, their steps, the seconds each way took, and the round trips of the executor's
+    replay over the wire."""
     cases: list[Case] = []
     began = time.perf_counter()
     result = run(candidate, handshake, budget=budget, seed_value=seed, keep=cases)
     machine_seconds = time.perf_counter() - began
     assert result.conforms, f"{handshake.name} must conform for its speed to mean anything"
+    trips = _round_trips(candidate)
     began = time.perf_counter()
     for case in cases:
         replay(candidate, handshake, case, Profile.SEED, stop_at_failure=False)
     executor_seconds = time.perf_counter() - began
+    trips = _round_trips(candidate) - trips
     loop = _PlainLoop(candidate)
     began = time.perf_counter()
     steps = sum(loop.case(case) for case in cases)
     plain_seconds = time.perf_counter() - began
     assert steps == result.tally.steps, (steps, result.tally.steps)
-    return cases, steps, (machine_seconds, executor_seconds, plain_seconds)
+    return cases, steps, (machine_seconds, executor_seconds, plain_seconds), trips
 
 
 def overhead(seed: int, budget: Budget) -> dict[str, Any]:
     """Steps per second three ways over the same cases, and where the time goes."""
     candidate, handshake = start(reference)
-    cases, steps, (machine_seconds, executor_seconds, plain_seconds) = _three_ways(
+    cases, steps, (machine_seconds, executor_seconds, plain_seconds), _ = _three_ways(
         candidate, handshake, seed, budget
     )
     return {
@@ -241,12 +254,20 @@ def exhaustive(seconds: float) -> dict[str, Any]:
 
 # -- 4. adapters ------------------------------------------------------------------------------
 
+
+def c_core_wire_1_0() -> Candidate:
+    """The C core's wire server spoken to in protocol 1.0, without observe-ahead: what 1.1
+    saves (``--adapter benchmarks.run:c_core_wire_1_0``)."""
+    return exec_factory([str(build_server())], extensions=False)()
+
+
 #: Each way of reaching a candidate that the benchmark compares, as ``--adapter`` names it.
 ADAPTERS: tuple[tuple[str, str], ...] = (
     ("reference, in process", "conformance:reference"),
     ("reference, Python wire server", f"exec:{sys.executable} -m conformance serve"),
     ("C candidate, in process (cffi)", "conformance:c_core"),
     ("C candidate, C wire server", "conformance:c_core_wire"),
+    ("C candidate, C wire server, protocol 1.0", "benchmarks.run:c_core_wire_1_0"),
 )
 
 
@@ -257,7 +278,7 @@ def adapters(seed: int, budget: Budget) -> dict[str, Any]:
     for label, spec in ADAPTERS:
         candidate, handshake = start(connect(CORE, spec))
         try:
-            cases, steps, (machine_seconds, executor_seconds, plain_seconds) = _three_ways(
+            cases, steps, (machine_seconds, executor_seconds, plain_seconds), trips = _three_ways(
                 candidate, handshake, seed, budget
             )
         finally:
@@ -274,17 +295,19 @@ def adapters(seed: int, budget: Budget) -> dict[str, Any]:
                     "executor_replay": steps / executor_seconds,
                     "plain_loop": steps / plain_seconds,
                 },
+                "round_trips_per_step": trips / steps,
             }
         )
     # Every adapter declares the same capabilities, so the seed draws the very same cases.
     assert len({(row["cases"], row["steps"]) for row in rows}) == 1, rows
-    c_in, c_wire = rows[2]["steps_per_second"], rows[3]["steps_per_second"]
+    c_in, c_wire, c_1_0 = (rows[i]["steps_per_second"] for i in (2, 3, 4))
     return {
         "seed": seed,
         "cases": rows[0]["cases"],
         "steps": rows[0]["steps"],
         "rows": rows,
         "c_wire_cost_per_step": {how: c_in[how] / c_wire[how] for how in c_in},
+        "c_wire_1_0_cost_per_step": {how: c_in[how] / c_1_0[how] for how in c_in},
     }
 
 
@@ -374,17 +397,25 @@ def markdown(results: dict[str, Any]) -> str:
         rates = row["steps_per_second"]
         cells = " | ".join(f"{rates[how]:,.0f} ({rates[how] / base[how]:.2f})" for how in hows)
         lines.append(f"| {row['adapter']} | {cells} |")
+    old = a["c_wire_1_0_cost_per_step"]
+    trips = {row["adapter"]: row["round_trips_per_step"] for row in a["rows"]}
     lines += [
         "",
         f"Per step of a conformance run the C wire server costs {cost['state_machine']:.2f}x the "
         f"C candidate in process (target: within 2x); {cost['executor_replay']:.2f}x once "
-        f"Hypothesis's share is taken away, and {cost['plain_loop']:.2f}x per bare operation.",
-        "A step over the wire is a request and its reply, plus one more round trip for each range",
-        "the executor observes afterwards and each callback the candidate makes, each a JSON line",
-        "encoded, written, waited for, read and checked field by field in Python. (A profile of",
-        "the executor replay, not part of this script, counted 4.5 round trips a step, most of",
-        "them observes.) The C side of a round trip is a small part of it: the Python wire",
-        "server, which does the same work in Python on the other end, is slower again.",
+        f"Hypothesis's share is taken away, and {cost['plain_loop']:.2f}x per bare operation. "
+        f"Spoken to in protocol 1.0 it costs {old['state_machine']:.2f}x, "
+        f"{old['executor_replay']:.2f}x and {old['plain_loop']:.2f}x.",
+        "A step over the wire is a request and its reply, plus a round trip for each callback",
+        "the candidate makes; in protocol 1.0 also one for each range the executor observes",
+        "after the step and inside each callback, which 1.1's observe-ahead sends with the reply",
+        "and the callback instead (docs/wire-protocol.md). Round trips per step of the executor's",
+        f"replay: {trips['C candidate, C wire server']:.2f} with observe-ahead, "
+        f"{trips['C candidate, C wire server, protocol 1.0']:.2f} in 1.0 "
+        f"({trips['reference, Python wire server']:.2f} for the Python wire server). Each is a",
+        "JSON line encoded, written, waited for, read and checked field by field in Python; the",
+        "C side of it is a small part: the Python wire server, which does the same work in",
+        "Python on the other end, is slower again.",
     ]
     lines += driver.markdown(results)
     lines += generation.markdown(results)

@@ -35,10 +35,15 @@ def test_a_quick_benchmark_run_writes_json_and_markdown(
         "hmm_ref",
         "hmm-c",
         "hmm-c",
+        "hmm-c",
     ]
+    trips = [row["round_trips_per_step"] for row in adapters["rows"]]
+    assert trips[0] == trips[2] == 0  # in process
+    assert 1 <= trips[3] < trips[4]  # observe-ahead saves round trips over 1.0
     assert adapters["steps"] > adapters["cases"] > 0
     assert all(row["steps"] == adapters["steps"] for row in adapters["rows"])
     assert set(adapters["c_wire_cost_per_step"]) == set(overhead["steps_per_second"])
+    assert set(adapters["c_wire_1_0_cost_per_step"]) == set(overhead["steps_per_second"])
     for row in data["driver_strength"]:
         assert row["caught"] == row["seeds"] == 1
         assert row["shortest"] == row["recorded_shortest"]
@@ -60,4 +65,5 @@ def test_a_quick_benchmark_run_writes_json_and_markdown(
     assert "| `parent-tree` | 1/1 |" in text
     assert f"Python {data['machine']['python']}" in text
     assert "| C candidate, C wire server |" in text
+    assert "| C candidate, C wire server, protocol 1.0 |" in text
     assert "| C driver, C wire server |" in text

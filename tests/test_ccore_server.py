@@ -31,7 +31,7 @@ from conformance import (
 from conformance._generation import VMAS
 from conformance.ccore import build_server
 from conformance.core._side import close_quietly
-from conformance.core._wire import exec_factory
+from conformance.core._wire import WireCandidate, exec_factory
 
 pytestmark = pytest.mark.usefixtures("ccore_build_dir")
 
@@ -107,6 +107,8 @@ def test_the_documented_exchange(server: Path) -> None:
             "name": "hmm-c",
             "version": said[0]["version"],
             "capabilities": ["release", "observe-in-callback", "strict"],
+            "minor": 1,
+            "extensions": ["observe-ahead"],
         },
         _reply(1, None),
         _reply(2, 0),
@@ -124,6 +126,54 @@ def test_the_documented_exchange(server: Path) -> None:
         _reply(5, -11),
         {"type": "bye"},
     ]
+    assert (stderr, status) == ("", 0)
+
+
+def _observed(*items: tuple[int, bool, list[int]]) -> list[dict[str, Any]]:
+    return [{"range": r, "registered": True, "valid": v, "entries": e} for r, v, e in items]
+
+
+def test_the_documented_exchange_in_1_1(server: Path) -> None:
+    """docs/wire-protocol.md's exchange of version 1.1: the views come with the reply and with
+    the sync call, and the nested observe that comes meanwhile gets none of them."""
+    after = {"after": [0], "in_sync": [0]}
+    said, stderr, status = _talk(
+        server,
+        HELLO,
+        BEGIN,
+        _request(2, "register", mirror=0, with_ops=True),
+        _request(3, "snapshot", range=0, vma=0, start=65536, end=73728, encoding=ENCODING,
+                 observe={"after": [0], "in_sync": []}),
+        _answer(1, [{"kind": "present", "pfn": 42, "write": True}, {"kind": "none"}]),
+        _request(4, "invalidate_start", start=65536, end=69632, blockable=False, observe=after),
+        _request(5, "observe", range=0),
+        _answer(2, -11),
+        _request(6, "range_done", range=0, observe={"after": [0, 7], "in_sync": []}),
+        {"type": "bye"},
+    )  # fmt: skip
+    cleared = _observed((0, False, [0, 0]))
+    assert said[4:] == [
+        {**_reply(3, 0), "observed": _observed((0, True, [10755, 0]))},
+        {
+            "type": "call",
+            "id": 2,
+            "method": "sync",
+            "mirror": 0,
+            "update": {"start": 65536, "end": 69632, "event": "invalidate", "blockable": False},
+            "observed": cleared,
+        },
+        _reply(5, {"registered": True, "valid": False, "entries": [0, 0]}),
+        {**_reply(4, -11), "observed": cleared},
+        {
+            **_reply(6, False),
+            "observed": [
+                {"range": 0, "registered": False, "valid": False, "entries": [0, 0]},
+                {"range": 7, "error": {"kind": "rejected",
+                                       "message": "no snapshot by this number in this case"}},
+            ],
+        },
+        {"type": "bye"},
+    ]  # fmt: skip
     assert (stderr, status) == ("", 0)
 
 
@@ -332,6 +382,26 @@ BROKEN: dict[str, tuple[tuple[dict[str, Any] | str, ...], str]] = {
     "a sync answered too big": (_sync_then(_answer(1, 2**31)), "an answer beyond a C int"),
     "a sync answered too small": (_sync_then(_answer(1, -(2**31) - 1)), "beyond a C int"),
     "a bye during a call": (_sync_then({"type": "bye"}), "no answer while a call waits"),
+    "an observe that is a list": (
+        _after(_request(2, "release", observe=[0])),
+        "an observe field that is not an object",
+    ),
+    "an observe without in_sync": (
+        _after(_request(2, "release", observe={"after": []})),
+        "a field missing",
+    ),
+    "an observe of a list": (
+        _after(_request(2, "release", observe={"after": 0, "in_sync": []})),
+        "an observe list that is not a list",
+    ),
+    "an observe of a negative range": (
+        _after(_request(2, "release", observe={"after": [-1], "in_sync": []})),
+        "an observe list entry that is not a range number",
+    ),
+    "an observe of a huge range": (
+        _after(_request(2, "release", observe={"after": [], "in_sync": [2**31]})),
+        "an observe list entry that is not a range number",
+    ),
     "a release answered 0": (
         _after(
             _request(2, "register", mirror=0, with_ops=True), _request(3, "release"), _answer(1, 0)
@@ -361,6 +431,8 @@ def test_a_run_over_the_wire_sees_what_the_run_in_process_sees(server: Path) -> 
     candidate, handshake = start(exec_factory([str(server)], log=log))
     try:
         over_wire = run(candidate, handshake, budget=BUDGET, seed_value=SEED)
+        assert isinstance(candidate, WireCandidate)
+        assert candidate.observes_ahead()
         livelock = (
             RegisterMirror(mirror=0),
             RegisterMirror(mirror=1),
@@ -372,8 +444,13 @@ def test_a_run_over_the_wire_sees_what_the_run_in_process_sees(server: Path) -> 
     finally:
         close_quietly(candidate)
     in_process = run(*start(c_core), budget=BUDGET, seed_value=SEED)
+    plain, plain_handshake = start(exec_factory([str(server)], extensions=False))
+    try:
+        in_1_0 = run(plain, plain_handshake, budget=BUDGET, seed_value=SEED)
+    finally:
+        close_quietly(plain)
     assert over_wire.conforms
-    assert over_wire.tally.counts == in_process.tally.counts
+    assert over_wire.tally.counts == in_process.tally.counts == in_1_0.tally.counts
     assert isinstance(strict, Failure)
     assert {verdict.rule for verdict in strict.verdicts} == {"REG-5"}
     kinds: set[str] = set()
@@ -383,3 +460,4 @@ def test_a_run_over_the_wire_sees_what_the_run_in_process_sees(server: Path) -> 
         (TO_CANDIDATE if direction == ">" else TO_HARNESS).validate(message)
         kinds.add(f"{direction}{message['type']}:{message.get('method', '')}")
     assert {"<call:sync", "<call:release", "<call:read_ptes", "<bye:"} <= kinds
+    assert '"in_sync":[0' in log.getvalue()  # the views came ahead, in the calls too

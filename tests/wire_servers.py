@@ -13,10 +13,10 @@ import signal
 import subprocess
 import sys
 import time
-from typing import NoReturn, cast
+from typing import IO, NoReturn, cast
 
-from conformance import Candidate, CpuView, Handshake, RangeView, reference
-from conformance.core._wire_server import serve_stdio
+from conformance import Candidate, CandidateRejected, CpuView, Handshake, RangeView, reference
+from conformance.core._wire_server import serve, serve_stdio
 from hmm_ref import HmmMirrorOps, PfnEncoding
 
 
@@ -59,6 +59,7 @@ class Misbehaving:
 
     def begin(self, cpu: CpuView) -> None:
         self._tick()
+        self.cpu = cpu
         self.inner.begin(cpu)
 
     def register(self, mirror: int, ops: HmmMirrorOps | None) -> int:
@@ -80,6 +81,16 @@ class Misbehaving:
         return self.inner.snapshot(range_id, vma, start, end, encoding)
 
     def observe(self, range_id: int) -> RangeView:
+        if self.mode == "observe-hang":
+            _stuck()
+        if self.mode == "observe-exit":
+            os._exit(4)
+        if self.mode == "observe-refused":
+            raise CandidateRejected(f"r{range_id} is none of your business")
+        if self.mode == "observe-raises":
+            raise RuntimeError(f"lost r{range_id}")
+        if self.mode == "observe-reads-cpu":
+            self.cpu.pte(self.cpu.vmas[0].start)
         return self.inner.observe(range_id)
 
     def range_done(self, range_id: int) -> bool:
@@ -119,6 +130,28 @@ class Misbehaving:
         self.inner.close()
 
 
+class Tampered:
+    """Standard output, with what observe-ahead sends changed by ``mode`` on the way out."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.out = sys.stdout.buffer
+
+    def write(self, data: bytes) -> int:
+        message = json.loads(data)
+        if "observed" in message:
+            if self.mode == "ahead-dropped":
+                del message["observed"]
+            elif self.mode == "ahead-renumbered":
+                message["observed"][0]["range"] += 1
+            else:  # ahead-shortened
+                message["observed"].pop()
+        return self.out.write(json.dumps(message).encode() + b"\n")
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
 def scripted(responses: list[str]) -> int:
     """For each line read, write the next response (which may hold several lines).
 
@@ -138,15 +171,32 @@ def scripted(responses: list[str]) -> int:
     return 0
 
 
+def taped(log: list[str]) -> int:
+    """Play back a recorded conversation: read each line the harness said in it, and exit 7,
+    saying so, at the first it says otherwise; say each line the candidate said."""
+    for entry in log:
+        direction, line = entry.split(" ", 1)
+        if direction == "<":
+            sys.stdout.buffer.write(line.encode() + b"\n")
+            sys.stdout.buffer.flush()
+            continue
+        said = sys.stdin.buffer.readline().decode().rstrip("\n")
+        if said != line:
+            sys.stderr.write(f"the tape says\n{line}\nthe harness said\n{said}\n")
+            return 7
+    return 0
+
+
 def main(argv: list[str]) -> int:
     mode = argv[0]
     argument = argv[1] if len(argv) > 1 else None
     if mode == "script":
         return scripted(argv[1:])
-    if mode == "script-file":
-        assert argument is not None, "script-file needs the file of a JSON list of responses"
+    if mode in ("script-file", "tape"):
+        # script-file: a JSON list of responses; tape: one of logged lines.
+        assert argument is not None, f"{mode} needs the file of a JSON list"
         with open(argument) as file:
-            return scripted(json.load(file))
+            return (taped if mode == "tape" else scripted)(json.load(file))
     if mode == "close-stdout":
         sys.stdin.buffer.readline()
         os.close(1)
@@ -195,7 +245,8 @@ def main(argv: list[str]) -> int:
         with open(argument, "w") as file:
             file.write(str(child.pid))
         return 0
-    return serve_stdio(Misbehaving(mode))
+    sink = cast(IO[bytes], Tampered(mode)) if mode.startswith("ahead-") else sys.stdout.buffer
+    return serve(Misbehaving(mode), sys.stdin.buffer, sink, sys.stderr)
 
 
 def env_reporter() -> Candidate:

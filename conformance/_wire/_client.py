@@ -29,7 +29,15 @@ from .._errors import (
     CandidateProtocolError,
 )
 from .._version import package_version
-from ._messages import MAX_LINE, WIRE_PROTOCOL_VERSION, Json, Message, decode, encode
+from ._messages import (
+    MAX_LINE,
+    MINOR_VERSION,
+    WIRE_PROTOCOL_VERSION,
+    Json,
+    Message,
+    decode,
+    encode,
+)
 from ._process import BYE_TIMEOUT, MIN_HELLO_TIMEOUT, ExitedError, Process, TooLongError, quote
 from ._process import exit_status as said_status
 
@@ -55,6 +63,7 @@ class WireClient:
         hello_timeout: float | None = None,
         log: IO[str] | None = None,
         environment: Mapping[str, str] | None = None,
+        extensions: bool = True,
     ) -> None:
         if not argv:
             raise AdapterError("exec: names no program; write exec:PROGRAM [ARGS...]")
@@ -65,6 +74,10 @@ class WireClient:
             hello_timeout if hello_timeout is not None else max(step_timeout, MIN_HELLO_TIMEOUT)
         )
         self._log = log
+        #: Use the extensions a candidate of protocol 1.1 offers (False: speak 1.0 to it).
+        self._use_extensions = extensions
+        #: Requests sent and calls answered: the round trips so far.
+        self.round_trips = 0
         self._process: Process | None = None
         self._next_request = 0
         self._deadline = 0.0
@@ -82,9 +95,11 @@ class WireClient:
         hello_timeout: float | None = None,
         log: IO[str] | None = None,
         environment: Mapping[str, str] | None = None,
+        extensions: bool = True,
     ) -> Callable[[], Self]:
         """A factory of clients of ``argv`` (``environment``: variables to add to the minimal
-        environment it runs in); :class:`AdapterError` if ``step_timeout`` is no budget."""
+        environment it runs in; ``extensions``: use what a candidate of protocol 1.1 offers);
+        :class:`AdapterError` if ``step_timeout`` is no budget."""
         check_timeout(step_timeout)
         return lambda: cls(
             argv,
@@ -92,6 +107,7 @@ class WireClient:
             hello_timeout=hello_timeout,
             log=log,
             environment=environment,
+            extensions=extensions,
         )
 
     @property
@@ -125,27 +141,43 @@ class WireClient:
 
     def _capabilities(self, line: bytes, message: Message, kinds: type[E]) -> frozenset[E]:
         """The hello's ``capabilities``, each one of ``kinds``; PROTOCOL for any other."""
-        capabilities = []
-        for index, item in enumerate(message.array("capabilities")):
+        return self._members(line, message, "capabilities", kinds)
+
+    def _members(self, line: bytes, message: Message, key: str, kinds: type[E]) -> frozenset[E]:
+        """The hello's list ``key``, each one of ``kinds``; PROTOCOL for any other."""
+        members = []
+        for index, item in enumerate(message.array(key)):
             try:
-                capabilities.append(kinds(item))
+                members.append(kinds(item))
             except ValueError:
                 known = ", ".join(str(c.value) for c in kinds)
-                self._protocol(line, f"capabilities[{index}]: {item!r} is not one of {known}")
-        return frozenset(capabilities)
+                self._protocol(line, f"{key}[{index}]: {item!r} is not one of {known}")
+        return frozenset(members)
+
+    def _extensions(self, line: bytes, message: Message, kinds: type[E]) -> frozenset[E]:
+        """What a 1.1 hello's ``extensions`` offers, each one of ``kinds``; PROTOCOL for any
+        other, or for ``extensions`` in a 1.0 hello. Empty when this client uses none."""
+        if "extensions" not in message.data:
+            return frozenset()
+        if message.data.get("minor", 0) == 0:
+            self._protocol(line, f"extensions come with minor {MINOR_VERSION}, not in 1.0")
+        offered = self._members(line, message, "extensions", kinds)
+        return offered if self._use_extensions else frozenset()
 
     def _on_reply(self, line: bytes, message: Message) -> None:
         """Check a reply without an error before its result is read (nothing by default)."""
 
     def _news(self) -> Json:
-        """Fields to add to the next request: what changed on the harness's side that the
-        candidate keeps a copy of (nothing by default)."""
+        """Fields to add to the next request (nothing by default): what changed on the
+        harness's side that the candidate keeps a copy of, or what the harness wants sent with
+        the reply."""
         return {}
 
     # -- the child process ------------------------------------------------------------------
 
     def _hello(self) -> tuple[bytes, Message]:
-        """Start the child, say hello, and return its hello (type and protocol checked)."""
+        """Start the child, say hello, and return its hello (type, protocol and ``minor``
+        checked; a side reads the ``extensions`` of a 1.1 hello with :meth:`_extensions`)."""
         try:
             self._process = Process(self._argv, self._log, self._environment)
         except OSError as error:
@@ -179,6 +211,12 @@ class WireClient:
                     line,
                     f"it speaks wire protocol {protocol}; this harness speaks "
                     f"{WIRE_PROTOCOL_VERSION}",
+                )
+            if "minor" in message.data and message.integer("minor") not in (0, MINOR_VERSION):
+                self._protocol(
+                    line,
+                    f"it speaks wire protocol 1.{message.data['minor']}; this harness speaks "
+                    f"1.0 and 1.{MINOR_VERSION}: say minor {MINOR_VERSION} or leave it out",
                 )
         except CaseFormatError as error:
             self._protocol(line, str(error))
@@ -224,6 +262,8 @@ class WireClient:
 
     def _send(self, message: Json) -> None:
         assert self._process is not None
+        if message["type"] in ("request", "answer"):
+            self.round_trips += 1
         try:
             sent = self._process.send(encode(message), self._deadline)
         except EOFError:

@@ -21,6 +21,7 @@ from ._process import MAX_LINE
 
 __all__ = [
     "MAX_LINE",
+    "MINOR_VERSION",
     "WIRE_PROTOCOL_VERSION",
     "Json",
     "Message",
@@ -37,6 +38,9 @@ Json: TypeAlias = dict[str, Any]
 
 #: The version of the wire protocol this module speaks.
 WIRE_PROTOCOL_VERSION: Final = 1
+#: Its minor version: 1.1 lets a candidate's hello say ``minor`` and offer ``extensions``, which
+#: the harness then uses or not (a side says which it knows). A hello without ``minor`` is 1.0.
+MINOR_VERSION: Final = 1
 
 
 class WireFormatError(CaseFormatError):

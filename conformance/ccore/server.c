@@ -9,16 +9,35 @@
  * answer, and requests the harness sends meanwhile (observe, from inside a
  * sync) are served as they come.
  *
+ * It speaks protocol 1.1 and offers observe-ahead: a request that carries
+ * "observe" gets the views of the ranges it names with its reply ("after")
+ * and with each sync call it makes ("in_sync"), so that the harness needs no
+ * observe request of its own for them. A harness that does not ask is served
+ * as in 1.0.
+ *
  * Standard output carries protocol messages only; diagnostics go to standard
  * error. The server exits with 0 after bye or when its input closes, and
  * with 2, naming the line, when the harness breaks the protocol.
  */
+#include <limits.h>
 #include <stdlib.h>
 
 #include "candidate.h"
 #include "wire.h"
 
 static struct hmm_candidate *candidate;
+
+/*
+ * What the request in progress asked to be seen (observe-ahead): lists of
+ * range numbers in the request itself, which outlives its serving; NULL when
+ * it asked nothing.
+ */
+struct observe_ahead {
+	const struct json_value *after;
+	const struct json_value *in_sync;
+};
+
+static struct observe_ahead ahead;
 
 /* A mirror or range number, or a vma index: small enough for an int. */
 static int field_handle(const struct json_value *object, const char *key)
@@ -35,9 +54,97 @@ static const struct json_value *call(struct json_writer *w, uint64_t id,
 				     struct json_value **answer)
 {
 	static const char *const keys[] = { "type", "id", "result", NULL };
+	struct observe_ahead outer = ahead;
 
+	/* A request served while it waits asks for views of its own. */
+	ahead.after = ahead.in_sync = NULL;
 	*answer = wire_call(w, id, keys);
+	ahead = outer;
 	return wire_field(*answer, "result");
+}
+
+/* A range's view, the members of its JSON object: registered, valid, entries. */
+static void write_view(struct json_writer *w,
+		       const struct hmm_range_view *view)
+{
+	size_t i;
+
+	jw_raw(w, "\"registered\":");
+	jw_bool(w, view->registered);
+	jw_raw(w, ",\"valid\":");
+	jw_bool(w, view->valid);
+	jw_raw(w, ",\"entries\":[");
+	for (i = 0; i < view->npages; i++) {
+		if (i)
+			jw_raw(w, ",");
+		jw_u64(w, view->entries[i]);
+	}
+	jw_raw(w, "]");
+}
+
+/* The "observed" field: what observe says now of each range of @ranges. */
+static void write_observed(struct json_writer *w,
+			   const struct json_value *ranges)
+{
+	size_t i;
+
+	jw_raw(w, ",\"observed\":[");
+	for (i = 0; i < ranges->array.count; i++) {
+		int range = (int)ranges->array.items[i].integer.magnitude;
+		struct hmm_range_view view;
+		int ret = hmm_candidate_observe(candidate, range, &view);
+
+		jw_raw(w, i ? ",{\"range\":" : "{\"range\":");
+		jw_int(w, range);
+		if (ret) {
+			jw_raw(w, ",\"error\":{\"kind\":\"rejected\",\"message\":");
+			jw_string(w, hmm_candidate_strerror(ret));
+			jw_raw(w, "}}");
+			continue;
+		}
+		jw_raw(w, ",");
+		write_view(w, &view);
+		jw_raw(w, "}");
+	}
+	jw_raw(w, "]");
+}
+
+static const struct json_value *range_list(const struct json_value *observe,
+					   const char *key)
+{
+	const struct json_value *list = wire_field(observe, key);
+	size_t i;
+
+	if (list->type != JSON_ARRAY)
+		wire_error("an observe list that is not a list");
+	for (i = 0; i < list->array.count; i++) {
+		const struct json_value *item = &list->array.items[i];
+
+		if (item->type != JSON_INT || item->integer.negative ||
+		    item->integer.magnitude > INT_MAX)
+			wire_error("an observe list entry that is not a range number");
+	}
+	return list;
+}
+
+/* A request's "observe": what to send with its reply and its sync calls. */
+static void take_observe(const struct json_value *observe)
+{
+	static const char *const keys[] = { "after", "in_sync", NULL };
+
+	if (observe->type != JSON_OBJECT)
+		wire_error("an observe field that is not an object");
+	wire_expect_keys(observe, keys);
+	ahead.after = range_list(observe, "after");
+	ahead.in_sync = range_list(observe, "in_sync");
+}
+
+/* The views a reply carries; the request is answered, so it asks no more. */
+static void reply_observed(struct json_writer *w)
+{
+	if (ahead.after && ahead.after->array.count)
+		write_observed(w, ahead.after);
+	ahead.after = ahead.in_sync = NULL;
 }
 
 static int host_sync(void *host, int mirror, const struct hmm_update *update)
@@ -56,6 +163,8 @@ static int host_sync(void *host, int mirror, const struct hmm_update *update)
 	jw_raw(&w, ",\"event\":\"invalidate\",\"blockable\":");
 	jw_bool(&w, update->blockable);
 	jw_raw(&w, "}");		/* the update; wire_call() ends the call */
+	if (ahead.in_sync && ahead.in_sync->array.count)
+		write_observed(&w, ahead.in_sync);
 	result = wire_int(call(&w, id, &answer));
 	json_free(answer);
 	return result;
@@ -189,22 +298,13 @@ static void serve_observe(uint64_t id, const struct json_value *request)
 {
 	struct json_writer result = { 0 };
 	struct hmm_range_view view;
-	size_t i;
 	int ret = hmm_candidate_observe(candidate,
 					field_handle(request, "range"), &view);
 
 	if (!ret) {
-		jw_raw(&result, "{\"registered\":");
-		jw_bool(&result, view.registered);
-		jw_raw(&result, ",\"valid\":");
-		jw_bool(&result, view.valid);
-		jw_raw(&result, ",\"entries\":[");
-		for (i = 0; i < view.npages; i++) {
-			if (i)
-				jw_raw(&result, ",");
-			jw_u64(&result, view.entries[i]);
-		}
-		jw_raw(&result, "]}");
+		jw_raw(&result, "{");
+		write_view(&result, &view);
+		jw_raw(&result, "}");
 	}
 	wire_reply(id, ret, &result);
 }
@@ -272,6 +372,9 @@ const struct wire_server wire_server = {
 	.name = "hmm-c-server",
 	.methods = methods,
 	.nr_methods = sizeof(methods) / sizeof(methods[0]),
+	.common_field = "observe",
+	.take_common = take_observe,
+	.reply_extra = reply_observed,
 	.serves_while_waiting = true,
 	.first_refusal = HMM_E_FIRST,
 	.refusal = refusal,
@@ -287,7 +390,9 @@ static void hello(void)
 	json_free(wire_hello(keys));
 	wire_begin_hello(&w, hmm_candidate_name());
 	jw_raw(&w, ",\"capabilities\":[\"release\",\"observe-in-callback\","
-		   "\"strict\"]}");
+		   "\"strict\"],\"minor\":");
+	jw_int(&w, WIRE_PROTOCOL_MINOR);
+	jw_raw(&w, ",\"extensions\":[\"observe-ahead\"]}");
 	wire_send(&w);
 }
 

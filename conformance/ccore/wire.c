@@ -220,12 +220,14 @@ void wire_reply(uint64_t id, int ret, struct json_writer *result)
 		jw_string(&w, wire_server.refusal(ret, &message));
 		jw_raw(&w, ",\"message\":");
 		jw_string(&w, message);
-		jw_raw(&w, "}}");
+		jw_raw(&w, "}");
 	} else {
 		jw_raw(&w, ",\"result\":");
 		jw_raw(&w, result->buf);
-		jw_raw(&w, "}");
 	}
+	if (wire_server.reply_extra)
+		wire_server.reply_extra(&w);
+	jw_raw(&w, "}");
 	free(result->buf);
 	wire_send(&w);
 }

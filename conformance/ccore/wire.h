@@ -24,6 +24,7 @@
 #include "json.h"
 
 #define WIRE_PROTOCOL		1
+#define WIRE_PROTOCOL_MINOR	1	/* 1.1: a hello may offer extensions */
 #define WIRE_MAX_FIELDS		6	/* of one method's request */
 
 /* A method: its request's fields (NULL after the last), and who serves it. */
@@ -45,6 +46,11 @@ struct wire_server {
 	 */
 	const char *common_field;
 	void (*take_common)(const struct json_value *value);
+	/*
+	 * What a reply carries after its result or error (observe-ahead's
+	 * views), written by this into the reply; NULL for nothing.
+	 */
+	void (*reply_extra)(struct json_writer *w);
 	/* Does a request that comes while a call waits get served? */
 	bool serves_while_waiting;
 	/*

@@ -30,7 +30,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol, cast, final
+from typing import Final, Protocol, cast, final, runtime_checkable
 
 from hmm_ref import HmmMirrorOps, PfnEncoding, Pte
 
@@ -58,6 +58,7 @@ __all__ = [
     "Capability",
     "CpuView",
     "Handshake",
+    "ObservesAhead",
     "RangeView",
     "check_handshake",
     "load_factory",
@@ -160,6 +161,22 @@ class Candidate(Protocol):
 
     def close(self) -> None:
         """The run is over; free what the candidate holds."""
+        ...
+
+
+@runtime_checkable
+class ObservesAhead(Protocol):
+    """An adapter that can fetch, with a step's call, the views the executor observes after it
+    (the wire adapter, when its candidate offers ``observe-ahead``). Optional: the executor
+    tells one that :meth:`observes_ahead` what each step will observe, then observes as ever."""
+
+    def observes_ahead(self) -> bool:
+        """Whether it fetches views ahead; asked once per case."""
+        ...
+
+    def expect_observes(self, after: Sequence[int], in_sync: Sequence[int]) -> None:
+        """The next step observes ``after`` once its call returns (or, with no call, at once),
+        and ``in_sync`` inside each mirror's ``sync_cpu_device_pagetables`` it causes."""
         ...
 
 

@@ -35,6 +35,7 @@ from ._adapter import (
     CandidateWouldHang,
     Capability,
     Handshake,
+    ObservesAhead,
     RangeView,
 )
 from ._model import CallRecord, CpuState, Model, Observation, Profile
@@ -96,6 +97,10 @@ class Executor(StepKeeping[CoreOperation, Observation]):
         self._calls: list[CallRecord] = []
         self._op: Operation | None = None
         self._callback_error: Verdict | None = None
+        #: The candidate, if it fetches with each step's call what the step observes.
+        self._ahead: ObservesAhead | None = None
+        if isinstance(candidate, ObservesAhead) and candidate.observes_ahead():
+            self._ahead = candidate
         self.tally.cases += 1
 
     def begin(self) -> Verdict | None:
@@ -152,6 +157,12 @@ class Executor(StepKeeping[CoreOperation, Observation]):
     def _apply(self, op: CoreOperation) -> Observation:
         result: int | bool | None = None
         rejected = would_hang = None
+        watch = set(self.model.ranges)
+        if isinstance(op, Snapshot):
+            watch.add(op.range)
+        observed = [] if isinstance(op, SetCpuEntry) else sorted(watch)
+        if self._ahead is not None:
+            self._expect(op, observed)
         try:
             result = self._call(op)
         except CandidateRejected as error:
@@ -168,10 +179,7 @@ class Executor(StepKeeping[CoreOperation, Observation]):
             raise StepEndedError(
                 Verdict(rule=None, status=Status.HANG, detail=f"{op.name}: {would_hang}")
             )
-        watch = set(self.model.ranges)
-        if isinstance(op, Snapshot):
-            watch.add(op.range)
-        ranges = () if isinstance(op, SetCpuEntry) else self._observe(sorted(watch))
+        ranges = self._observe(observed) if observed else ()
         return Observation(
             result=result,
             rejected=rejected,
@@ -179,6 +187,19 @@ class Executor(StepKeeping[CoreOperation, Observation]):
             calls=tuple(self._calls),
             ranges=ranges,
         )
+
+    def _expect(self, op: CoreOperation, after: list[int]) -> None:
+        """Tell a candidate that fetches ahead what this step will observe: ``after`` its
+        call, and in the callbacks of an invalidation, the only step that makes them when the
+        candidate is right (see ``_on_sync``; one that calls back elsewhere is observed there
+        as ever)."""
+        assert self._ahead is not None
+        in_sync: list[int] = []
+        if isinstance(op, InvalidateStart) and (
+            Capability.OBSERVE_IN_CALLBACK in self.model.capabilities
+        ):
+            in_sync = [r.id for r in self.model.registered_ranges()]
+        self._ahead.expect_observes(after, in_sync)
 
     def _call(self, op: CoreOperation) -> int | bool | None:
         candidate = self.candidate

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import final
 
 from hmm_ref import HmmMirrorOps, PfnEncoding
 
 from .._alarm import Watchdog, Watched
-from ._adapter import Candidate, CpuView, Handshake, RangeView
+from ._adapter import Candidate, CpuView, Handshake, ObservesAhead, RangeView
 
 __all__ = ["WatchedCandidate", "watched"]
 
@@ -50,6 +50,14 @@ class WatchedCandidate(Watched[Candidate]):
 
     def close(self) -> None:
         self._call("close", self.inner.close)
+
+    def observes_ahead(self) -> bool:
+        inner = self.inner
+        return isinstance(inner, ObservesAhead) and inner.observes_ahead()
+
+    def expect_observes(self, after: Sequence[int], in_sync: Sequence[int]) -> None:
+        assert isinstance(self.inner, ObservesAhead), "only once observes_ahead() said so"
+        self.inner.expect_observes(after, in_sync)
 
 
 def watched(

@@ -19,10 +19,17 @@ Hypothesis goes on shrinking.
 
 :mod:`conformance._connect` turns an adapter spec into a factory; this module is how the core
 side speaks to a program (:func:`exec_factory`).
+
+A candidate of protocol 1.1 may offer ``observe-ahead``. The executor then says before each
+step which ranges it will observe (:meth:`WireCandidate.expect_observes`); the step's request
+carries that, and the candidate sends the views with its reply and its ``sync`` calls, which
+:meth:`WireCandidate.observe` hands out without a round trip each. The views are the ones an
+``observe`` request would have got at that moment, so the verdicts are the same either way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NoReturn, final
 
 from hmm_ref import PAGE_SIZE, HmmMirrorOps, PfnEncoding
@@ -32,6 +39,7 @@ from .._case_json import encoding_to_json
 from .._wire._client import WireClient
 from ._adapter import (
     PROTOCOL_VERSION,
+    CandidateCrashed,
     CandidateRejected,
     CandidateWouldHang,
     Capability,
@@ -43,6 +51,10 @@ from ._wire_messages import (
     CALL_FIELDS,
     Json,
     Message,
+    ObserveAhead,
+    Observed,
+    WireExtension,
+    observed_from_json,
     ptes_to_json,
     range_view_from_json,
     update_from_json,
@@ -60,10 +72,17 @@ class WireCandidate(WireClient):
 
     def _reset(self) -> None:
         self._handshake: Handshake | None = None
+        self._offered: frozenset[WireExtension] = frozenset()
         self._cpu: CpuView | None = None
         self._mirrors: dict[int, HmmMirrorOps] = {}
+        #: What the executor will observe in the next step, for its request to carry.
+        self._pending: ObserveAhead | None = None
+        #: What the outermost request in progress asked to be sent ahead.
+        self._asked: ObserveAhead | None = None
+        #: The views sent ahead and not yet handed out, by range.
+        self._seen: dict[int, Observed] = {}
 
-    def _spawn(self) -> Handshake:
+    def _spawn(self) -> tuple[Handshake, frozenset[WireExtension]]:
         line, message = self._hello()
         try:
             handshake = Handshake(
@@ -72,10 +91,68 @@ class WireCandidate(WireClient):
                 version=message.string("version"),
                 capabilities=self._capabilities(line, message, Capability),
             )
+            offered = self._extensions(line, message, WireExtension)
             message.finish()
         except CaseFormatError as error:
             self._protocol(line, str(error))
-        return handshake
+        return handshake, offered
+
+    # -- observe-ahead ----------------------------------------------------------------------
+
+    def observes_ahead(self) -> bool:
+        """Whether the candidate sends the views the executor will ask for (protocol 1.1)."""
+        return WireExtension.OBSERVE_AHEAD in self._offered
+
+    def expect_observes(self, after: Sequence[int], in_sync: Sequence[int]) -> None:
+        """The next step will observe ``after`` once its call returns, and ``in_sync`` inside
+        each ``sync`` call it makes: its request asks for those views to come with it."""
+        self._seen = {}
+        self._pending = ObserveAhead(tuple(after), tuple(in_sync)) if after or in_sync else None
+
+    def _news(self) -> Json:
+        news = super()._news()
+        if self._depth == 1:  # a nested request asks nothing: the outermost one asked already
+            self._asked, self._pending, self._seen = self._pending, None, {}
+            if self._asked is not None:
+                news["observe"] = self._asked.to_json()
+        return news
+
+    def _keep(self, line: bytes, message: Message, ranges: Sequence[int], what: str) -> None:
+        """Keep the views ``message`` carries of ``ranges`` (``what`` it is) for the observes
+        to come; PROTOCOL if it carries none, others, or some it was not asked for."""
+        if not ranges:
+            if "observed" in message.data:
+                self._protocol(line, f"observed in {what}, where no views were asked for")
+            return
+        asked = ", ".join(f"r{r}" for r in ranges)
+        if "observed" not in message.data:
+            self._protocol(line, f"no observed in {what}, where the views of {asked} were asked")
+        items = message.array("observed")
+        del message.data["observed"]  # read: the result's own checks see the reply as in 1.0
+        self._seen = dict(
+            zip(ranges, observed_from_json(items, "message.observed", ranges), strict=True)
+        )
+
+    def _on_reply(self, line: bytes, message: Message) -> None:
+        if self._depth == 1:
+            self._keep(line, message, self._asked.after if self._asked else (), "the reply")
+
+    def _raise_refusal(self, line: bytes, message: Message) -> NoReturn:
+        error = message.data.get("error")
+        if isinstance(error, dict) and error.get("kind") == "crash":
+            message.data.pop("observed", None)  # the step ends here: nobody looks at them
+        elif self._depth == 1:
+            self._keep(line, message, self._asked.after if self._asked else (), "the reply")
+        super()._raise_refusal(line, message)
+
+    def _handed_out(self, seen: Observed) -> RangeView:
+        """A view sent ahead, or what its refusal means, as an ``observe`` reply's would."""
+        if isinstance(seen, RangeView):
+            return seen
+        kind, text = seen
+        if kind == "crash":
+            self._fail(CandidateCrashed(f"observe: the candidate reported a crash: {text}"))
+        raise CandidateRejected(text)
 
     def _refused_with(self, line: bytes, kind: str, text: str) -> NoReturn:
         if kind == "rejected":
@@ -99,8 +176,13 @@ class WireCandidate(WireClient):
                 self._protocol(line, f"a {method} call for mirror {mirror}, which has no ops")
             if method == "sync":
                 update = update_from_json(message.obj("update"))
+                in_sync = self._asked.in_sync if self._asked else ()
+                self._keep(line, message, in_sync, "a sync call")
                 message.finish()
-                result = ops.sync_cpu_device_pagetables(update)
+                try:
+                    result = ops.sync_cpu_device_pagetables(update)
+                finally:
+                    self._seen = {}  # seen in this call, for this call only
             else:
                 message.finish()
                 ops.release()
@@ -122,12 +204,13 @@ class WireCandidate(WireClient):
 
     def handshake(self) -> Handshake:
         if self._handshake is None:
-            self._handshake = self._spawn()
+            self._handshake, self._offered = self._spawn()
         return self._handshake
 
     def begin(self, cpu: CpuView) -> None:
         if self._process is None:
-            self._restart(self._spawn(), self._handshake)
+            self._restart(self._spawn(), (self._handshake, self._offered))
+        self._pending, self._seen = None, {}
         self._cpu = cpu
         self._mirrors = {}
         self._null_result("begin", vmas=vmas_to_json(cpu.vmas))
@@ -153,6 +236,9 @@ class WireCandidate(WireClient):
         )
 
     def observe(self, range_id: int) -> RangeView:
+        seen = self._seen.pop(range_id, None)
+        if seen is not None:
+            return self._handed_out(seen)
         line, message = self._request("observe", range=range_id)
         try:
             view = range_view_from_json(message.obj("result"))

@@ -6,12 +6,21 @@ JSON forms and back, so that the client (:mod:`conformance.core._wire`) and the 
 (:mod:`conformance.core._wire_server`) cannot disagree about a field. The JSON Schemas in
 ``conformance/schemas/wire-v1-*.schema.json`` state the same forms for other languages; a test
 keeps the two in step.
+
+Protocol 1.1 adds one extension, ``observe-ahead``: a request may say which ranges the harness
+will observe once it is answered (``observe.after``) and inside each ``sync`` call it causes
+(``observe.in_sync``), and the candidate sends those views with its reply and with each such
+call (``observed``), instead of one ``observe`` round trip per range. :class:`ObserveAhead` is
+the request's field; :func:`observed_to_json` and :func:`observed_from_json` are one view, or
+one refusal, of what the candidate sends.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, final
 
 from hmm_ref import PAGE_SIZE, Pte
 
@@ -35,13 +44,20 @@ from ._adapter import RangeView
 __all__ = [
     "CALL_FIELDS",
     "MAX_LINE",
+    "MINOR_VERSION",
+    "OBSERVE_ERRORS",
     "REQUEST_FIELDS",
     "WIRE_PROTOCOL_VERSION",
     "Json",
     "Message",
+    "ObserveAhead",
+    "Observed",
+    "WireExtension",
     "WireFormatError",
     "decode",
     "encode",
+    "observed_from_json",
+    "observed_to_json",
     "ptes_from_json",
     "ptes_to_json",
     "range_view_from_json",
@@ -52,6 +68,56 @@ __all__ = [
     "vmas_from_json",
     "vmas_to_json",
 ]
+
+#: The minor version of the wire protocol this module speaks: 1.1, which adds
+#: :class:`WireExtension`. A hello without ``minor`` speaks 1.0.
+MINOR_VERSION: Final = 1
+
+
+@final
+class WireExtension(enum.Enum):
+    """What a candidate of protocol 1.1 may offer in its hello's ``extensions``."""
+
+    #: The candidate sends the views the harness will ask for with its reply and its ``sync``
+    #: calls (:class:`ObserveAhead`).
+    OBSERVE_AHEAD = "observe-ahead"
+
+
+#: The kinds of error an observation may carry in ``observed``, as an ``observe`` reply would.
+OBSERVE_ERRORS: Final = ("rejected", "crash")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class ObserveAhead:
+    """A request's ``observe`` field: the ranges to observe once it is handled (``after``, sent
+    with the reply) and at each ``sync`` call it makes (``in_sync``, sent with the call)."""
+
+    after: tuple[int, ...]
+    in_sync: tuple[int, ...]
+
+    def to_json(self) -> Json:
+        return {"after": list(self.after), "in_sync": list(self.in_sync)}
+
+    @classmethod
+    def from_json(cls, message: Message) -> ObserveAhead:
+        ahead = cls(after=_handles(message, "after"), in_sync=_handles(message, "in_sync"))
+        message.finish()
+        return ahead
+
+
+def _handles(message: Message, key: str) -> tuple[int, ...]:
+    handles = []
+    for index, item in enumerate(message.array(key)):
+        if not isinstance(item, int) or isinstance(item, bool) or item < 0:
+            raise WireFormatError(f"{message.where}.{key}[{index}]: expected a range number")
+        handles.append(item)
+    return tuple(handles)
+
+
+#: One observation the candidate sent: the view, or the kind and message of its refusal.
+Observed = RangeView | tuple[str, str]
+
 
 #: Each request's fields, besides ``type``, ``id`` and ``method``.
 REQUEST_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
@@ -123,3 +189,40 @@ def range_view_from_json(message: Message) -> RangeView:
     )
     message.finish()
     return view
+
+
+def observed_to_json(range_id: int, seen: Observed) -> Json:
+    """One item of ``observed``: the range's number, then its view or its error."""
+    if isinstance(seen, RangeView):
+        return {"range": range_id, **range_view_to_json(seen)}
+    kind, text = seen
+    return {"range": range_id, "error": {"kind": kind, "message": text}}
+
+
+def observed_from_json(
+    items: Sequence[object], where: str, ranges: Sequence[int]
+) -> list[Observed]:
+    """The ``observed`` of ``ranges``, one item each in their order; :class:`WireFormatError`
+    names the first item that is missing, of another range, or malformed."""
+    if len(items) != len(ranges):
+        raise WireFormatError(
+            f"{where}: {len(items)} observations for the {len(ranges)} ranges asked for "
+            f"({', '.join(f'r{r}' for r in ranges) or 'none'})"
+        )
+    seen: list[Observed] = []
+    for index, (item, wanted) in enumerate(zip(items, ranges, strict=True)):
+        message = Message(item, f"{where}[{index}]")
+        got = message.integer("range")
+        if got != wanted:
+            raise WireFormatError(f"{message.where}.range: r{got}, where r{wanted} was asked for")
+        if "error" not in message.data:
+            seen.append(range_view_from_json(message))
+            continue
+        error = message.obj("error")
+        kind, text = error.string("kind"), error.string("message")
+        error.finish()
+        message.finish()
+        if kind not in OBSERVE_ERRORS:
+            raise WireFormatError(f"{error.where}.kind: {kind!r} is not rejected or crash")
+        seen.append((kind, text))
+    return seen

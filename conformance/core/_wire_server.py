@@ -6,6 +6,10 @@ request into a call of a :class:`conformance.Candidate`. The candidate's mirror 
 reads of the CPU page table become calls back to the harness; while one waits for its answer,
 the harness may send nested ``observe`` requests, which are served at once.
 
+It speaks protocol 1.1 and offers ``observe-ahead``: a request that carries ``observe`` gets
+the views it names with its reply (``after``) and with each ``sync`` call it makes
+(``in_sync``); a harness that does not ask is served as in 1.0.
+
 It is a complete, small server of docs/wire-protocol.md: one to read before writing your own, to
 compare yours against, and to measure the protocol's cost (``--adapter 'exec:hmm-conformance
 serve'`` is the reference over a pipe).
@@ -30,10 +34,15 @@ from ._adapter import (
     Handshake,
 )
 from ._wire_messages import (
+    MINOR_VERSION,
     REQUEST_FIELDS,
     Json,
     Message,
+    ObserveAhead,
+    Observed,
+    WireExtension,
     WireFormatError,
+    observed_to_json,
     ptes_from_json,
     range_view_to_json,
     span_pages,
@@ -52,6 +61,8 @@ class _Server:
         self.candidate = candidate
         self.connection = connection
         self.vmas: tuple[VmaSpec, ...] = ()
+        #: The ranges the request in progress wants seen with each sync call (observe-ahead).
+        self.in_sync: tuple[int, ...] = ()
 
     # -- calls back to the harness --------------------------------------------------------
 
@@ -78,6 +89,10 @@ class _Server:
         method = message.string("method")
         if method not in REQUEST_FIELDS:
             raise WireFormatError(f"unknown request method {method!r}")
+        ahead = None
+        if "observe" in message.data:
+            ahead = ObserveAhead.from_json(message.obj("observe"))
+        outer, self.in_sync = self.in_sync, ahead.in_sync if ahead else ()
         reply: Json = {"type": "reply", "id": number}
         try:
             reply["result"] = self._dispatch(method, message)
@@ -89,7 +104,27 @@ class _Server:
             raise
         except Exception:
             reply["error"] = {"kind": "crash", "message": traceback.format_exc()}
+        finally:
+            self.in_sync = outer
+        if ahead and ahead.after and reply.get("error", {}).get("kind") != "crash":
+            reply["observed"] = self.observed(ahead.after)
         self.connection.send(reply)
+
+    def observed(self, ranges: Sequence[int]) -> list[Json]:
+        """What ``observe`` says of each of ``ranges`` now, as observe-ahead sends it."""
+        items = []
+        for range_id in ranges:
+            seen: Observed
+            try:
+                seen = self.candidate.observe(range_id)
+            except CandidateRejected as error:
+                seen = ("rejected", str(error))
+            except (HarnessGone, CaseFormatError):
+                raise  # the harness left, or broke the protocol, while observe called it
+            except Exception:
+                seen = ("crash", traceback.format_exc())
+            items.append(observed_to_json(range_id, seen))
+        return items
 
     def _dispatch(self, method: str, message: Message) -> object:
         result = _HANDLERS[method](self, message)
@@ -140,7 +175,9 @@ class _RemoteMirror:
         self._mirror = mirror
 
     def sync_cpu_device_pagetables(self, update: HmmUpdate) -> int:
-        answer = self._server.call("sync", mirror=self._mirror, update=update_to_json(update))
+        server = self._server
+        seen = {"observed": server.observed(server.in_sync)} if server.in_sync else {}
+        answer = server.call("sync", mirror=self._mirror, update=update_to_json(update), **seen)
         result = answer.integer("result")
         answer.finish()
         return result
@@ -186,6 +223,8 @@ def serve(candidate: Candidate, source: IO[bytes], sink: IO[bytes], errors: IO[s
             "name": handshake.name,
             "version": handshake.version,
             "capabilities": sorted(c.value for c in handshake.capabilities),
+            "minor": MINOR_VERSION,
+            "extensions": [WireExtension.OBSERVE_AHEAD.value],
         }
         return serve_connection(connection, "core", hello, server.serve_request, errors)
     finally:
