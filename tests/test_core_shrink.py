@@ -1,5 +1,5 @@
 """The core's minimiser reaches a shortest case where deleting one operation at a time cannot:
-it deletes what the caller's protocol ties together."""
+it deletes what the caller's protocol ties together, and folds a CPU change into the world."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from conformance import (
     RangeDone,
     RegisterMirror,
     Release,
+    SetCpuEntry,
     Snapshot,
     UnregisterMirror,
     World,
@@ -25,7 +26,7 @@ from conformance import (
 from conformance._engine import minimise
 from conformance._generation import VMAS
 from conformance.core import _shrink
-from conformance.core._catalogue import CATALOGUE
+from conformance.core._catalogue import CATALOGUE, WriteFlagLost
 from conformance.core._side import CORE, replay_failure
 
 from . import candidates as C
@@ -79,6 +80,21 @@ def test_minimise_deletes_a_snapshot_with_its_range_done() -> None:
     shrunk = _shrunk(C.RangeDoneOnAnything, "REL-1", *ops)
     assert shrunk.ops == mirror
     assert len(shrunk.ops) == _shortest("unregistered-still-called")
+
+
+def test_minimise_folds_a_cpu_change_into_the_world() -> None:
+    """A read-only page made writable inside a window, then snapshotted: with the change in the
+    world the window can go, and the snapshot alone loses the WRITE flag."""
+    writable = H.Pte.present(0x1AA, write=True)
+    ops = (
+        InvalidateStart(start=P1, end=P2, blockable=False),
+        SetCpuEntry(addr=P1, pte=writable),
+        _snapshot(0, P1, P2),
+    )
+    shrunk = _shrunk(WriteFlagLost, "RNG-1", *ops)
+    assert shrunk.ops == (_snapshot(0, P1, P2),)
+    assert shrunk.world.ptes == ((P0, WORLD.ptes[0][1]), (P1, writable))
+    assert len(shrunk.ops) == _shortest("write-flag-lost")
 
 
 def test_an_end_is_tied_to_the_oldest_open_window_of_its_span() -> None:

@@ -19,7 +19,8 @@ same case as before. Then what one deletion at a time cannot reach:
   hide the failure. A snapshot and the range_dones of its range: without the snapshot each is
   a range_done on a range that never existed, which RNG-9 judges; without a range_done the
   range stays registered, and unregistering the last mirror is then refused (the seed's bug
-  #11). Observes need no tie: the harness looks only at the ranges it knows.
+  #11). Observes need no tie: the harness looks only at the ranges it knows;
+- a CPU change folded into the world the case starts from, so that the window it needed can go.
 
 Left out: a register tied to its mirror's unregister (deleting the unregister alone is always
 allowed, and then the register can go; only a core that one more registered mirror keeps from
@@ -33,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from itertools import chain
 
+from .._case import with_entry
 from .._engine import swapped
 from ._ops import (
     Case,
@@ -40,6 +42,7 @@ from ._ops import (
     InvalidateEnd,
     InvalidateStart,
     RangeDone,
+    SetCpuEntry,
     Snapshot,
 )
 
@@ -72,10 +75,15 @@ def _deletions(case: Case) -> Iterator[Case]:
 
 
 def _joint(case: Case) -> Iterator[Case]:
-    """``case`` without each group of operations tied together."""
+    """``case`` without each group of operations tied together, then with each CPU change
+    folded into its world."""
     ops = case.ops
     for tied in _ties(ops):
         yield Case(world=case.world, ops=tuple(op for i, op in enumerate(ops) if i not in tied))
+    for index, op in enumerate(ops):
+        if isinstance(op, SetCpuEntry):
+            world = with_entry(case.world, op.addr, op.pte)
+            yield Case(world=world, ops=ops[:index] + ops[index + 1 :])
 
 
 def _ties(ops: tuple[CoreOperation, ...]) -> Iterator[frozenset[int]]:
