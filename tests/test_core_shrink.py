@@ -1,5 +1,6 @@
 """The core's minimiser reaches a shortest case where deleting one operation at a time cannot:
-it deletes what the caller's protocol ties together, and folds a CPU change into the world."""
+it deletes what the caller's protocol ties together, folds a CPU change into the world, and
+tries each swap followed by each shorter edit."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from conformance import (
 from conformance._engine import minimise
 from conformance._generation import VMAS
 from conformance.core import _shrink
-from conformance.core._catalogue import CATALOGUE, WriteFlagLost
+from conformance.core._catalogue import CATALOGUE, ValidAgainAtEnd, WriteFlagLost
 from conformance.core._side import CORE, replay_failure
 
 from . import candidates as C
@@ -80,6 +81,18 @@ def test_minimise_deletes_a_snapshot_with_its_range_done() -> None:
     shrunk = _shrunk(C.RangeDoneOnAnything, "REL-1", *ops)
     assert shrunk.ops == mirror
     assert len(shrunk.ops) == _shortest("unregistered-still-called")
+
+
+def test_minimise_swaps_two_operations_and_then_deletes_one() -> None:
+    """A snapshot inside a wide window fails when the window ends. Swapped before the window's
+    start it fails at the same step, so the swap alone is not kept; after it, the start inside
+    the window can go."""
+    wide = InvalidateStart(start=P0, end=VMAS[0].start + 4 * PAGE, blockable=True)
+    inside = InvalidateStart(start=P1, end=P2, blockable=False)
+    end = InvalidateEnd(start=wide.start, end=wide.end)
+    shrunk = _shrunk(ValidAgainAtEnd, "END-2", wide, _snapshot(0, P1, P2), inside, end)
+    assert shrunk.ops == (_snapshot(0, P1, P2), wide, end)
+    assert len(shrunk.ops) == _shortest("valid-again-at-end")
 
 
 def test_minimise_folds_a_cpu_change_into_the_world() -> None:

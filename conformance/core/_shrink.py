@@ -20,7 +20,10 @@ same case as before. Then what one deletion at a time cannot reach:
   a range_done on a range that never existed, which RNG-9 judges; without a range_done the
   range stays registered, and unregistering the last mirror is then refused (the seed's bug
   #11). Observes need no tie: the harness looks only at the ranges it knows;
-- a CPU change folded into the world the case starts from, so that the window it needed can go.
+- a CPU change folded into the world the case starts from, so that the window it needed can go;
+- each swap again, followed by each shorter edit (one deletion, or one of the two above): a
+  reorder that only a deletion after it makes worth it (the swap alone fails no earlier and is
+  no shorter, so it is not kept).
 
 Left out: a register tied to its mirror's unregister (deleting the unregister alone is always
 allowed, and then the register can go; only a core that one more registered mirror keeps from
@@ -54,7 +57,7 @@ def edits(case: Case) -> Iterator[Case]:
     docstring says in which order, and why)."""
     seen = {case}
     swaps = [Case(world=case.world, ops=ops) for ops in swapped(case.ops)]
-    for variant in chain(_deletions(case), swaps, _joint(case)):
+    for variant in chain(_deletions(case), swaps, _joint(case), *map(_shorter, swaps)):
         if variant not in seen:
             seen.add(variant)
             yield variant
@@ -72,6 +75,13 @@ def _deletions(case: Case) -> Iterator[Case]:
     ops = case.ops
     for index in range(len(ops)):
         yield Case(world=case.world, ops=ops[:index] + ops[index + 1 :])
+
+
+def _shorter(case: Case) -> Iterator[Case]:
+    """Every shorter variant of ``case``: one operation deleted, operations tied together
+    deleted, or a CPU change folded into the world."""
+    yield from _deletions(case)
+    yield from _joint(case)
 
 
 def _joint(case: Case) -> Iterator[Case]:
