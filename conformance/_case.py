@@ -42,6 +42,7 @@ __all__ = [
     "exact_overlap",
     "mapped_by",
     "span",
+    "with_entry",
 ]
 
 CASE_FORMAT: Final = "hmm-conformance/case"
@@ -94,6 +95,15 @@ class World:
 
     vmas: tuple[VmaSpec, ...]
     ptes: tuple[tuple[int, Pte], ...] = ()
+
+
+def with_entry(world: World, addr: int, pte: Pte) -> World:
+    """``world`` with the entry of ``addr`` set to ``pte`` from the start: a CPU change folded
+    into the world a case starts from (an edit of both sides' shrinkers)."""
+    ptes = tuple((a, p) for a, p in world.ptes if a != addr)
+    if pte != PTE_NONE:
+        ptes = tuple(sorted((*ptes, (addr, pte))))
+    return World(vmas=world.vmas, ptes=ptes)
 
 
 class Operation:

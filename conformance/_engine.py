@@ -34,6 +34,7 @@ from ._side import (
     Failure,
     HandshakeT,
     Handshaking,
+    OpT,
     Side,
     StepT,
     WouldWaitError,
@@ -50,6 +51,7 @@ __all__ = [
     "replay",
     "run",
     "start",
+    "swapped",
 ]
 
 
@@ -231,6 +233,15 @@ def confirm(
 
 def _broken(failure: Failure[Any, Any]) -> set[str]:
     return {verdict.rule or verdict.status.name for verdict in failure.verdicts}
+
+
+def swapped(ops: tuple[OpT, ...]) -> list[tuple[OpT, ...]]:
+    """``ops`` with each two neighbours swapped, the first two first: the reorders a side's
+    :meth:`Side.edits` offers the minimiser."""
+    return [
+        (*ops[:index], ops[index + 1], ops[index], *ops[index + 2 :])
+        for index in range(len(ops) - 1)
+    ]
 
 
 def minimise(

@@ -16,7 +16,7 @@ from conformance import (
     RangeView,
     ReferenceCandidate,
 )
-from conformance.core._catalogue import SeedCore
+from conformance.core._catalogue import SeedCore, UnregisteredStillCalled
 from examples.exact_core import ExactCore
 from hmm_ref import HmmMirrorOps, HmmUpdate, PfnEncoding
 
@@ -366,3 +366,36 @@ class StaleBusyFlag(SeedCore):
 
 def stale_busy_flag() -> StaleBusyFlag:
     return StaleBusyFlag(name="stale-busy-flag")
+
+
+class RevalidatesAtLastEnd(SeedCore):
+    """5.2's valid flag (bug #16) on an mm that has its hmm before the case begins: the end of
+    the last invalidation in flight makes every registered range valid again. A window left
+    open is one more in flight, so it hides the bug."""
+
+    in_flight = 0
+
+    def begin(self, cpu: CpuView) -> None:
+        super().begin(cpu)
+        self.in_flight = 0
+        self.make_hmm()
+
+    def invalidate_start(self, start: int, end: int, blockable: bool) -> int:
+        result = super().invalidate_start(start, end, blockable)
+        self.in_flight += result == 0 and self.hears()
+        return result
+
+    def invalidate_end(self, start: int, end: int) -> None:
+        super().invalidate_end(start, end)
+        self.in_flight -= self.hears()
+        if not self.in_flight:
+            for rng in self.ranges.values():
+                rng.valid = rng.valid or rng.registered
+
+
+class RangeDoneOnAnything(UnregisteredStillCalled):
+    """Still calls an unregistered mirror, and answers range_done on a range it never had
+    (which RNG-9 says to refuse) as if that range were valid."""
+
+    def range_done(self, range_id: int) -> bool:
+        return range_id not in self.ranges or super().range_done(range_id)

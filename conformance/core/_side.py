@@ -26,6 +26,7 @@ from .._known_bad import Catalogue
 from .._outputs import file_stem, printable
 from .._rules import Profile, Rule, rules_of
 from .._verdicts import Tally
+from . import _shrink
 from ._adapter import Candidate, Handshake, check_handshake, load_factory
 from ._catalogue import CATALOGUE
 from ._executor import CoreFailure, Executor, StepOutcome
@@ -147,16 +148,10 @@ class CoreSide:
         return HmmConformance.bound(recorder), recorder
 
     def edits(self, case: Case) -> Iterator[Case]:
-        """Each case one operation shorter, then each with two neighbours swapped."""
-        ops = case.ops
-        for index in range(len(ops)):
-            yield Case(world=case.world, ops=ops[:index] + ops[index + 1 :])
-        for index in range(len(ops) - 1):
-            swapped = (*ops[:index], ops[index + 1], ops[index], *ops[index + 2 :])
-            yield Case(world=case.world, ops=swapped)
+        return _shrink.edits(case)
 
     def order(self, case: Case) -> tuple[int, ...]:
-        return (len(case.ops),)
+        return _shrink.order(case)
 
     def with_ops(self, case: Case, count: int) -> Case:
         return Case(world=case.world, ops=case.ops[:count])

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Final
 
-from hmm_ref import PTE_NONE
-
-from .._case import World
+from .._case import World, with_entry
+from .._engine import swapped
 from ._ops import (
     CpuSetEntry,
     DriverCase,
@@ -34,18 +33,12 @@ def edits(case: DriverCase) -> Iterator[DriverCase]:
     each shorter edit after it: a reorder that only a deletion after it makes worth it, in
     the direction :func:`order` would not keep on its own."""
     yield from _shorter(case)
-    ops = case.ops
     swaps = [
-        DriverCase(
-            world=case.world,
-            encoding=case.encoding,
-            ops=(*ops[:index], ops[index + 1], ops[index], *ops[index + 2 :]),
-        )
-        for index in range(len(ops) - 1)
+        DriverCase(world=case.world, encoding=case.encoding, ops=ops) for ops in swapped(case.ops)
     ]
     yield from swaps
-    for swapped in swaps:
-        yield from _shorter(swapped)
+    for swap in swaps:
+        yield from _shorter(swap)
 
 
 def order(case: DriverCase) -> tuple[int, ...]:
@@ -87,11 +80,7 @@ def _shorter(case: DriverCase) -> Iterator[DriverCase]:
         size //= 2
     for index, op in enumerate(ops):
         if isinstance(op, CpuSetEntry):
-            ptes = tuple((a, p) for a, p in case.world.ptes if a != op.addr)
-            if op.pte != PTE_NONE:
-                ptes = tuple(sorted((*ptes, (op.addr, op.pte))))
-            world = World(vmas=case.world.vmas, ptes=ptes)
-            yield variant(ops[:index] + ops[index + 1 :], world)
+            yield variant(ops[:index] + ops[index + 1 :], with_entry(case.world, op.addr, op.pte))
     for index, op in enumerate(ops):
         if not isinstance(op, StepFault) or (index and ops[index - 1] == op):
             continue
