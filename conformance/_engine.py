@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar, final
 
@@ -386,46 +387,26 @@ def run(
         candidate, handshake, profile=profile, tally=tally, count=count, keep=keep
     )
 
+    aimed = aiming.Report()
+    base: RunResult[HandshakeT, CaseT, StepT] = RunResult(
+        side=side, handshake=handshake, profile=profile, budget=budget, seed=chosen_seed,
+        tally=tally, failure=None,
+    )  # fmt: skip
+
     def result(
         failure: Failure[CaseT, StepT] | None, flaky: str | None, saved: bool
     ) -> RunResult[HandshakeT, CaseT, StepT]:
-        return RunResult(
-            side=side,
-            handshake=handshake,
-            profile=profile,
-            budget=budget,
-            seed=chosen_seed,
-            tally=tally,
-            failure=failure,
-            flaky=flaky,
+        return replace(
+            base, failure=failure, flaky=flaky, first_failure=count.first_failure,
             unreached=unreached(side.rules, tally, profile, _declared(handshake)),
-            first_failure=count.first_failure,
-            cases=count.generated,
-            from_database=saved,
-            aimed=aimed.rules,
-            aimed_cases=aimed.cases,
-            aimed_failure=failure is not None and aimed.failed,
-        )
-
-    aimed = aiming.Report()
-
-    def aim_phase() -> None:
-        aim_at_unreached(
-            side,
-            candidate,
-            handshake,
-            profile=profile,
-            tally=tally,
-            recorder=recorder,
-            report=aimed,
-        )
+            cases=count.generated, from_database=saved, aimed=aimed.rules,
+            aimed_cases=aimed.cases, aimed_failure=failure is not None and aimed.failed,
+        )  # fmt: skip
 
     LIVE.start(
-        side.run_stem(handshake, profile, chosen_seed),
-        profile=profile.value,
-        seed=chosen_seed,
+        side.run_stem(handshake, profile, chosen_seed), profile=profile.value, seed=chosen_seed,
         candidate={"name": handshake.name, "version": handshake.version},
-    )
+    )  # fmt: skip
     return conclude(
         seed(chosen_seed)(errors_end_generation(machine, count)),
         budget,
@@ -436,5 +417,8 @@ def run(
         minimise=lambda found: minimise(side, candidate, handshake, found, profile),
         as_flaky=lambda seen: replace(seen, reproduced=False),
         result=result,
-        aim=aim_phase if aim else None,
-    )
+        aim=partial(
+            aim_at_unreached, side, candidate, handshake, profile=profile, tally=tally,
+            recorder=recorder, report=aimed,
+        ) if aim else None,
+    )  # fmt: skip

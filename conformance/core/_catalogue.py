@@ -24,6 +24,7 @@ from ._adapter import (
     Candidate,
     CpuView,
 )
+from ._blind_catalogue import BLIND_CATALOGUE
 from ._seed_core import EAGAIN, SeedCore, SeedRange
 
 __all__ = ["CATALOGUE", "SeedCore"]
@@ -283,4 +284,5 @@ CATALOGUE: Final = (
         "RNG-1",
         "mutation testing: the WRITE flag left out of snapshot entries (docs/mutation.md)",
     ),
+    *BLIND_CATALOGUE,
 )
