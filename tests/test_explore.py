@@ -4,6 +4,7 @@ shortest counterexamples."""
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -35,6 +36,7 @@ from conformance.core._explore import CoreSpace
 from conformance.core._ops import CoreOperation, RangeDone
 from conformance.core._scope import UNKNOWN_RANGE, operations, state_key
 from conformance.core._seed_core import SeedCore
+from conformance.core._wire import exec_factory
 
 from . import candidates as C
 from .hidden_state import HIDDEN_STATE
@@ -359,3 +361,20 @@ def test_the_scope_describes_itself() -> None:
     assert ", blockable only" in replace(SCOPE, mirrors=1, blockable=(True,)).describe()
     one = replace(SCOPE, worlds=SCOPE.worlds[:1], mirrors=1, ranges=1)
     assert one.describe().startswith("1 world, 1 mirror, 1 snapshot,")
+
+
+def test_a_candidate_over_the_wire_is_merged_on_the_model_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its state is in another process, out of the walk's sight: the search over the wire
+    visits the states the reference in process does when its own state is left out."""
+    candidate, handshake = start(exec_factory([sys.executable, "-m", "conformance", "serve"]))
+    try:
+        over_wire = explore(candidate, handshake, depth=1, scope=SMALL)
+    finally:
+        candidate.close()
+    in_process = _explore(reference, 1, scope=SMALL)
+    monkeypatch.setattr(CoreSpace, "own_state", lambda space, executor: None)
+    model_alone = _explore(reference, 1, scope=SMALL)
+    assert over_wire.failure is None
+    assert over_wire.states == model_alone.states < in_process.states
