@@ -296,5 +296,10 @@ class Watched(Generic[InnerT]):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.inner!r} {self._seconds:g} s>"
 
+    def search_state(self) -> object:
+        """The proxy keeps nothing of a case: its state is the inner candidate's
+        (:mod:`conformance._fingerprint`)."""
+        return self.inner
+
     def _call(self, what: str, method: Callable[..., T], *args: object) -> T:
         return run_watched(what, self._seconds, self._watchdog, method, *args)

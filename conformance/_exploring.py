@@ -60,10 +60,14 @@ class Explored(Generic[HandshakeT, CaseT, StepT]):
     unreached: tuple[str, ...] = ()
     #: The initial states: one per world the scope explores.
     roots: int = 1
+    #: Set when the search stopped merging on the candidate's own state (it was not the same
+    #: on a replay of the same path) and merged on the model's alone: why.
+    merged_on_model: str | None = None
 
     @property
     def states(self) -> int:
-        """Distinct model states visited, the initial ones included."""
+        """Distinct states visited (of the model and the candidate), the initial ones
+        included."""
         return self.roots + sum(level.states for level in self.levels)
 
     @property
@@ -110,7 +114,8 @@ class Explorer(Protocol[CandidateT_contra, HandshakeT, CaseT, StepT]):
         merge: bool,
     ) -> Explored[HandshakeT, CaseT, StepT]:
         """Every sequence of up to ``depth`` operations in the scope, breadth first, until the
-        first failing step; ``merge`` continues one sequence per model state."""
+        first failing step; ``merge`` continues one sequence per state of the model and the
+        candidate."""
         ...
 
     def space(

@@ -2,11 +2,22 @@
 first, through the side's own executor and oracle.
 
 A side's explorer gives a :class:`Space`: how to begin a fresh case, which operations its scope
-allows from a state, the key two sequences that reach the same model state share, and the case
-a sequence of operations makes. :func:`search` does the rest. Sequences that leave the model in
-the same state are explored once, from the first (shortest) one that reached it, so the search
-visits states, not sequences, and the first failing sequence it meets is a shortest
-counterexample within the scope; ``merge=False`` continues every sequence instead.
+allows from a state, the key two sequences that reach the same model state share, the
+candidate's own state there, and the case a sequence of operations makes. :func:`search` does
+the rest. Sequences that leave both the model and the candidate in the same state are explored
+once, from the first (shortest) one that reached it, so the search visits states, not
+sequences, and the first failing sequence it meets is a shortest counterexample within the
+scope; ``merge=False`` continues every sequence instead.
+
+Why both: a candidate can keep what the model does not (a flag a failed start left set, the
+order in which a snapshot and a register came), so two sequences the model cannot tell apart
+may have different futures on the candidate. Merging on the model alone would continue only
+the first and lose a shortest counterexample through the second. The candidate's own state
+(:mod:`conformance._fingerprint`) is what tells them apart: two sequences that leave the model
+and a deterministic candidate in the same states have the same futures, step for step, so
+continuing one of them loses nothing. A candidate whose own state is not a function of its
+path (it keeps something from one case to the next) shows it on a replay; the search then
+merges on the model's state alone from there on, and says so (``Explored.merged_on_model``).
 
 Candidates cannot be copied, so each transition replays its state's path on a fresh ``begin()``
 and then takes the new step: a transition from depth d costs d + 1 steps. A step that would
@@ -66,6 +77,10 @@ class Space(Protocol[OpT, ExecutorT, CaseT_co]):
         """The model state the executor has reached, as a key to merge on."""
         ...
 
+    def own_state(self, executor: ExecutorT) -> Hashable:
+        """The candidate's own state in the executor's case, as a key to merge on too."""
+        ...
+
     def operations(self, world: int, executor: ExecutorT) -> Iterable[OpT]:
         """The operations the scope allows from the executor's state in ``world``, in a fixed
         order."""
@@ -80,7 +95,10 @@ class _State(Generic[OpT]):
 
     world: int
     path: tuple[OpT, ...]
+    #: The world and the model's state.
     key: Hashable
+    #: The candidate's own state (None when the search does not merge on it).
+    own: Hashable
     steps: tuple[OpT, ...]
 
 
@@ -113,6 +131,8 @@ class _Search(Generic[OpT, ExecutorT, HandshakeT, CaseT, StepT]):
     clock: Callable[[], float]
     seen: set[Hashable] = field(default_factory=set)
     scratch: Tally = field(default_factory=Tally)
+    #: Why the search merges on the model's state alone, once it does.
+    merged_on_model: str | None = None
 
     def fresh(self, world: int) -> tuple[ExecutorT, Failure[CaseT, StepT] | None]:
         executor = self.space.executor(world, self.scratch)
@@ -130,9 +150,17 @@ class _Search(Generic[OpT, ExecutorT, HandshakeT, CaseT, StepT]):
         say which world it is in; the encoding, for one, is not part of the driver's)."""
         return world, self.space.key(executor)
 
-    def state(self, world: int, path: tuple[OpT, ...], executor: ExecutorT) -> _State[OpT]:
+    def own(self, executor: ExecutorT) -> Hashable:
+        """The candidate's own state, if the search merges on it."""
+        if not self.merge or self.merged_on_model is not None:
+            return None
+        return self.space.own_state(executor)
+
+    def state(
+        self, world: int, path: tuple[OpT, ...], executor: ExecutorT, key: Hashable, own: Hashable
+    ) -> _State[OpT]:
         steps = tuple(self.space.operations(world, executor))
-        return _State(world, path, self.key(world, executor), steps)
+        return _State(world, path, key, own, steps)
 
     def roots(self, result: Explored[HandshakeT, CaseT, StepT]) -> list[_State[OpT]]:
         """The initial state of every world, or nothing if the candidate failed to set one up
@@ -142,8 +170,9 @@ class _Search(Generic[OpT, ExecutorT, HandshakeT, CaseT, StepT]):
             executor, result.failure = self.fresh(world)
             if result.failure is not None:
                 return []
-            roots.append(self.state(world, (), executor))
-            self.seen.add(roots[-1].key)
+            key, own = self.key(world, executor), self.own(executor)
+            roots.append(self.state(world, (), executor, key, own))
+            self.seen.add((key, own))
         return roots
 
     def level(
@@ -156,11 +185,11 @@ class _Search(Generic[OpT, ExecutorT, HandshakeT, CaseT, StepT]):
         found: list[_State[OpT]] = []
         transitions = 0
         for state in frontier:
-            for op in state.steps:
+            for index, op in enumerate(state.steps):
                 if self.deadline is not None and self.clock() > self.deadline:
                     result.stopped = "the time limit ran out"
                     return found, transitions, True
-                outcome = self.take(result.tally, state, op)
+                outcome = self.take(result.tally, state, op, recheck=index == 0)
                 if outcome is _WAITS:
                     continue
                 transitions += 1
@@ -171,14 +200,16 @@ class _Search(Generic[OpT, ExecutorT, HandshakeT, CaseT, StepT]):
                     result.flaky, result.failure = outcome.reason, outcome.failure
                     return found, transitions, True
                 executor: ExecutorT = outcome  # type: ignore[assignment]
-                key = self.key(state.world, executor)
-                if key not in self.seen or not self.merge:
-                    self.seen.add(key)
-                    found.append(self.state(state.world, (*state.path, op), executor))
+                key, own = self.key(state.world, executor), self.own(executor)
+                if (key, own) not in self.seen or not self.merge:
+                    self.seen.add((key, own))
+                    found.append(self.state(state.world, (*state.path, op), executor, key, own))
         return found, transitions, False
 
-    def replay(self, state: _State[OpT]) -> ExecutorT | _Unsteady[CaseT, StepT]:
-        """A fresh case with ``state``'s path taken again, or what went differently."""
+    def replay(self, state: _State[OpT], recheck: bool) -> ExecutorT | _Unsteady[CaseT, StepT]:
+        """A fresh case with ``state``'s path taken again, or what went differently; with
+        ``recheck``, the candidate's own state is compared with the first time's too (once per
+        state: a candidate that keeps something from case to case shows it on any replay)."""
         executor, crash = self.fresh(state.world)
         if crash is not None:
             return _Unsteady(
@@ -201,12 +232,19 @@ class _Search(Generic[OpT, ExecutorT, HandshakeT, CaseT, StepT]):
                 )
         if self.key(state.world, executor) != state.key:
             return _Unsteady(f"the same {count} led to another state on replay; {_NOT_SHORTEST}")
+        if recheck and state.own is not None and self.own(executor) != state.own:
+            self.merged_on_model = (
+                f"the candidate's own state after the same {count} was another on replay (it "
+                "keeps something from one case to the next), so from there on sequences were "
+                "merged on the model's state alone; --every-sequence is sure to find a "
+                "shortest case"
+            )
         return executor
 
-    def take(self, tally: Tally, state: _State[OpT], op: OpT) -> object:
+    def take(self, tally: Tally, state: _State[OpT], op: OpT, recheck: bool) -> object:
         """Replay ``state``'s path on a fresh case, then take ``op``: the executor after it,
         the failure, what the candidate did differently on the replay, or ``_WAITS``."""
-        executor = self.replay(state)
+        executor = self.replay(state, recheck)
         if isinstance(executor, _Unsteady):
             return executor
         try:
@@ -270,6 +308,7 @@ def search(
             break
         result.completed = level
     result.tally.cases = result.transitions
+    result.merged_on_model = run.merged_on_model
     result.seconds = clock() - began
     result.unreached = unreached(
         side.rules, result.tally, profile, {c.value for c in handshake.capabilities}

@@ -335,7 +335,7 @@ def test_explore_checks_the_reference_to_depth_3_and_prints_levels_and_matrix() 
     """Every sequence of three holds, every rule in force came up: exit 0."""
     status, out, err = _run("explore", "--depth", "3")
     assert status == 0, err
-    assert "every sequence of up to 3 operations over 2 mirrors, 2 snapshots, 4 pages" in out
+    assert "every sequence of up to 3 operations over 2 worlds, 2 mirrors, 2 snapshots" in out
     assert "replies in {0, -EAGAIN, -ENOMEM}" in out
     assert "depth  new states  transitions  seconds" in out
     levels = [line.split() for line in out.splitlines() if line[:5].strip() in ("1", "2", "3")]
@@ -350,11 +350,11 @@ def test_explore_scope_options_set_the_scope() -> None:
     """--mirrors and --snapshots are in the scope line, and a narrower scope has fewer
     transitions at the same depth."""
     _, wide, _ = _run("explore", "--depth", "1", "--mirrors", "3", "--snapshots", "3")
-    assert "over 3 mirrors, 3 snapshots, 4 pages" in wide
+    assert "over 2 worlds, 3 mirrors, 3 snapshots, 4 pages" in wide
     _, default, _ = _run("explore", "--depth", "2")
     status, narrow, _ = _run("explore", "--depth", "2", "--mirrors", "1", "--snapshots", "1")
     assert status == 1  # depth 2 reaches too few rules either way
-    assert "over 1 mirror, 1 snapshot, 4 pages" in narrow
+    assert "over 2 worlds, 1 mirror, 1 snapshot, 4 pages" in narrow
 
     def transitions(out: str) -> int:
         return sum(
@@ -402,18 +402,18 @@ def _ticking_clock() -> Callable[[], float]:
 
 
 def test_explore_stopped_by_its_time_limit_is_incomplete(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A limit of 40 readings runs out in depth 2; one of 1 before depth 1 took a step."""
+    """A limit of 80 readings runs out in depth 2; one of 1 before depth 1 took a step."""
     outputs = {}
     real_search = core_explore.search
-    for limit in ("40", "1"):
+    for limit in ("80", "1"):
         clock = _ticking_clock()
         explored = functools.partial(real_search, clock=clock)
         monkeypatch.setattr(core_explore, "search", explored)
         status, outputs[limit], _ = _run("explore", "--depth", "6", "--time-limit", limit)
         assert status == 1
     assert (
-        "INCOMPLETE: the time limit of 40 s ran out at depth 2; every sequence of up to 1 "
-        "operation in the scope holds" in outputs["40"]
+        "INCOMPLETE: the time limit of 80 s ran out at depth 2; every sequence of up to 1 "
+        "operation in the scope holds" in outputs["80"]
     )
     assert "ran out at depth 1; no depth was completed" in outputs["1"]
 
@@ -425,15 +425,25 @@ def test_explore_of_a_candidate_that_is_not_deterministic_says_so() -> None:
     assert "the candidate is not deterministic" in out
 
 
-def test_explore_every_sequence_finds_what_merging_states_hides() -> None:
-    """The candidate keeps a flag the model never sees: merged, depth 3 misses it; every
-    sequence finds it in three operations."""
+def test_explore_finds_what_a_candidate_keeps_merged_as_every_sequence_does() -> None:
+    """The candidate keeps a flag the model never sees: merged on its own state too, depth 3
+    finds the three operations every sequence finds."""
     adapter = "tests.candidates:stale_busy_flag"
-    status, out, _ = _run("explore", "--adapter", adapter, "--depth", "3")
-    assert status == 0
-    status, out, _ = _run("explore", "--adapter", adapter, "--depth", "3", "--every-sequence")
-    assert status == 1
-    assert "a shortest counterexample in the scope has 3 operations" in out
+    for extra in ((), ("--every-sequence",)):
+        status, out, _ = _run("explore", "--adapter", adapter, "--depth", "3", *extra)
+        assert status == 1
+        assert "a shortest counterexample in the scope has 3 operations" in out
+        assert "note:" not in out
+
+
+def test_explore_says_when_it_merged_on_the_model_alone() -> None:
+    """A candidate that counts its cases is never in the same state twice: the search merges
+    on the model's state and says why."""
+    adapter = "tests.test_explore:CountsCases"
+    status, out, _ = _run("explore", "--adapter", adapter, "--depth", "2")
+    assert status == 1  # two operations reach too few rules
+    assert "note: the candidate's own state after the same" in out
+    assert "INCONCLUSIVE" in out
 
 
 def test_explore_reports_a_candidate_that_fails_to_close() -> None:
@@ -447,5 +457,5 @@ def test_explore_of_a_candidate_that_cannot_begin_a_case_says_so(tmp_path: Path)
         "explore", "--adapter", "tests.candidates:CrashesAtBegin", "--replay-dir", str(tmp_path)
     )
     assert status == 1
-    assert "NOT CONFORMING: CRASH in begin(), before any operation (1 states" in out
+    assert "NOT CONFORMING: CRASH in begin(), before any operation (2 states" in out
     assert "begin() crashed:" in out

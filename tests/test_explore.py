@@ -1,8 +1,10 @@
-"""The exhaustive engine: breadth first, merged by model state, shortest counterexamples."""
+"""The exhaustive engine: breadth first, merged by the model's and the candidate's state,
+shortest counterexamples."""
 
 from __future__ import annotations
 
 import itertools
+import sys
 from collections.abc import Callable
 from dataclasses import replace
 
@@ -12,25 +14,38 @@ import hmm_ref as H
 from conformance import (
     SCOPE,
     Candidate,
+    CpuView,
     ExploreResult,
     InvalidateStart,
     Profile,
     RegisterMirror,
     Release,
+    Scope,
     Snapshot,
     explore,
     reference,
     start,
 )
+from conformance._fingerprint import own_state
 from conformance._known_bad import KnownBad
 from conformance._report import rule_rows
 from conformance._verdicts import Tally
 from conformance.core._catalogue import CATALOGUE
 from conformance.core._executor import Executor
+from conformance.core._explore import CoreSpace
 from conformance.core._ops import CoreOperation, RangeDone
 from conformance.core._scope import UNKNOWN_RANGE, operations, state_key
+from conformance.core._seed_core import SeedCore
+from conformance.core._wire import exec_factory
 
 from . import candidates as C
+from .hidden_state import HIDDEN_STATE
+
+#: The seed's world alone (the walk stops at its poisoned page): for the tests of the search's
+#: mechanics, whose counts of cases and clock readings are one world's.
+ONE_WORLD = replace(SCOPE, worlds=SCOPE.worlds[1:])
+#: One world, one mirror, one snapshot: enough for each hidden-state core's three steps.
+SMALL = replace(ONE_WORLD, mirrors=1, ranges=1)
 
 
 def _explore(
@@ -40,12 +55,21 @@ def _explore(
     profile: Profile = Profile.SEED,
     time_limit: float | None = None,
     clock: Callable[[], float] | None = None,
+    scope: Scope = SCOPE,
 ) -> ExploreResult:
     candidate, handshake = start(factory)
     if clock is None:
-        return explore(candidate, handshake, depth=depth, profile=profile, time_limit=time_limit)
+        return explore(
+            candidate, handshake, depth=depth, profile=profile, time_limit=time_limit, scope=scope
+        )
     return explore(
-        candidate, handshake, depth=depth, profile=profile, time_limit=time_limit, clock=clock
+        candidate,
+        handshake,
+        depth=depth,
+        profile=profile,
+        time_limit=time_limit,
+        clock=clock,
+        scope=scope,
     )
 
 
@@ -68,23 +92,29 @@ def test_the_reference_holds_for_every_sequence_of_three_and_reaches_every_rule(
     assert {s for rule, s in statuses.items() if rule not in ("REG-5", "REL-3")} == {"ok"}
 
 
-def test_the_first_level_takes_every_operation_the_scope_allows_from_the_start() -> None:
-    """Depth 1 takes each operation once; the states it finds are the distinct results."""
+def test_the_first_level_takes_every_operation_the_scope_allows_from_each_world() -> None:
+    """Depth 1 takes each operation once from each world's start; the states it finds are the
+    distinct results, of the model and of the candidate."""
     candidate, handshake = start(reference)
-    executor = Executor(candidate, handshake, Profile.SEED, SCOPE.world, Tally())
-    assert executor.begin() is None
-    first = list(operations(executor.model, SCOPE))
-    keys = set()
-    for op in first:
-        step = Executor(candidate, handshake, Profile.SEED, SCOPE.world, Tally())
-        assert step.begin() is None
-        assert not step.step(op).failed
-        keys.add(state_key(step.model))
-    keys.discard(state_key(executor.model))  # an operation that changes nothing: no new state
+    transitions, states = 0, 0
+    for world in SCOPE.worlds:
+        executor = Executor(candidate, handshake, Profile.SEED, world, Tally())
+        assert executor.begin() is None
+        root = (state_key(executor.model), own_state(candidate, executor.handed))
+        first = list(operations(executor.model, SCOPE))
+        keys = set()
+        for op in first:
+            step = Executor(candidate, handshake, Profile.SEED, world, Tally())
+            assert step.begin() is None
+            assert not step.step(op).failed
+            keys.add((state_key(step.model), own_state(candidate, step.handed)))
+        keys.discard(root)  # a step that changes nothing: no new state
+        transitions, states = transitions + len(first), states + len(keys)
     result = _explore(reference, 1)
-    assert result.levels[0].transitions == len(first)
-    assert result.levels[0].states == len(keys)
-    assert result.states == 1 + len(keys)
+    assert result.roots == len(SCOPE.worlds) == 2
+    assert result.levels[0].transitions == transitions
+    assert result.levels[0].states == states
+    assert result.states == len(SCOPE.worlds) + states
 
 
 def test_the_scope_offers_each_kind_of_operation_and_keeps_the_callers_side() -> None:
@@ -141,16 +171,17 @@ def test_each_catalogue_entry_has_the_recorded_shortest_counterexample(
     entry: KnownBad[Candidate],
 ) -> None:
     """Explore finds the entry's bug in exactly ``entry.shortest`` operations, against one of
-    its rules, and nothing one operation shorter fails."""
+    its rules, and no sequence one operation shorter fails, merged or not."""
     found = _explore(entry.make, entry.shortest)
     assert found.failure is not None
     assert len(found.failure.case.ops) == entry.shortest
     assert {v.rule for v in found.failure.verdicts} & entry.rules
     assert found.failure.reproduced
     if entry.shortest > 1:
-        shorter = _explore(entry.make, entry.shortest - 1)
-        assert shorter.failure is None
-        assert shorter.completed == entry.shortest - 1
+        candidate, handshake = start(entry.make)
+        every = explore(candidate, handshake, depth=entry.shortest - 1, merge=False)
+        assert every.failure is None
+        assert every.completed == entry.shortest - 1
 
 
 def test_the_counterexample_is_the_shortest_even_when_longer_ones_come_first() -> None:
@@ -165,7 +196,9 @@ def test_the_counterexample_is_the_shortest_even_when_longer_ones_come_first() -
 def test_the_time_limit_stops_the_search_and_says_how_deep_it_got() -> None:
     """With a clock that runs out during depth 2, depth 1 is complete and 2 is not."""
     ticks = itertools.count()
-    result = _explore(reference, 4, time_limit=30.0, clock=lambda: float(next(ticks)))
+    result = _explore(
+        reference, 4, time_limit=30.0, clock=lambda: float(next(ticks)), scope=ONE_WORLD
+    )
     assert result.failure is None
     assert result.stopped == "the time limit of 30 s ran out at depth 2"
     assert result.completed == 1
@@ -192,7 +225,7 @@ def test_a_candidate_that_crashes_on_a_step_is_caught_at_that_step() -> None:
 def test_a_candidate_that_fails_a_step_it_passed_before_is_caught_on_the_replay() -> None:
     """Transitions replay their state's path; a step of it that fails now (the candidate wore
     out) is the counterexample, found while depth 2 was being searched."""
-    result = _explore(C.WearsOut, 3)
+    result = _explore(C.WearsOut, 3, scope=ONE_WORLD)
     assert result.failure is not None
     assert result.flaky == (
         "the same 1 operation passed before and failed on replay; the candidate is not "
@@ -204,7 +237,7 @@ def test_a_candidate_that_fails_a_step_it_passed_before_is_caught_on_the_replay(
 
 
 def test_a_candidate_that_stops_beginning_cases_mid_search_is_a_setup_crash() -> None:
-    result = _explore(C.BreaksDown, 3)
+    result = _explore(C.BreaksDown, 3, scope=ONE_WORLD)
     assert result.failure is not None
     assert result.flaky is not None
     assert result.flaky.startswith("begin() failed after 30 cases that began;")
@@ -242,7 +275,7 @@ def test_the_strict_profile_finds_the_seed_defects_shortest_case() -> None:
 
 def test_a_candidate_without_release_is_never_released_and_its_rules_are_skipped() -> None:
     """Capabilities gate the scope as they gate the generators."""
-    result = _explore(C.Minimal, 3)
+    result = _explore(C.Minimal, 3, scope=ONE_WORLD)
     assert result.conforms
     assert result.unreached == ()
     statuses = {row.rule.id: row.status for row in rule_rows(result)}
@@ -250,30 +283,98 @@ def test_a_candidate_without_release_is_never_released_and_its_rules_are_skipped
     assert result.tally.counts.get("REL-1") is None
 
 
-def test_merging_states_can_hide_what_a_candidate_keeps_and_every_sequence_finds_it() -> None:
-    """The candidate keeps a flag the model never sees. Merged, the three-step case is merged
-    away and the first failure found is longer; continuing every sequence finds three."""
-    merged = _explore(C.stale_busy_flag, 4)
-    assert merged.failure is not None
-    assert len(merged.failure.case.ops) == 4
-    candidate, handshake = start(C.stale_busy_flag)
-    every = explore(candidate, handshake, depth=4, merge=False)
+@pytest.mark.parametrize(
+    ("core", "rules"),
+    [
+        pytest.param(core, rules, id=core.__name__)
+        for core, rules in [*HIDDEN_STATE, (C.StaleBusyFlag, frozenset({"INV-2", "INV-6"}))]
+    ],
+)
+def test_a_candidates_hidden_state_keeps_apart_what_the_model_merges(
+    core: type[SeedCore], rules: frozenset[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each core keeps what the model does not: the merged search finds the three steps that
+    continuing every sequence finds, and merging on the model alone (as the search did before
+    it keyed states on the candidate's too) finds nothing in three."""
+    candidate, handshake = start(lambda: core(name="hidden"))
+    every = explore(candidate, handshake, depth=3, merge=False, scope=SMALL)
+    merged = explore(candidate, handshake, depth=3, scope=SMALL)
     assert every.failure is not None
-    assert [op.name for op in every.failure.case.ops] == [
-        "register",
-        "invalidate_start",
-        "invalidate_start",
-    ]
-    assert {v.rule for v in every.failure.verdicts} & {"INV-2", "INV-6"}
-    # without merging, every sequence of two is its own state
-    assert every.levels[1].states == every.levels[1].transitions > merged.levels[1].states
+    assert merged.failure is not None
+    assert merged.failure.case == every.failure.case
+    assert len(merged.failure.case.ops) == 3
+    assert {v.rule for v in merged.failure.verdicts} == rules
+    assert merged.transitions < every.transitions
+    monkeypatch.setattr(CoreSpace, "own_state", lambda space, executor: None)
+    assert explore(candidate, handshake, depth=3, scope=SMALL).failure is None
+
+
+class ClearsDeviceFlag(SeedCore):
+    """Leaves the DEVICE_PRIVATE flag out of an entry: only a device page shows it."""
+
+    def encode(self, encoding: H.PfnEncoding, pte: H.Pte) -> int:
+        return encoding.encode(pte) & ~encoding.flags[H.HmmPfnFlag.DEVICE_PRIVATE]
+
+
+def test_each_world_is_a_root_and_a_bug_on_a_device_page_takes_one_snapshot() -> None:
+    """In the first world nothing stands behind the poisoned page, so one snapshot shows the
+    device page; in the seed's order (the second world) the walk stops before it."""
+    found = _explore(lambda: ClearsDeviceFlag(name="clears-device-flag"), 3).failure
+    assert found is not None
+    assert [op.name for op in found.case.ops] == ["snapshot"]
+    assert found.case.world == SCOPE.worlds[0]
+    assert {v.rule for v in found.verdicts} == {"RNG-1"}
+    candidate, handshake = start(lambda: ClearsDeviceFlag(name="clears-device-flag"))
+    later = explore(candidate, handshake, depth=3, scope=SMALL).failure
+    assert later is not None
+    assert len(later.case.ops) == 3
+
+
+class CountsCases(C.Wrapped):
+    """The reference, counting the cases it begins: its own state is never the same twice."""
+
+    name = "counts-cases"
+    cases = 0
+
+    def begin(self, cpu: CpuView) -> None:
+        self.cases += 1
+        super().begin(cpu)
+
+
+def test_a_candidate_that_keeps_something_from_case_to_case_is_merged_on_the_model() -> None:
+    """Its own state differs on the first replay, so the search merges on the model alone
+    from there on, says so, and still conforms."""
+    result = _explore(CountsCases, 2)
+    assert result.conforms
+    assert result.merged_on_model is not None
+    assert "was another on replay" in result.merged_on_model
+    assert _explore(reference, 2).merged_on_model is None
 
 
 def test_the_scope_describes_itself() -> None:
     """The line the command prints: counts in words, the modes, the replies by name."""
     assert SCOPE.describe() == (
-        "2 mirrors, 2 snapshots, 4 pages, 4 spans, both modes, replies in {0, -EAGAIN, -ENOMEM}"
+        "2 worlds, 2 mirrors, 2 snapshots, 4 pages, 4 spans, both modes, "
+        "replies in {0, -EAGAIN, -ENOMEM}"
     )
     assert "non-blockable only" in replace(SCOPE, blockable=(False,)).describe()
     assert ", blockable only" in replace(SCOPE, mirrors=1, blockable=(True,)).describe()
-    assert replace(SCOPE, mirrors=1, ranges=1).describe().startswith("1 mirror, 1 snapshot,")
+    one = replace(SCOPE, worlds=SCOPE.worlds[:1], mirrors=1, ranges=1)
+    assert one.describe().startswith("1 world, 1 mirror, 1 snapshot,")
+
+
+def test_a_candidate_over_the_wire_is_merged_on_the_model_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its state is in another process, out of the walk's sight: the search over the wire
+    visits the states the reference in process does when its own state is left out."""
+    candidate, handshake = start(exec_factory([sys.executable, "-m", "conformance", "serve"]))
+    try:
+        over_wire = explore(candidate, handshake, depth=1, scope=SMALL)
+    finally:
+        candidate.close()
+    in_process = _explore(reference, 1, scope=SMALL)
+    monkeypatch.setattr(CoreSpace, "own_state", lambda space, executor: None)
+    model_alone = _explore(reference, 1, scope=SMALL)
+    assert over_wire.failure is None
+    assert over_wire.states == model_alone.states < in_process.states

@@ -86,6 +86,12 @@ class WireClient:
         self._what = ""
         self._reset()
 
+    def search_state(self) -> None:
+        """The candidate's state is in its own process, which the protocol does not show: the
+        exhaustive search merges on the model's state alone (:mod:`conformance._fingerprint`).
+        """
+        return
+
     @classmethod
     def factory(
         cls,

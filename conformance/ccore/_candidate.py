@@ -117,6 +117,11 @@ class CCoreCandidate:
         self._ops: dict[int, HmmMirrorOps] = {}
         self._pending: BaseException | None = None
 
+    def search_state(self) -> None:
+        """The core's state is in C memory, out of a walk's sight: the exhaustive search merges
+        on the model's state alone (:mod:`conformance._fingerprint`)."""
+        return
+
     # -- calls into C ----------------------------------------------------------------------------
 
     def _settle(self, code: int) -> int:

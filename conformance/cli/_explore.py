@@ -76,8 +76,9 @@ def add(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--every-sequence",
         action="store_true",
-        help="continue every sequence, not one per model state: far slower, but sure to find a "
-        "shortest case even for a candidate that keeps state it has not shown",
+        help="continue every sequence, not one per state of the model and the candidate: far "
+        "slower, but sure to find a shortest case even for a candidate whose state the search "
+        "cannot see (over the wire, in C)",
     )
     command.add_argument(
         "--time-limit",
@@ -143,6 +144,8 @@ def execute(chosen: ExploreOptions, streams: Streams) -> int:
     finally:
         close(side, candidate, out)
     out.write("\n" + clause_matrix(rule_rows(result)) + "\n\n")
+    if result.merged_on_model is not None:
+        say(out, f"note: {result.merged_on_model}")
     if result.failure is None:
         say(out, explore_headline(result))
         return EXIT_OK if result.conforms and not result.unreached else EXIT_VIOLATION

@@ -17,6 +17,7 @@ from typing import TypeAlias, assert_never, final
 
 from hmm_ref import HmmMirrorOps, HmmUpdate
 
+from .._fingerprint import handing
 from .._side import Failure, StepKeeping
 from .._verdicts import (
     Outcome,
@@ -94,6 +95,9 @@ class Executor(StepKeeping[CoreOperation, Observation]):
         self.model = Model(profile=profile, cpu=self.cpu, capabilities=handshake.capabilities)
         self.tally = tally if tally is not None else Tally()
         self.steps: list[StepOutcome] = []
+        #: What the harness handed the candidate, which is not its own state: the CPU view
+        #: and each mirror's ops (:func:`conformance._fingerprint.own_state`).
+        self.handed = handing(cpu=self.cpu)
         self._calls: list[CallRecord] = []
         self._op: Operation | None = None
         self._callback_error: Verdict | None = None
@@ -205,7 +209,10 @@ class Executor(StepKeeping[CoreOperation, Observation]):
         candidate = self.candidate
         match op:
             case RegisterMirror():
-                ops: HmmMirrorOps | None = _HarnessMirror(self, op.mirror) if op.with_ops else None
+                ops: HmmMirrorOps | None = None
+                if op.with_ops:
+                    ops = _HarnessMirror(self, op.mirror)
+                    self.handed[id(ops)] = (ops, ("mirror", op.mirror))
                 return self._typed(op, candidate.register(op.mirror, ops), int)
             case UnregisterMirror():
                 candidate.unregister(op.mirror)

@@ -3,25 +3,28 @@
 ``hmm-conformance explore --depth K`` enumerates the operations a small :class:`Scope` allows
 (a few mirrors and snapshots, a handful of pages and spans, both modes, a few replies) and runs
 every sequence of up to K of them through the same executor and oracle as the random engine.
-Sequences that leave the model in the same state are explored once, from the first (shortest)
-one that reached it, so the search visits states, not sequences, and the first failing sequence
-it meets is a shortest counterexample within the scope.
+The world a case starts from is part of what is explored: each of the scope's worlds is a root
+of the search, simplest first. Sequences that leave both the model and the candidate in the
+same state are explored once, from the first (shortest) one that reached it, so the search
+visits states, not sequences, and the first failing sequence it meets is a shortest
+counterexample within the scope.
 
 Candidates cannot be copied, so each transition replays its state's path on a fresh ``begin()``
 and then takes the new step: a transition from depth d costs d + 1 steps.
 
-Merging assumes that two sequences that leave the model in the same state leave the candidate
-in the same state too. The model holds everything the candidate has shown (the entries and
-flags of every range, which mirrors it was told of), so the assumption fails only for a
-candidate that keeps something it has not shown yet, such as a flag left set by a failed start
-that changes what the next start does. For such a candidate the first failure found is still a
-real counterexample, but a shorter one may have been merged away; ``merge=False``
-(``--every-sequence``) continues every sequence instead, at a far higher cost, and the random
-engine, which never merges, is a check on it too.
+The candidate's state is part of the key because the model holds only what the candidate has
+shown: a candidate can keep what it has not shown yet (a flag left set by a failed start, the
+order in which a snapshot and a register came), and merging on the model alone would continue
+only the first of two sequences it tells apart. A candidate in process is walked for its state
+(:mod:`conformance._fingerprint`); one that says what its state is (``search_state()``) is
+taken at its word, and one over the wire, whose state is in another process, is merged on the
+model alone, as is a candidate that keeps something from case to case (the result says so).
+``merge=False`` (``--every-sequence``) continues every sequence instead, at a far higher cost:
+the reference the merged search is measured against.
 
-The scope is small on purpose, and what it leaves out is not checked here: one encoding,
-snapshots of the first vma only, the replies 0, -EAGAIN and -ENOMEM. The random engine covers
-the rest; "no counterexample" from this engine means none within the scope.
+The scope is small on purpose, and what it leaves out is not checked here: two worlds of four
+pages, snapshots of the first vma only, the replies 0, -EAGAIN and -ENOMEM. The random engine
+covers the rest; "no counterexample" from this engine means none within the scope.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final, TypeAlias, final
 
 from .._exploring import Explored, Level, ScopeOption
+from .._fingerprint import own_state
 from .._search import ScopedExplorer
 from .._search import search as search_space
 from .._verdicts import Tally
@@ -61,17 +65,22 @@ class CoreSpace:
     profile: Profile
     scope: Scope
 
-    #: The core's scope explores one world.
-    worlds: Final = 1
+    @property
+    def worlds(self) -> int:
+        return len(self.scope.worlds)
 
     def executor(self, world: int, tally: Tally) -> Executor:
-        return Executor(self.candidate, self.handshake, self.profile, self.scope.world, tally)
+        where = self.scope.worlds[world]
+        return Executor(self.candidate, self.handshake, self.profile, where, tally)
 
     def case(self, world: int, ops: tuple[CoreOperation, ...]) -> Case:
-        return Case(world=self.scope.world, ops=ops)
+        return Case(world=self.scope.worlds[world], ops=ops)
 
     def key(self, executor: Executor) -> Hashable:
         return state_key(executor.model)
+
+    def own_state(self, executor: Executor) -> Hashable:
+        return own_state(executor.candidate, executor.handed)
 
     def operations(self, world: int, executor: Executor) -> Iterator[CoreOperation]:
         return operations(executor.model, self.scope)

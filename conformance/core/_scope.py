@@ -1,6 +1,7 @@
-"""What the exhaustive engine enumerates: the :class:`Scope`, the operations it allows from a
-model state (:func:`operations`), and the key by which two sequences reach the same model state
-(:func:`state_key`), which the search merges on.
+"""What the exhaustive engine enumerates: the :class:`Scope` (its worlds, each a root of the
+search), the operations it allows from a model state (:func:`operations`), and the key by which
+two sequences reach the same model state (:func:`state_key`), which the search merges on with
+the candidate's own state.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def _pages(first: int, last: int) -> tuple[int, int]:
 class Scope:
     """What the exhaustive engine enumerates."""
 
-    world: World
+    #: The worlds a case may start from, simplest first: each is a root of the search.
+    worlds: tuple[World, ...]
     #: Mirror numbers a sequence may use, with or without ops.
     mirrors: int = 2
     #: Snapshots a sequence may take (refused ones included).
@@ -59,9 +61,15 @@ class Scope:
     new_entries: tuple[Pte, ...] = (PTE_NONE, Pte.present(0x1AA, write=True))
     encodings: tuple[PfnEncoding, ...] = (DEFAULT_ENCODING,)
 
+    @property
+    def world(self) -> World:
+        """The first world, the simplest."""
+        return self.worlds[0]
+
     def describe(self) -> str:
         pages = len({addr for start, end in self.spans for addr in range(start, end, PAGE_SIZE)})
         return (
+            f"{_count(len(self.worlds), 'world')}, "
             f"{_count(self.mirrors, 'mirror')}, {_count(self.ranges, 'snapshot')}, "
             f"{_count(pages, 'page')}, {_count(len(self.spans), 'span')}, "
             f"{_modes(set(self.blockable))}, "
@@ -83,18 +91,25 @@ def _reply_name(reply: int) -> str:
     return f"-{Errno(-reply).name}" if reply else "0"
 
 
-#: The default scope: the random engine's vmas; four pages of the first vma, mapped writable,
-#: read-only, poisoned (the walk stops there) and to device memory; spans that meet as the
-#: overlap rules care about; snapshots in two encodings (flags at the bottom and at the top).
+_WRITABLE, _READ_ONLY = Pte.present(0x100, write=True), Pte.present(0x101)
+_DEVICE = Pte.device_private(0x800, write=True)
+
+
+def _world(*ptes: Pte) -> World:
+    """The random engine's vmas, with ``ptes`` on the first pages of the first."""
+    return World(vmas=VMAS, ptes=tuple((_pages(n, n + 1)[0], pte) for n, pte in enumerate(ptes)))
+
+
+#: The default scope: the random engine's vmas, and two worlds of four pages of the first vma
+#: (mapped writable, read-only, to device memory and poisoned, so that a snapshot shows every
+#: kind of entry; then the same with the poisoned page before the device page, so that the
+#: walk stops there and leaves the last entry unwritten, as the seed's does); spans that meet
+#: as the overlap rules care about; snapshots in two encodings (flags at the bottom and at the
+#: top).
 SCOPE: Final = Scope(
-    world=World(
-        vmas=VMAS,
-        ptes=(
-            (_pages(0, 1)[0], Pte.present(0x100, write=True)),
-            (_pages(1, 2)[0], Pte.present(0x101)),
-            (_pages(2, 3)[0], PTE_POISON),
-            (_pages(3, 4)[0], Pte.device_private(0x800, write=True)),
-        ),
+    worlds=(
+        _world(_WRITABLE, _READ_ONLY, _DEVICE, PTE_POISON),
+        _world(_WRITABLE, _READ_ONLY, PTE_POISON, _DEVICE),
     ),
     spans=(_pages(0, 1), _pages(1, 2), _pages(0, 2), _pages(0, 4)),
     refused=(

@@ -268,9 +268,9 @@ def explore(
     """Take every transition from every state up to ``depth`` operations, breadth first.
 
     Stops at the first failing step, or when ``time_limit`` seconds have passed, whichever
-    comes first. With ``merge`` (the default) sequences that leave the model in the same
-    state are continued from the first only; without it every sequence is continued, which
-    costs far more but assumes nothing about what the candidate keeps that it has not shown.
+    comes first. With ``merge`` (the default) sequences that leave the model and the candidate
+    in the same state are continued from the first only; without it every sequence is
+    continued, which costs far more but needs no sight of the candidate's state.
     """
     return search(
         CORE,

@@ -44,6 +44,7 @@ from hmm_ref import (
 
 from .._case import CaseFormatError, World
 from .._errors import CandidateFault
+from .._fingerprint import handing
 from .._side import StepKeeping, WouldWaitError
 from .._verdicts import (
     Outcome,
@@ -152,6 +153,8 @@ class DriverExecutor(StepKeeping[DriverOp, DriverObservation]):
         )
         self.tally = tally if tally is not None else Tally()
         self.steps: list[DriverStepOutcome] = []
+        #: What the harness handed the driver: not its own state (:mod:`.._fingerprint`).
+        self.handed = handing(env=self.env, mm=self.mm, monitor=self.monitor, mirror=self.mirror)
         self._ranges: dict[int, tuple[int, HmmRange]] = {}
         self._calls: list[HmmCall] = []
         self._mark = 0

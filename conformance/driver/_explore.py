@@ -8,11 +8,11 @@ same in an encoding laid out unlike the default; a page and a poisoned page; thr
 each, the operations are a notifier start of each of three spans in both modes and the end of
 each open window, a CPU change of a page inside a window to none or to a new page, up to two
 device faults started over a span and stepped one step or run to their end, and the process's
-exit. Sequences that leave the model in the same state in the same world (the CPU entries, the
-open windows and what faults froze in them, each fault's next step, locks and licence, the
-device page table) are continued once, so the first failing sequence found is a shortest
-counterexample within the scope, for a driver that keeps nothing it has not shown; otherwise
-``--every-sequence`` continues each one.
+exit. Sequences that leave the model (the CPU entries, the open windows and what faults froze
+in them, each fault's next step, locks and licence, the device page table) and the driver's own
+state (:mod:`conformance._fingerprint`) the same in the same world are continued once, so the
+first failing sequence found is a shortest counterexample within the scope, even for a driver
+that keeps what it has not shown; ``--every-sequence`` continues each one.
 
 What the scope leaves out is not checked here: more pages and vmas, faults the rules make fail.
 The random engine covers the rest.
@@ -29,6 +29,7 @@ from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PTE_NONE, PTE_POISON, PfnEncodi
 
 from .._case import World
 from .._exploring import Explored, Level, ScopeOption
+from .._fingerprint import own_state
 from .._generation import VMAS
 from .._rules import Profile
 from .._search import ScopedExplorer, search
@@ -208,6 +209,9 @@ class _DriverSpace:
 
     def key(self, executor: DriverExecutor) -> Hashable:
         return driver_state_key(executor.model)
+
+    def own_state(self, executor: DriverExecutor) -> Hashable:
+        return own_state(executor.candidate, executor.handed)
 
     def operations(self, world: int, executor: DriverExecutor) -> Iterator[DriverOp]:
         return operations(executor.model, self.scope, world)

@@ -331,7 +331,8 @@ def explore_driver(
 ) -> DriverExploreResult:
     """Every driver-side sequence of up to ``depth`` operations in ``scope`` (its worlds
     included), breadth first, until the first failing step: a shortest counterexample in the
-    scope; ``merge=False`` continues every sequence, not one per model state."""
+    scope; ``merge=False`` continues every sequence, not one per state of the model and the
+    driver."""
     return search_driver(
         DRIVER,
         candidate,
