@@ -130,6 +130,9 @@ class _Space:
     def key(self, executor: _Executor) -> Hashable:
         return executor.state
 
+    def own_state(self, executor: _Executor) -> Hashable:
+        return None
+
     def operations(self, world: int, executor: _Executor) -> Iterator[int]:
         return iter(self.ops if executor.state < 9 else ())
 
