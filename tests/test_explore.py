@@ -7,6 +7,7 @@ import itertools
 import sys
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Final
 
 import pytest
 
@@ -166,7 +167,13 @@ def test_states_that_differ_only_in_history_are_merged() -> None:
     assert keys[0] == keys[1]
 
 
-@pytest.mark.parametrize("entry", CATALOGUE, ids=lambda e: e.name)
+#: The catalogue's entries whose recorded length is the exhaustive engine's. The blind set's
+#: are the random engine's shrunk lengths (tests/test_catalogue.py checks them): several of its
+#: bugs lie outside the small scope (drawn encodings, pages beyond the scope's world).
+SCOPED: Final = tuple(entry for entry in CATALOGUE if not entry.name.startswith("blind-"))
+
+
+@pytest.mark.parametrize("entry", SCOPED, ids=lambda e: e.name)
 def test_each_catalogue_entry_has_the_recorded_shortest_counterexample(
     entry: KnownBad[Candidate],
 ) -> None:
