@@ -115,8 +115,12 @@ def corpus() -> list[Case]:
     return cases
 
 
+#: The reference and the catalogue's hand-written entries (the blind set's add CI time, not
+#: kinds of exchange).
 SPECS = ["conformance:reference"] + [
-    f"conformance.core._catalogue:{type(entry.make()).__name__}" for entry in CATALOGUE
+    f"conformance.core._catalogue:{type(entry.make()).__name__}"
+    for entry in CATALOGUE
+    if not entry.name.startswith("blind-")
 ]
 
 
