@@ -60,3 +60,6 @@ def test_a_case_that_fails_or_cannot_begin_counts_what_it_checked() -> None:
     failing = feature_rates(kept, entry.make)
     assert failing.cases == len(kept)
     assert feature_rates(kept[:3], C.CrashesAtBegin).cases == 0
+    skipped = feature_rates(kept[:3], C.Minimal)  # declares nothing: INV-9 is skipped
+    assert skipped.cases == 3
+    assert "INV-9" not in skipped.checks
