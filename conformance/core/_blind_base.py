@@ -6,7 +6,7 @@ core: not the generators, not the oracle. It measures the suite against bugs its
 not design it around. Each faulty core is :class:`BlindCore` with one hook changed; they are in
 ``_blind_mirrors.py`` (registration, starts, ends) and ``_blind_ranges.py`` (snapshots, ranges,
 release), and ``_blind_catalogue.py`` lists them. The set was measured over five seeds at the
-default budget before it joined the catalogue; docs/benchmarks.md has the table.
+default budget before it joined the catalogue; ``python3 tasks.py bench`` measures it again.
 
 The core follows ``mm/hmm.c`` after "mm/hmm: proper support for blockable mmu_notifier":
 

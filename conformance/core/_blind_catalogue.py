@@ -3,7 +3,7 @@ its shortest counterexample in the exhaustive engine's scope, and its origin.
 
 The cores are in ``_blind_mirrors.py`` and ``_blind_ranges.py`` (their base, and how the set was
 written, in ``_blind_base.py``). They were measured over five seeds at the default budget
-before they were added; docs/benchmarks.md has the table.
+before they were added; ``python3 tasks.py bench`` measures them again.
 """
 
 from __future__ import annotations
