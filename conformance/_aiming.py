@@ -9,10 +9,10 @@ itself, for the shortest sequence whose last step exercises each of them, and ru
 found as one more case of the run. Breadth first, because the first sequence to reach a rule is
 then a shortest one: an aimed case is as easy to read as a shrunk one.
 
-The search is bounded (:data:`DEPTH` operations, :data:`TRANSITIONS` steps taken); a rule it
-does not reach in that stays unreached, and the run stays INCONCLUSIVE. A step that fails on the
-way is a counterexample like any other, found by the search: it ends the search, and the run
-reports it.
+The search is bounded (:data:`DEPTH` operations, :data:`TRANSITIONS` transitions, each a path
+replayed and one step); a rule it does not reach in that stays unreached, and the run stays
+INCONCLUSIVE. A step that fails on the way is a counterexample like any other, found by the
+search: it ends the search, and the run reports it.
 """
 
 from __future__ import annotations
