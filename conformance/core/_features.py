@@ -22,7 +22,7 @@ from .._verdicts import Status
 from ._adapter import Candidate
 from ._executor import Executor
 from ._model import Model
-from ._ops import Case, CoreOperation, RegisterMirror, Snapshot
+from ._ops import Case, Snapshot
 
 __all__ = ["FEATURES", "Feature", "FeatureRates", "feature_names", "feature_rates"]
 
@@ -30,25 +30,17 @@ _EXERCISED: Final = (Status.PASS, Status.ALLOWED, Status.FAIL)
 
 
 @final
-@dataclass(frozen=True, slots=True)
-class _Seen:
-    """What a case has done before a step, beyond the model: which snapshots came before the
-    first mirror registered."""
-
-    early: frozenset[int] = frozenset()
-
-
-@final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Feature:
-    """A state a bug can hide in, by name, with its test on the model before a step."""
+    """A state a bug can hide in, by name, with its test on the model before a step and the
+    snapshots the case took before any mirror was registered (which the model does not keep)."""
 
     name: str
     meaning: str
-    holds: Callable[[Model, _Seen], bool]
+    holds: Callable[[Model, frozenset[int]], bool]
 
 
-def _same_span(m: Model, _: _Seen) -> bool:
+def _same_span(m: Model, _: frozenset[int]) -> bool:
     spans = list(m.windows.values())
     return len(set(spans)) < len(spans)
 
@@ -78,8 +70,8 @@ FEATURES: Final = (
     Feature(
         name="early-range",
         meaning="a range registered before the first mirror, still registered with mirrors",
-        holds=lambda m, seen: (
-            bool(m.mirrors) and any(r.id in seen.early for r in m.registered_ranges())
+        holds=lambda m, early: (
+            bool(m.mirrors) and any(r.id in early for r in m.registered_ranges())
         ),
     ),
     Feature(
@@ -112,10 +104,9 @@ def _replay(case: Case, make: Callable[[], Candidate], rates: FeatureRates) -> N
     executor = Executor(candidate, candidate.handshake(), Profile.SEED, case.world)
     if executor.begin() is not None:
         return
-    seen, reached = _Seen(), set[str]()
-    registered = False
+    early, reached = frozenset[int](), set[str]()
     for op in case.ops:
-        holding = [f.name for f in FEATURES if f.holds(executor.model, seen)]
+        holding = [f.name for f in FEATURES if f.holds(executor.model, early)]
         reached.update(holding)
         outcome = executor.step(op)
         for verdict in outcome.verdicts:
@@ -124,16 +115,10 @@ def _replay(case: Case, make: Callable[[], Candidate], rates: FeatureRates) -> N
                 rates.within.setdefault(verdict.rule, Counter()).update(holding)
         if outcome.failed:
             break
-        seen = _advance(seen, op, registered)
-        registered = registered or isinstance(op, RegisterMirror)
+        if isinstance(op, Snapshot) and not executor.model.known:
+            early |= {op.range}
     rates.cases += 1
     rates.cases_with.update(reached)
-
-
-def _advance(seen: _Seen, op: CoreOperation, registered: bool) -> _Seen:
-    if isinstance(op, Snapshot) and not registered:
-        return _Seen(early=seen.early | {op.range})
-    return seen
 
 
 def feature_rates(cases: Iterable[Case], make: Callable[[], Candidate]) -> FeatureRates:
