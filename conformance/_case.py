@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Final, TypeAlias, final
 
-from hmm_ref import PAGE_SIZE, PTE_NONE, Pte
+from hmm_ref import PAGE_SIZE, PTE_NONE, FaultOutcome, Pte, PteKind, VmFault, fault_pfn
 
 __all__ = [
     "ADDRESS_END",
@@ -35,6 +35,7 @@ __all__ = [
     "REPLAY_FIELDS",
     "CaseFormatError",
     "CpuState",
+    "FaultCall",
     "Json",
     "Operation",
     "VmaSpec",
@@ -136,12 +137,41 @@ def span(name: str, start: int, end: int, *, empty: bool = False) -> None:
 
 
 @final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FaultCall:
+    """One call a candidate made into the CPU's fault handling, and what it did."""
+
+    #: ``handle_mm_fault``, or ``migration_entry_wait``.
+    kind: str
+    addr: int
+    write: bool = False
+    allow_retry: bool = False
+    nowait: bool = False
+    #: What the handler answered (0 or ``VM_FAULT_*`` bits; 0 for a wait).
+    answer: int = 0
+    #: The page's entry before the call, and after it.
+    before: Pte = PTE_NONE
+    after: Pte = PTE_NONE
+
+    @property
+    def dropped_sem(self) -> bool:
+        """True if the handler dropped mmap_sem (it retried without being told not to wait)."""
+        return bool(self.answer & VmFault.RETRY) and not self.nowait
+
+
+@final
 class CpuState:
-    """The CPU side of a case, owned by the harness; candidates see it as a ``CpuView``."""
+    """The CPU side of a case, owned by the harness; candidates see it as a ``CpuView``.
+
+    During a fault step the harness sets :attr:`outcomes` (what the fault handler does at each
+    page) and :attr:`on_fault` (told of every call); outside one, every fault maps its page.
+    """
 
     def __init__(self, world: World) -> None:
         self._vmas = world.vmas
         self._ptes: dict[int, Pte] = {addr: pte for addr, pte in world.ptes if pte != PTE_NONE}
+        self.outcomes: dict[int, FaultOutcome] = {}
+        self.on_fault: Callable[[FaultCall], None] | None = None
 
     @property
     def vmas(self) -> Sequence[VmaSpec]:
@@ -159,6 +189,64 @@ class CpuState:
             self._ptes.pop(addr, None)
         else:
             self._ptes[addr] = pte
+
+    def _vma(self, addr: int) -> VmaSpec | None:
+        return next((v for v in self._vmas if v.start <= addr < v.end), None)
+
+    def handle_mm_fault(self, addr: int, write: bool, allow_retry: bool, nowait: bool) -> int:
+        """The CPU's fault handler at the page of ``addr``: 0, or ``VM_FAULT_*`` bits.
+
+        The page's outcome decides (:class:`hmm_ref.FaultOutcome`): ERROR answers
+        ``VM_FAULT_SIGBUS``; WAIT answers ``VM_FAULT_RETRY`` if retry is allowed (dropping
+        mmap_sem unless ``nowait``), or else waits and maps the page, as OK does. Mapping gives a
+        page with no mapping (or a device-private one) a new frame, writable if ``write``, and a
+        present page the write bit if ``write``. A write fault in a vma without write
+        permission, a fault outside every vma, and one on a poisoned entry answer
+        ``VM_FAULT_SIGSEGV``.
+        """
+        page = addr - addr % PAGE_SIZE
+        before = self.pte(page)
+        vma = self._vma(page)
+        outcome = self.outcomes.get(page, FaultOutcome.OK)
+        answer = 0
+        if vma is None or (write and not vma.write) or before.kind is PteKind.POISON:
+            answer = VmFault.SIGSEGV
+        elif outcome is FaultOutcome.ERROR:
+            answer = VmFault.SIGBUS
+        elif outcome is FaultOutcome.WAIT and allow_retry:
+            answer = VmFault.RETRY
+        elif before.kind is PteKind.PRESENT:
+            self.set_pte(page, Pte.present(before.pfn, write=before.write or write))
+        else:
+            self.set_pte(page, Pte.present(fault_pfn(page), write=write))
+        self._told(
+            FaultCall(
+                kind="handle_mm_fault",
+                addr=addr,
+                write=write,
+                allow_retry=allow_retry,
+                nowait=nowait,
+                answer=int(answer),
+                before=before,
+                after=self.pte(page),
+            )
+        )
+        return int(answer)
+
+    def migration_entry_wait(self, addr: int) -> None:
+        """Wait for the migration of the page at ``addr``: a migration entry becomes the new
+        page, present and read-only; any other entry is left as it is."""
+        page = addr - addr % PAGE_SIZE
+        before = self.pte(page)
+        if before.kind is PteKind.MIGRATION:
+            self.set_pte(page, Pte.present(fault_pfn(page)))
+        self._told(
+            FaultCall(kind="migration_entry_wait", addr=addr, before=before, after=self.pte(page))
+        )
+
+    def _told(self, call: FaultCall) -> None:
+        if self.on_fault is not None:
+            self.on_fault(call)
 
 
 def exact_overlap(start: int, end: int, low: int, high: int) -> bool:

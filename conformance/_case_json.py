@@ -200,11 +200,15 @@ def _replies_to_json(replies: tuple[tuple[int, int], ...]) -> Json:
 
 
 #: How an operation's field is written to JSON, by its type as the dataclass declares it.
-FIELD_CODECS: Final[Mapping[str, Callable[[Any], Json]]] = MappingProxyType(
+FIELD_CODECS: Final[Mapping[str, Callable[[Any], Any]]] = MappingProxyType(
     {
         "PfnEncoding": encoding_to_json,
         "Pte": pte_to_json,
         "tuple[tuple[int, int], ...]": _replies_to_json,
+        "tuple[int, ...]": list,
+        "tuple[tuple[int, FaultOutcome], ...]": lambda pairs: [
+            [addr, outcome.value] for addr, outcome in pairs
+        ],
     }
 )
 

@@ -34,6 +34,8 @@ from ._errors import HmmError as HmmError
 from ._errors import UsageCode as UsageCode
 from ._errors import UsageError as UsageError
 from ._errors import WouldLivelockError as WouldLivelockError
+from ._fault import hmm_vma_fault as hmm_vma_fault
+from ._fault import need_fault as need_fault
 from ._hmm import Hmm as Hmm
 from ._hmm import HmmMirror as HmmMirror
 from ._hmm import HmmMirrorOps as HmmMirrorOps
@@ -79,20 +81,27 @@ from ._range import HmmRange as HmmRange
 from ._range import PfnEncoding as PfnEncoding
 from ._scripted import MirrorEvent as MirrorEvent
 from ._scripted import ScriptedMirrorOps as ScriptedMirrorOps
+from ._world import FAULT_PFN_BASE as FAULT_PFN_BASE
 from ._world import PAGE_SHIFT as PAGE_SHIFT
 from ._world import PAGE_SIZE as PAGE_SIZE
 from ._world import PTE_MIGRATION as PTE_MIGRATION
 from ._world import PTE_NONE as PTE_NONE
 from ._world import PTE_POISON as PTE_POISON
 from ._world import PTE_SWAP as PTE_SWAP
+from ._world import VM_FAULT_ERROR as VM_FAULT_ERROR
+from ._world import FaultHandler as FaultHandler
+from ._world import FaultOutcome as FaultOutcome
 from ._world import MmStruct as MmStruct
 from ._world import Pte as Pte
 from ._world import PteKind as PteKind
 from ._world import Vma as Vma
+from ._world import VmFault as VmFault
+from ._world import fault_pfn as fault_pfn
 from ._world import page_aligned as page_aligned
 
 __all__ = [
     "DEFAULT_ENCODING",
+    "FAULT_PFN_BASE",
     "MAX_OOM_REAP_RETRIES",
     "PAGE_SHIFT",
     "PAGE_SIZE",
@@ -100,6 +109,7 @@ __all__ = [
     "PTE_NONE",
     "PTE_POISON",
     "PTE_SWAP",
+    "VM_FAULT_ERROR",
     "DeviceEntry",
     "DeviceFault",
     "DeviceFlush",
@@ -108,6 +118,8 @@ __all__ = [
     "DriverUsageError",
     "Errno",
     "FaultCheck",
+    "FaultHandler",
+    "FaultOutcome",
     "FaultStep",
     "Hmm",
     "HmmError",
@@ -139,14 +151,17 @@ __all__ = [
     "SyncRecord",
     "UsageCode",
     "UsageError",
+    "VmFault",
     "Vma",
     "VmaReap",
     "WouldBlockError",
     "WouldLivelockError",
     "describe_result",
     "exit_mmap",
+    "fault_pfn",
     "hmm_mirror_register",
     "hmm_mirror_unregister",
+    "hmm_vma_fault",
     "hmm_vma_get_pfns",
     "hmm_vma_range_done",
     "mmu_notifier_invalidate_range_end",
@@ -155,6 +170,7 @@ __all__ = [
     "mmu_notifier_register",
     "mmu_notifier_release",
     "mmu_notifier_unregister_no_release",
+    "need_fault",
     "oom_reap_task",
     "page_aligned",
 ]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Protocol, final
 
 from ._errors import UsageCode, UsageError
 
@@ -27,16 +27,22 @@ if TYPE_CHECKING:
     from ._mmu_notifier import MmuNotifier
 
 __all__ = [
+    "FAULT_PFN_BASE",
     "PAGE_SHIFT",
     "PAGE_SIZE",
     "PTE_MIGRATION",
     "PTE_NONE",
     "PTE_POISON",
     "PTE_SWAP",
+    "VM_FAULT_ERROR",
+    "FaultHandler",
+    "FaultOutcome",
     "MmStruct",
     "Pte",
     "PteKind",
+    "VmFault",
     "Vma",
+    "fault_pfn",
     "page_aligned",
 ]
 
@@ -117,6 +123,52 @@ PTE_POISON = Pte(kind=PteKind.POISON)
 
 
 @final
+class FaultOutcome(enum.Enum):
+    """What the CPU's fault handler does at a page: the world's answer, chosen by whoever writes
+    the case, as a mirror's reply is."""
+
+    #: It maps the page as asked (:meth:`MmStruct.handle_mm_fault` says how).
+    OK = "ok"
+    #: It must wait (I/O, a page lock). Allowed to retry, it returns ``VM_FAULT_RETRY`` instead,
+    #: having dropped mmap_sem unless told not to wait; not allowed, it waits and maps the page.
+    WAIT = "wait"
+    #: It fails (``VM_FAULT_SIGBUS``).
+    ERROR = "error"
+
+
+class VmFault(enum.IntFlag):
+    """The ``VM_FAULT_*`` bits ``handle_mm_fault`` returns that HMM reads (4.18 values)."""
+
+    SIGBUS = 0x0002
+    SIGSEGV = 0x0040
+    RETRY = 0x0400
+
+
+#: The bits HMM takes as a failed fault (the part of ``VM_FAULT_ERROR`` this world returns).
+VM_FAULT_ERROR = VmFault.SIGBUS | VmFault.SIGSEGV
+
+#: Page frames the fault handler maps are ``FAULT_PFN_BASE`` plus the page's number.
+FAULT_PFN_BASE = 1 << 40
+
+
+def fault_pfn(addr: int) -> int:
+    """The frame the fault handler maps at ``addr`` when it needs a new page."""
+    return FAULT_PFN_BASE + (addr >> PAGE_SHIFT)
+
+
+class FaultHandler(Protocol):
+    """Stands in for the mm's own fault handling (a harness that owns the CPU side)."""
+
+    def handle_mm_fault(self, addr: int, write: bool, allow_retry: bool, nowait: bool) -> int:
+        """``handle_mm_fault`` at ``addr``: 0 or :class:`VmFault` bits."""
+        ...
+
+    def migration_entry_wait(self, addr: int) -> None:
+        """Wait until the migration of the page at ``addr`` has finished."""
+        ...
+
+
+@final
 @dataclass(frozen=True, eq=False, slots=True, kw_only=True)
 class Vma:
     """A virtual memory area ``[start, end)`` of one mm. Compared by identity, like the kernel's.
@@ -163,6 +215,10 @@ class MmStruct:
         self.mmf_oom_skip = False
         self._windows: Counter[tuple[int, int]] = Counter()
         self._alloc_failures = 0
+        #: What the fault handler does at each page address; a page not listed gives OK.
+        self.fault_outcomes: dict[int, FaultOutcome] = {}
+        #: Replaces this mm's own fault handling when set (a harness that owns the CPU side).
+        self.fault_handler: FaultHandler | None = None
 
     def __repr__(self) -> str:
         return f"<MmStruct pid={self.pid} vmas={len(self._vmas)} exiting={self.exiting}>"
@@ -288,3 +344,45 @@ class MmStruct:
             self._alloc_failures -= 1
             return True
         return False
+
+    # -- faults (what ``hmm_vma_fault`` asks of the CPU side) --------------------------------
+
+    def handle_mm_fault(self, addr: int, *, write: bool, allow_retry: bool, nowait: bool) -> int:
+        """The CPU's fault handler at the page of ``addr``: 0, or :class:`VmFault` bits.
+
+        ``allow_retry`` and ``nowait`` are ``FAULT_FLAG_ALLOW_RETRY`` and
+        ``FAULT_FLAG_RETRY_NOWAIT``. The page's :attr:`fault_outcomes` entry decides; with OK
+        (or WAIT when retry is not allowed) a page that is not mapped gets a new frame
+        (:func:`fault_pfn`), writable if ``write``; a mapped page gains the write bit if
+        ``write``. A write fault in a vma without write permission is refused (``SIGSEGV``),
+        as the architecture's access check refuses it, and so is a fault on a poisoned entry.
+        Only adding a mapping or a permission is modelled: no mapping a device may hold is
+        replaced, so no notifier runs.
+        """
+        if self.fault_handler is not None:
+            return self.fault_handler.handle_mm_fault(addr, write, allow_retry, nowait)
+        page = addr - addr % PAGE_SIZE
+        vma = self.find_vma(page)
+        pte = self.pte(page)
+        if vma is None or (write and not vma.write) or pte.kind is PteKind.POISON:
+            return VmFault.SIGSEGV
+        outcome = self.fault_outcomes.get(page, FaultOutcome.OK)
+        if outcome is FaultOutcome.ERROR:
+            return VmFault.SIGBUS
+        if outcome is FaultOutcome.WAIT and allow_retry:
+            return VmFault.RETRY
+        if pte.kind is PteKind.PRESENT:
+            self.set_pte(page, Pte.present(pte.pfn, write=pte.write or write))
+        else:
+            self.set_pte(page, Pte.present(fault_pfn(page), write=write))
+        return 0
+
+    def migration_entry_wait(self, addr: int) -> None:
+        """Wait for the migration at ``addr`` to finish: the entry becomes the new page,
+        present and read-only (:func:`fault_pfn`). Other entries are left alone."""
+        if self.fault_handler is not None:
+            self.fault_handler.migration_entry_wait(addr)
+            return
+        page = addr - addr % PAGE_SIZE
+        if self.pte(page).kind is PteKind.MIGRATION:
+            self.set_pte(page, Pte.present(fault_pfn(page)))

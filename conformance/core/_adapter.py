@@ -57,6 +57,7 @@ __all__ = [
     "CandidateWouldHang",
     "Capability",
     "CpuView",
+    "Faults",
     "Handshake",
     "ObservesAhead",
     "RangeView",
@@ -80,6 +81,8 @@ class Capability(enum.Enum):
     #: It can be driven through the ``strict`` profile's seed-defect sequences without hanging
     #: (for example it raises :class:`CandidateWouldHang` where the seed would livelock).
     STRICT = "strict"
+    #: It implements ``hmm_vma_fault`` (:meth:`Faults.fault`); without it no fault is generated.
+    FAULT = "fault"
 
 
 @final
@@ -113,6 +116,17 @@ class CpuView(Protocol):
 
     def pte(self, addr: int) -> Pte:
         """The CPU page-table entry for the page containing ``addr``."""
+        ...
+
+    def handle_mm_fault(self, addr: int, write: bool, allow_retry: bool, nowait: bool) -> int:
+        """The CPU's fault handler (``handle_mm_fault``) at the page of ``addr``, for a
+        candidate's ``hmm_vma_fault``: 0 (the page is mapped as asked) or ``VM_FAULT_*`` bits
+        (:class:`hmm_ref.VmFault`). ``allow_retry`` and ``nowait`` are
+        ``FAULT_FLAG_ALLOW_RETRY`` and ``FAULT_FLAG_RETRY_NOWAIT``."""
+        ...
+
+    def migration_entry_wait(self, addr: int) -> None:
+        """Wait until the migration of the page at ``addr`` is over (its entry changes)."""
         ...
 
 
@@ -161,6 +175,27 @@ class Candidate(Protocol):
 
     def close(self) -> None:
         """The run is over; free what the candidate holds."""
+        ...
+
+
+class Faults(Protocol):
+    """What a candidate that declares :attr:`Capability.FAULT` implements besides
+    :class:`Candidate`."""
+
+    def fault(
+        self,
+        range_id: int,
+        vma: int,
+        start: int,
+        end: int,
+        encoding: PfnEncoding,
+        *,
+        pfns: Sequence[int],
+        block: bool,
+    ) -> int:
+        """``hmm_vma_fault`` of a new range ``range_id`` over ``[start, end)`` of ``vma``, its
+        entries filled with ``pfns`` (the requests, in ``encoding``), and ``block``. It faults
+        through :meth:`CpuView.handle_mm_fault` and :meth:`CpuView.migration_entry_wait`."""
         ...
 
 
