@@ -109,6 +109,12 @@ RULES: tuple[Rule, ...] = (
     _rule("RNG-7", M, "range_done returns valid and unregisters the range"),
     _rule("RNG-8", M, "range_done True means every entry matches the CPU page table now"),
     _rule("RNG-9", M, "range_done twice, on an unknown or on an empty range is a usage error"),
+    _rule("FLT-1", M, "a fault is refused as a snapshot is, and faults nothing"),
+    _rule("FLT-2", M, "the pages asked for, and only they, are faulted, first to last"),
+    _rule("FLT-3", M, "a fault returning 0 registers a valid range encoding the faulted table"),
+    _rule("FLT-4", M, "retry -EBUSY, failure -EFAULT; NONE from the failing page; unregistered"),
+    _rule("FLT-5", M, "non-blocking faults allow retry and do not wait; blocking ones may wait"),
+    _rule("FLT-6", D, "a blocking fault never drops mmap_sem (no retry allowed)"),
     _rule("REL-1", M, "release calls each mirror's release once; no callback afterwards"),
     _rule("REL-2", Y, "release order newest first (seed) or another"),
     _rule("REL-3", D, "ranges registered at release are invalid afterwards"),
@@ -137,6 +143,7 @@ OWNERS: Final[Mapping[str, str | None]] = MappingProxyType(
         "INV": "core",
         "END": "core",
         "RNG": "core",
+        "FLT": "core",
         "REL": "core",
         "MN": None,
         "DRV": "driver",
@@ -148,6 +155,7 @@ OWNERS: Final[Mapping[str, str | None]] = MappingProxyType(
 GATES: Final[Mapping[str, str]] = MappingProxyType(
     {
         "INV-9": "observe-in-callback",
+        **{f"FLT-{n}": "fault" for n in range(1, 7)},
         "REL-1": "release",
         "REL-2": "release",
         "REL-3": "release",

@@ -4,7 +4,8 @@ Each ``check_<ID>`` returns a :class:`Verdict` when the step exercised the rule,
 did not. Checks never change the model. :func:`check_step` runs all of them in catalogue order.
 A verdict names its rule, so a failure leads straight to docs/spec.md and back. The checks are
 written in ``conformance/core/_checks_mirrors.py`` (REG, INV, END) and
-``conformance/core/_checks_ranges.py`` (RNG, REL); :data:`CHECKS` names every one, and a rule of
+``conformance/core/_checks_ranges.py`` (RNG, REL) and ``conformance/core/_checks_faults.py``
+(FLT); :data:`CHECKS` names every one, and a rule of
 the core without its check fails here, at import.
 """
 
@@ -18,7 +19,7 @@ from ._rules import rules_of
 # The verdicts are every side's vocabulary (conformance/_verdicts.py); this public module names
 # them for the users of its checks.
 from ._verdicts import Status, Verdict
-from .core import _checks_mirrors, _checks_ranges
+from .core import _checks_faults, _checks_mirrors, _checks_ranges
 from .core._judging import Check
 from .core._model import Model, Observation
 from .core._ops import Operation
@@ -26,7 +27,11 @@ from .core._ops import Operation
 __all__ = ["CHECKS", "Status", "Verdict", "check_step"]
 
 #: Every check written, by its function's name.
-_WRITTEN: Final[Mapping[str, object]] = {**vars(_checks_mirrors), **vars(_checks_ranges)}
+_WRITTEN: Final[Mapping[str, object]] = {
+    **vars(_checks_mirrors),
+    **vars(_checks_ranges),
+    **vars(_checks_faults),
+}
 
 
 def _check_of(rule_id: str) -> Check:

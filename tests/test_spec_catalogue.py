@@ -12,9 +12,9 @@ from conformance._rules import RULES, RULES_BY_ID, Level, Rule
 
 ROOT = Path(__file__).resolve().parent.parent
 SPEC = ROOT / "docs" / "spec.md"
-RULE_ID = re.compile(r"\b(REG|INV|END|RNG|REL|MN|DRV)-(\d+)\b")
+RULE_ID = re.compile(r"\b(REG|INV|END|RNG|FLT|REL|MN|DRV)-(\d+)\b")
 #: The groups that the reference implements and its own tests must name, rule by rule.
-REFERENCE_GROUPS = ("REG", "INV", "END", "RNG", "REL", "MN")
+REFERENCE_GROUPS = ("REG", "INV", "END", "RNG", "FLT", "REL", "MN")
 
 
 def _test_names() -> set[str]:
@@ -36,14 +36,18 @@ def test_catalogue_ids_are_unique_and_numbered_without_gaps() -> None:
         assert rule.group == match.group(1)
         groups.setdefault(rule.group, []).append(int(match.group(2)))
     assert all(numbers == list(range(1, len(numbers) + 1)) for numbers in groups.values())
-    assert {rule.id for rule in RULES if rule.level is Level.SEED_DEFECT} == {"REG-5", "REL-3"}
+    assert {rule.id for rule in RULES if rule.level is Level.SEED_DEFECT} == {
+        "REG-5",
+        "REL-3",
+        "FLT-6",
+    }
 
 
 def test_spec_has_a_section_for_every_rule_and_no_other() -> None:
     """docs/spec.md has one heading per catalogue rule, with the rule's level, and no stray ID."""
     text = SPEC.read_text()
     headings = re.findall(
-        r"^###\s+((?:REG|INV|END|RNG|REL|MN|DRV)-\d+)\s+\(([A-Z-]+)\)", text, re.M
+        r"^###\s+((?:REG|INV|END|RNG|FLT|REL|MN|DRV)-\d+)\s+\(([A-Z-]+)\)", text, re.M
     )
     assert [rule_id for rule_id, _ in headings] == [rule.id for rule in RULES]
     assert all(RULES_BY_ID[rule_id].level.value == level for rule_id, level in headings)

@@ -13,10 +13,13 @@ from __future__ import annotations
 from typing import Final
 
 from hmm_ref import (
+    PAGE_SIZE,
     HmmPfnFlag,
     HmmUpdate,
     PfnEncoding,
     Pte,
+    PteKind,
+    VmFault,
 )
 
 from .._known_bad import KnownBad, entry_name
@@ -26,6 +29,7 @@ from ._adapter import (
 )
 from ._blind_catalogue import BLIND_CATALOGUE
 from ._seed_core import EAGAIN, SeedCore, SeedRange
+from ._seed_fault import SeedFaultCore
 
 __all__ = ["CATALOGUE", "SeedCore"]
 
@@ -214,6 +218,61 @@ class WriteFlagLost(SeedCore):
         return encoding.encode(pte) & ~encoding.flags[HmmPfnFlag.WRITE]
 
 
+# -- the faulting snapshot (FLT) ---------------------------------------------------------------
+
+
+class EagainWhenSemDropped(SeedFaultCore):
+    def fault_error(self, rng: SeedRange, index: int, answer: int) -> int:
+        if answer & VmFault.RETRY:
+            return EAGAIN  # what the seed's comment promises; its code returns -EBUSY
+        return super().fault_error(rng, index, answer)
+
+
+class NonBlockingMayWait(SeedFaultCore):
+    def fault_flags(self, block: bool) -> tuple[bool, bool]:
+        return True, False  # FAULT_FLAG_RETRY_NOWAIT never passed
+
+
+class RetryNeverAllowed(SeedFaultCore):
+    def fault_flags(self, block: bool) -> tuple[bool, bool]:
+        return False, not block  # the 5.3 fix taken for every call, non-blocking ones too
+
+
+class ErrorLeavesRangeRegistered(SeedFaultCore):
+    def give_up(self, rng: SeedRange, index: int) -> None:
+        super().give_up(rng, index)
+        rng.registered = True  # the error path without its hmm_vma_range_done
+
+
+class ErrorMarkKept(SeedFaultCore):
+    def give_up(self, rng: SeedRange, index: int) -> None:
+        kept = rng.entries[index]
+        super().give_up(rng, index)
+        rng.entries[index] = kept  # the ERROR mark the comments promise, not NONE
+
+
+class WholeRangeClearedOnError(SeedFaultCore):
+    def give_up(self, rng: SeedRange, index: int) -> None:
+        super().give_up(rng, 0)  # NONE from the first page, not from the failing one
+
+
+class WriteRequestIgnored(SeedFaultCore):
+    def need(self, encoding: PfnEncoding, request: int, pte: Pte) -> tuple[bool, bool]:
+        fault, _ = super().need(encoding, request & ~encoding.flags[HmmPfnFlag.WRITE], pte)
+        return fault, False
+
+
+class NoWalkAfterFault(SeedFaultCore):
+    def fault_page(self, rng: SeedRange, index: int, block: bool) -> int:
+        assert self.cpu is not None
+        before = self.cpu.pte(rng.start + index * PAGE_SIZE)
+        step = super().fault_page(rng, index, block)
+        if step == 0 and before.kind is not PteKind.MIGRATION:
+            rng.entries[index] = self.encode(rng.encoding, before)  # the entry before the fault
+            return 1
+        return step
+
+
 def _entry(cls: type[SeedCore], shortest: int, rules: str, origin: str) -> KnownBad[Candidate]:
     name = entry_name(cls)
     return KnownBad(
@@ -284,5 +343,47 @@ CATALOGUE: Final = (
         "RNG-1",
         "mutation testing: the WRITE flag left out of snapshot entries (docs/mutation.md)",
     ),
+    _entry(
+        EagainWhenSemDropped,
+        1,
+        "FLT-4",
+        "the seed's comment: -EAGAIN when mmap_sem was dropped, where its code and 5.3 give "
+        "-EBUSY (bug #15, kernel-semantics 3.8 rule 7)",
+    ),
+    _entry(
+        NonBlockingMayWait,
+        1,
+        "FLT-5",
+        "mutation: a non-blocking fault without FAULT_FLAG_RETRY_NOWAIT (the handler may sleep)",
+    ),
+    _entry(
+        RetryNeverAllowed,
+        1,
+        "FLT-5",
+        "bug #15's 2019 fix (no retry when blocking) taken for non-blocking faults too",
+    ),
+    _entry(
+        ErrorLeavesRangeRegistered,
+        1,
+        "FLT-4",
+        "mutation: the error path without its range_done (a range left registered)",
+    ),
+    _entry(
+        ErrorMarkKept,
+        1,
+        "FLT-4",
+        "the comments' promise: values[ERROR] left on the failing page (kernel-semantics 3.8 "
+        "rule 6), where the code clears it to NONE",
+    ),
+    _entry(
+        WholeRangeClearedOnError,
+        1,
+        "FLT-4",
+        "mutation: the error path clears every entry, not those from the failing page",
+    ),
+    _entry(
+        WriteRequestIgnored, 1, "FLT-2 FLT-3", "mutation: flags[WRITE] in a request not faulted"
+    ),
+    _entry(NoWalkAfterFault, 1, "FLT-3", "mutation: the entry read before its page was faulted"),
     *BLIND_CATALOGUE,
 )

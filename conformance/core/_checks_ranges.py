@@ -24,6 +24,7 @@ from ._model import (
     snapshot_outcome,
 )
 from ._ops import (
+    FaultSnapshot,
     InvalidateEnd,
     InvalidateStart,
     Observe,
@@ -127,7 +128,7 @@ def _untouchable(m: Model, op: Operation) -> list[tuple[str, RangeState]]:
     keep: list[tuple[str, RangeState]] = []
     bound = {rng.id for rng in m.bound_ranges()}
     for rng in m.ranges.values():
-        if isinstance(op, Snapshot | RangeDone | Observe) and op.range == rng.id:
+        if isinstance(op, Snapshot | FaultSnapshot | RangeDone | Observe) and op.range == rng.id:
             continue
         if rng.registered and rng.id not in bound:
             continue

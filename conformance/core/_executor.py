@@ -13,10 +13,11 @@ becomes a HANG, CRASH or PROTOCOL verdict with the fault's own message.
 
 from __future__ import annotations
 
-from typing import TypeAlias, assert_never, final
+from typing import TypeAlias, assert_never, cast, final
 
 from hmm_ref import HmmMirrorOps, HmmUpdate
 
+from .._case import FaultCall
 from .._fingerprint import handing
 from .._side import Failure, StepKeeping
 from .._verdicts import (
@@ -35,6 +36,7 @@ from ._adapter import (
     CandidateRejected,
     CandidateWouldHang,
     Capability,
+    Faults,
     Handshake,
     ObservesAhead,
     RangeView,
@@ -43,6 +45,7 @@ from ._model import CallRecord, CpuState, Model, Observation, Profile
 from ._ops import (
     Case,
     CoreOperation,
+    FaultSnapshot,
     InvalidateEnd,
     InvalidateStart,
     Observe,
@@ -162,11 +165,14 @@ class Executor(StepKeeping[CoreOperation, Observation]):
         result: int | bool | None = None
         rejected = would_hang = None
         watch = set(self.model.ranges)
-        if isinstance(op, Snapshot):
+        if isinstance(op, Snapshot | FaultSnapshot):
             watch.add(op.range)
         observed = [] if isinstance(op, SetCpuEntry) else sorted(watch)
         if self._ahead is not None:
             self._expect(op, observed)
+        faults: list[FaultCall] = []
+        if isinstance(op, FaultSnapshot):
+            self.cpu.outcomes, self.cpu.on_fault = dict(op.handler), faults.append
         try:
             result = self._call(op)
         except CandidateRejected as error:
@@ -179,6 +185,8 @@ class Executor(StepKeeping[CoreOperation, Observation]):
             raise StepEndedError(fault_verdict(fault)) from None
         except Exception:
             raise StepEndedError(crash_verdict(f"{op.name} raised")) from None
+        finally:
+            self.cpu.outcomes, self.cpu.on_fault = {}, None
         if would_hang is not None and not (isinstance(op, RegisterMirror) and self.model.poisoned):
             raise StepEndedError(
                 Verdict(rule=None, status=Status.HANG, detail=f"{op.name}: {would_hang}")
@@ -190,6 +198,7 @@ class Executor(StepKeeping[CoreOperation, Observation]):
             would_hang=would_hang,
             calls=tuple(self._calls),
             ranges=ranges,
+            faults=tuple(faults),
         )
 
     def _expect(self, op: CoreOperation, after: list[int]) -> None:
@@ -218,6 +227,12 @@ class Executor(StepKeeping[CoreOperation, Observation]):
                 candidate.unregister(op.mirror)
             case Snapshot():
                 answer = candidate.snapshot(op.range, op.vma, op.start, op.end, op.encoding)
+                return self._typed(op, answer, int)
+            case FaultSnapshot():
+                faulting = cast("Faults", candidate)  # it declared FAULT (caller_violation)
+                answer = faulting.fault(
+                    op.range, op.vma, op.start, op.end, op.encoding, pfns=op.pfns(), block=op.block
+                )
                 return self._typed(op, answer, int)
             case RangeDone():
                 return self._typed(op, candidate.range_done(op.range), bool)

@@ -97,7 +97,7 @@ def stale_entry(m: Model, rng: RangeState, entries: Sequence[int]) -> tuple[int,
     """
     expected, unwritten = expected_entries(m.cpu, rng)
     for index, (got, want) in enumerate(zip(entries, expected, strict=False)):
-        if index not in unwritten | rng.unwritten and got != want:
+        if index not in unwritten | rng.unwritten | rng.faulted and got != want:
             return index, got, want
     return None
 

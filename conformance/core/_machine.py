@@ -48,6 +48,7 @@ from ._draws import (
     world_strategy,
 )
 from ._executor import Executor, StepOutcome
+from ._machine_faults import FaultRules
 from ._model import Model
 from ._ops import (
     Case,
@@ -72,7 +73,7 @@ __all__ = ["CaseRecorder", "HmmConformance"]
 CaseRecorder: TypeAlias = Recorders[Case, StepOutcome, Callable[[World], Executor]]
 
 
-class HmmConformance(CaseMachine[Case, CoreOperation, Executor]):
+class HmmConformance(FaultRules, CaseMachine[Case, CoreOperation, Executor]):
     """The core side's state machine; ``bound`` makes a class of it whose cases run
     through a recorder."""
 

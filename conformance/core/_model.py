@@ -27,11 +27,12 @@ from hmm_ref import (
     PteKind,
 )
 
-from .._case import CpuState, exact_overlap
+from .._case import CpuState, FaultCall, exact_overlap
 from .._rules import Profile
 from ._adapter import Capability, RangeView
 from ._ops import (
     CoreOperation,
+    FaultSnapshot,
     InvalidateEnd,
     InvalidateStart,
     Observe,
@@ -84,6 +85,8 @@ class Observation:
     calls: tuple[CallRecord, ...] = ()
     #: The ranges observed right after the step, by id.
     ranges: tuple[tuple[int, RangeView], ...] = ()
+    #: The calls the candidate made into the CPU's fault handling (a fault step).
+    faults: tuple[FaultCall, ...] = ()
 
     def range(self, range_id: int) -> RangeView | None:
         return dict(self.ranges).get(range_id)
@@ -118,6 +121,9 @@ class RangeState:
     entries: tuple[int, ...]
     #: Entries the seed's walk does not write (after a poisoned page): no rule binds them.
     unwritten: frozenset[int] = frozenset()
+    #: Entries whose page a fault mapped, or made writable, since the snapshot: no notifier
+    #: runs for that (docs/spec.md, FLT-3), so the entry may still be the older one.
+    faulted: frozenset[int] = frozenset()
     #: Open windows that overlapped the range when it was snapshotted.
     windows_at_snapshot: frozenset[int] = frozenset()
     done: bool = False
@@ -281,7 +287,7 @@ class Model:
         The generators never take such a step; a replayed case that does is refused, since the
         candidate cannot be blamed for it.
         """
-        if isinstance(op, RegisterMirror | Snapshot | Release) and self.released:
+        if isinstance(op, RegisterMirror | Snapshot | FaultSnapshot | Release) and self.released:
             return "the mm has exited (release ran); nothing registers or snapshots after it"
         if isinstance(op, RegisterMirror):
             if op.mirror in self.known | self.refused | self.gone:
@@ -300,8 +306,10 @@ class Model:
                 "this unregister could leave a registered snapshot that no invalidation "
                 "reaches (the seed's bug #11); finish the snapshots first"
             )
-        if isinstance(op, Snapshot) and op.range in self.ranges:
+        if isinstance(op, Snapshot | FaultSnapshot) and op.range in self.ranges:
             return f"range r{op.range} exists already in this case; use a new number"
+        if isinstance(op, FaultSnapshot) and Capability.FAULT not in self.capabilities:
+            return "the candidate did not declare the fault capability (hmm_vma_fault)"
         if isinstance(op, InvalidateEnd) and (op.start, op.end) not in self.windows.values():
             return "no successful start of this span is open: end follows only such a start (END-3)"
         if isinstance(op, SetCpuEntry) and op.addr not in self.changeable_pages():
@@ -322,6 +330,8 @@ class Model:
                 self._on_unregister(op, obs)
             case Snapshot():
                 self._on_snapshot(op, obs)
+            case FaultSnapshot():
+                self._on_fault(op, obs)
             case Observe():
                 self._on_observe(op, obs)
             case RangeDone():
@@ -423,6 +433,36 @@ class Model:
         if result == 0:
             rng.unwritten = expected_entries(self.cpu, rng)[1]
         self.ranges[op.range] = rng
+
+    def _on_fault(self, op: FaultSnapshot, obs: Observation) -> None:
+        # The step passed, so the result is the rules' (FLT-1, FLT-3, FLT-4). A range the
+        # fault gave up is never registered again, and no rule binds its valid flag (the
+        # seed's is still True from the registration its error path undid).
+        ok = obs.result == 0
+        view = obs.range(op.range)
+        valid = ok or (view is not None and view.valid)
+        self.ranges[op.range] = RangeState(
+            id=op.range,
+            start=op.start,
+            end=op.end,
+            encoding=op.encoding,
+            registered=ok,
+            valid=valid,
+            entries=(),
+            failed=not ok,
+            windows_at_snapshot=frozenset(
+                window
+                for window, (start, end) in self.windows.items()
+                if exact_overlap(start, end, op.start, op.end)
+            ),
+        )
+        for call in obs.faults:  # the CPU side already changed (the harness's own handler)
+            if call.after == call.before:
+                continue
+            for rng in self.registered_ranges():
+                if rng.id != op.range and rng.covers(call.addr):
+                    index = (call.addr - rng.start) // PAGE_SIZE
+                    rng.faulted = rng.faulted | {index}
 
     def _invalidate(self, start: int, end: int) -> None:
         for rng in self.bound_ranges():

@@ -3,11 +3,13 @@
 Each case gets a fresh ``hmm_ref.MmStruct`` with the case's vmas; HMM's notifier is the only one
 on its chain, so the chain's result is HMM's own. ``hmm_ref`` reads the CPU page table from its
 mm, so before each snapshot the adapter copies the entries of the snapshot's pages from the
-harness's view (the only moment the seed's code reads them).
+harness's view (the only moment the seed's code reads them); a fault goes to the harness's
+fault handler, and the entry it leaves is copied back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import final
 
 import hmm_ref as H
@@ -80,6 +82,29 @@ class ReferenceCandidate:
         self._ranges[range_id] = handle
         return H.hmm_vma_get_pfns(handle)
 
+    def fault(
+        self,
+        range_id: int,
+        vma: int,
+        start: int,
+        end: int,
+        encoding: H.PfnEncoding,
+        *,
+        pfns: Sequence[int],
+        block: bool,
+    ) -> int:
+        assert self._cpu is not None, "begin() comes first"
+        target = self._vmas[vma]
+        for addr in range(max(start, target.start), min(end, target.end), H.PAGE_SIZE):
+            self._mm.set_pte(addr, self._cpu.pte(addr))
+        handle = H.HmmRange(vma=target, start=start, end=end, encoding=encoding, pfns=pfns)
+        self._ranges[range_id] = handle
+        self._mm.fault_handler = _Forward(self._cpu, self._mm)
+        try:
+            return H.hmm_vma_fault(handle, block)
+        finally:
+            self._mm.fault_handler = None
+
     def _range(self, range_id: int) -> H.HmmRange:
         handle = self._ranges.get(range_id)
         if handle is None:
@@ -110,6 +135,24 @@ class ReferenceCandidate:
     def close(self) -> None:
         self._mirrors.clear()
         self._ranges.clear()
+
+
+@final
+class _Forward:
+    """The reference mm's fault handling, done by the harness's CPU side and copied back."""
+
+    def __init__(self, cpu: CpuView, mm: H.MmStruct) -> None:
+        self._cpu = cpu
+        self._mm = mm
+
+    def handle_mm_fault(self, addr: int, write: bool, allow_retry: bool, nowait: bool) -> int:
+        answer = self._cpu.handle_mm_fault(addr, write, allow_retry, nowait)
+        self._mm.set_pte(addr, self._cpu.pte(addr))
+        return answer
+
+    def migration_entry_wait(self, addr: int) -> None:
+        self._cpu.migration_entry_wait(addr)
+        self._mm.set_pte(addr, self._cpu.pte(addr))
 
 
 def reference() -> ReferenceCandidate:

@@ -8,16 +8,26 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, final
 
-from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PTE_NONE, PTE_POISON, Errno, PfnEncoding, Pte
+from hmm_ref import (
+    DEFAULT_ENCODING,
+    PAGE_SIZE,
+    PTE_NONE,
+    PTE_POISON,
+    Errno,
+    FaultOutcome,
+    PfnEncoding,
+    Pte,
+)
 
 from .._generation import ENCODINGS, VMAS
 from ._adapter import Capability
 from ._model import Model
 from ._ops import (
     CoreOperation,
+    FaultSnapshot,
     InvalidateEnd,
     InvalidateStart,
     RangeDone,
@@ -60,6 +70,9 @@ class Scope:
     #: What the CPU may change an entry to, inside a window.
     new_entries: tuple[Pte, ...] = (PTE_NONE, Pte.present(0x1AA, write=True))
     encodings: tuple[PfnEncoding, ...] = (DEFAULT_ENCODING,)
+    #: Faults a sequence may make, for a candidate that declares them (range numbers are
+    #: given when one is taken).
+    faults: tuple[FaultSnapshot, ...] = ()
 
     @property
     def world(self) -> World:
@@ -100,6 +113,39 @@ def _world(*ptes: Pte) -> World:
     return World(vmas=VMAS, ptes=tuple((_pages(n, n + 1)[0], pte) for n, pte in enumerate(ptes)))
 
 
+def _faults() -> tuple[FaultSnapshot, ...]:
+    """Over the first two pages (writable, read-only), both asked for write: mapped as asked,
+    non-blocking; the handler waiting at the read-only page, non-blocking (-EBUSY); failing
+    there, blocking (-EFAULT); and a fault the rules refuse (an unreadable vma)."""
+    start, end = _pages(0, 2)
+    wait, error = ((end - PAGE_SIZE, FaultOutcome.WAIT),), ((end - PAGE_SIZE, FaultOutcome.ERROR),)
+
+    def fault(
+        vma: int,
+        span: tuple[int, int],
+        block: bool,
+        handler: tuple[tuple[int, FaultOutcome], ...] = (),
+    ) -> FaultSnapshot:
+        npages = (span[1] - span[0]) // PAGE_SIZE
+        return FaultSnapshot(
+            range=0,
+            vma=vma,
+            start=span[0],
+            end=span[1],
+            encoding=DEFAULT_ENCODING,
+            block=block,
+            requests=(3,) * npages,
+            handler=handler,
+        )
+
+    return (
+        fault(0, (start, end), False),
+        fault(0, (start, end), False, wait),
+        fault(0, (start, end), True, error),
+        fault(2, (VMAS[2].start, VMAS[2].end), True),
+    )
+
+
 #: The default scope: the random engine's vmas, and two worlds of four pages of the first vma
 #: (mapped writable, read-only, to device memory and poisoned, so that a snapshot shows every
 #: kind of entry; then the same with the poisoned page before the device page, so that the
@@ -121,7 +167,9 @@ SCOPE: Final = Scope(
         (0, VMAS[0].end, VMAS[0].end),  # empty, at the very end of its vma
     ),
     encodings=ENCODINGS[:2],
+    faults=_faults(),
 )
+
 
 #: A range number no snapshot ever takes: range_done on it is the misuse RNG-9 is about.
 UNKNOWN_RANGE: Final = 1_000_000
@@ -145,6 +193,7 @@ def state_key(model: Model) -> Hashable:
             r.valid,
             r.entries,
             r.unwritten,
+            r.faulted,
             frozenset(rank.get(w, -1) for w in r.windows_at_snapshot),
             r.done,
             r.failed,
@@ -211,6 +260,8 @@ def operations(model: Model, scope: Scope) -> Iterator[CoreOperation]:
             Snapshot(range=used_ranges, vma=vma, start=start, end=end, encoding=DEFAULT_ENCODING)
             for vma, start, end in scope.refused
         )
+    if used_ranges < scope.ranges and Capability.FAULT in model.capabilities:
+        candidates.extend(replace(fault, range=used_ranges) for fault in scope.faults)
     if Capability.RELEASE in model.capabilities:
         candidates.append(Release())
     seen: set[CoreOperation] = set()

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import final
+from typing import cast, final
 
 from hmm_ref import HmmMirrorOps, PfnEncoding
 
 from .._alarm import Watchdog, Watched
-from ._adapter import Candidate, CpuView, Handshake, ObservesAhead, RangeView
+from ._adapter import Candidate, CpuView, Faults, Handshake, ObservesAhead, RangeView
 
 __all__ = ["WatchedCandidate", "watched"]
 
@@ -32,6 +32,23 @@ class WatchedCandidate(Watched[Candidate]):
 
     def snapshot(self, range_id: int, vma: int, start: int, end: int, encoding: PfnEncoding) -> int:
         return self._call("snapshot", self.inner.snapshot, range_id, vma, start, end, encoding)
+
+    def fault(
+        self,
+        range_id: int,
+        vma: int,
+        start: int,
+        end: int,
+        encoding: PfnEncoding,
+        *,
+        pfns: Sequence[int],
+        block: bool,
+    ) -> int:
+        inner = cast("Faults", self.inner)  # only a candidate that declared FAULT is asked
+        return self._call(
+            "fault",
+            lambda: inner.fault(range_id, vma, start, end, encoding, pfns=pfns, block=block),
+        )
 
     def observe(self, range_id: int) -> RangeView:
         return self._call("observe", self.inner.observe, range_id)

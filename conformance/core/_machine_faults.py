@@ -1,0 +1,117 @@
+"""The state machine's rule for ``hmm_vma_fault`` (the FLT rules), mixed into the core machine.
+
+A fault draws its span as a snapshot does (a readable vma, or a span the rules refuse), a
+request for each page and what the CPU's fault handler does at each page: the world's answer,
+as a mirror's reply is. It keeps the caller's side of the protocol in two places:
+
+- a device-private page is never asked to be faulted back: the migration back to system memory
+  invalidates the page through the notifier chain, into the candidate, which the harness does
+  not model (docs/spec.md, FLT-2 open point);
+- outside the strict profile, a blocking fault never meets a handler that must wait, which in
+  the seed drops mmap_sem (FLT-6, a seed defect).
+
+Its encodings are the swarm's whose ``values[NONE]`` lacks ``flags[VALID]``: the walk reads a
+faulted page's entry, ``values[NONE]`` by then, as a new request (hmm_ref/_fault.py rule 3).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, precondition, rule
+
+from hmm_ref import (
+    DEFAULT_ENCODING,
+    PAGE_SIZE,
+    FaultOutcome,
+    HmmPfnFlag,
+    HmmPfnValue,
+    PfnEncoding,
+    PteKind,
+)
+
+from .._generation import VMAS
+from ._adapter import Capability
+from ._draws import REFUSED_SPANS, SNAPSHOTTABLE
+from ._ops import CoreOperation, FaultSnapshot
+
+if TYPE_CHECKING:
+    from ._model import Model
+
+__all__ = ["FaultRules"]
+
+#: What the fault handler does at a page, the plain answer first (it shrinks to it).
+_OUTCOMES = st.sampled_from((FaultOutcome.OK, FaultOutcome.WAIT, FaultOutcome.ERROR))
+_DEVICE = 4
+
+
+class FaultRules:
+    """The fault rule. The machine it is mixed into gives the names declared below."""
+
+    ranges = Bundle("ranges")
+
+    if TYPE_CHECKING:
+
+        @property
+        def model(self) -> Model: ...
+
+        def _do(self, op: CoreOperation) -> None: ...
+
+        def _range_id(self) -> int: ...
+
+        def _encoding(self, data: st.DataObject) -> PfnEncoding: ...
+
+    @precondition(
+        lambda self: not self.model.released and Capability.FAULT in self.model.capabilities
+    )
+    @rule(
+        target=ranges,
+        kind=st.one_of(st.just("ok"), st.sampled_from(tuple(REFUSED_SPANS))),
+        vma=st.sampled_from(SNAPSHOTTABLE),
+        first=st.integers(0, 7),
+        length=st.integers(1, 6),
+        block=st.booleans(),
+        data=st.data(),
+    )
+    def fault(
+        self, *, kind: str, vma: int, first: int, length: int, block: bool, data: st.DataObject
+    ) -> int:
+        """``hmm_vma_fault`` over a drawn span, with a request and a handler's answer per page."""
+        if kind == "ok":
+            span = VMAS[vma]
+            start = span.start + min(first, span.npages - 1) * PAGE_SIZE
+            end = min(start + length * PAGE_SIZE, span.end)
+        else:
+            vma, start, end = REFUSED_SPANS[kind]
+        encoding = self._encoding(data)
+        if encoding.values[HmmPfnValue.NONE] & encoding.flags[HmmPfnFlag.VALID]:
+            encoding = DEFAULT_ENCODING
+        npages = (end - start) // PAGE_SIZE
+        requests = data.draw(st.lists(st.integers(0, 7), min_size=npages, max_size=npages))
+        for index, request in enumerate(requests):
+            pte = self.model.cpu.pte(start + index * PAGE_SIZE)
+            if pte.kind is PteKind.DEVICE_PRIVATE and request & 1:
+                requests[index] = request & ~_DEVICE
+        may_wait = not block or self.model.strict()
+        handler = tuple(
+            (start + index * PAGE_SIZE, outcome)
+            for index, outcome in enumerate(
+                data.draw(st.lists(_OUTCOMES, min_size=npages, max_size=npages), label="handler")
+            )
+            if outcome is not FaultOutcome.OK and (may_wait or outcome is FaultOutcome.ERROR)
+        )
+        range_id = self._range_id()
+        self._do(
+            FaultSnapshot(
+                range=range_id,
+                vma=vma,
+                start=start,
+                end=end,
+                encoding=encoding,
+                block=block,
+                requests=tuple(requests),
+                handler=handler,
+            )
+        )
+        return range_id
