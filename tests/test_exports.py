@@ -44,6 +44,7 @@ FACADES: Final = (
 OPEN: Final[dict[str, dict[str, str]]] = {
     "hmm_ref": {
         "HmmMirrorOps": "protocol",
+        "FaultHandler": "protocol",
         "MmuNotifier": "extension",
         "HmmError": "exception",
         "UsageError": "exception",

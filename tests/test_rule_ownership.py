@@ -14,7 +14,7 @@ def test_every_group_has_one_owner_and_every_rule_a_group() -> None:
     """Each rule's group is in the table; the core owns REG..REL, the driver side DRV, and
     no candidate run checks MN (hmm_ref's own tests do)."""
     assert {rule.group for rule in RULES} == set(OWNERS)
-    assert {rule.group for rule in rules_of("core")} == {"REG", "INV", "END", "RNG", "REL"}
+    assert {rule.group for rule in rules_of("core")} == {"REG", "INV", "END", "RNG", "FLT", "REL"}
     assert {rule.group for rule in rules_of("driver")} == {"DRV"}
     assert all(rule.side is None for rule in RULES if rule.group == "MN")
 

@@ -102,6 +102,8 @@ def check_FLT_3(m: Model, op: Operation, obs: Observation) -> Verdict | None:
     view = obs.range(op.range)
     if view is not None and not (view.registered and view.valid):
         return fail("FLT-3", f"r{op.range} is registered={view.registered} valid={view.valid}")
+    if view is not None and len(view.entries) != len(walk.entries):
+        return fail("FLT-3", f"r{op.range} has {len(view.entries)} entries, not {len(op.requests)}")
     for index, got, wanted in _differences(view, walk, frozenset()):
         pte = m.cpu.pte(op.start + index * PAGE_SIZE)
         return fail(
@@ -137,6 +139,8 @@ def check_FLT_4(m: Model, op: Operation, obs: Observation) -> Verdict | None:
     view = obs.range(op.range)
     if view is not None and view.registered:
         return fail("FLT-4", f"r{op.range} is still registered after the error")
+    if view is not None and len(view.entries) != len(walk.entries):
+        return fail("FLT-4", f"r{op.range} has {len(view.entries)} entries, not {len(op.requests)}")
     none = op.encoding.values[HmmPfnValue.NONE]
     for index, got, wanted in _differences(view, walk, walk.loose, none):
         return fail(

@@ -18,18 +18,15 @@ from typing import Literal, assert_never, final
 
 from hmm_ref import (
     PAGE_SIZE,
-    Errno,
-    HmmPfnFlag,
-    HmmPfnValue,
     HmmUpdate,
     PfnEncoding,
-    Pte,
     PteKind,
 )
 
 from .._case import CpuState, FaultCall, exact_overlap
 from .._rules import Profile
 from ._adapter import Capability, RangeView
+from ._entries import encode, snapshot_outcome
 from ._ops import (
     CoreOperation,
     FaultSnapshot,
@@ -43,7 +40,6 @@ from ._ops import (
     SetCpuEntry,
     Snapshot,
     UnregisterMirror,
-    VmaSpec,
 )
 
 __all__ = [
@@ -53,7 +49,9 @@ __all__ = [
     "Observation",
     "Profile",
     "RangeState",
+    "encode",
     "exact_overlap",
+    "snapshot_outcome",
 ]
 
 
@@ -95,17 +93,6 @@ class Observation:
         return [call for call in self.calls if call.kind == "sync"]
 
 
-def snapshot_outcome(vma: VmaSpec, start: int, end: int) -> tuple[int, HmmPfnValue | None]:
-    """The result the rules demand of a snapshot, and the value every entry is filled with."""
-    if start < vma.start or start >= vma.end or end < vma.start or end > vma.end:
-        return -Errno.EINVAL, None
-    if vma.special:
-        return -Errno.EINVAL, HmmPfnValue.SPECIAL
-    if not vma.read:
-        return -Errno.EPERM, HmmPfnValue.NONE
-    return 0, None
-
-
 @final
 @dataclass(slots=True, kw_only=True)
 class RangeState:
@@ -143,29 +130,6 @@ class RangeState:
 
     def covers(self, addr: int) -> bool:
         return self.start <= addr < self.end
-
-
-#: Entries are unsigned 64-bit words.
-_WORD = (1 << 64) - 1
-
-
-def encode(encoding: PfnEncoding, pte: Pte) -> int:
-    """The entry RNG-1 demands for ``pte`` in ``encoding``, worked out from the rule's text.
-
-    The reference has its own encoder; the model does not use it, so that a fault in one is
-    not copied into the expectation it is judged by.
-    """
-    flags, values = encoding.flags, encoding.values
-    if pte.kind in (PteKind.PRESENT, PteKind.DEVICE_PRIVATE):
-        entry = (pte.pfn << encoding.pfn_shift) & _WORD | flags[HmmPfnFlag.VALID]
-        if pte.write:
-            entry |= flags[HmmPfnFlag.WRITE]
-        if pte.kind is PteKind.DEVICE_PRIVATE:
-            entry |= flags[HmmPfnFlag.DEVICE_PRIVATE]
-        return entry
-    if pte.kind is PteKind.POISON:
-        return values[HmmPfnValue.ERROR]
-    return values[HmmPfnValue.NONE]  # no entry, a swap entry, or a migration entry
 
 
 def expected_entries(cpu: CpuState, rng: RangeState) -> tuple[list[int], frozenset[int]]:
@@ -435,9 +399,8 @@ class Model:
         self.ranges[op.range] = rng
 
     def _on_fault(self, op: FaultSnapshot, obs: Observation) -> None:
-        # The step passed, so the result is the rules' (FLT-1, FLT-3, FLT-4). A range the
-        # fault gave up is never registered again, and no rule binds its valid flag (the
-        # seed's is still True from the registration its error path undid).
+        # The result is the rules' (the step passed). No rule binds the valid flag of a range
+        # the fault gave up (the seed's is True from the registration its error path undid).
         ok = obs.result == 0
         view = obs.range(op.range)
         valid = ok or (view is not None and view.valid)
