@@ -221,6 +221,12 @@ class _Cpu:
             raise OSError("the page table is gone")
         return H.Pte.present(0x100 + (addr - VMA.start) // H.PAGE_SIZE, write=True)
 
+    def handle_mm_fault(self, addr: int, write: bool, allow_retry: bool, nowait: bool) -> int:
+        raise AssertionError(f"handle_mm_fault({addr:#x}) was not to be called")
+
+    def migration_entry_wait(self, addr: int) -> None:
+        raise AssertionError(f"migration_entry_wait({addr:#x}) was not to be called")
+
 
 class _Mirror:
     """Mirror ops that log each call; ``answers`` are taken one a sync (then 0)."""

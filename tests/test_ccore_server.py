@@ -106,7 +106,7 @@ def test_the_documented_exchange(server: Path) -> None:
             "protocol": 1,
             "name": "hmm-c",
             "version": said[0]["version"],
-            "capabilities": ["release", "observe-in-callback", "strict"],
+            "capabilities": ["release", "observe-in-callback", "strict", "fault"],
             "minor": 1,
             "extensions": ["observe-ahead"],
         },

@@ -418,6 +418,12 @@ class _Cpu:
     def pte(self, addr: int) -> Pte:
         raise AssertionError(f"pte({addr:#x}) was not to be read")
 
+    def handle_mm_fault(self, addr: int, write: bool, allow_retry: bool, nowait: bool) -> int:
+        raise AssertionError(f"handle_mm_fault({addr:#x}) was not to be called")
+
+    def migration_entry_wait(self, addr: int) -> None:
+        raise AssertionError(f"migration_entry_wait({addr:#x}) was not to be called")
+
 
 @pytest.mark.parametrize(
     ("responses", "call", "message"),

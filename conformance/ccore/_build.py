@@ -93,6 +93,7 @@ _TAIL_LINES: Final = 25
 #: What the Python side sees of the C (candidate.h, locks.h); cffi checks it against the headers.
 _CDEF: Final = """
 #define EFAULT ...
+#define VM_FAULT_SIGSEGV ...
 #define HMM_E_FIRST ...
 #define HMM_E_LIVELOCK ...
 
@@ -117,12 +118,16 @@ struct hmm_candidate_host {
     int (*sync)(void *, int, const struct hmm_update *);
     void (*release)(void *, int);
     int (*read_ptes)(void *, unsigned long, unsigned long, struct cpu_pte *);
+    int (*handle_mm_fault)(void *, unsigned long, bool, bool, bool);
+    void (*migration_entry_wait)(void *, unsigned long);
 };
 struct hmm_candidate;
 
 extern "Python" int hmm_py_sync(void *, int, const struct hmm_update *);
 extern "Python" void hmm_py_release(void *, int);
 extern "Python" int hmm_py_read_ptes(void *, unsigned long, unsigned long, struct cpu_pte *);
+extern "Python" int hmm_py_handle_mm_fault(void *, unsigned long, bool, bool, bool);
+extern "Python" void hmm_py_migration_entry_wait(void *, unsigned long);
 
 struct hmm_candidate *hmm_candidate_new(const struct hmm_candidate_host *, void *);
 void hmm_candidate_free(struct hmm_candidate *);
@@ -134,6 +139,8 @@ int hmm_candidate_register(struct hmm_candidate *, int, bool);
 int hmm_candidate_unregister(struct hmm_candidate *, int);
 int hmm_candidate_snapshot(struct hmm_candidate *, int, size_t, unsigned long, unsigned long,
                            const struct hmm_encoding *);
+int hmm_candidate_fault(struct hmm_candidate *, int, size_t, unsigned long, unsigned long,
+                        const struct hmm_encoding *, const uint64_t *, size_t, bool);
 int hmm_candidate_observe(struct hmm_candidate *, int, struct hmm_range_view *);
 int hmm_candidate_range_done(struct hmm_candidate *, int);
 int hmm_candidate_invalidate_start(struct hmm_candidate *, unsigned long, unsigned long, bool);

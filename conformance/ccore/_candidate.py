@@ -4,17 +4,17 @@
 ``conformance:c_core_wire`` drives its wire server; :func:`c_core_with` makes either with
 compile-time switches.
 
-The core calls its mirrors and reads the CPU page table through three ``extern "Python"``
-functions, C function pointers into this module. An exception raised in one of them is kept,
-the core is told the call failed (a mirror answered 0, a read gave ``-EFAULT``) and no further
-callback runs; when the C call returns, the exception is raised again, so the executor reports
-a crash with its traceback.
+The core calls its mirrors, reads the CPU page table and faults pages in through five
+``extern "Python"`` functions, C function pointers into this module. An exception raised in one
+of them is kept, the core is told the call failed (a mirror answered 0, a read gave ``-EFAULT``,
+a fault ``VM_FAULT_SIGSEGV``) and no further callback runs; when the C call returns, the
+exception is raised again, so the executor reports a crash with its traceback.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Final, final
@@ -66,6 +66,14 @@ def _with_callbacks(module: ModuleType) -> Core:
     def read_ptes(host: CData, start: int, end: int, ptes: CpuPteArray) -> int:
         return candidate(host)._read_ptes(start, end, ptes)
 
+    @ffi.def_extern(name="hmm_py_handle_mm_fault")
+    def handle_mm_fault(host: CData, addr: int, write: bool, retry: bool, nowait: bool) -> int:
+        return candidate(host)._handle_mm_fault(addr, write, retry, nowait)
+
+    @ffi.def_extern(name="hmm_py_migration_entry_wait")
+    def migration_entry_wait(host: CData, addr: int) -> None:
+        candidate(host)._migration_entry_wait(addr)
+
     return core
 
 
@@ -102,6 +110,8 @@ class CCoreCandidate:
                 "sync": lib.hmm_py_sync,
                 "release": lib.hmm_py_release,
                 "read_ptes": lib.hmm_py_read_ptes,
+                "handle_mm_fault": lib.hmm_py_handle_mm_fault,
+                "migration_entry_wait": lib.hmm_py_migration_entry_wait,
             },
         )
         self._c = ffi.gc(lib.hmm_candidate_new(host, self._handle), lib.hmm_candidate_free)
@@ -169,8 +179,8 @@ class CCoreCandidate:
     def unregister(self, mirror: int) -> None:
         self._settle(self._lib.hmm_candidate_unregister(self._c, mirror))
 
-    def snapshot(self, range_id: int, vma: int, start: int, end: int, encoding: PfnEncoding) -> int:
-        native = self._ffi.new(
+    def _encoding(self, encoding: PfnEncoding) -> CData:
+        return self._ffi.new(
             "struct hmm_encoding *",
             {
                 "flags": list(encoding.flags),
@@ -178,8 +188,29 @@ class CCoreCandidate:
                 "pfn_shift": encoding.pfn_shift,
             },
         )
+
+    def snapshot(self, range_id: int, vma: int, start: int, end: int, encoding: PfnEncoding) -> int:
+        native = self._encoding(encoding)
         return self._settle(
             self._lib.hmm_candidate_snapshot(self._c, range_id, vma, start, end, native)
+        )
+
+    def fault(
+        self,
+        range_id: int,
+        vma: int,
+        start: int,
+        end: int,
+        encoding: PfnEncoding,
+        *,
+        pfns: Sequence[int],
+        block: bool,
+    ) -> int:
+        native, requests = self._encoding(encoding), self._ffi.new("uint64_t[]", list(pfns))
+        return self._settle(
+            self._lib.hmm_candidate_fault(
+                self._c, range_id, vma, start, end, native, requests, len(pfns), block
+            )
         )
 
     def observe(self, range_id: int) -> RangeView:
@@ -268,6 +299,24 @@ class CCoreCandidate:
             return 0
 
         return self._host_call(call, -self._lib.EFAULT)
+
+    def _handle_mm_fault(self, addr: int, write: bool, retry: bool, nowait: bool) -> int:
+        def call() -> int:
+            assert self._cpu is not None, "the core faults only for a fault in a case"
+            answer: object = self._cpu.handle_mm_fault(addr, write, retry, nowait)
+            if not isinstance(answer, int) or answer not in _INT_RANGE:
+                raise TypeError(f"handle_mm_fault({addr:#x}) answered {answer!r}, not a C int")
+            return answer
+
+        return self._host_call(call, self._lib.VM_FAULT_SIGSEGV)
+
+    def _migration_entry_wait(self, addr: int) -> None:
+        def call() -> int:
+            assert self._cpu is not None, "the core waits only for a fault in a case"
+            self._cpu.migration_entry_wait(addr)
+            return 0
+
+        self._host_call(call, 0)
 
 
 # -- the factories ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@
  * older object registered but out of reach. Objects live until the case ends.
  *
  * Only observe may come in while the core waits on the host (a mirror
- * callback or a page-table read): the harness looks at ranges from inside a
+ * callback, a page-table read, or the CPU's fault handling): the harness looks at ranges from inside a
  * callback (INV-9) and does nothing else there. Anything else would re-enter
  * the core holding its locks (a registration from inside a mirror pass takes
  * mirrors_sem for write while the pass holds it for read, which deadlocks
@@ -96,6 +96,30 @@ static int candidate_read_ptes(struct mm_struct *mm, unsigned long start,
 	return ret;
 }
 
+static int candidate_handle_mm_fault(struct mm_struct *mm, unsigned long addr,
+				     unsigned int flags)
+{
+	struct hmm_candidate *c = container_of(mm, struct hmm_candidate, mm);
+	int ret;
+
+	c->host_calls++;
+	ret = c->ops.handle_mm_fault(c->host, addr, flags & FAULT_FLAG_WRITE,
+				     flags & FAULT_FLAG_ALLOW_RETRY,
+				     flags & FAULT_FLAG_RETRY_NOWAIT);
+	c->host_calls--;
+	return ret;
+}
+
+static void candidate_migration_entry_wait(struct mm_struct *mm,
+					   unsigned long addr)
+{
+	struct hmm_candidate *c = container_of(mm, struct hmm_candidate, mm);
+
+	c->host_calls++;
+	c->ops.migration_entry_wait(c->host, addr);
+	c->host_calls--;
+}
+
 /* An mm with no vma, no notifier and no hmm. */
 static void candidate_mm_init(struct hmm_candidate *c)
 {
@@ -104,6 +128,8 @@ static void candidate_mm_init(struct hmm_candidate *c)
 	mm->vmas = NULL;
 	mm->nr_vmas = 0;
 	mm->read_ptes = candidate_read_ptes;
+	mm->handle_mm_fault = candidate_handle_mm_fault;
+	mm->migration_entry_wait = candidate_migration_entry_wait;
 	INIT_LIST_HEAD(&mm->mmu_notifiers);
 	mm->exited = false;
 	mm->hmm = NULL;
@@ -177,6 +203,12 @@ const char *hmm_candidate_strerror(int refusal)
 		return "hmm_vma_range_done: the range is on no list (never registered, a failed "
 		       "snapshot, or done already), and the seed's list_del() would corrupt "
 		       "memory (RNG-9); nothing was changed";
+	case HMM_E_RANGE_LISTED:
+		return "hmm_vma_fault: the range is still registered; call "
+		       "hmm_vma_range_done before faulting it again; nothing was changed";
+	case HMM_E_FAULT_EMPTY:
+		return "hmm_vma_fault: the range has end <= start, where the seed's error "
+		       "path BUG()s; nothing was changed";
 	case HMM_E_MM_EXITED:
 		return "the mm has exited and has no struct hmm; the seed would create one and "
 		       "BUG() registering its notifier";
@@ -188,10 +220,12 @@ const char *hmm_candidate_strerror(int refusal)
 	case HMM_E_NO_VMA:
 		return "no vma by this number in this case";
 	case HMM_E_BAD_SPAN:
-		return "the span ends before it starts (or, for an invalidation, where it "
-		       "starts); the kernel never makes one";
+		return "the span ends before it starts (or, for an invalidation or a "
+		       "fault, where it starts); the kernel never makes one";
 	case HMM_E_BAD_SHIFT:
 		return "pfn_shift is 64 or more; an entry has 64 bits";
+	case HMM_E_BAD_REQUESTS:
+		return "a fault's requests are not one entry a page of its span";
 	}
 	return "not a refusal";
 }
@@ -277,22 +311,29 @@ int hmm_candidate_unregister(struct hmm_candidate *c, int mirror)
 	return 0;
 }
 
-int hmm_candidate_snapshot(struct hmm_candidate *c, int range, size_t vma,
-			   unsigned long start, unsigned long end,
-			   const struct hmm_encoding *encoding)
+/*
+ * A new range numbered @range over [start, end) of vma @vma, its entries 0,
+ * or NULL with *@ret the refusal of the arguments.
+ */
+static struct candidate_range *candidate_new_range(struct hmm_candidate *c,
+		int range, size_t vma, unsigned long start, unsigned long end,
+		const struct hmm_encoding *encoding, int *ret)
 {
 	struct candidate_range *r;
 	unsigned long npages;
 
+	*ret = 0;
 	if (c->host_calls)
-		return -HMM_E_NESTED;
-	if (vma >= c->mm.nr_vmas)
-		return -HMM_E_NO_VMA;
+		*ret = -HMM_E_NESTED;
+	else if (vma >= c->mm.nr_vmas)
+		*ret = -HMM_E_NO_VMA;
 	/* The seed would register a reversed range, then clear past it. */
-	if (end < start)
-		return -HMM_E_BAD_SPAN;
-	if (encoding->pfn_shift >= 64)
-		return -HMM_E_BAD_SHIFT;
+	else if (end < start)
+		*ret = -HMM_E_BAD_SPAN;
+	else if (encoding->pfn_shift >= 64)
+		*ret = -HMM_E_BAD_SHIFT;
+	if (*ret)
+		return NULL;
 
 	npages = (end - start) >> PAGE_SHIFT;
 	r = xcalloc(1, sizeof(*r));
@@ -309,7 +350,40 @@ int hmm_candidate_snapshot(struct hmm_candidate *c, int range, size_t vma,
 	r->range.values = r->values;
 	r->range.pfn_shift = encoding->pfn_shift;
 	list_add(&r->node, &c->ranges);
-	return hmm_vma_get_pfns(&r->range);
+	return r;
+}
+
+int hmm_candidate_snapshot(struct hmm_candidate *c, int range, size_t vma,
+			   unsigned long start, unsigned long end,
+			   const struct hmm_encoding *encoding)
+{
+	int ret;
+	struct candidate_range *r = candidate_new_range(c, range, vma, start,
+							end, encoding, &ret);
+
+	return r ? hmm_vma_get_pfns(&r->range) : ret;
+}
+
+int hmm_candidate_fault(struct hmm_candidate *c, int range, size_t vma,
+			unsigned long start, unsigned long end,
+			const struct hmm_encoding *encoding,
+			const uint64_t *pfns, size_t npfns, bool block)
+{
+	struct candidate_range *r;
+	int ret;
+
+	/* Checked first: a refused fault makes no range. */
+	if (c->host_calls)
+		return -HMM_E_NESTED;
+	if (end <= start)
+		return -HMM_E_BAD_SPAN;
+	if (npfns != (end - start) >> PAGE_SHIFT)
+		return -HMM_E_BAD_REQUESTS;
+	r = candidate_new_range(c, range, vma, start, end, encoding, &ret);
+	if (!r)
+		return ret;
+	memcpy(r->range.pfns, pfns, npfns * sizeof(*pfns));
+	return hmm_vma_fault(&r->range, block);
 }
 
 int hmm_candidate_observe(struct hmm_candidate *c, int range,

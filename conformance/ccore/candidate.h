@@ -26,6 +26,11 @@ struct hmm_candidate_host {
 	/* The CPU entries of the pages in [start, end): 0, or -errno. */
 	int (*read_ptes)(void *host, unsigned long start, unsigned long end,
 			 struct cpu_pte *ptes);
+	/* The CPU's fault handler at @addr: 0, or VM_FAULT_* bits (mm.h). */
+	int (*handle_mm_fault)(void *host, unsigned long addr, bool write,
+			       bool allow_retry, bool nowait);
+	/* Wait for the migration of the page at @addr to end. */
+	void (*migration_entry_wait)(void *host, unsigned long addr);
 };
 
 /* One vma of a case, as the harness describes it. */
@@ -58,6 +63,7 @@ struct hmm_range_view {
 #define HMM_E_NO_VMA		4012	/* no vma by that number */
 #define HMM_E_BAD_SPAN		4013	/* a span that ends before it starts */
 #define HMM_E_BAD_SHIFT		4014	/* a pfn_shift of 64 or more */
+#define HMM_E_BAD_REQUESTS	4015	/* a fault without one request a page */
 
 struct hmm_candidate;
 
@@ -86,6 +92,11 @@ int hmm_candidate_unregister(struct hmm_candidate *c, int mirror);
 int hmm_candidate_snapshot(struct hmm_candidate *c, int range, size_t vma,
 			   unsigned long start, unsigned long end,
 			   const struct hmm_encoding *encoding);
+/* hmm_vma_fault() of a new range whose entries start as @pfns (@npfns). */
+int hmm_candidate_fault(struct hmm_candidate *c, int range, size_t vma,
+			unsigned long start, unsigned long end,
+			const struct hmm_encoding *encoding,
+			const uint64_t *pfns, size_t npfns, bool block);
 int hmm_candidate_observe(struct hmm_candidate *c, int range,
 			  struct hmm_range_view *view);
 int hmm_candidate_range_done(struct hmm_candidate *c, int range);

@@ -24,6 +24,10 @@
  * 5. valid is sticky: only a new registration sets it again (§2.6, RNG-6).
  * 6. Release unlinks the mirrors newest first and calls each one's release op
  *    with mirrors_sem dropped; it touches no range (§3.4; REL-1..3).
+ * 7. hmm_vma_fault() registers its range as a snapshot does, then faults in
+ *    what the entries ask for, page by page, through the mm's fault handler,
+ *    starting again at a page after each fault that succeeds or migration it
+ *    waited for; any error unregisters the range again (§3.8).
  *
  * Where this core departs from the seed, on purpose:
  *
@@ -45,6 +49,10 @@
  *   that fails takes the range off the list again and returns the error, as
  *   hmm_vma_fault() does with its errors (§3.8 rule 6); the seed's snapshot
  *   walk has no such failure.
+ * - The faulting walk goes page by page, where the seed's goes by page-table
+ *   level: after an error, the entries from the failing page on become
+ *   values[NONE], where the seed starts at the hole or pte it was walking,
+ *   which may lie before that page (§3.8 rule 6; the rules allow both).
  *
  * Two deliberate bugs, for the conformance suite to catch, are built in only
  * when asked: -DHMM_BUG_EAGAIN_IGNORED (a mirror's -EAGAIN does not stop a
@@ -336,6 +344,189 @@ int hmm_vma_get_pfns(struct hmm_range *range)
 		range->valid = false;
 		spin_unlock(&hmm->lock);
 	}
+	return ret;
+}
+
+/*
+ * hmm_pte_need_fault - does the request @request make the faulting walk fault
+ * the page of @pte, and for write (*@write)? (§3.8 rule 4)
+ *
+ * An entry without flags[VALID] asks for nothing. A device-private page is
+ * faulted back only if the entry has flags[DEVICE_PRIVATE]. Any other page
+ * is faulted if nothing is mapped there, or if the entry has flags[WRITE]
+ * and the page is mapped read-only; for write if the entry has flags[WRITE]
+ * and the page is not mapped writable.
+ */
+static bool hmm_pte_need_fault(const struct hmm_range *range,
+			       uint64_t request, const struct cpu_pte *pte,
+			       bool *write)
+{
+	bool wants_write = (request & range->flags[HMM_PFN_WRITE]) != 0;
+
+	*write = false;
+	if (!(request & range->flags[HMM_PFN_VALID]))
+		return false;
+	if (pte->kind == CPU_PTE_DEVICE_PRIVATE) {
+		if (!(request & range->flags[HMM_PFN_DEVICE_PRIVATE]))
+			return false;
+		*write = wants_write;
+		return true;
+	}
+	if (pte->kind != CPU_PTE_PRESENT) {
+		*write = wants_write;
+		return true;
+	}
+	*write = wants_write && !pte->write;
+	return *write;
+}
+
+/*
+ * One page of the faulting walk: entry @index, whose CPU entry is @pte.
+ * Returns 0 to go on to the next page; -EAGAIN after a fault that succeeded
+ * or a migration waited for, to start again at this page (whose entry is then
+ * the request: values[NONE] after a fault, so it is not faulted twice); or
+ * the error that ends the call (§3.8 rules 4-6).
+ */
+static int hmm_vma_fault_page(struct hmm_range *range, unsigned long index,
+			      const struct cpu_pte *pte, bool block)
+{
+	struct mm_struct *mm = range->vma->vm_mm;
+	unsigned long addr = range->start + (index << PAGE_SHIFT);
+	uint64_t *entry = &range->pfns[index];
+	unsigned int flags = FAULT_FLAG_ALLOW_RETRY;
+	bool write;
+	int answer;
+
+	/* Poison is no swap, device or migration entry: a hard error (§2.7). */
+	if (pte->kind == CPU_PTE_POISON) {
+		*entry = range->values[HMM_PFN_ERROR];
+		return -EFAULT;
+	}
+	if (!hmm_pte_need_fault(range, *entry, pte, &write)) {
+		*entry = hmm_pte_encode(range, pte);
+		return 0;
+	}
+	if (pte->kind == CPU_PTE_MIGRATION) {
+		mm->migration_entry_wait(mm, addr);
+		return -EAGAIN;
+	}
+
+	*entry = range->values[HMM_PFN_NONE];
+	/*
+	 * The seed allows a retry whatever @block says (bug #15, fixed in
+	 * 5.3): a handler that must wait drops mmap_sem and answers
+	 * VM_FAULT_RETRY even when the caller could have waited.
+	 */
+	if (write)
+		flags |= FAULT_FLAG_WRITE;
+	if (!block)
+		flags |= FAULT_FLAG_RETRY_NOWAIT;
+	answer = mm->handle_mm_fault(mm, addr, flags);
+	if (answer & VM_FAULT_RETRY)
+		return -EBUSY;
+	if (answer & VM_FAULT_ERROR) {
+		*entry = range->values[HMM_PFN_ERROR];
+		return -EFAULT;
+	}
+	return -EAGAIN;
+}
+
+/*
+ * One pass of the faulting walk, from entry *@pos to the end. Returns 0 at
+ * the end, or what hmm_vma_fault_page() returned, with *@pos at its page.
+ * The CPU entries are read a batch at a time, and again after each fault.
+ */
+static int hmm_vma_fault_walk(struct hmm_range *range, bool block,
+			      unsigned long *pos)
+{
+	struct mm_struct *mm = range->vma->vm_mm;
+	unsigned long npages = hmm_range_npages(range);
+	struct cpu_pte ptes[HMM_WALK_BATCH];
+	unsigned long i, j, count;
+	int ret;
+
+	for (i = *pos; i < npages; i += count) {
+		unsigned long addr = range->start + (i << PAGE_SHIFT);
+
+		count = umin(npages - i, HMM_WALK_BATCH);
+		*pos = i;
+		ret = mm->read_ptes(mm, addr, addr + (count << PAGE_SHIFT),
+				    ptes);
+		if (ret)
+			return ret;
+		for (j = 0; j < count; j++) {
+			*pos = i + j;
+			ret = hmm_vma_fault_page(range, i + j, &ptes[j], block);
+			if (ret)
+				return ret;
+		}
+	}
+	*pos = npages;
+	return 0;
+}
+
+/*
+ * hmm_vma_fault - fault in what @range's entries ask for, snapshot it and
+ * register it, valid (§3.8)
+ *
+ * The caller fills pfns with requests in the range's encoding: flags[VALID]
+ * asks for the page, flags[WRITE] for it writable, flags[DEVICE_PRIVATE] for
+ * a device-private page back. Returns 0, and the caller must then call
+ * hmm_vma_range_done() once; -EINVAL for bounds outside the vma (pfns
+ * untouched); -ENOMEM (every entry values[NONE]); -EINVAL for a hugetlb or
+ * special vma (values[SPECIAL]); -EPERM without read permission
+ * (values[NONE]); -EBUSY if the fault handler dropped mmap_sem; -EFAULT for
+ * a fault that failed or a poisoned entry. After an error the entries from
+ * the failing page on are values[NONE] and nothing is registered.
+ */
+int hmm_vma_fault(struct hmm_range *range, bool block)
+{
+	struct vm_area_struct *vma = range->vma;
+	unsigned long i, pos = 0;
+	struct hmm *hmm;
+	int ret;
+
+	if (range->start < vma->vm_start || range->start >= vma->vm_end)
+		return -EINVAL;
+	if (range->end < vma->vm_start || range->end > vma->vm_end)
+		return -EINVAL;
+	/* The error path's hmm_vma_range_done() would BUG() on it. */
+	if (range->end <= range->start)
+		return -HMM_E_FAULT_EMPTY;
+	/* A second list_add() would corrupt hmm->ranges. */
+	if (!list_empty(&range->list))
+		return -HMM_E_RANGE_LISTED;
+
+	hmm = hmm_register(vma->vm_mm);
+	if (IS_ERR(hmm)) {
+		if (PTR_ERR(hmm) == -ENOMEM)
+			hmm_pfns_fill(range, range->values[HMM_PFN_NONE]);
+		return PTR_ERR(hmm);
+	}
+	if ((vma->vm_flags & VM_HUGETLB) || (vma->vm_flags & VM_SPECIAL)) {
+		hmm_pfns_fill(range, range->values[HMM_PFN_SPECIAL]);
+		return -EINVAL;
+	}
+	if (!(vma->vm_flags & VM_READ)) {
+		hmm_pfns_fill(range, range->values[HMM_PFN_NONE]);
+		return -EPERM;
+	}
+
+	spin_lock(&hmm->lock);
+	range->valid = true;
+	list_add(&range->list, &hmm->ranges);
+	spin_unlock(&hmm->lock);
+
+	do {
+		ret = hmm_vma_fault_walk(range, block, &pos);
+	} while (ret == -EAGAIN);
+	if (!ret)
+		return 0;
+
+	for (i = pos; i < hmm_range_npages(range); i++)
+		range->pfns[i] = range->values[HMM_PFN_NONE];
+	/* Rule 6: never left registered after an error; valid stays as is. */
+	hmm_vma_range_done(range);
 	return ret;
 }
 

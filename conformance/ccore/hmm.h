@@ -97,11 +97,18 @@ struct hmm_mirror {
 #define HMM_E_RANGE_EMPTY	4001	/* range_done with end <= start */
 #define HMM_E_RANGE_UNLISTED	4002	/* range_done on a range on no list */
 #define HMM_E_MM_EXITED		4003	/* a struct hmm wanted on an exited mm */
+#define HMM_E_RANGE_LISTED	4004	/* a fault of a range still registered */
+#define HMM_E_FAULT_EMPTY	4005	/* a fault with end <= start */
 
 int hmm_mirror_register(struct hmm_mirror *mirror, struct mm_struct *mm);
 void hmm_mirror_unregister(struct hmm_mirror *mirror);
 
 int hmm_vma_get_pfns(struct hmm_range *range);
+/*
+ * Fault in what @range's entries ask for, then snapshot and register it as
+ * hmm_vma_get_pfns() does; nothing is registered after an error (§3.8).
+ */
+int hmm_vma_fault(struct hmm_range *range, bool block);
 /* 1 if the snapshot stayed valid, 0 if not, or a negative refusal. */
 int hmm_vma_range_done(struct hmm_range *range);
 

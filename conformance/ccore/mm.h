@@ -4,7 +4,10 @@
  *
  * The core never owns the CPU page table. An mm_struct carries a read_ptes()
  * callback, set by whoever made the mm, which fills in the entries of a span
- * of pages; HMM's page walk is its only caller.
+ * of pages; HMM's page walk is its only caller. It carries the CPU's fault
+ * handling the same way: handle_mm_fault() and migration_entry_wait(), which
+ * hmm_vma_fault() calls (kernel-semantics.md §3.8) and which may change the
+ * entries; read_ptes() then reads them as they are now.
  *
  * The notifier chain states kernel-semantics.md §5 for the one notifier HMM
  * puts on it (mmu_notifier.c): registration at the head, start calling every
@@ -47,6 +50,22 @@ struct vm_area_struct {
 	struct mm_struct *vm_mm;
 };
 
+/* handle_mm_fault()'s flags, as 4.18 numbers them. */
+#define FAULT_FLAG_WRITE	0x01
+#define FAULT_FLAG_ALLOW_RETRY	0x04
+#define FAULT_FLAG_RETRY_NOWAIT	0x08
+
+/* The bits of its answer that HMM reads, as 4.18 numbers them. */
+#define VM_FAULT_SIGBUS		0x0002
+#define VM_FAULT_SIGSEGV	0x0040
+#define VM_FAULT_RETRY		0x0400
+/*
+ * A failed fault. The kernel's VM_FAULT_ERROR has more bits (OOM, HWPOISON,
+ * FALLBACK); these two are the failures the harness's fault handler answers,
+ * and the ones hmm_ref reads (hmm_ref.VM_FAULT_ERROR).
+ */
+#define VM_FAULT_ERROR		(VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV)
+
 struct mmu_notifier;
 
 /* Every notifier on this chain implements all three ops (HMM's does). */
@@ -77,6 +96,14 @@ struct mm_struct {
 	 */
 	int (*read_ptes)(struct mm_struct *mm, unsigned long start,
 			 unsigned long end, struct cpu_pte *ptes);
+	/*
+	 * The CPU's fault handler at the page of @addr, with FAULT_FLAG_*
+	 * @flags: 0 (the page is mapped as asked) or VM_FAULT_* bits.
+	 */
+	int (*handle_mm_fault)(struct mm_struct *mm, unsigned long addr,
+			       unsigned int flags);
+	/* Wait until the migration of the page at @addr is over. */
+	void (*migration_entry_wait)(struct mm_struct *mm, unsigned long addr);
 	struct list_head mmu_notifiers;	/* newest first */
 	bool exited;			/* mmu_notifier_release() ran */
 	struct hmm *hmm;		/* mm->hmm, created by HMM on demand */

@@ -7,7 +7,9 @@
  * its reply; while a request runs, the core's calls into mirrors and into
  * the CPU page table go to the harness as calls, each waiting for its
  * answer, and requests the harness sends meanwhile (observe, from inside a
- * sync) are served as they come.
+ * sync) are served as they come. It declares the fault capability: a fault
+ * request runs hmm_vma_fault(), whose calls into the CPU's fault handling
+ * (handle_mm_fault, migration_entry_wait) go to the harness the same way.
  *
  * It speaks protocol 1.1 and offers observe-ahead: a request that carries
  * "observe" gets the views of the ranges it names with its reply ("after")
@@ -243,10 +245,46 @@ static int host_read_ptes(void *host, unsigned long start, unsigned long end,
 	return 0;
 }
 
+static int host_handle_mm_fault(void *host, unsigned long addr, bool write,
+				bool allow_retry, bool nowait)
+{
+	struct json_writer w = { 0 };
+	struct json_value *answer;
+	uint64_t id = wire_begin_call(&w, "handle_mm_fault");
+	int result;
+
+	jw_raw(&w, ",\"addr\":");
+	jw_u64(&w, addr);
+	jw_raw(&w, ",\"write\":");
+	jw_bool(&w, write);
+	jw_raw(&w, ",\"allow_retry\":");
+	jw_bool(&w, allow_retry);
+	jw_raw(&w, ",\"nowait\":");
+	jw_bool(&w, nowait);
+	result = wire_int(call(&w, id, &answer));
+	json_free(answer);
+	return result;
+}
+
+static void host_migration_entry_wait(void *host, unsigned long addr)
+{
+	struct json_writer w = { 0 };
+	struct json_value *answer;
+	uint64_t id = wire_begin_call(&w, "migration_entry_wait");
+
+	jw_raw(&w, ",\"addr\":");
+	jw_u64(&w, addr);
+	if (call(&w, id, &answer)->type != JSON_NULL)
+		wire_error("an answer to migration_entry_wait that is not null");
+	json_free(answer);
+}
+
 static const struct hmm_candidate_host host = {
 	.sync = host_sync,
 	.release = host_release,
 	.read_ptes = host_read_ptes,
+	.handle_mm_fault = host_handle_mm_fault,
+	.migration_entry_wait = host_migration_entry_wait,
 };
 
 /* A refusal's error: REG-5's livelock would hang, every other is rejected. */
@@ -292,6 +330,29 @@ static void serve_snapshot(uint64_t id, const struct json_value *request)
 			(size_t)wire_field_u64(request, "vma"),
 			wire_field_u64(request, "start"),
 			wire_field_u64(request, "end"), &enc));
+}
+
+static void serve_fault(uint64_t id, const struct json_value *request)
+{
+	const struct json_value *encoding = wire_field(request, "encoding");
+	const struct json_value *requests = wire_field(request, "pfns");
+	struct hmm_encoding enc;
+	uint64_t shift = wire_encoding(encoding, enc.flags, enc.values);
+	uint64_t *pfns;
+
+	enc.pfn_shift = shift < 64 ? (unsigned int)shift : 64;
+	if (requests->type != JSON_ARRAY)
+		wire_error("pfns that are not a list");
+	pfns = xcalloc(requests->array.count, sizeof(*pfns));
+	wire_u64s(requests, pfns, "a pfns entry that is not a u64");
+	wire_reply_int(id, hmm_candidate_fault(candidate,
+			field_handle(request, "range"),
+			(size_t)wire_field_u64(request, "vma"),
+			wire_field_u64(request, "start"),
+			wire_field_u64(request, "end"), &enc,
+			pfns, requests->array.count,
+			wire_field_bool(request, "block")));
+	free(pfns);
 }
 
 static void serve_observe(uint64_t id, const struct json_value *request)
@@ -360,6 +421,8 @@ static const struct wire_method methods[] = {
 	{ "unregister", { "mirror" }, serve_unregister },
 	{ "snapshot", { "range", "vma", "start", "end", "encoding" },
 	  serve_snapshot },
+	{ "fault", { "range", "vma", "start", "end", "encoding", "pfns",
+		     "block" }, serve_fault },
 	{ "observe", { "range" }, serve_observe },
 	{ "range_done", { "range" }, serve_range_done },
 	{ "invalidate_start", { "start", "end", "blockable" },
@@ -390,7 +453,7 @@ static void hello(void)
 	json_free(wire_hello(keys));
 	wire_begin_hello(&w, hmm_candidate_name());
 	jw_raw(&w, ",\"capabilities\":[\"release\",\"observe-in-callback\","
-		   "\"strict\"],\"minor\":");
+		   "\"strict\",\"fault\"],\"minor\":");
 	jw_int(&w, WIRE_PROTOCOL_MINOR);
 	jw_raw(&w, ",\"extensions\":[\"observe-ahead\"]}");
 	wire_send(&w);

@@ -25,7 +25,7 @@
 
 #define WIRE_PROTOCOL		1
 #define WIRE_PROTOCOL_MINOR	1	/* 1.1: a hello may offer extensions */
-#define WIRE_MAX_FIELDS		6	/* of one method's request */
+#define WIRE_MAX_FIELDS		7	/* of one method's request */
 
 /* A method: its request's fields (NULL after the last), and who serves it. */
 struct wire_method {

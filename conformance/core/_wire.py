@@ -25,11 +25,16 @@ step which ranges it will observe (:meth:`WireCandidate.expect_observes`); the s
 carries that, and the candidate sends the views with its reply and its ``sync`` calls, which
 :meth:`WireCandidate.observe` hands out without a round trip each. The views are the ones an
 ``observe`` request would have got at that moment, so the verdicts are the same either way.
+
+A candidate that declares the ``fault`` capability gets :meth:`WireCandidate.fault` as a
+``fault`` request, and calls the harness's fault handler back while it serves one
+(``handle_mm_fault`` and ``migration_entry_wait``, answered by the case's :class:`CpuView`).
+To a candidate that does not, those calls are unknown, as they always were.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NoReturn, final
 
 from hmm_ref import PAGE_SIZE, HmmMirrorOps, PfnEncoding
@@ -49,6 +54,7 @@ from ._adapter import (
 )
 from ._wire_messages import (
     CALL_FIELDS,
+    FAULT_CALL_FIELDS,
     Json,
     Message,
     ObserveAhead,
@@ -161,14 +167,24 @@ class WireCandidate(WireClient):
             raise CandidateWouldHang(text)
         self._protocol(line, f"error.kind {kind!r} is not rejected, would-hang or crash")
 
+    def _calls(self) -> Mapping[str, tuple[str, ...]]:
+        """The calls this candidate may make: the fault handler's too if it declared ``fault``."""
+        handshake = self._handshake
+        if handshake is not None and Capability.FAULT in handshake.capabilities:
+            return {**CALL_FIELDS, **FAULT_CALL_FIELDS}
+        return CALL_FIELDS
+
     def _serve_call(self, line: bytes, message: Message) -> None:
         number = message.integer("id")
         method = message.string("method")
-        if method not in CALL_FIELDS:
-            self._protocol(line, f"unknown call {method!r}; one of {', '.join(CALL_FIELDS)}")
+        calls = self._calls()
+        if method not in calls:
+            self._protocol(line, f"unknown call {method!r}; one of {', '.join(calls)}")
         result: object = None
         if method == "read_ptes":
             result = self._read_ptes(line, message)
+        elif method in FAULT_CALL_FIELDS:
+            result = self._cpu_fault(method, message)
         else:
             mirror = message.integer("mirror")
             ops = self._mirrors.get(mirror)
@@ -199,6 +215,20 @@ class WireCandidate(WireClient):
                 line, f"read_ptes [{start:#x}, {end:#x}) is not page aligned inside one vma"
             )
         return ptes_to_json([cpu.pte(addr) for addr in range(start, end, PAGE_SIZE)])
+
+    def _cpu_fault(self, method: str, message: Message) -> int | None:
+        """``handle_mm_fault`` or ``migration_entry_wait``, answered by the case's CPU view."""
+        addr = message.address("addr")
+        cpu = self._cpu
+        assert cpu is not None, "begin() comes first"
+        if method == "migration_entry_wait":
+            message.finish()
+            cpu.migration_entry_wait(addr)
+            return None
+        write, allow_retry = message.boolean("write"), message.boolean("allow_retry")
+        nowait = message.boolean("nowait")
+        message.finish()
+        return cpu.handle_mm_fault(addr, write, allow_retry, nowait)
 
     # -- the adapter protocol ---------------------------------------------------------------
 
@@ -233,6 +263,29 @@ class WireCandidate(WireClient):
             start=start,
             end=end,
             encoding=encoding_to_json(encoding),
+        )
+
+    def fault(
+        self,
+        range_id: int,
+        vma: int,
+        start: int,
+        end: int,
+        encoding: PfnEncoding,
+        *,
+        pfns: Sequence[int],
+        block: bool,
+    ) -> int:
+        """``hmm_vma_fault``, for a candidate that declared ``fault`` (the ``Faults`` protocol)."""
+        return self._int_result(
+            "fault",
+            range=range_id,
+            vma=vma,
+            start=start,
+            end=end,
+            encoding=encoding_to_json(encoding),
+            pfns=list(pfns),
+            block=block,
         )
 
     def observe(self, range_id: int) -> RangeView:

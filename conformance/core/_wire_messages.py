@@ -13,6 +13,11 @@ will observe once it is answered (``observe.after``) and inside each ``sync`` ca
 call (``observed``), instead of one ``observe`` round trip per range. :class:`ObserveAhead` is
 the request's field; :func:`observed_to_json` and :func:`observed_from_json` are one view, or
 one refusal, of what the candidate sends.
+
+A candidate that declares the ``fault`` capability also serves the ``fault`` request
+(:data:`FAULT_REQUEST_FIELDS`: ``hmm_vma_fault``), and while it serves one it calls the harness's
+fault handler back (:data:`FAULT_CALL_FIELDS`); to any other candidate these are unknown, as they
+were before.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from ._adapter import RangeView
 
 __all__ = [
     "CALL_FIELDS",
+    "FAULT_CALL_FIELDS",
+    "FAULT_REQUEST_FIELDS",
     "MAX_LINE",
     "MINOR_VERSION",
     "OBSERVE_ERRORS",
@@ -56,6 +63,7 @@ __all__ = [
     "WireFormatError",
     "decode",
     "encode",
+    "entries_from_json",
     "observed_from_json",
     "observed_to_json",
     "ptes_from_json",
@@ -139,6 +147,19 @@ CALL_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
     "read_ptes": ("start", "end"),
 }
 
+#: The request of a candidate that declares the ``fault`` capability: ``hmm_vma_fault`` of a new
+#: range whose entries start as ``pfns`` (the requests, one a page), and ``block``.
+FAULT_REQUEST_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
+    "fault": ("range", "vma", "start", "end", "encoding", "pfns", "block"),
+}
+
+#: The calls such a candidate makes back while it serves a ``fault``: the CPU's fault handler
+#: (answered with 0 or ``VM_FAULT_*`` bits) and the wait for a migration (answered with null).
+FAULT_CALL_FIELDS: Final[Mapping[str, tuple[str, ...]]] = {
+    "handle_mm_fault": ("addr", "write", "allow_retry", "nowait"),
+    "migration_entry_wait": ("addr",),
+}
+
 
 # -- values --------------------------------------------------------------------------------
 
@@ -173,19 +194,25 @@ def range_view_to_json(view: RangeView) -> Json:
     return {"registered": view.registered, "valid": view.valid, "entries": list(view.entries)}
 
 
-def range_view_from_json(message: Message) -> RangeView:
+def entries_from_json(items: Sequence[object], where: str) -> tuple[int, ...]:
+    """Range entries (a view's, or a fault's requests): unsigned 64-bit integers;
+    :class:`WireFormatError` names the first that is not one."""
     entries: list[int] = []
-    for index, entry in enumerate(message.array("entries")):
+    for index, entry in enumerate(items):
         if not isinstance(entry, int) or isinstance(entry, bool) or not 0 <= entry < 2**64:
             raise WireFormatError(
-                f"{message.where}.entries[{index}]: expected an unsigned 64-bit integer, "
-                f"got {entry!r}"
+                f"{where}[{index}]: expected an unsigned 64-bit integer, got {entry!r}"
             )
         entries.append(entry)
+    return tuple(entries)
+
+
+def range_view_from_json(message: Message) -> RangeView:
+    entries = entries_from_json(message.array("entries"), f"{message.where}.entries")
     view = RangeView(
         registered=message.boolean("registered"),
         valid=message.boolean("valid"),
-        entries=tuple(entries),
+        entries=entries,
     )
     message.finish()
     return view

@@ -10,6 +10,11 @@ It speaks protocol 1.1 and offers ``observe-ahead``: a request that carries ``ob
 the views it names with its reply (``after``) and with each ``sync`` call it makes
 (``in_sync``); a harness that does not ask is served as in 1.0.
 
+A candidate that declares the ``fault`` capability is also served the ``fault`` request (its
+``Faults.fault``), and its calls into the CPU's fault handling (``handle_mm_fault``,
+``migration_entry_wait``) become calls back to the harness as its page-table reads do. For any
+other candidate ``fault`` is an unknown method, as it always was.
+
 It is a complete, small server of docs/wire-protocol.md: one to read before writing your own, to
 compare yours against, and to measure the protocol's cost (``--adapter 'exec:hmm-conformance
 serve'`` is the reference over a pipe).
@@ -20,7 +25,7 @@ from __future__ import annotations
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO, Final, final
+from typing import IO, Final, cast, final
 
 from hmm_ref import PAGE_SIZE, HmmUpdate, Pte
 
@@ -31,9 +36,12 @@ from ._adapter import (
     Candidate,
     CandidateRejected,
     CandidateWouldHang,
+    Capability,
+    Faults,
     Handshake,
 )
 from ._wire_messages import (
+    FAULT_REQUEST_FIELDS,
     MINOR_VERSION,
     REQUEST_FIELDS,
     Json,
@@ -42,6 +50,7 @@ from ._wire_messages import (
     Observed,
     WireExtension,
     WireFormatError,
+    entries_from_json,
     observed_to_json,
     ptes_from_json,
     range_view_to_json,
@@ -61,6 +70,8 @@ class _Server:
         self.candidate = candidate
         self.connection = connection
         self.vmas: tuple[VmaSpec, ...] = ()
+        #: The requests it serves: ``fault`` too once the candidate declared it.
+        self.requests: Mapping[str, tuple[str, ...]] = REQUEST_FIELDS
         #: The ranges the request in progress wants seen with each sync call (observe-ahead).
         self.in_sync: tuple[int, ...] = ()
 
@@ -87,7 +98,7 @@ class _Server:
     def serve_request(self, message: Message) -> None:
         number = message.integer("id")
         method = message.string("method")
-        if method not in REQUEST_FIELDS:
+        if method not in self.requests:
             raise WireFormatError(f"unknown request method {method!r}")
         ahead = None
         if "observe" in message.data:
@@ -149,6 +160,24 @@ class _Server:
             encoding_from_json(message.obj("encoding")),
         )
 
+    def fault(self, message: Message) -> int:
+        start, end = message.integer("start"), message.integer("end")
+        pfns = entries_from_json(message.array("pfns"), f"{message.where}.pfns")
+        if len(pfns) != span_pages(start, end):
+            raise WireFormatError(
+                f"{message.where}.pfns: {len(pfns)} entries for [{start:#x}, {end:#x}), "
+                f"which has {span_pages(start, end)} pages"
+            )
+        return cast("Faults", self.candidate).fault(  # it declared the fault capability
+            message.integer("range"),
+            message.integer("vma"),
+            start,
+            end,
+            encoding_from_json(message.obj("encoding")),
+            pfns=pfns,
+            block=message.boolean("block"),
+        )
+
 
 #: One handler per request method: read the fields, call the candidate, return the result.
 _HANDLERS: Final[Mapping[str, Callable[[_Server, Message], object]]] = {
@@ -156,6 +185,7 @@ _HANDLERS: Final[Mapping[str, Callable[[_Server, Message], object]]] = {
     "register": _Server.register,
     "unregister": lambda s, m: s.candidate.unregister(m.integer("mirror")),
     "snapshot": _Server.snapshot,
+    "fault": _Server.fault,
     "observe": lambda s, m: range_view_to_json(s.candidate.observe(m.integer("range"))),
     "range_done": lambda s, m: s.candidate.range_done(m.integer("range")),
     "invalidate_start": lambda s, m: s.candidate.invalidate_start(
@@ -190,7 +220,8 @@ class _RemoteMirror:
 
 @final
 class _RemoteCpu:
-    """The CPU side of the case, read from the harness one page at a time."""
+    """The CPU side of the case, read from the harness one page at a time, and its fault
+    handling, which the harness does."""
 
     def __init__(self, server: _Server) -> None:
         self._server = server
@@ -208,6 +239,19 @@ class _RemoteCpu:
         answer.finish()
         return pte
 
+    def handle_mm_fault(self, addr: int, write: bool, allow_retry: bool, nowait: bool) -> int:
+        answer = self._server.call(
+            "handle_mm_fault", addr=addr, write=write, allow_retry=allow_retry, nowait=nowait
+        )
+        result = answer.integer("result")
+        answer.finish()
+        return result
+
+    def migration_entry_wait(self, addr: int) -> None:
+        answer = self._server.call("migration_entry_wait", addr=addr)
+        answer.null("result")
+        answer.finish()
+
 
 def serve(candidate: Candidate, source: IO[bytes], sink: IO[bytes], errors: IO[str]) -> int:
     """Serve ``candidate`` until bye or the end of ``source``; the exit status.
@@ -219,6 +263,8 @@ def serve(candidate: Candidate, source: IO[bytes], sink: IO[bytes], errors: IO[s
     server = _Server(candidate, connection)
     try:
         handshake: Handshake = candidate.handshake()
+        if Capability.FAULT in handshake.capabilities:
+            server.requests = {**REQUEST_FIELDS, **FAULT_REQUEST_FIELDS}
         hello = {
             "name": handshake.name,
             "version": handshake.version,

@@ -70,6 +70,8 @@ class FFI:
         self, cdecl: Literal["struct hmm_encoding *"], init: dict[str, int | list[int]]
     ) -> CData: ...
     @overload
+    def new(self, cdecl: Literal["uint64_t[]"], init: list[int]) -> CData: ...
+    @overload
     def new(self, cdecl: Literal["struct hmm_range_view *"]) -> RangeView: ...
     @overload
     def new(self, cdecl: Literal["struct lock_stats *"]) -> LockStats: ...
@@ -83,6 +85,7 @@ class FFI:
 @type_check_only
 class Lib:
     EFAULT: int
+    VM_FAULT_SIGSEGV: int
     HMM_E_FIRST: int
     HMM_E_LIVELOCK: int
     CPU_PTE_NONE: int
@@ -95,6 +98,8 @@ class Lib:
     hmm_py_sync: CData
     hmm_py_release: CData
     hmm_py_read_ptes: CData
+    hmm_py_handle_mm_fault: CData
+    hmm_py_migration_entry_wait: CData
     def hmm_candidate_new(self, ops: CData, host: CData, /) -> CData: ...
     def hmm_candidate_free(self, c: CData, /) -> None: ...
     def hmm_candidate_name(self) -> CData: ...
@@ -105,6 +110,19 @@ class Lib:
     def hmm_candidate_unregister(self, c: CData, mirror: int, /) -> int: ...
     def hmm_candidate_snapshot(
         self, c: CData, range: int, vma: int, start: int, end: int, encoding: CData, /
+    ) -> int: ...
+    def hmm_candidate_fault(
+        self,
+        c: CData,
+        range: int,
+        vma: int,
+        start: int,
+        end: int,
+        encoding: CData,
+        pfns: CData,
+        npfns: int,
+        block: bool,
+        /,
     ) -> int: ...
     def hmm_candidate_observe(self, c: CData, range: int, view: RangeView, /) -> int: ...
     def hmm_candidate_range_done(self, c: CData, range: int, /) -> int: ...
