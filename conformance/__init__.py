@@ -39,6 +39,8 @@ from .core import CaseFormatError as CaseFormatError
 from .core import CoreOperation as CoreOperation
 from .core import CpuView as CpuView
 from .core import ExploreResult as ExploreResult
+from .core import Faults as Faults
+from .core import FaultSnapshot as FaultSnapshot
 from .core import Handshake as Handshake
 from .core import InvalidateEnd as InvalidateEnd
 from .core import InvalidateStart as InvalidateStart
@@ -94,7 +96,9 @@ __all__ = [
     "DriverHandshake",
     "ExploreResult",
     "Failure",
+    "FaultSnapshot",
     "FaultView",
+    "Faults",
     "Handshake",
     "InvalidateEnd",
     "InvalidateStart",

@@ -5,6 +5,8 @@ Each wraps the reference and changes one behaviour, the way a real bug would.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import hmm_ref as H
 from conformance import (
     Candidate,
@@ -16,6 +18,7 @@ from conformance import (
     RangeView,
     ReferenceCandidate,
 )
+from conformance.core._adapter import faults_of
 from conformance.core._catalogue import SeedCore, UnregisteredStillCalled
 from examples.exact_core import ExactCore
 from hmm_ref import HmmMirrorOps, HmmUpdate, PfnEncoding
@@ -51,6 +54,21 @@ class Wrapped:
 
     def snapshot(self, range_id: int, vma: int, start: int, end: int, encoding: PfnEncoding) -> int:
         return self.inner.snapshot(range_id, vma, start, end, encoding)
+
+    def fault(
+        self,
+        range_id: int,
+        vma: int,
+        start: int,
+        end: int,
+        encoding: PfnEncoding,
+        *,
+        pfns: Sequence[int],
+        block: bool,
+    ) -> int:
+        return faults_of(self.inner).fault(
+            range_id, vma, start, end, encoding, pfns=pfns, block=block
+        )
 
     def observe(self, range_id: int) -> RangeView:
         return self.inner.observe(range_id)
@@ -127,6 +145,21 @@ class NoClear(Wrapped):
 
     def snapshot(self, range_id: int, vma: int, start: int, end: int, encoding: PfnEncoding) -> int:
         result = super().snapshot(range_id, vma, start, end, encoding)
+        self.frozen[range_id] = super().observe(range_id).entries
+        return result
+
+    def fault(
+        self,
+        range_id: int,
+        vma: int,
+        start: int,
+        end: int,
+        encoding: PfnEncoding,
+        *,
+        pfns: Sequence[int],
+        block: bool,
+    ) -> int:
+        result = super().fault(range_id, vma, start, end, encoding, pfns=pfns, block=block)
         self.frozen[range_id] = super().observe(range_id).entries
         return result
 
@@ -218,7 +251,7 @@ class WearsOut(Wrapped):
 
 
 class BreaksDown(Wrapped):
-    """Works for its first 30 cases; after that it cannot even begin one."""
+    """Works for its first 40 cases; after that it cannot even begin one."""
 
     name = "breaks-down"
 
@@ -227,7 +260,7 @@ class BreaksDown(Wrapped):
         self.cases = 0
 
     def begin(self, cpu: CpuView) -> None:
-        if self.cases >= 30:
+        if self.cases >= 40:
             raise OSError("device lost")
         self.cases += 1
         super().begin(cpu)
@@ -244,10 +277,34 @@ class Alternates(Wrapped):
         self.cores: tuple[Candidate, Candidate] = (self.inner, ExactCore())
         self.cases = 0
 
+    def handshake(self) -> Handshake:
+        said = super().handshake()  # the example core has no fault(): leave faults out
+        return Handshake(
+            protocol_version=said.protocol_version,
+            name=said.name,
+            version=said.version,
+            capabilities=said.capabilities - {Capability.FAULT},
+        )
+
     def begin(self, cpu: CpuView) -> None:
         self.inner = self.cores[self.cases % 2]
         self.cases += 1
         self.inner.begin(cpu)
+
+
+class NoFault(Wrapped):
+    """The reference without the fault capability: no fault is generated or explored."""
+
+    name = "no-fault"
+
+    def handshake(self) -> Handshake:
+        inner = super().handshake()
+        return Handshake(
+            protocol_version=inner.protocol_version,
+            name=inner.name,
+            version=inner.version,
+            capabilities=inner.capabilities - {Capability.FAULT},
+        )
 
 
 class NoStrict(Wrapped):

@@ -89,8 +89,9 @@ def test_the_reference_holds_for_every_sequence_of_three_and_reaches_every_rule(
     assert [level.depth for level in depth3.levels] == [1, 2, 3]
     assert depth3.tally.steps == depth3.transitions
     statuses = {row.rule.id: row.status for row in rule_rows(depth3)}
-    assert statuses["REG-5"] == statuses["REL-3"] == "not-in-profile"
-    assert {s for rule, s in statuses.items() if rule not in ("REG-5", "REL-3")} == {"ok"}
+    defects = ("REG-5", "REL-3", "FLT-6")
+    assert {statuses[rule] for rule in defects} == {"not-in-profile"}
+    assert {s for rule, s in statuses.items() if rule not in defects} == {"ok"}
 
 
 def test_the_first_level_takes_every_operation_the_scope_allows_from_each_world() -> None:
@@ -135,6 +136,7 @@ def test_the_scope_offers_each_kind_of_operation_and_keeps_the_callers_side() ->
     kinds = {op.name for op in offered}
     assert kinds == {
         "snapshot",
+        "fault",
         "invalidate_start",
         "range_done",
         "unregister",
@@ -204,10 +206,10 @@ def test_the_time_limit_stops_the_search_and_says_how_deep_it_got() -> None:
     """With a clock that runs out during depth 2, depth 1 is complete and 2 is not."""
     ticks = itertools.count()
     result = _explore(
-        reference, 4, time_limit=30.0, clock=lambda: float(next(ticks)), scope=ONE_WORLD
+        reference, 4, time_limit=40.0, clock=lambda: float(next(ticks)), scope=ONE_WORLD
     )
     assert result.failure is None
-    assert result.stopped == "the time limit of 30 s ran out at depth 2"
+    assert result.stopped == "the time limit of 40 s ran out at depth 2"
     assert result.completed == 1
     assert not result.conforms
     assert result.levels[-1].depth == 2
@@ -247,7 +249,7 @@ def test_a_candidate_that_stops_beginning_cases_mid_search_is_a_setup_crash() ->
     result = _explore(C.BreaksDown, 3, scope=ONE_WORLD)
     assert result.failure is not None
     assert result.flaky is not None
-    assert result.flaky.startswith("begin() failed after 30 cases that began;")
+    assert result.flaky.startswith("begin() failed after 40 cases that began;")
     assert result.failure.setup_crash is not None
     assert "device lost" in result.failure.setup_crash.detail
     assert result.levels[-1].depth == 2
@@ -273,8 +275,13 @@ def test_a_candidate_whose_replays_reach_other_states_is_reported_not_determinis
 
 
 def test_the_strict_profile_finds_the_seed_defects_shortest_case() -> None:
-    """Under strict, the reference's documented REL-3 defect takes two steps."""
+    """Under strict, the reference's documented FLT-6 defect takes one step (a blocking
+    fault), and without faults its REL-3 defect takes two."""
     result = _explore(reference, 3, profile=Profile.STRICT)
+    assert result.failure is not None
+    assert [op.name for op in result.failure.case.ops] == ["fault"]
+    assert {v.rule for v in result.failure.verdicts} == {"FLT-6"}
+    result = _explore(C.NoFault, 3, profile=Profile.STRICT)
     assert result.failure is not None
     assert [op.name for op in result.failure.case.ops] == ["snapshot", "release"]
     assert {v.rule for v in result.failure.verdicts} == {"REL-3"}

@@ -56,6 +56,7 @@ OPEN: Final[dict[str, dict[str, str]]] = {
     "conformance.core": {
         "Candidate": "protocol",
         "CpuView": "protocol",
+        "Faults": "protocol",
         "AdapterError": "exception",
         "CandidateRejected": "exception",
         "CandidateWouldHang": "exception",
@@ -65,6 +66,7 @@ OPEN: Final[dict[str, dict[str, str]]] = {
     "conformance": {
         "Candidate": "protocol",
         "CpuView": "protocol",
+        "Faults": "protocol",
         "DriverCandidate": "protocol",
         "AdapterError": "exception",
         "CandidateRejected": "exception",

@@ -346,7 +346,7 @@ def test_json_report_carries_the_matrix_and_the_counterexample(failing: CoreResu
     assert report["failure"]["steps"][-1]["verdicts"][0]["rule"] == "INV-5"
     rules = {rule["id"]: rule for rule in report["rules"]}
     assert rules["INV-5"]["status"] == "failed"
-    assert len(rules) == 29
+    assert len(rules) == 35
 
 
 def test_junit_has_one_case_per_rule_and_the_failure(failing: CoreResult) -> None:
@@ -355,7 +355,7 @@ def test_junit_has_one_case_per_rule_and_the_failure(failing: CoreResult) -> Non
     suite = root.find("testsuite")
     assert suite is not None
     cases = suite.findall("testcase")
-    assert len(cases) == int(suite.get("tests", "0")) == 29
+    assert len(cases) == int(suite.get("tests", "0")) == 35
     failed = [case for case in cases if case.find("failure") is not None]
     assert any(case.get("name", "").startswith("INV-5 ") for case in failed)
     failure = next(c for c in failed if c.get("name", "").startswith("INV-5")).find("failure")
@@ -377,9 +377,9 @@ def test_junit_reports_a_crash_as_an_error() -> None:
 def test_ktap_is_version_1_with_a_plan_and_one_line_per_rule(failing: CoreResult) -> None:
     """KTAP: the version line, the plan, ok/not ok per rule, SKIP directives, # diagnostics."""
     lines = render(failing, "ktap").splitlines()
-    assert lines[:2] == ["KTAP version 1", "1..29"]
+    assert lines[:2] == ["KTAP version 1", "1..35"]
     results = [line for line in lines if line.startswith(("ok ", "not ok "))]
-    assert len(results) == 29
+    assert len(results) == 35
     numbers = [int(line.removeprefix("not ").split()[1]) for line in results]
     assert numbers == list(range(1, 30))
     assert "not ok 10 INV-5" in lines

@@ -45,7 +45,9 @@ def test_the_case_under_way_reads_as_its_sides_case_file() -> None:
     """While a step runs, the live document (what the watchdog saves of a call that never
     returns) is the case so far in its side's format, the step under way included."""
     candidate, handshake = start(_PeekingCore)
-    assert run(candidate, handshake, budget=SMALL, seed_value=1).conforms
+    # Generated cases only: an aimed case is a replay, whose live document is the whole case.
+    result = run(candidate, handshake, budget=SMALL, seed_value=1, aim=False)
+    assert result.failure is None
     assert _PeekingCore.seen
     for document in _PeekingCore.seen:
         case = case_from_json(document)

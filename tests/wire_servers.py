@@ -13,9 +13,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from typing import IO, NoReturn, cast
 
 from conformance import Candidate, CandidateRejected, CpuView, Handshake, RangeView, reference
+from conformance.core._adapter import faults_of
 from conformance.core._wire_server import serve, serve_stdio
 from hmm_ref import HmmMirrorOps, PfnEncoding
 
@@ -71,6 +73,22 @@ class Misbehaving:
         if self.mode == "wrong-id":
             _say('{"type":"reply","id":999999,"result":null}')
         self.inner.unregister(mirror)
+
+    def fault(
+        self,
+        range_id: int,
+        vma: int,
+        start: int,
+        end: int,
+        encoding: PfnEncoding,
+        *,
+        pfns: Sequence[int],
+        block: bool,
+    ) -> int:
+        self._tick()
+        return faults_of(self.inner).fault(
+            range_id, vma, start, end, encoding, pfns=pfns, block=block
+        )
 
     def snapshot(self, range_id: int, vma: int, start: int, end: int, encoding: PfnEncoding) -> int:
         self._tick()

@@ -18,6 +18,7 @@ from ._adapter import CandidateRejected as CandidateRejected
 from ._adapter import CandidateWouldHang as CandidateWouldHang
 from ._adapter import Capability as Capability
 from ._adapter import CpuView as CpuView
+from ._adapter import Faults as Faults
 from ._adapter import Handshake as Handshake
 from ._adapter import RangeView as RangeView
 from ._explore import ExploreResult as ExploreResult
@@ -25,6 +26,7 @@ from ._model import Profile as Profile
 from ._ops import Case as Case
 from ._ops import CaseFormatError as CaseFormatError
 from ._ops import CoreOperation as CoreOperation
+from ._ops import FaultSnapshot as FaultSnapshot
 from ._ops import InvalidateEnd as InvalidateEnd
 from ._ops import InvalidateStart as InvalidateStart
 from ._ops import Observe as Observe
@@ -65,6 +67,8 @@ __all__ = [
     "CoreResult",
     "CpuView",
     "ExploreResult",
+    "FaultSnapshot",
+    "Faults",
     "Handshake",
     "InvalidateEnd",
     "InvalidateStart",

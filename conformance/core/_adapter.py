@@ -62,6 +62,7 @@ __all__ = [
     "ObservesAhead",
     "RangeView",
     "check_handshake",
+    "faults_of",
     "load_factory",
     "resolve_factory",
 ]
@@ -197,6 +198,17 @@ class Faults(Protocol):
         entries filled with ``pfns`` (the requests, in ``encoding``), and ``block``. It faults
         through :meth:`CpuView.handle_mm_fault` and :meth:`CpuView.migration_entry_wait`."""
         ...
+
+
+def faults_of(candidate: object) -> Faults:
+    """``candidate`` as one that faults; :class:`CandidateProtocolError` if it declared the
+    ``fault`` capability without a ``fault`` method."""
+    if not callable(getattr(candidate, "fault", None)):
+        raise CandidateProtocolError(
+            "it declares the fault capability but has no fault() method; implement "
+            "conformance.Faults.fault, or leave the capability out"
+        )
+    return cast("Faults", candidate)
 
 
 @runtime_checkable

@@ -27,7 +27,12 @@ __all__ = [
 
 
 def _walk(m: Model, op: FaultSnapshot, obs: Observation) -> FaultWalk:
-    return fault_walk(cpu_before(m.cpu, obs.faults), op, blocking_retry=not m.strict())
+    """The walk the rules demand. Under strict a blocking call must not allow retry (FLT-6);
+    a candidate that does takes the seed's path, which FLT-6 alone reports (docs/spec.md 1.3:
+    a seed defect's consequence is not a second failure), so the others judge that path."""
+    seed_path = any(call.allow_retry for call in obs.faults if call.kind == HANDLE)
+    blocking_retry = not m.strict() or seed_path
+    return fault_walk(cpu_before(m.cpu, obs.faults), op, blocking_retry=blocking_retry)
 
 
 def _walked(m: Model, op: Operation, obs: Observation) -> tuple[FaultSnapshot, FaultWalk] | None:

@@ -13,7 +13,7 @@ becomes a HANG, CRASH or PROTOCOL verdict with the fault's own message.
 
 from __future__ import annotations
 
-from typing import TypeAlias, assert_never, cast, final
+from typing import TypeAlias, assert_never, final
 
 from hmm_ref import HmmMirrorOps, HmmUpdate
 
@@ -36,10 +36,10 @@ from ._adapter import (
     CandidateRejected,
     CandidateWouldHang,
     Capability,
-    Faults,
     Handshake,
     ObservesAhead,
     RangeView,
+    faults_of,
 )
 from ._model import CallRecord, CpuState, Model, Observation, Profile
 from ._ops import (
@@ -229,8 +229,8 @@ class Executor(StepKeeping[CoreOperation, Observation]):
                 answer = candidate.snapshot(op.range, op.vma, op.start, op.end, op.encoding)
                 return self._typed(op, answer, int)
             case FaultSnapshot():
-                faulting = cast("Faults", candidate)  # it declared FAULT (caller_violation)
-                answer = faulting.fault(
+                # It declared FAULT, or the model would have refused the step.
+                answer = faults_of(candidate).fault(
                     op.range, op.vma, op.start, op.end, op.encoding, pfns=op.pfns(), block=op.block
                 )
                 return self._typed(op, answer, int)

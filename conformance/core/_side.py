@@ -15,10 +15,11 @@ from typing import IO, Any, Final, final
 
 from hypothesis.stateful import RuleBasedStateMachine
 
-from hmm_ref import describe_result
+from hmm_ref import VmFault, describe_result
 
 from .. import _engine as engine
 from .._alarm import Watchdog
+from .._case import FaultCall
 from .._counting import Budget, CaseCount, Recorder
 from .._engine import RunResult
 from .._exploring import Level
@@ -208,6 +209,7 @@ class CoreSide:
                     f"       m{call.mirror}.sync(blockable={call.update.blockable}) -> "
                     f"{describe_result(call.reply)}"
                 )
+            lines.extend(f"       {_fault_call(call)}" for call in step.observation.faults)
             for verdict in step.failures():
                 lines.append(f"       {verdict.describe()}")
         if not failure.reproduced:
@@ -218,6 +220,23 @@ class CoreSide:
 
     def conforming_note(self, tally: Tally) -> str:
         return ""
+
+
+def _fault_call(call: FaultCall) -> str:
+    """One call into the CPU's fault handling, as a failure's steps show it."""
+    if call.kind != "handle_mm_fault":
+        return f"{call.kind}({call.addr:#x})"
+    flags = [
+        name
+        for name, on in (
+            ("write", call.write),
+            ("allow_retry", call.allow_retry),
+            ("nowait", call.nowait),
+        )
+        if on
+    ]
+    answer = VmFault(call.answer).name if call.answer else "0"
+    return f"handle_mm_fault({call.addr:#x}{''.join(', ' + f for f in flags)}) -> {answer}"
 
 
 #: The core side.

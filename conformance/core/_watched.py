@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import cast, final
+from typing import final
 
 from hmm_ref import HmmMirrorOps, PfnEncoding
 
 from .._alarm import Watchdog, Watched
-from ._adapter import Candidate, CpuView, Faults, Handshake, ObservesAhead, RangeView
+from ._adapter import Candidate, CpuView, Handshake, ObservesAhead, RangeView, faults_of
 
 __all__ = ["WatchedCandidate", "watched"]
 
@@ -44,7 +44,7 @@ class WatchedCandidate(Watched[Candidate]):
         pfns: Sequence[int],
         block: bool,
     ) -> int:
-        inner = cast("Faults", self.inner)  # only a candidate that declared FAULT is asked
+        inner = faults_of(self.inner)  # only a candidate that declared FAULT is asked
         return self._call(
             "fault",
             lambda: inner.fault(range_id, vma, start, end, encoding, pfns=pfns, block=block),
