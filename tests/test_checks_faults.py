@@ -8,10 +8,12 @@ from collections.abc import Sequence
 import pytest
 
 import hmm_ref as H
+from conformance import CaseFormatError, replay, start
 from conformance._case import CpuState, FaultCall, VmaSpec, World
 from conformance._rules import Profile
 from conformance._verdicts import Status, Verdict
 from conformance.core._adapter import Capability, CpuView, Handshake, RangeView
+from conformance.core._catalogue import ErrorMarkKept
 from conformance.core._checks_faults import (
     check_FLT_1,
     check_FLT_2,
@@ -23,8 +25,10 @@ from conformance.core._checks_faults import (
 from conformance.core._executor import Executor, StepOutcome
 from conformance.core._faulting import FaultWalk, cpu_before, fault_walk, needs_fault
 from conformance.core._model import Model, Observation
-from conformance.core._ops import FaultSnapshot, RangeDone, RegisterMirror
+from conformance.core._ops import Case, FaultSnapshot, RangeDone, RegisterMirror
 from conformance.core._reference import ReferenceCandidate, reference
+from conformance.core._side import CORE
+from examples.exact_core import ExactCore
 from hmm_ref import (
     DEFAULT_ENCODING,
     PAGE_SIZE,
@@ -40,6 +44,8 @@ from hmm_ref import (
     VmFault,
     fault_pfn,
 )
+
+from . import candidates as C
 
 P = PAGE_SIZE
 ENC = DEFAULT_ENCODING
@@ -906,3 +912,46 @@ def test_check_FLT_2_restores_the_cpu_before_the_calls() -> None:
     obs = Observation(result=0, faults=tuple(calls))
     assert check_FLT_2(model, op, obs) == Verdict(rule="FLT-2", status=Status.PASS, detail="")
     assert model.cpu.pte(3 * P) == Pte.present(fault_pfn(3 * P), write=True)
+
+
+# -- the harness around the checks -------------------------------------------------------------
+
+
+def test_FLT_1_a_candidate_that_declares_fault_without_fault_is_a_protocol_verdict() -> None:
+    """Declaring the capability without the method is the candidate's mistake, named."""
+
+    class Claims(ExactCore):
+        def handshake(self) -> Handshake:
+            said = super().handshake()
+            return Handshake(
+                protocol_version=said.protocol_version,
+                name=said.name,
+                version=said.version,
+                capabilities=said.capabilities | {Capability.FAULT},
+            )
+
+    candidate = Claims()
+    executor = Executor(candidate, candidate.handshake(), Profile.SEED, _world(), None)
+    assert executor.begin() is None
+    (verdict,) = executor.step(fault_op(P, [1])).verdicts
+    assert verdict.status is Status.PROTOCOL
+    assert "declares the fault capability but has no fault() method" in verdict.detail
+
+
+def test_FLT_1_a_fault_is_refused_as_a_step_for_a_candidate_without_the_capability() -> None:
+    """A case that faults cannot be replayed on a candidate that does not fault."""
+    case = Case(world=_world(), ops=(fault_op(P, [1]),))
+    with pytest.raises(CaseFormatError, match="did not declare the fault capability"):
+        replay(*start(C.NoFault), case, Profile.SEED)
+
+
+def test_FLT_4_a_failure_shows_each_call_into_the_fault_handler() -> None:
+    """The report's steps list the migration waited for and the fault that failed."""
+    world = _world((P, PTE_MIGRATION))
+    op = fault_op(P, [1, 1], handler=((2 * P, FaultOutcome.ERROR),))
+    failure = replay(*start(ErrorMarkKept), Case(world=world, ops=(op,)), Profile.SEED)
+    assert not isinstance(failure, tuple)
+    text = CORE.describe_failure(failure)
+    assert f"migration_entry_wait({P:#x})" in text
+    assert f"handle_mm_fault({2 * P:#x}, allow_retry, nowait) -> SIGBUS" in text
+    assert "FAIL FLT-4" in text

@@ -70,7 +70,7 @@ class FaultRules:
         kind=st.one_of(st.just("ok"), st.sampled_from(tuple(REFUSED_SPANS))),
         vma=st.sampled_from(SNAPSHOTTABLE),
         first=st.integers(0, 7),
-        length=st.integers(1, 6),
+        length=st.integers(1, 4),
         block=st.booleans(),
         data=st.data(),
     )
