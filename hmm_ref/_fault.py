@@ -11,9 +11,10 @@ registration with ``valid`` True) and walks the pages first to last:
    device or migration entry).
 2. A page that needs a fault (the test above) is faulted. A migration entry is waited for
    instead, and the walk starts again at that page.
-3. Before it faults a page, the walk writes ``values[NONE]`` into its entry; after a fault that
-   succeeds it starts again at that page, and reads that entry as the page's request. So a
-   page is not faulted twice for one request (NONE lacks VALID in every sane encoding).
+3. Before it faults a page or waits for its migration, the walk writes ``values[NONE]`` into
+   its entry; after the fault or the wait it starts again at that page, and reads that entry as
+   the page's request. So a page is not faulted twice for one request (NONE lacks VALID in every
+   sane encoding), and a page that was migrating is only snapshotted once it is back.
 4. Every fault passes ``FAULT_FLAG_ALLOW_RETRY``, and ``FAULT_FLAG_RETRY_NOWAIT`` too when
    ``block`` is false. The seed passes ALLOW_RETRY even when ``block`` is true, so a handler
    that must wait drops mmap_sem and the call returns ``-EBUSY`` (bug #15, fixed in 5.3).
@@ -72,10 +73,10 @@ def _walk(range_: HmmRange, first: int, block: bool) -> tuple[int, int]:
         if not fault:
             range_._pfns[index] = encoding.encode(pte)
             continue
+        range_._pfns[index] = encoding.value(HmmPfnValue.NONE)
         if pte.kind is PteKind.MIGRATION:
             mm.migration_entry_wait(addr)
             return -Errno.EAGAIN, index
-        range_._pfns[index] = encoding.value(HmmPfnValue.NONE)
         answer = mm.handle_mm_fault(addr, write=write, allow_retry=True, nowait=not block)
         if answer & VmFault.RETRY:
             return -Errno.EBUSY, index

@@ -40,14 +40,28 @@ from conformance.core._blind_catalogue import BLIND_CATALOGUE, BLIND_NOT_YET
 from conformance.core._catalogue import CATALOGUE, ParentTree, SeedCore, ValidAgainAtEnd
 from conformance.core._model import CpuState
 from conformance.core._ops import case_from_json
+from conformance.core._seed_fault import SeedFaultCore
 from conformance.core._side import CoreFailure, CoreSide
 from hmm_ref import PAGE_SIZE
 
 SEED = 1
-#: The hand-written entries; the blind set's are checked on their counterexamples.
-HAND_WRITTEN: Final = tuple(entry for entry in CATALOGUE if entry not in BLIND_CATALOGUE)
+#: The faulting snapshot's entries (the FLT rules).
+FAULT_ENTRIES: Final = tuple(
+    entry for entry in CATALOGUE if isinstance(entry.make(), SeedFaultCore)
+)
+#: The hand-written entries run through the random engine; the blind set's and the faulting
+#: snapshot's are checked on their counterexamples (CI time: shrinking one of theirs costs
+#: seconds, and the benchmarks run them through the engine over five seeds).
+HAND_WRITTEN: Final = tuple(
+    entry for entry in CATALOGUE if entry not in BLIND_CATALOGUE and entry not in FAULT_ENTRIES
+)
 BLIND_CASES: Final = json.loads(
     (Path(__file__).with_name("data") / "blind-counterexamples.json").read_text()
+)
+#: The faulting snapshot's entries' counterexamples, as the random engine found and shrank them
+#: at seed 1 and the ci budget.
+FAULT_CASES: Final = json.loads(
+    (Path(__file__).with_name("data") / "fault-counterexamples.json").read_text()
 )
 ENC = H.DEFAULT_ENCODING
 
@@ -70,6 +84,22 @@ def test_every_known_bad_core_is_caught_against_its_rule(entry: KnownBad[Candida
     assert broken & entry.rules, f"{entry.name} broke {broken}, not {set(entry.rules)}"
     assert len(result.failure.case.ops) == entry.shortest
     assert result.first_failure is not None
+
+
+@pytest.mark.parametrize("entry", FAULT_ENTRIES, ids=lambda entry: entry.name)
+def test_every_fault_entry_fails_its_counterexample_that_the_reference_passes(
+    entry: KnownBad[Candidate],
+) -> None:
+    """The faulting snapshot's entries, on the counterexamples the random engine found and
+    shrank to their shortest length at seed 1 and the ci budget: the reference passes each, and
+    the entry fails it at its last step, against one of its rules."""
+    case = case_from_json(FAULT_CASES[entry.name])
+    assert len(case.ops) == entry.shortest
+    assert isinstance(replay(*start(reference), case, Profile.SEED), tuple)
+    failure = replay(*start(entry.make), case, Profile.SEED)
+    assert isinstance(failure, Failure), entry.name
+    assert len(failure.case.ops) == entry.shortest
+    assert {verdict.rule for verdict in failure.verdicts} & entry.rules
 
 
 @pytest.mark.parametrize("entry", BLIND_CATALOGUE, ids=lambda entry: entry.name)

@@ -404,13 +404,12 @@ def test_fault_walk_success_with_a_migration() -> None:
         result=0,
         calls=(
             (HANDLE, P, False),
-            (WAIT, 2 * P, False),
-            (HANDLE, 2 * P, True),
+            (WAIT, 2 * P, False),  # its request is read once: back read-only, it stays so
             (HANDLE, 3 * P, True),
         ),
         entries=(
             _present(P),
-            _present(2 * P, write=True),
+            _present(2 * P),
             ENC.encode_page(9, write=True),
             NONE,
             NONE,
@@ -502,8 +501,7 @@ def test_reference_success_passes(block: bool) -> None:
     assert calls == [
         (HANDLE, P, True, True, not block),
         (HANDLE, 2 * P, False, True, not block),
-        (WAIT, 3 * P, False, False, False),
-        (HANDLE, 3 * P, True, True, not block),
+        (WAIT, 3 * P, False, False, False),  # then only snapshotted (its request was read)
         (HANDLE, 4 * P, False, True, not block),
         (HANDLE, 7 * P, False, True, not block),
     ]
@@ -514,7 +512,7 @@ def test_reference_success_passes(block: bool) -> None:
         entries=(
             ENC.encode_page(5, write=True),
             _present(2 * P),
-            _present(3 * P, write=True),
+            _present(3 * P),
             _present(4 * P),
             NONE,
             ENC.encode_page(7, write=True),
@@ -538,7 +536,7 @@ def test_fault_copies_the_cpu_table_into_the_reference_mm() -> None:
     mm = candidate._mm
     assert mm.pte(P) == Pte.present(5)
     assert mm.pte(2 * P) == PTE_SWAP
-    assert mm.pte(3 * P) == Pte.present(fault_pfn(3 * P), write=True)  # waited, then faulted
+    assert mm.pte(3 * P) == Pte.present(fault_pfn(3 * P))  # waited for, then snapshotted
     assert mm.fault_handler is None
 
 
@@ -907,11 +905,10 @@ def test_check_FLT_2_restores_the_cpu_before_the_calls() -> None:
     model.cpu.on_fault = calls.append
     model.cpu.handle_mm_fault(2 * P, False, True, True)
     model.cpu.migration_entry_wait(3 * P)
-    model.cpu.handle_mm_fault(3 * P, True, True, True)
     model.cpu.on_fault = None
     obs = Observation(result=0, faults=tuple(calls))
     assert check_FLT_2(model, op, obs) == Verdict(rule="FLT-2", status=Status.PASS, detail="")
-    assert model.cpu.pte(3 * P) == Pte.present(fault_pfn(3 * P), write=True)
+    assert model.cpu.pte(3 * P) == Pte.present(fault_pfn(3 * P))
 
 
 # -- the harness around the checks -------------------------------------------------------------

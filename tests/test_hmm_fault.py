@@ -255,13 +255,15 @@ def test_device_private_page_is_faulted_only_when_asked() -> None:
     assert mm.pte(2 * P) == Pte.present(fault_pfn(2 * P))
 
 
-def test_migration_entry_is_waited_for_then_faulted_for_write() -> None:
+def test_migration_entry_is_waited_for_then_only_snapshotted() -> None:
+    """The wait replaces the request with values[NONE], as a fault does: the page that comes
+    back read-only is not faulted for write (the seed reads each request once)."""
     mm, vma = _mm((P, PTE_MIGRATION), (2 * P, PTE_MIGRATION))
     rng = HmmRange(vma=vma, start=P, end=3 * P, pfns=[VALID | WRITE, VALID])
     assert hmm_vma_fault(rng, False) == 0
-    assert mm.pte(P) == Pte.present(fault_pfn(P), write=True)
+    assert mm.pte(P) == Pte.present(fault_pfn(P))
     assert mm.pte(2 * P) == Pte.present(fault_pfn(2 * P))
-    assert rng.pfns == (_present(P, write=True), _present(2 * P, write=False))
+    assert rng.pfns == (_present(P, write=False), _present(2 * P, write=False))
 
 
 def test_migration_entry_not_asked_for_reads_as_none() -> None:

@@ -384,7 +384,7 @@ static bool hmm_pte_need_fault(const struct hmm_range *range,
  * One page of the faulting walk: entry @index, whose CPU entry is @pte.
  * Returns 0 to go on to the next page; -EAGAIN after a fault that succeeded
  * or a migration waited for, to start again at this page (whose entry is then
- * the request: values[NONE] after a fault, so it is not faulted twice); or
+ * the request: values[NONE] after either, so it is not faulted twice); or
  * the error that ends the call (§3.8 rules 4-6).
  */
 static int hmm_vma_fault_page(struct hmm_range *range, unsigned long index,
@@ -406,12 +406,13 @@ static int hmm_vma_fault_page(struct hmm_range *range, unsigned long index,
 		*entry = hmm_pte_encode(range, pte);
 		return 0;
 	}
+	/* The request is read once: walked again, the page asks for nothing. */
+	*entry = range->values[HMM_PFN_NONE];
 	if (pte->kind == CPU_PTE_MIGRATION) {
 		mm->migration_entry_wait(mm, addr);
 		return -EAGAIN;
 	}
 
-	*entry = range->values[HMM_PFN_NONE];
 	/*
 	 * The seed allows a retry whatever @block says (bug #15, fixed in
 	 * 5.3): a handler that must wait drops mmap_sem and answers

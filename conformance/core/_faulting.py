@@ -101,6 +101,7 @@ def fault_walk(cpu: CpuState, op: FaultSnapshot, *, blocking_retry: bool) -> Fau
             entries[index] = encode(op.encoding, pte)
             index += 1
         elif pte.kind is PteKind.MIGRATION:
+            entries[index] = none  # the request is read once (FLT-2)
             calls.append((WAIT, addr, False))
             cpu.migration_entry_wait(addr)
         else:

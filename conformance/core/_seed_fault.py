@@ -84,10 +84,10 @@ class SeedFaultCore(SeedCore):
         if not fault:
             rng.entries[index] = self.encode(rng.encoding, pte)
             return 1
+        rng.entries[index] = rng.encoding.value(HmmPfnValue.NONE)
         if pte.kind is PteKind.MIGRATION:
             self.cpu.migration_entry_wait(addr)
             return 0
-        rng.entries[index] = rng.encoding.value(HmmPfnValue.NONE)
         allow_retry, nowait = self.fault_flags(block)
         answer = self.cpu.handle_mm_fault(addr, write, allow_retry, nowait)
         if answer:
