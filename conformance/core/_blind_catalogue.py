@@ -2,8 +2,10 @@
 its shortest counterexample in the exhaustive engine's scope, and its origin.
 
 The cores are in ``_blind_mirrors.py`` and ``_blind_ranges.py`` (their base, and how the set was
-written, in ``_blind_base.py``). They were measured over five seeds at the default budget
-before they were added; ``python3 tasks.py bench`` measures them again.
+written, in ``_blind_base.py``), and the faulting ones in ``_blind_faults.py`` (their base in
+``_blind_fault_base.py``), written the same way once ``hmm_vma_fault`` was modelled. They were
+measured over five seeds at the default budget before they were added; ``python3 tasks.py
+bench`` measures them again.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from __future__ import annotations
 from typing import Final
 
 from .._known_bad import KnownBad
+from . import _blind_faults as F
 from . import _blind_mirrors as M
 from . import _blind_ranges as R
 from ._adapter import Candidate
 from ._blind_base import BlindCore
 
-__all__ = ["BLIND_CATALOGUE", "BLIND_NOT_YET"]
+__all__ = ["BLIND_CATALOGUE", "BLIND_FAULTS_NOT_YET", "BLIND_NOT_YET"]
 
 
 def _blind(cls: type[BlindCore], shortest: int, rules: str, origin: str) -> KnownBad[Candidate]:
@@ -102,6 +105,30 @@ BLIND_CATALOGUE: Final = (
     _blind(R.ReleaseKeepsMirrorsLinked, 3, "REL-1", "release leaves the mirrors listed"),
     _blind(R.ReleaseUnlinksWhileIterating, 3, "REL-1", "release unlinks while it iterates (#1)"),
     _blind(R.ReleaseWalksRegistry, 3, "REL-1 REG-3", "release walks every mirror ever seen"),
+    # hmm_vma_fault (the FLT rules), written blind after the fault was modelled
+    _blind(
+        F.ClearSkipsFailing,
+        1,
+        "FLT-4",
+        "the clear starts after the failing page, its ERROR kept",
+    ),
+    _blind(F.ClearFromStart, 1, "FLT-4", "the error path clears the whole array"),
+    _blind(F.ClearToError, 1, "FLT-4", "the error path fills values[ERROR], not NONE"),
+    _blind(F.RequestsLeft, 1, "FLT-4", "the error path's clear is missing: the requests stay"),
+    _blind(F.StaysRegistered, 1, "FLT-4 RNG-9", "the error path without range_done"),
+    _blind(F.WriteRequestIgnored, 1, "FLT-2 FLT-3", "the WRITE request ignored"),
+    _blind(F.WriteWithoutValid, 1, "FLT-2 FLT-3", "a WRITE bit alone faults"),
+    _blind(F.WriteOnEveryFault, 1, "FLT-2 FLT-3", "FAULT_FLAG_WRITE on every fault"),
+    _blind(F.DeviceUnrequested, 1, "FLT-2 FLT-3", "a device-private page faulted back unasked"),
+    _blind(F.PoisonSkipped, 1, "FLT-4 FLT-3", "a poisoned entry marked but the walk goes on"),
+    _blind(F.PoisonAsSwap, 1, "FLT-2 FLT-4", "no non-swap check: poison faulted like swap"),
+    _blind(F.NowaitInverted, 1, "FLT-5", "RETRY_NOWAIT set from block"),
+    _blind(F.BlockIgnored, 1, "FLT-5", "RETRY_NOWAIT always set"),
+    _blind(F.NoRewalk, 1, "FLT-3", "no walk after a fault: the entry stays NONE"),
+    _blind(F.StalePte, 1, "FLT-3", "the faulted page encoded from the entry before the fault"),
+    _blind(F.ValidFalse, 1, "FLT-3", "valid never set by a fault"),
+    _blind(F.EinvalZeroesRequests, 1, "FLT-1", "bounds -EINVAL zeroes the requests"),
+    _blind(F.LastPageUnwalked, 1, "FLT-2 FLT-3", "the walk stops one page short"),
 )
 
 #: Blind cores the random engine does not yet catch in five seeds of five (docs/catalogue.md says
@@ -110,4 +137,23 @@ BLIND_CATALOGUE: Final = (
 BLIND_NOT_YET: Final = (
     _blind(R.PermBeforeSpecial, 1, "RNG-2", "read permission tested before special"),
     _blind(R.RangeDoneUnlinksByBounds, 4, "RNG-3 RNG-7", "range_done unlinks by bounds, not node"),
+)
+
+#: The blind set's faulting cores not yet caught in five seeds of five: each fails the stored
+#: counterexample a test replays (docs/catalogue.md gives how often the engine finds it).
+BLIND_FAULTS_NOT_YET: Final = (
+    _blind(
+        F.EagainForDroppedLock,
+        1,
+        "FLT-4",
+        "-EAGAIN for a dropped mmap_sem, as documented (#15)",
+    ),
+    _blind(F.RetryIsError, 1, "FLT-4", "any answer tested as an error before RETRY"),
+    _blind(F.RetryFixInverted, 1, "FLT-5", "#15's fix backwards: retry only when blocking"),
+    _blind(F.NowaitLost, 1, "FLT-5", "RETRY_NOWAIT never set"),
+    _blind(F.MigrationAsError, 1, "FLT-2 FLT-3 FLT-4", "a migration entry taken as an error (#22)"),
+    _blind(F.MigrationNotWaited, 1, "FLT-2 FLT-3", "a migration read as NONE, not waited for"),
+    _blind(F.MigrationViaHandler, 1, "FLT-2", "a migration entry faulted like a swap entry"),
+    _blind(F.RestartFromStart, 1, "FLT-2 FLT-3", "the walk restarts at the range's start"),
+    _blind(F.RewalkKeepsRequest, 1, "FLT-2 FLT-3", "a page walked again keeps its first request"),
 )

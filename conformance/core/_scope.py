@@ -113,36 +113,50 @@ def _world(*ptes: Pte) -> World:
     return World(vmas=VMAS, ptes=tuple((_pages(n, n + 1)[0], pte) for n, pte in enumerate(ptes)))
 
 
+def _fault(
+    vma: int,
+    span: tuple[int, int],
+    block: bool,
+    requests: tuple[int, ...],
+    handler: tuple[tuple[int, FaultOutcome], ...] = (),
+) -> FaultSnapshot:
+    return FaultSnapshot(
+        range=0,
+        vma=vma,
+        start=span[0],
+        end=span[1],
+        encoding=DEFAULT_ENCODING,
+        block=block,
+        requests=requests,
+        handler=handler,
+    )
+
+
 def _faults() -> tuple[FaultSnapshot, ...]:
-    """Over the first two pages (writable, read-only), both asked for write: mapped as asked,
+    """The faults the scope may take, each in one range number (given when it is taken).
+
+    Over the first two pages (writable, read-only), both asked for write: mapped as asked,
     non-blocking; the handler waiting at the read-only page, non-blocking (-EBUSY); failing
-    there, blocking (-EFAULT); and a fault the rules refuse (an unreadable vma)."""
-    start, end = _pages(0, 2)
-    wait, error = ((end - PAGE_SIZE, FaultOutcome.WAIT),), ((end - PAGE_SIZE, FaultOutcome.ERROR),)
-
-    def fault(
-        vma: int,
-        span: tuple[int, int],
-        block: bool,
-        handler: tuple[tuple[int, FaultOutcome], ...] = (),
-    ) -> FaultSnapshot:
-        npages = (span[1] - span[0]) // PAGE_SIZE
-        return FaultSnapshot(
-            range=0,
-            vma=vma,
-            start=span[0],
-            end=span[1],
-            encoding=DEFAULT_ENCODING,
-            block=block,
-            requests=(3,) * npages,
-            handler=handler,
-        )
-
+    there, blocking (-EFAULT). A fault the rules refuse (an unreadable vma). Then the walk's
+    other paths: asked for read over the first three pages (the third is device memory, not
+    asked back); asked for write without VALID (nothing is faulted); every page of the world
+    asked for read (the poisoned one ends the walk, -EFAULT); an empty page faulted in for read;
+    and a span past its vma (-EINVAL, the requests left as they are).
+    """
+    both = _pages(0, 2)
+    read_only = both[1] - PAGE_SIZE
+    wait, error = ((read_only, FaultOutcome.WAIT),), ((read_only, FaultOutcome.ERROR),)
+    beyond = (VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE)
     return (
-        fault(0, (start, end), False),
-        fault(0, (start, end), False, wait),
-        fault(0, (start, end), True, error),
-        fault(2, (VMAS[2].start, VMAS[2].end), True),
+        _fault(0, both, False, (3, 3)),
+        _fault(0, both, False, (3, 3), wait),
+        _fault(0, both, True, (3, 3), error),
+        _fault(2, (VMAS[2].start, VMAS[2].end), True, (3, 3)),
+        _fault(0, _pages(0, 3), False, (1, 1, 1)),
+        _fault(0, both, False, (2, 2)),
+        _fault(0, _pages(0, 4), True, (1, 1, 1, 1)),
+        _fault(0, _pages(4, 5), False, (1,)),
+        _fault(0, beyond, False, (1, 1)),
     )
 
 
