@@ -736,10 +736,10 @@ def test_a_core_on_the_seeds_path_that_ruins_a_range_after_release_still_fails()
 
 
 def test_under_strict_the_reference_fails_only_the_seed_defects() -> None:
-    """A whole strict run of the reference fails only seed defects (REG-5, REL-3, FLT-6); the
+    """A whole strict run of the reference without faults fails REG-5 and REL-3 only; the
     misses after release it also makes are counted as ALLOWED under END-2 and RNG-3. (Seed 2's
     run meets such a miss before it stops at its first failure; some seeds stop sooner.)"""
-    candidate = reference()
+    candidate = C.NoFault()  # the reference without faults, whose FLT-6 would end it sooner
     result = run(
         candidate,
         candidate.handshake(),
@@ -749,8 +749,8 @@ def test_under_strict_the_reference_fails_only_the_seed_defects() -> None:
     )
     failed = {rule for rule, counts in result.tally.counts.items() if counts[Status.FAIL]}
     assert result.failure is not None
-    assert failed <= {"REG-5", "REL-3", "FLT-6"}
-    assert failed & {"REL-3", "FLT-6"}
+    assert failed <= {"REG-5", "REL-3"}
+    assert "REL-3" in failed
     for rule in ("END-2", "RNG-3"):
         assert set(result.tally.latitudes[rule]) == {SEED_RELEASE_PATH}
 
