@@ -120,11 +120,14 @@ def test_the_first_level_takes_every_operation_the_scope_allows_from_each_world(
 
 
 def test_the_scope_offers_each_kind_of_operation_and_keeps_the_callers_side() -> None:
-    """From a state with two mirrors and a range, every kind of step is offered, and none
-    that the caller's side of the protocol forbids."""
+    """From the start a fault is offered (faults take the first range only); from a state with
+    two mirrors and a range, every other kind of step, and none that the caller's side of the
+    protocol forbids."""
     candidate, handshake = start(reference)
     executor = Executor(candidate, handshake, Profile.SEED, SCOPE.world, Tally())
     assert executor.begin() is None
+    # faults take the first range only
+    assert {op.name for op in operations(executor.model, SCOPE)} >= {"fault", "snapshot"}
     span = SCOPE.spans[0]
     for op in (
         RegisterMirror(mirror=0),
@@ -136,7 +139,6 @@ def test_the_scope_offers_each_kind_of_operation_and_keeps_the_callers_side() ->
     kinds = {op.name for op in offered}
     assert kinds == {
         "snapshot",
-        "fault",
         "invalidate_start",
         "range_done",
         "unregister",

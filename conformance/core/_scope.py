@@ -70,8 +70,7 @@ class Scope:
     #: What the CPU may change an entry to, inside a window.
     new_entries: tuple[Pte, ...] = (PTE_NONE, Pte.present(0x1AA, write=True))
     encodings: tuple[PfnEncoding, ...] = (DEFAULT_ENCODING,)
-    #: Faults a sequence may make, for a candidate that declares them (range numbers are
-    #: given when one is taken).
+    #: Faults a sequence may make as its first range, for a candidate that declares them.
     faults: tuple[FaultSnapshot, ...] = ()
 
     @property
@@ -274,7 +273,9 @@ def operations(model: Model, scope: Scope) -> Iterator[CoreOperation]:
             Snapshot(range=used_ranges, vma=vma, start=start, end=end, encoding=DEFAULT_ENCODING)
             for vma, start, end in scope.refused
         )
-    if used_ranges < scope.ranges and Capability.FAULT in model.capabilities:
+    if not used_ranges and Capability.FAULT in model.capabilities:
+        # A fault takes the first range only: what it does is the walk's, which no earlier range
+        # changes, and each one more per state would double the cost of a search of depth 3.
         candidates.extend(replace(fault, range=used_ranges) for fault in scope.faults)
     if Capability.RELEASE in model.capabilities:
         candidates.append(Release())
