@@ -4,16 +4,18 @@ through the executor and its ``fault``/``_Forward``) and on candidates that brea
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
 import hmm_ref as H
 from conformance import CaseFormatError, replay, start
 from conformance._case import CpuState, FaultCall, VmaSpec, World
+from conformance._driving import FailuresOnly
 from conformance._rules import Profile
 from conformance._verdicts import Status, Verdict
 from conformance.core._adapter import Capability, CpuView, Handshake, RangeView
-from conformance.core._catalogue import ErrorMarkKept
+from conformance.core._catalogue import EagainWhenSemDropped, ErrorMarkKept
 from conformance.core._checks_faults import (
     check_FLT_1,
     check_FLT_2,
@@ -27,6 +29,7 @@ from conformance.core._faulting import FaultWalk, cpu_before, fault_walk, needs_
 from conformance.core._model import Model, Observation
 from conformance.core._ops import Case, FaultSnapshot, RangeDone, RegisterMirror
 from conformance.core._reference import ReferenceCandidate, reference
+from conformance.core._seed_fault import SeedFaultCore
 from conformance.core._side import CORE
 from examples.exact_core import ExactCore
 from hmm_ref import (
@@ -952,3 +955,50 @@ def test_FLT_4_a_failure_shows_each_call_into_the_fault_handler() -> None:
     assert f"migration_entry_wait({P:#x})" in text
     assert f"handle_mm_fault({2 * P:#x}, allow_retry, nowait) -> SIGBUS" in text
     assert "FAIL FLT-4" in text
+
+
+# -- the catalogue's seed core that faults -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "op",
+    [
+        fault_op(0, [1, 1]),  # bounds: -EINVAL
+        fault_op(16 * P, [1, 0], vma=1),  # special: -EINVAL
+        fault_op(24 * P, [1, 0], vma=2),  # unreadable: -EPERM
+        fault_op(P, [1, 1, 1, 1]),  # a migration waited for, a poisoned page: -EFAULT
+        fault_op(6 * P, [5, 1]),  # a device-private page asked back, another not
+        fault_op(P, [1, 1], handler=((2 * P, FaultOutcome.ERROR),)),
+        fault_op(P, [1, 1], handler=((P, FaultOutcome.WAIT),)),  # -EBUSY
+    ],
+)
+def test_the_seed_fault_core_walks_as_the_rules_say(op: FaultSnapshot) -> None:
+    """SeedFaultCore, the base of the catalogue's fault entries, passes every FLT rule on each
+    path of the walk (an entry's one change is then its only fault)."""
+    world = _world(
+        (2 * P, PTE_MIGRATION),
+        (4 * P, PTE_POISON),
+        (6 * P, Pte.device_private(3)),
+        (7 * P, PTE_SWAP),
+    )
+    outcome = replay(*start(SeedFaultCore), Case(world=world, ops=(op,)), Profile.SEED)
+    assert isinstance(outcome, tuple)
+    assert {v.rule for v in outcome[0].verdicts if v.rule and v.rule.startswith("FLT")}
+
+
+def test_eagain_when_sem_dropped_fails_only_a_retry() -> None:
+    """The catalogue entry that answers -EAGAIN for a dropped mmap_sem fails as the seed does
+    on a fault that fails outright."""
+    op = fault_op(P, [1, 1], handler=((2 * P, FaultOutcome.ERROR),))
+    outcome = replay(*start(EagainWhenSemDropped), Case(world=_world(), ops=(op,)), Profile.SEED)
+    assert isinstance(outcome, tuple)
+    assert outcome[0].observation.result == -Errno.EFAULT
+
+
+def test_the_database_keeps_nothing_of_a_run_that_has_not_failed(tmp_path: Path) -> None:
+    """FailuresOnly saves an entry only once the run has failed."""
+    database = FailuresOnly(tmp_path, lambda: False)
+    database.save(b"key", b"value")
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()]
+    FailuresOnly(tmp_path, lambda: True).save(b"key", b"value")
+    assert [path for path in tmp_path.rglob("*") if path.is_file()]
