@@ -101,7 +101,7 @@ def test() -> int:
         # Coverage starts before pytest, so the pytest plugin's early imports are measured;
         # the tests run on every core, each worker measured, then the data is combined.
         [PYTHON, "-m", "coverage", "erase"],
-        [PYTHON, "-m", "coverage", "run", "-m", "pytest", "-n", "auto"],
+        [PYTHON, "-m", "coverage", "run", "-m", "pytest", "-n", "auto", "--dist", "worksteal"],
         [PYTHON, "-m", "coverage", "combine", "--quiet"],
         [PYTHON, "-m", "coverage", "report", f"--fail-under={COVERAGE_TOTAL}"],
         [

@@ -393,8 +393,8 @@ class ObserveFailsInCallback(Wrapped):
         return super().observe(range_id)
 
 
-class BadClose(Wrapped):
-    """Conforms, but its close() raises."""
+class BadClose(NoFault):
+    """Conforms, but its close() raises (no faults: its runs are about closing)."""
 
     name = "bad-close"
 
