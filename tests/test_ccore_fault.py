@@ -2,7 +2,7 @@
 
 Random small worlds (vmas with any permissions, CPU entries of every kind) and random fault
 operations (requests, ``block``, a fault handler that waits or fails at some pages) are run on
-the C core and on a local driver of ``hmm_ref.hmm_vma_fault`` (:mod:`tests.fault_reference`),
+the C core and on the reference adapter (``hmm_ref.hmm_vma_fault``),
 each over a fresh :class:`CpuState` of the same world. Every operation must give the same
 result, the same range (registration, valid flag, entries), the same calls into the CPU's fault
 handling (:class:`FaultCall` records, in order) and the same CPU page table after it.
@@ -24,9 +24,8 @@ from conformance._case import CpuState, FaultCall
 from conformance.ccore import c_core, c_core_wire
 from conformance.core._adapter import Candidate, CandidateRejected, Capability
 from conformance.core._ops import FaultSnapshot
+from conformance.core._reference import ReferenceCandidate
 from conformance.core._wire import WireCandidate
-
-from .fault_reference import FaultingReference
 
 #: Encodings with the flags low, in the middle, and in the top bits (NONE there has every flag).
 ENCODINGS = (
@@ -129,7 +128,7 @@ def run_faults(candidate: Any, world: World, ops: tuple[FaultSnapshot, ...]) -> 
 
 @pytest.fixture(scope="module")
 def reference_outcomes() -> list[list[Outcome]]:
-    reference = FaultingReference()
+    reference = ReferenceCandidate()
     return [run_faults(reference, world, ops) for world, ops in random_cases(13, 200)]
 
 

@@ -74,9 +74,7 @@ class ReferenceCandidate:
         self, range_id: int, vma: int, start: int, end: int, encoding: H.PfnEncoding
     ) -> int:
         assert self._cpu is not None, "begin() comes first"
-        target = self._vmas[vma]
-        for addr in range(max(start, target.start), min(end, target.end), H.PAGE_SIZE):
-            self._mm.set_pte(addr, self._cpu.pte(addr))
+        target = self._load(vma, start, end)
         # Operations are page aligned and never reversed (checked when they are made).
         handle = H.HmmRange(vma=target, start=start, end=end, encoding=encoding)
         self._ranges[range_id] = handle
@@ -94,9 +92,7 @@ class ReferenceCandidate:
         block: bool,
     ) -> int:
         assert self._cpu is not None, "begin() comes first"
-        target = self._vmas[vma]
-        for addr in range(max(start, target.start), min(end, target.end), H.PAGE_SIZE):
-            self._mm.set_pte(addr, self._cpu.pte(addr))
+        target = self._load(vma, start, end)
         handle = H.HmmRange(vma=target, start=start, end=end, encoding=encoding, pfns=pfns)
         self._ranges[range_id] = handle
         self._mm.fault_handler = _Forward(self._cpu, self._mm)
@@ -104,6 +100,14 @@ class ReferenceCandidate:
             return H.hmm_vma_fault(handle, block)
         finally:
             self._mm.fault_handler = None
+
+    def _load(self, vma: int, start: int, end: int) -> H.Vma:
+        """Vma number ``vma``, its entries in ``[start, end)`` copied from the harness's view."""
+        assert self._cpu is not None, "begin() comes first"
+        target = self._vmas[vma]
+        for addr in range(max(start, target.start), min(end, target.end), H.PAGE_SIZE):
+            self._mm.set_pte(addr, self._cpu.pte(addr))
+        return target
 
     def _range(self, range_id: int) -> H.HmmRange:
         handle = self._ranges.get(range_id)
