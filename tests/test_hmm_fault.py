@@ -628,6 +628,13 @@ def test_fault_op_requests_become_entries_in_the_encoding() -> None:
     assert op.pfns() == (0, 0x100, 0x200, 0x300, 0x400, 0x500, 0x600, 0x700)
 
 
+def test_fault_op_requests_flags_that_share_a_bit_set_it_once() -> None:
+    """An encoding may give two flags one bit; the entry is their union, never their sum (which
+    names another bit, or overflows 64 bits)."""
+    top = H.PfnEncoding(flags=(1 << 63, 1 << 63, 0), values=(1, 2, 3), pfn_shift=4)
+    assert _op(encoding=top, requests=(3, 7, 6)).pfns() == (1 << 63, 1 << 63, 1 << 63)
+
+
 def test_fault_op_outcome() -> None:
     op = _op(handler=((2 * P, FaultOutcome.WAIT), (3 * P, FaultOutcome.ERROR)))
     assert op.outcome(2 * P + 17) is FaultOutcome.WAIT

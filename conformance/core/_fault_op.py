@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar, Final, final
@@ -63,7 +65,9 @@ class FaultSnapshot(Operation):
         """The entries the caller fills the range with before the call."""
         flags = self.encoding.flags
         return tuple(
-            sum(flags[flag] for bit, flag in REQUEST_FLAGS if request & bit)
+            functools.reduce(
+                operator.or_, (flags[flag] for bit, flag in REQUEST_FLAGS if request & bit), 0
+            )
             for request in self.requests
         )
 
