@@ -737,7 +737,7 @@ def test_a_core_on_the_seeds_path_that_ruins_a_range_after_release_still_fails()
 
 def test_under_strict_the_reference_fails_only_the_seed_defects() -> None:
     """A whole strict run of the reference without faults fails REG-5 and REL-3 only; the
-    misses after release it also makes are counted as ALLOWED under END-2 and RNG-3. (Seed 2's
+    misses after release it also makes are counted as ALLOWED under END-2 and RNG-3. (Seed 6's
     run meets such a miss before it stops at its first failure; some seeds stop sooner.)"""
     candidate = C.NoFault()  # the reference without faults, whose FLT-6 would end it sooner
     result = run(
@@ -745,7 +745,7 @@ def test_under_strict_the_reference_fails_only_the_seed_defects() -> None:
         candidate.handshake(),
         profile=Profile.STRICT,
         budget=BUDGETS["ci"],
-        seed_value=2,
+        seed_value=6,
     )
     failed = {rule for rule, counts in result.tally.counts.items() if counts[Status.FAIL]}
     assert result.failure is not None

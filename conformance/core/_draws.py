@@ -12,8 +12,12 @@ from hypothesis import strategies as st
 
 from hmm_ref import (
     PAGE_SIZE,
+    PTE_MIGRATION,
     PTE_NONE,
+    PTE_POISON,
+    PTE_SWAP,
     Errno,
+    FaultOutcome,
     HmmPfnValue,
     PfnEncoding,
     Pte,
@@ -27,6 +31,7 @@ from ._ops import (
 __all__ = [
     "EMPTY",
     "HIGH",
+    "KINDS",
     "LOW",
     "REFUSED",
     "REFUSED_SPANS",
@@ -36,7 +41,9 @@ __all__ = [
     "Swarm",
     "core_ptes",
     "encodings",
+    "entries_of",
     "swarms",
+    "vma_span",
     "world_strategy",
 ]
 
@@ -96,15 +103,48 @@ def _drawn_encoding(draw: st.DrawFn) -> PfnEncoding:
 encodings: Final = st.sampled_from(ENCODINGS) | _drawn_encoding()
 
 
-def world_strategy() -> st.SearchStrategy[World]:
+#: The kinds of entry a page may hold: a frame the CPU maps (near or anywhere), no mapping,
+#: device-private memory, a swap, a migration or a poisoned entry.
+KINDS: Final = (
+    st.builds(
+        Pte.present, st.integers(0x100, 0x1FF) | st.integers(0, _PFN_TOP), write=st.booleans()
+    ),
+    st.just(PTE_NONE),
+    st.builds(
+        Pte.device_private,
+        st.integers(0x800, 0x8FF) | st.integers(0, _PFN_TOP),
+        write=st.booleans(),
+    ),
+    st.just(PTE_SWAP),
+    st.just(PTE_MIGRATION),
+    st.just(PTE_POISON),
+)
+
+
+def entries_of(kinds: tuple[int, ...]) -> st.SearchStrategy[Pte]:
+    """CPU entries of the :data:`KINDS` numbered ``kinds``; with none, of every kind, mixed as
+    :data:`core_ptes` mixes them."""
+    return st.one_of(*(KINDS[kind] for kind in kinds)) if kinds else core_ptes
+
+
+def vma_span(vma: int, first: int, length: int) -> tuple[int, int]:
+    """Up to ``length`` pages of vma number ``vma`` from its page ``first`` (its last page if
+    ``first`` is beyond it), cut at the vma's end."""
+    span = VMAS[vma]
+    start = span.start + min(first, span.npages - 1) * PAGE_SIZE
+    return start, min(start + length * PAGE_SIZE, span.end)
+
+
+def world_strategy(kinds: tuple[int, ...] = ()) -> st.SearchStrategy[World]:
     """The fixed vmas, the special one readable or not (which test the seed makes first, the
-    special one, then shows), with a drawn entry for each page of the snapshottable ones."""
+    special one, then shows), with an entry of ``kinds`` (:func:`entries_of`) drawn for each
+    page of the snapshottable ones."""
     pages = [
         vma.start + index * PAGE_SIZE
         for vma in (VMAS[i] for i in SNAPSHOTTABLE)
         for index in range(vma.npages)
     ]
-    entries = st.lists(core_ptes, min_size=len(pages), max_size=len(pages))
+    entries = st.lists(entries_of(kinds), min_size=len(pages), max_size=len(pages))
     special = st.sampled_from((True, False)).map(lambda read: replace(VMAS[3], read=read))
     return st.tuples(entries, special).map(
         lambda drawn: World(
@@ -140,6 +180,21 @@ class Swarm:
     windows_blockable: bool
     #: The encodings this case's snapshots draw from, every path that snapshots included.
     encodings: tuple[PfnEncoding, ...]
+    #: The requests this case's faults ask of a page (``FaultSnapshot.requests``' bits), the
+    #: first asking for the page (a fault that asks nothing is a snapshot): some cases ask
+    #: every page for write, some only for read.
+    requests: tuple[int, ...]
+    #: What the CPU's fault handler may do at a page in this case: some cases only map
+    #: pages, some make every fault wait, some fail it.
+    outcomes: tuple[FaultOutcome, ...]
+    #: Operations before the mm may be released (past the budget's steps: never): the steps
+    #: after release mostly meet its refusals, so a case that releases early spends itself
+    #: there.
+    release_after: int
+    #: The kinds of CPU entry (:data:`KINDS`, by number) this case's world holds and its CPU
+    #: changes to, besides the mixture of all: some worlds are all holes, some all migrating
+    #: pages, as a fault's bugs need. None: the mixture only.
+    kinds: tuple[int, ...]
 
 
 def swarms() -> st.SearchStrategy[Swarm]:
@@ -152,4 +207,14 @@ def swarms() -> st.SearchStrategy[Swarm]:
         windows=st.integers(0, 2),
         windows_blockable=st.booleans(),
         encodings=st.lists(encodings, min_size=1, max_size=3, unique=True).map(tuple),
+        requests=st.tuples(
+            st.sampled_from((1, 3, 5, 7)), st.lists(st.integers(0, 7), max_size=2)
+        ).map(lambda drawn: tuple(dict.fromkeys((drawn[0], *drawn[1])))),
+        outcomes=st.lists(st.sampled_from(FaultOutcome), min_size=1, max_size=3, unique=True).map(
+            tuple
+        ),
+        release_after=st.sampled_from(range(0, 81, 8)),
+        kinds=st.tuples(*(st.booleans() for _ in KINDS)).map(
+            lambda inside: tuple(kind for kind, chosen in enumerate(inside) if chosen)
+        ),
     )

@@ -31,9 +31,8 @@ from hmm_ref import (
     PteKind,
 )
 
-from .._generation import VMAS
 from ._adapter import Capability
-from ._draws import REFUSED_SPANS, SNAPSHOTTABLE
+from ._draws import REFUSED_SPANS, SNAPSHOTTABLE, Swarm, vma_span
 from ._ops import CoreOperation, FaultSnapshot
 
 if TYPE_CHECKING:
@@ -41,9 +40,9 @@ if TYPE_CHECKING:
 
 __all__ = ["FaultRules"]
 
-#: What the fault handler does at a page, the plain answer first (it shrinks to it).
-_OUTCOMES = st.sampled_from((FaultOutcome.OK, FaultOutcome.WAIT, FaultOutcome.ERROR))
 _DEVICE = 4
+#: A fault's span: three times in four one the rules accept (the plain one first), else refused.
+_KINDS = st.sampled_from(("ok",) * 3 * len(REFUSED_SPANS) + tuple(REFUSED_SPANS))
 
 
 class FaultRules:
@@ -62,15 +61,17 @@ class FaultRules:
 
         def _encoding(self, data: st.DataObject) -> PfnEncoding: ...
 
+        swarm: Swarm | None
+
     @precondition(
         lambda self: not self.model.released and Capability.FAULT in self.model.capabilities
     )
     @rule(
         target=ranges,
-        kind=st.one_of(st.just("ok"), st.sampled_from(tuple(REFUSED_SPANS))),
+        kind=_KINDS,
         vma=st.sampled_from(SNAPSHOTTABLE),
         first=st.integers(0, 7),
-        length=st.integers(1, 4),
+        length=st.integers(1, 8),
         block=st.booleans(),
         data=st.data(),
     )
@@ -79,25 +80,31 @@ class FaultRules:
     ) -> int:
         """``hmm_vma_fault`` over a drawn span, with a request and a handler's answer per page."""
         if kind == "ok":
-            span = VMAS[vma]
-            start = span.start + min(first, span.npages - 1) * PAGE_SIZE
-            end = min(start + length * PAGE_SIZE, span.end)
+            start, end = vma_span(vma, first, length)
         else:
             vma, start, end = REFUSED_SPANS[kind]
+        return self._fault(vma, start, end, block, data)
+
+    def _fault(self, vma: int, start: int, end: int, block: bool, data: st.DataObject) -> int:
+        """``hmm_vma_fault`` of ``[start, end)``, drawing the encoding, the requests and the
+        handler's answers; the new range's handle."""
         encoding = self._encoding(data)
         if encoding.values[HmmPfnValue.NONE] & encoding.flags[HmmPfnFlag.VALID]:
             encoding = DEFAULT_ENCODING
         npages = (end - start) // PAGE_SIZE
-        requests = data.draw(st.lists(st.integers(0, 7), min_size=npages, max_size=npages))
+        assert self.swarm is not None, "the swarm comes first"
+        asked = st.sampled_from(self.swarm.requests)
+        requests = data.draw(st.lists(asked, min_size=npages, max_size=npages), label="requests")
         for index, request in enumerate(requests):
             pte = self.model.cpu.pte(start + index * PAGE_SIZE)
             if pte.kind is PteKind.DEVICE_PRIVATE and request & 1:
                 requests[index] = request & ~_DEVICE
         may_wait = not block or self.model.strict()
+        outcomes = st.sampled_from(self.swarm.outcomes)
         handler = tuple(
             (start + index * PAGE_SIZE, outcome)
             for index, outcome in enumerate(
-                data.draw(st.lists(_OUTCOMES, min_size=npages, max_size=npages), label="handler")
+                data.draw(st.lists(outcomes, min_size=npages, max_size=npages), label="handler")
             )
             if outcome is not FaultOutcome.OK and (may_wait or outcome is FaultOutcome.ERROR)
         )
