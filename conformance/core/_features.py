@@ -15,11 +15,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, final
 
-from hmm_ref import DEFAULT_ENCODING
+from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PteKind
 
+from .._generation import VMAS
 from .._rules import Profile
 from .._verdicts import Status
 from ._adapter import Candidate
+from ._draws import SNAPSHOTTABLE
 from ._executor import Executor
 from ._model import Model
 from ._ops import Case, Snapshot
@@ -43,6 +45,31 @@ class Feature:
 def _same_span(m: Model, _: frozenset[int]) -> bool:
     spans = list(m.windows.values())
     return len(set(spans)) < len(spans)
+
+
+#: The pages a fault may walk (the snapshottable vmas'), and each with the page above it in
+#: its vma.
+_PAGES: Final = tuple(
+    addr for index in SNAPSHOTTABLE for addr in range(VMAS[index].start, VMAS[index].end, PAGE_SIZE)
+)
+_PAIRS: Final = tuple(
+    (addr, addr + PAGE_SIZE)
+    for index in SNAPSHOTTABLE
+    for addr in range(VMAS[index].start, VMAS[index].end - PAGE_SIZE, PAGE_SIZE)
+)
+#: Entries a fault for read must fill: no mapping, or one swapped or migrating.
+_HOLES: Final = frozenset({PteKind.NONE, PteKind.SWAP, PteKind.MIGRATION})
+
+
+def _migrating(m: Model, _: frozenset[int]) -> bool:
+    return any(m.cpu.pte(addr).kind is PteKind.MIGRATION for addr in _PAGES)
+
+
+def _device_below_hole(m: Model, _: frozenset[int]) -> bool:
+    return any(
+        m.cpu.pte(low).kind is PteKind.DEVICE_PRIVATE and m.cpu.pte(high).kind in _HOLES
+        for low, high in _PAIRS
+    )
 
 
 FEATURES: Final = (
@@ -73,6 +100,16 @@ FEATURES: Final = (
         holds=lambda m, early: (
             bool(m.mirrors) and any(r.id in early for r in m.registered_ranges())
         ),
+    ),
+    Feature(
+        name="migrating",
+        meaning="a page the CPU is migrating, which a fault must wait for",
+        holds=_migrating,
+    ),
+    Feature(
+        name="device-below-hole",
+        meaning="a device-private page just below one a fault must fill, in one vma",
+        holds=_device_below_hole,
     ),
     Feature(
         name="other-encoding",
