@@ -270,11 +270,14 @@ def test_valid_again_at_end_waits_for_the_last_invalidation_in_flight() -> None:
     assert core.invalidate_start(*SPAN, blockable=True) == 0
     assert core.invalidate_start(*SPAN, blockable=False) == -H.Errno.EAGAIN
     assert core.snapshot(0, 0, *SPAN, H.DEFAULT_ENCODING) == 0
+    assert core.snapshot(1, 0, *SPAN, H.DEFAULT_ENCODING) == 0
+    assert core.range_done(1) is False  # done inside the window: not made valid by its end
     assert not core.observe(0).valid
     core.invalidate_end(*SPAN)
     assert not core.observe(0).valid
     core.invalidate_end(*SPAN)
     assert core.observe(0).valid
+    assert not core.observe(1).valid
 
 
 def test_valid_again_at_end_hears_no_end_before_its_hmm_or_after_release() -> None:

@@ -132,7 +132,7 @@ def test_seed_profile_accepts_the_seed_and_the_fix_at_release() -> None:
 
 def test_strict_needs_the_strict_capability() -> None:
     """A candidate that does not declare strict is not driven into the defect sequences."""
-    result = _run(C.NoStrict, Profile.STRICT)
+    result = _run(C.NoStrict, Profile.STRICT, "fast")
     assert result.conforms
     statuses = {row.rule.id: row.status for row in rule_rows(result)}
     assert statuses["REG-5"] == statuses["REL-3"] == "not-in-profile"
@@ -140,7 +140,7 @@ def test_strict_needs_the_strict_capability() -> None:
 
 def test_undeclared_capabilities_are_skipped() -> None:
     """Without release or observe-in-callback, the gated rules are SKIP, never generated."""
-    result = _run(C.Minimal)
+    result = _run(C.Minimal, budget="fast")
     assert result.conforms
     statuses = {row.rule.id: row.status for row in rule_rows(result)}
     assert {statuses[r] for r in ("INV-9", "REL-1", "REL-2", "REL-3")} <= {
@@ -152,7 +152,7 @@ def test_undeclared_capabilities_are_skipped() -> None:
 
 def test_a_candidate_taking_every_latitude_conforms_with_allowed_verdicts() -> None:
     """The exact-overlap, oldest-first core conforms; its latitudes are reported, not failed."""
-    result = _run(ExactCore)
+    result = _run(ExactCore, budget="fast")
     assert result.conforms
     statuses = {row.rule.id: row.status for row in rule_rows(result)}
     assert {statuses[r] for r in ("REG-4", "INV-7", "RNG-5", "REL-2")} == {"allowed"}
@@ -320,5 +320,5 @@ def test_a_run_that_leaves_a_rule_unreached_is_inconclusive() -> None:
     for rule in tiny.unreached:  # in force, and never exercised
         assert sum(tiny.tally.counts.get(rule, {}).values()) == 0, rule
     assert "REG-5" not in tiny.unreached
-    minimal = _run(C.Minimal)
+    minimal = _run(C.Minimal, budget="fast")
     assert minimal.unreached == ()

@@ -14,7 +14,7 @@ from conformance import reference, run, start
 from conformance._alarm import StuckCall
 from conformance._counting import BUDGETS, LIVE
 
-ARGS = ("--hmm-budget=ci", "--hmm-seed=3", "-p", "no:cacheprovider")
+ARGS = ("--hmm-budget=fast", "--hmm-seed=3", "-p", "no:cacheprovider")
 
 
 def test_plugin_passes_a_conforming_candidate(pytester: pytest.Pytester) -> None:

@@ -84,7 +84,10 @@ BLIND_CATALOGUE: Final = (
     ),
     _blind(M.EndDeferredToLastWindow, 4, "END-2 RNG-3", "only the last end invalidates (#16)"),
     _blind(
-        M.ValidRestoredWhenQuiescent, 3, "RNG-6 RNG-8", "valid again when no window is open (#16)"
+        M.ValidRestoredWhenQuiescent,
+        3,
+        "END-2 RNG-3 RNG-6 RNG-8",
+        "valid again when no window is open (#16)",
     ),
     _blind(
         R.ClearIndexFromUpdateStart, 2, "RNG-3 END-2", "entries counted from the update's start"
