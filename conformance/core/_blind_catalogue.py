@@ -132,7 +132,7 @@ BLIND_CATALOGUE: Final = (
     _blind(F.StalePte, 1, "FLT-3", "the faulted page encoded from the entry before the fault"),
     _blind(F.ValidFalse, 1, "FLT-3", "valid never set by a fault"),
     _blind(F.EinvalZeroesRequests, 1, "FLT-1", "bounds -EINVAL zeroes the requests"),
-    _blind(F.LastPageUnwalked, 1, "FLT-2 FLT-3", "the walk stops one page short"),
+    _blind(F.LastPageUnwalked, 1, "FLT-2 FLT-3 FLT-4", "the walk stops one page short"),
     _blind(
         F.EagainForDroppedLock,
         1,
