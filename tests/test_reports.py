@@ -481,7 +481,7 @@ def test_headline_says_conforms_violates_or_flaky(passing: CoreResult, failing: 
 def test_failure_text_lists_the_callbacks_of_each_step() -> None:
     """The steps show each mirror callback with its blockable flag and the answer it gave."""
     candidate, handshake = start(C.BlockableStops)
-    result = run(candidate, handshake, budget=BUDGETS["ci"], seed_value=SEED)
+    result = run(candidate, handshake, budget=BUDGETS["ci"], seed_value=3)  # shrinks soonest
     assert result.failure is not None
     assert ".sync(blockable=True) -> -EAGAIN" in describe_failure(CORE, result.failure)
 

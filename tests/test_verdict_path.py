@@ -334,7 +334,7 @@ def test_isolate_runs_a_python_core_in_a_child_process(tmp_path: Path) -> None:
         "--examples",
         "40",
         "--seed",
-        "5",
+        "2",
         "--replay-dir",
         str(tmp_path),
     )
