@@ -1,8 +1,10 @@
 """The state machine's rule for ``hmm_vma_fault`` (the FLT rules), mixed into the core machine.
 
 A fault draws its span as a snapshot does (a readable vma, or a span the rules refuse), a
-request for each page and what the CPU's fault handler does at each page: the world's answer,
-as a mirror's reply is. It keeps the caller's side of the protocol in two places:
+request for each page and what the CPU's fault handler does at each page, both from those the
+case's swarm allows: the world's answer, as a mirror's reply is. The driver's fault path
+(``device_fault`` in ``_machine.py``) faults through :meth:`FaultRules._fault` too. It keeps
+the caller's side of the protocol in two places:
 
 - a device-private page is never asked to be faulted back: the migration back to system memory
   invalidates the page through the notifier chain, into the candidate, which the harness does
