@@ -37,6 +37,7 @@ __all__ = [
     "REFUSED_SPANS",
     "REPLIES",
     "SNAPSHOTTABLE",
+    "SNAPSHOTTABLE_PAGES",
     "WHERE",
     "Swarm",
     "core_ptes",
@@ -49,6 +50,10 @@ __all__ = [
 
 LOW, HIGH = VMAS[0].start, VMAS[-1].end
 SNAPSHOTTABLE: Final = (0, 1)
+#: The pages of the snapshottable vmas, in address order: those a world gives entries to.
+SNAPSHOTTABLE_PAGES: Final = tuple(
+    addr for index in SNAPSHOTTABLE for addr in range(VMAS[index].start, VMAS[index].end, PAGE_SIZE)
+)
 #: Snapshots the rules make fail (RNG-2), by kind: (vma, start, end).
 REFUSED_SPANS: Final = {
     "beyond": (0, VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE),
@@ -139,11 +144,7 @@ def world_strategy(kinds: tuple[int, ...] = ()) -> st.SearchStrategy[World]:
     """The fixed vmas, the special one readable or not (which test the seed makes first, the
     special one, then shows), with an entry of ``kinds`` (:func:`entries_of`) drawn for each
     page of the snapshottable ones."""
-    pages = [
-        vma.start + index * PAGE_SIZE
-        for vma in (VMAS[i] for i in SNAPSHOTTABLE)
-        for index in range(vma.npages)
-    ]
+    pages = SNAPSHOTTABLE_PAGES
     entries = st.lists(entries_of(kinds), min_size=len(pages), max_size=len(pages))
     special = st.sampled_from((True, False)).map(lambda read: replace(VMAS[3], read=read))
     return st.tuples(entries, special).map(

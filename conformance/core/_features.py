@@ -21,7 +21,7 @@ from .._generation import VMAS
 from .._rules import Profile
 from .._verdicts import Status
 from ._adapter import Candidate
-from ._draws import SNAPSHOTTABLE
+from ._draws import SNAPSHOTTABLE, SNAPSHOTTABLE_PAGES
 from ._executor import Executor
 from ._model import Model
 from ._ops import Case, Snapshot
@@ -47,11 +47,7 @@ def _same_span(m: Model, _: frozenset[int]) -> bool:
     return len(set(spans)) < len(spans)
 
 
-#: The pages a fault may walk (the snapshottable vmas'), and each with the page above it in
-#: its vma.
-_PAGES: Final = tuple(
-    addr for index in SNAPSHOTTABLE for addr in range(VMAS[index].start, VMAS[index].end, PAGE_SIZE)
-)
+#: Each page a fault may walk with the page above it in its vma.
 _PAIRS: Final = tuple(
     (addr, addr + PAGE_SIZE)
     for index in SNAPSHOTTABLE
@@ -62,7 +58,7 @@ _HOLES: Final = frozenset({PteKind.NONE, PteKind.SWAP, PteKind.MIGRATION})
 
 
 def _migrating(m: Model, _: frozenset[int]) -> bool:
-    return any(m.cpu.pte(addr).kind is PteKind.MIGRATION for addr in _PAGES)
+    return any(m.cpu.pte(addr).kind is PteKind.MIGRATION for addr in SNAPSHOTTABLE_PAGES)
 
 
 def _device_below_hole(m: Model, _: frozenset[int]) -> bool:
