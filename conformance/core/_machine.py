@@ -52,6 +52,7 @@ from ._draws import (
 )
 from ._executor import Executor, StepOutcome
 from ._machine_faults import FaultRules
+from ._machine_misuse import MisuseRules
 from ._model import Model
 from ._ops import (
     Case,
@@ -76,7 +77,7 @@ __all__ = ["CaseRecorder", "HmmConformance"]
 CaseRecorder: TypeAlias = Recorders[Case, StepOutcome, Callable[[World], Executor]]
 
 
-class HmmConformance(FaultRules, CaseMachine[Case, CoreOperation, Executor]):
+class HmmConformance(FaultRules, MisuseRules, CaseMachine[Case, CoreOperation, Executor]):
     """The core side's state machine; ``bound`` makes a class of it whose cases run
     through a recorder."""
 
@@ -169,24 +170,11 @@ class HmmConformance(FaultRules, CaseMachine[Case, CoreOperation, Executor]):
         self._do(RegisterMirror(mirror=mirror))
         return mirror
 
-    @precondition(lambda self: not self.model.released)
-    @rule(target=retired)
-    def register_without_ops(self) -> int:
-        """A register the rules refuse (REG-2); the driver may still unregister it."""
-        mirror = self._mirror_id()
-        self._do(RegisterMirror(mirror=mirror, with_ops=False))
-        return mirror
-
     @precondition(lambda self: self.model.may_unregister())
     @rule(target=retired, mirror=consumes(mirrors))
     def unregister(self, mirror: int) -> int:
         self._do(UnregisterMirror(mirror=mirror))
         return mirror
-
-    @rule(mirror=retired)
-    def unregister_again(self, mirror: int) -> None:
-        """Unregister a mirror already unregistered, or one whose register was refused."""
-        self._do(UnregisterMirror(mirror=mirror))
 
     # -- ranges ----------------------------------------------------------------------
 
@@ -304,21 +292,6 @@ class HmmConformance(FaultRules, CaseMachine[Case, CoreOperation, Executor]):
         self._do(
             InvalidateStart(start=low, end=high, blockable=blockable, replies=self._replies(data))
         )
-        return range_id
-
-    @rule(range_id=finished)
-    def range_done_again(self, range_id: int) -> None:
-        """range_done on a range already done (RNG-9)."""
-        self._do(RangeDone(range=range_id))
-
-    @rule(target=finished)
-    def range_done_unknown(self) -> int:
-        """range_done on a range never snapshotted (RNG-9), then a handle to misuse again.
-
-        (Hypothesis picks the first of its rules, those that make nothing first, more often
-        than others: made without a handle, this one took a fifth of all steps.)"""
-        range_id = self._range_id()
-        self._do(RangeDone(range=range_id))
         return range_id
 
     # -- invalidations and the CPU ----------------------------------------------------
