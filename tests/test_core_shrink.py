@@ -1,6 +1,7 @@
 """The core's minimiser reaches a shortest case where deleting one operation at a time cannot:
 it deletes what the caller's protocol ties together, folds a CPU change into the world, and
-tries each swap followed by each shorter edit."""
+tries each swap followed by each shorter edit, and moves an operation further than a swap
+does."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from conformance import (
 from conformance._engine import minimise
 from conformance._generation import VMAS
 from conformance.core import _shrink
+from conformance.core._blind_ranges import RangeDoneUnlinksByBounds
 from conformance.core._catalogue import CATALOGUE, ValidAgainAtEnd, WriteFlagLost
 from conformance.core._side import CORE, replay_failure
 
@@ -108,6 +110,18 @@ def test_minimise_folds_a_cpu_change_into_the_world() -> None:
     assert shrunk.ops == (_snapshot(0, P1, P2),)
     assert shrunk.world.ptes == ((P0, WORLD.ptes[0][1]), (P1, writable))
     assert len(shrunk.ops) == _shortest("write-flag-lost")
+
+
+def test_minimise_moves_a_start_past_what_its_window_held() -> None:
+    """Two snapshots of the same pages taken inside a window, the older ended: a core that
+    unlinks by bounds unlinks the newer, which the window's end then leaves valid. The start
+    moved after the range_done fails there at once (the newer range is not invalidated), and
+    the end falls away behind the failure: no deletion or swap reaches that, as each case on
+    the way fails no earlier."""
+    window = (InvalidateStart(start=P0, end=P2, blockable=True), InvalidateEnd(start=P0, end=P2))
+    twins = (_snapshot(0, P0, P2), _snapshot(1, P0, P2), RangeDone(range=0))
+    shrunk = _shrunk(RangeDoneUnlinksByBounds, "RNG-3", window[0], *twins, window[1])
+    assert shrunk.ops == (*twins, window[0])
 
 
 def test_an_end_is_tied_to_the_oldest_open_window_of_its_span() -> None:

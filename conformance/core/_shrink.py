@@ -23,7 +23,11 @@ same case as before. Then what one deletion at a time cannot reach:
 - a CPU change folded into the world the case starts from, so that the window it needed can go;
 - each swap again, followed by each shorter edit (one deletion, or one of the two above): a
   reorder that only a deletion after it makes worth it (the swap alone fails no earlier and is
-  no shorter, so it is not kept).
+  no shorter, so it is not kept);
+- each operation moved further than one place, kept, like a swap, when the case then fails a
+  step earlier: a start whose window a bug needs nothing inside of can move past what the
+  window held, to where it fails at once, and its end falls away behind the failure. Adjacent
+  swaps reach that only through cases that fail no earlier, which are never kept.
 
 Left out: a register tied to its mirror's unregister (deleting the unregister alone is always
 allowed, and then the register can go; only a core that one more registered mirror keeps from
@@ -57,7 +61,8 @@ def edits(case: Case) -> Iterator[Case]:
     docstring says in which order, and why)."""
     seen = {case}
     swaps = [Case(world=case.world, ops=ops) for ops in swapped(case.ops)]
-    for variant in chain(_deletions(case), swaps, _joint(case), *map(_shorter, swaps)):
+    moves = (Case(world=case.world, ops=ops) for ops in _moved(case.ops))
+    for variant in chain(_deletions(case), swaps, _joint(case), *map(_shorter, swaps), moves):
         if variant not in seen:
             seen.add(variant)
             yield variant
@@ -75,6 +80,16 @@ def _deletions(case: Case) -> Iterator[Case]:
     ops = case.ops
     for index in range(len(ops)):
         yield Case(world=case.world, ops=ops[:index] + ops[index + 1 :])
+
+
+def _moved(ops: tuple[CoreOperation, ...]) -> Iterator[tuple[CoreOperation, ...]]:
+    """``ops`` with each operation moved to each place two or more away from its own (one away
+    is a swap), the first operation first, to the front first."""
+    for index, op in enumerate(ops):
+        rest = ops[:index] + ops[index + 1 :]
+        for place in range(len(ops)):
+            if abs(place - index) > 1:
+                yield (*rest[:place], op, *rest[place:])
 
 
 def _shorter(case: Case) -> Iterator[Case]:
