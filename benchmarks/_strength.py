@@ -65,7 +65,11 @@ def rows(
         mine = [r for r in runs if r["entry"] == entry.name]
         shortest = None if entry.graded else shortest_of(entry)
         firsts = [r["first_failure"] for r in mine if r["first_failure"] is not None]
-        ratios = [r["shrunk"] / shortest for r in mine if r["shrunk"] and shortest]
+        ratios = [
+            r["shrunk"] / at_best
+            for r in mine
+            if r["shrunk"] and (at_best := entry.shortest_for(r["rules"], shortest))
+        ]
         table.append(
             {
                 "entry": entry.name,

@@ -9,7 +9,7 @@ counterexample in the scope; the tests demand that each is caught and shrunk to 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Generic, TypeVar, final
 
@@ -41,6 +41,21 @@ class KnownBad(Generic[CandidateT]):
     shortest: int
     origin: str
     graded: bool = False
+    #: Rules of the entry whose own shortest counterexample is longer than ``shortest``, with
+    #: that length: a bug that shows in two ways may break one of them in fewer operations,
+    #: and the minimiser keeps the rule a case broke, so a run that meets the bug the other
+    #: way first can shrink no further than this.
+    shortest_by_rule: tuple[tuple[str, int], ...] = ()
+
+    def shortest_for(self, broken: Collection[str], shortest: int | None) -> int | None:
+        """The length a case that broke ``broken`` can shrink to at best: ``shortest`` (the
+        entry's, or what a search found), unless every rule of the entry it broke has a
+        longer shortest of its own (:attr:`shortest_by_rule`), then the least of those."""
+        mine = [rule for rule in broken if rule in self.rules]
+        longer = dict(self.shortest_by_rule)
+        if shortest is None or not mine or any(rule not in longer for rule in mine):
+            return shortest
+        return min(longer[rule] for rule in mine)
 
 
 @final

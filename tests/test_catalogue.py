@@ -311,3 +311,19 @@ def test_the_blind_core_not_yet_caught_in_every_seed_fails_its_shortest_case() -
     assert isinstance(failure, Failure), bounds.name
     assert {verdict.rule for verdict in failure.verdicts} & bounds.rules
     assert len(failure.case.ops) == bounds.shortest
+
+
+def test_a_rule_with_a_longer_shortest_of_its_own_is_shrunk_against_that() -> None:
+    """The blind core with a stale mirror list breaks INV-6 in three operations (a start before
+    the register), REL-1 only after release, in four: a run that broke REL-1 alone is at its
+    shortest at four, one that broke INV-6 at three, and a search's length stands in for the
+    entry's own."""
+    [stale] = [entry for entry in BLIND_CATALOGUE if entry.shortest_by_rule]
+    assert stale.name == "blind-stale-call-list-on-register"
+    assert stale.shortest_for({"REL-1"}, stale.shortest) == 4
+    assert stale.shortest_for({"REL-1", "NOT-ITS-RULE"}, 3) == 4
+    assert stale.shortest_for({"INV-6", "REL-1"}, stale.shortest) == 3
+    assert stale.shortest_for({"INV-6"}, 2) == 2
+    assert stale.shortest_for(set(), 3) == 3
+    assert stale.shortest_for({"REL-1"}, None) is None
+    assert BY_NAME["parent-tree"].shortest_for({"INV-5"}, 2) == 2

@@ -83,7 +83,8 @@ def _table(side: AnySide, chosen: CatalogueOptions, out: TextIO) -> int:
         row = _entry(side, entry, budget, chosen.seed)
         missed += not row.caught
         shrunk = len(row.result.failure.case.ops) if row.result.failure else None
-        longer += bool(shrunk and row.shortest and shrunk > row.shortest)
+        at_best = entry.shortest_for(row.broken, row.shortest)
+        longer += bool(shrunk and at_best and shrunk > at_best)
         lines.append(
             _catalogue_row(
                 entry.name,
@@ -124,6 +125,8 @@ class _Row:
     result: RunResult[Any, Any, Any]
     #: The shortest counterexample in the side's exhaustive scope, or the recorded length.
     shortest: int | None
+    #: The rules the run's failure broke (none if it conformed).
+    broken: frozenset[str] = frozenset()
 
 
 def _entry(side: AnySide, entry: KnownBad[Any], budget: Budget, seed: int) -> _Row:
@@ -154,7 +157,9 @@ def _entry(side: AnySide, entry: KnownBad[Any], budget: Budget, seed: int) -> _R
         verdict = "graded" if caught else "NO"
         return _Row(caught=caught, shown=shown, verdict=verdict, result=result, shortest=shortest)
     failure = result.failure
-    broken = {v.rule or v.status.name for v in failure.verdicts} if failure else set()
+    broken = (
+        frozenset(v.rule or v.status.name for v in failure.verdicts) if failure else frozenset()
+    )
     caught = bool(broken & entry.rules)
     return _Row(
         caught=caught,
@@ -162,15 +167,18 @@ def _entry(side: AnySide, entry: KnownBad[Any], budget: Budget, seed: int) -> _R
         verdict="yes" if caught else "NO",
         result=result,
         shortest=shortest,
+        broken=broken,
     )
 
 
-_CATALOGUE_COLUMNS = ("<32", "<8", "<22", ">9", ">8", ">10")
+#: Each column's width: a longer cell widens its own line, and a space still parts it from the
+#: next.
+_CATALOGUE_COLUMNS = ("<34", "<7", "<21", ">8", ">7", ">9")
 
 
 def _catalogue_row(*cells: object, origin: str = "origin") -> str:
     """One line of a catalogue table: entry, caught, rules, 1st fail, shrunk, shortest."""
-    row = "".join(
+    row = " ".join(
         f"{cell!s:{width}}" for cell, width in zip(cells, _CATALOGUE_COLUMNS, strict=True)
     )
     return f"{row}  {origin}"
