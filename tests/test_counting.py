@@ -72,7 +72,7 @@ def test_the_cases_of_a_failing_run_are_generated_up_to_the_first_failure_then_s
         candidate,
         handshake,
         budget=Budget(name="test", examples=100, steps=30),
-        seed_value=5,
+        seed_value=10,
         on_case=progress.append,
     )
     assert result.failure is not None

@@ -151,7 +151,7 @@ def test_a_database_directory_given_is_the_one_used(tmp_path: Path) -> None:
 def test_a_headline_without_a_case_number_says_none() -> None:
     """A failing result built without the first failure's number has no 'first failed' part."""
     candidate, handshake = start(C.NoClear)
-    result = run(candidate, handshake, budget=BUDGETS["fast"], seed_value=5)
+    result = run(candidate, handshake, budget=BUDGETS["fast"], seed_value=10)
     assert "first failed at case" in headline(result)
     assert "first failed" not in headline(replace(result, first_failure=None))
     candidate, handshake = start(reference)

@@ -45,7 +45,7 @@ def _run(*argv: str) -> tuple[int, str, str]:
     return status, out.getvalue(), err.getvalue()
 
 
-FAILING = ("run", "--adapter", "tests.candidates:NoClear", "--budget", "fast", "--seed", "5")
+FAILING = ("run", "--adapter", "tests.candidates:NoClear", "--budget", "fast", "--seed", "10")
 
 
 @pytest.mark.parametrize(
@@ -125,8 +125,8 @@ def test_replay_files_never_overwrite_each_other(tmp_path: Path) -> None:
     """Two runs of the same candidate and seed keep both cases, and say which file is new."""
     _, first, _ = _run(*FAILING, "--replay-dir", str(tmp_path))
     _, second, _ = _run(*FAILING, "--replay-dir", str(tmp_path))
-    assert f"replay file: {tmp_path / 'no-clear-seed-seed5.json'}" in first
-    assert f"replay file: {tmp_path / 'no-clear-seed-seed5-2.json'}" in second
+    assert f"replay file: {tmp_path / 'no-clear-seed-seed10.json'}" in first
+    assert f"replay file: {tmp_path / 'no-clear-seed-seed10-2.json'}" in second
     assert len(list(tmp_path.glob("*.json"))) == 2
 
 
@@ -229,7 +229,7 @@ def test_a_saved_failure_is_tried_first_by_the_next_run(tmp_path: Path) -> None:
     first case: the saved failure comes back first."""
     budget = Budget(name="test", examples=100, steps=30)
     candidate, handshake = start(C.NoClear)
-    first = run(candidate, handshake, budget=budget, seed_value=5, database=tmp_path)
+    first = run(candidate, handshake, budget=budget, seed_value=10, database=tmp_path)
     assert first.first_failure is not None
     assert first.first_failure > 1
     again = run(candidate, handshake, budget=budget, seed_value=6, database=tmp_path)

@@ -19,7 +19,7 @@ from . import _blind_ranges as R
 from ._adapter import Candidate
 from ._blind_base import BlindCore
 
-__all__ = ["BLIND_CATALOGUE", "BLIND_NOT_YET"]
+__all__ = ["BLIND_CATALOGUE"]
 
 
 def _blind(
@@ -110,6 +110,7 @@ BLIND_CATALOGUE: Final = (
     _blind(R.SnapshotToVmaEndRejected, 1, "RNG-2 RNG-1", "a snapshot to the vma's end refused"),
     _blind(R.SnapshotNeedsMirror, 1, "RNG-1 RNG-2", "a snapshot refused before any mirror"),
     _blind(R.FailedSnapshotStaysListed, 2, "RNG-2", "a failed snapshot left on the range list"),
+    _blind(R.RangeDoneUnlinksByBounds, 4, "RNG-3 RNG-7", "range_done unlinks by bounds, not node"),
     _blind(R.RangeDoneTwiceQuiet, 3, "RNG-9", "a second range_done accepted"),
     _blind(R.ReleaseKeepsMirrorsLinked, 3, "REL-1", "release leaves the mirrors listed"),
     _blind(R.ReleaseUnlinksWhileIterating, 3, "REL-1", "release unlinks while it iterates (#1)"),
@@ -152,11 +153,4 @@ BLIND_CATALOGUE: Final = (
     _blind(F.MigrationViaHandler, 1, "FLT-2", "a migration entry faulted like a swap entry"),
     _blind(F.RestartFromStart, 1, "FLT-2 FLT-3", "the walk restarts at the range's start"),
     _blind(F.RewalkKeepsRequest, 1, "FLT-2 FLT-3", "a page walked again keeps its first request"),
-)
-
-#: Blind cores the random engine does not yet catch in five seeds of five (docs/catalogue.md says
-#: how often it does): its bug is real, and a test replays its shortest case, but generation
-#: reaches its state too rarely for the catalogue's every-seed promise.
-BLIND_NOT_YET: Final = (
-    _blind(R.RangeDoneUnlinksByBounds, 4, "RNG-3 RNG-7", "range_done unlinks by bounds, not node"),
 )

@@ -196,6 +196,19 @@ class Swarm:
     #: changes to, besides the mixture of all: some worlds are all holes, some all migrating
     #: pages, as a fault's bugs need. None: the mixture only.
     kinds: tuple[int, ...]
+    #: Where this case's snapshots that stay live fall, as (vma, first page, pages): some
+    #: cases take the same few spans again and again, as a driver's threads mirroring one
+    #: buffer do, so that ranges of equal bounds are live together. None: anywhere. (Faults
+    #: draw their own: over spans already faulted in, they would find nothing to fault.)
+    spans: tuple[tuple[int, int, int], ...]
+
+    def span(self, vma: int, first: int, length: int) -> tuple[int, int, int]:
+        """Where a snapshot drawn at page ``first`` of vma ``vma`` (``length`` pages) falls, as
+        (vma, start, end): there (:func:`vma_span`), or on the case's span that ``first``
+        picks."""
+        if self.spans:
+            vma, first, length = self.spans[first % len(self.spans)]
+        return (vma, *vma_span(vma, first, length))
 
 
 def swarms() -> st.SearchStrategy[Swarm]:
@@ -218,4 +231,10 @@ def swarms() -> st.SearchStrategy[Swarm]:
         kinds=st.tuples(*(st.booleans() for _ in KINDS)).map(
             lambda inside: tuple(kind for kind, chosen in enumerate(inside) if chosen)
         ),
+        spans=st.just(())
+        | st.lists(
+            st.tuples(st.sampled_from(SNAPSHOTTABLE), st.integers(0, 7), st.integers(1, 8)),
+            min_size=1,
+            max_size=2,
+        ).map(tuple),
     )

@@ -47,6 +47,11 @@ def _same_span(m: Model, _: frozenset[int]) -> bool:
     return len(set(spans)) < len(spans)
 
 
+def _twin_ranges(m: Model, _: frozenset[int]) -> bool:
+    spans = [(r.start, r.end) for r in m.registered_ranges() if r.valid and not r.empty]
+    return len(set(spans)) < len(spans)
+
+
 #: Each page a fault may walk with the page above it in its vma.
 _PAIRS: Final = tuple(
     (addr, addr + PAGE_SIZE)
@@ -89,6 +94,11 @@ FEATURES: Final = (
         name="ranges>=2",
         meaning="two or more ranges registered",
         holds=lambda m, _: len(m.registered_ranges()) >= 2,
+    ),
+    Feature(
+        name="twin-ranges",
+        meaning="two valid ranges registered over the same pages",
+        holds=_twin_ranges,
     ),
     Feature(
         name="early-range",

@@ -143,15 +143,18 @@ class HmmConformance(FaultRules, MisuseRules, CaseMachine[Case, CoreOperation, E
             )
         return multiple(*mirrors)
 
+    @property
+    def _swarm(self) -> Swarm:
+        assert self.swarm is not None, "the swarm comes first"
+        return self.swarm
+
     def _encoding(self, data: st.DataObject) -> PfnEncoding:
         """An encoding from the case's swarm."""
-        assert self.swarm is not None, "the swarm comes first"
-        return data.draw(st.sampled_from(self.swarm.encodings), label="encoding")
+        return data.draw(st.sampled_from(self._swarm.encodings), label="encoding")
 
     def _entries(self) -> st.SearchStrategy[Pte]:
         """What the CPU changes an entry to: one of the world's kinds, or any."""
-        assert self.swarm is not None, "the swarm comes first"
-        return entries_of(self.swarm.kinds) | core_ptes
+        return entries_of(self._swarm.kinds) | core_ptes
 
     def _snapshot(self, vma: int, start: int, end: int, encoding: PfnEncoding) -> int:
         range_id = self._range_id()
@@ -218,7 +221,7 @@ class HmmConformance(FaultRules, MisuseRules, CaseMachine[Case, CoreOperation, E
         if inside:
             start, end, vma = data.draw(st.sampled_from(spans), label="span")
         elif kind == "ok":
-            start, end = vma_span(vma, first, length)
+            vma, start, end = self._swarm.span(vma, first, length)
         elif kind in EMPTY:
             start = end = min(EMPTY[kind] + first * PAGE_SIZE, VMAS[0].end)
             vma = 0
@@ -285,13 +288,24 @@ class HmmConformance(FaultRules, MisuseRules, CaseMachine[Case, CoreOperation, E
         (RNG-4, RNG-5). Only a range still valid shows whether a boundary reached it, and
         other steps rarely leave one valid, so the two come as one rule.
         """
-        start, end = vma_span(vma, first, length)
+        vma, start, end = self._swarm.span(vma, first, length)
         range_id = self._snapshot(vma, start, end, self._encoding(data))
         width = (1 + length % 2) * PAGE_SIZE
         low, high = (end, end + width) if above or start - width < LOW else (start - width, start)
         self._do(
             InvalidateStart(start=low, end=high, blockable=blockable, replies=self._replies(data))
         )
+        return range_id
+
+    @precondition(lambda self: len(self.model.registered_ranges()) >= 2)
+    @rule(target=finished)
+    def range_done_oldest(self) -> int:
+        """range_done on the oldest registered range while newer ones live: a driver ends its
+        snapshots in the order it took them as often as the other way round, and a draw from
+        the bundle favours the newest. (Its handle stays in the bundle: ending it again is
+        the misuse RNG-9 is about.)"""
+        range_id = self.model.registered_ranges()[0].id
+        self._do(RangeDone(range=range_id))
         return range_id
 
     # -- invalidations and the CPU ----------------------------------------------------

@@ -63,7 +63,8 @@ class FaultRules:
 
         def _encoding(self, data: st.DataObject) -> PfnEncoding: ...
 
-        swarm: Swarm | None
+        @property
+        def _swarm(self) -> Swarm: ...
 
     @precondition(
         lambda self: not self.model.released and Capability.FAULT in self.model.capabilities
@@ -94,15 +95,14 @@ class FaultRules:
         if encoding.values[HmmPfnValue.NONE] & encoding.flags[HmmPfnFlag.VALID]:
             encoding = DEFAULT_ENCODING
         npages = (end - start) // PAGE_SIZE
-        assert self.swarm is not None, "the swarm comes first"
-        asked = st.sampled_from(self.swarm.requests)
+        asked = st.sampled_from(self._swarm.requests)
         requests = data.draw(st.lists(asked, min_size=npages, max_size=npages), label="requests")
         for index, request in enumerate(requests):
             pte = self.model.cpu.pte(start + index * PAGE_SIZE)
             if pte.kind is PteKind.DEVICE_PRIVATE and request & 1:
                 requests[index] = request & ~_DEVICE
         may_wait = not block or self.model.strict()
-        outcomes = st.sampled_from(self.swarm.outcomes)
+        outcomes = st.sampled_from(self._swarm.outcomes)
         handler = tuple(
             (start + index * PAGE_SIZE, outcome)
             for index, outcome in enumerate(
