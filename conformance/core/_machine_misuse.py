@@ -1,7 +1,7 @@
 """The state machine's rules that misuse the API on purpose, mixed into the core machine: a
 register without ops (REG-2), an unregister of a mirror already gone, a range_done on a range
-already done or never snapshotted (RNG-9). The rules judge each; a candidate must refuse them
-and keep going.
+already done or never snapshotted (RNG-9). The rules say what a candidate must answer to
+each, and the case goes on after it.
 """
 
 from __future__ import annotations
