@@ -3,7 +3,7 @@
 
     python3 tasks.py run    # set up, then the main job
     python3 tasks.py test   # set up, then every gate: mypy --strict, ruff, pytest + coverage
-    python3 tasks.py bench  # set up, then the benchmarks (docs/benchmarks.md), about 4 minutes
+    python3 tasks.py bench  # set up, then the benchmarks (docs/benchmarks.md), about 50 minutes
     python3 tasks.py mutate # set up, then mutation testing (docs/mutation.md), about an hour
 
 The environment lives in ``.venv/`` (override with HMM_VENV) and is reinstalled only when
