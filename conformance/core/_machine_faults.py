@@ -18,8 +18,6 @@ faulted page's entry, ``values[NONE]`` by then, as a new request (hmm_ref/_fault
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, precondition, rule
 
@@ -29,16 +27,13 @@ from hmm_ref import (
     FaultOutcome,
     HmmPfnFlag,
     HmmPfnValue,
-    PfnEncoding,
     PteKind,
 )
 
 from ._adapter import Capability
-from ._draws import REFUSED_SPANS, SNAPSHOTTABLE, Swarm, vma_span
-from ._ops import CoreOperation, FaultSnapshot
-
-if TYPE_CHECKING:
-    from ._model import Model
+from ._draws import REFUSED_SPANS, SNAPSHOTTABLE, vma_span
+from ._machine_names import MachineNames
+from ._ops import FaultSnapshot
 
 __all__ = ["FaultRules"]
 
@@ -47,24 +42,10 @@ _DEVICE = 4
 _KINDS = st.sampled_from(("ok",) * 3 * len(REFUSED_SPANS) + tuple(REFUSED_SPANS))
 
 
-class FaultRules:
-    """The fault rule. The machine it is mixed into gives the names declared below."""
+class FaultRules(MachineNames):
+    """The fault rule, over the names of the machine it is mixed into."""
 
     ranges = Bundle("ranges")
-
-    if TYPE_CHECKING:
-
-        @property
-        def model(self) -> Model: ...
-
-        def _do(self, op: CoreOperation) -> None: ...
-
-        def _range_id(self) -> int: ...
-
-        def _encoding(self, data: st.DataObject) -> PfnEncoding: ...
-
-        @property
-        def _swarm(self) -> Swarm: ...
 
     @precondition(
         lambda self: not self.model.released and Capability.FAULT in self.model.capabilities

@@ -6,34 +6,19 @@ each, and the case goes on after it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from hypothesis.stateful import Bundle, precondition, rule
 
-from ._ops import CoreOperation, RangeDone, RegisterMirror, UnregisterMirror
-
-if TYPE_CHECKING:
-    from ._model import Model
+from ._machine_names import MachineNames
+from ._ops import RangeDone, RegisterMirror, UnregisterMirror
 
 __all__ = ["MisuseRules"]
 
 
-class MisuseRules:
-    """The misuse rules. The machine it is mixed into gives the names declared below."""
+class MisuseRules(MachineNames):
+    """The misuse rules, over the names of the machine they are mixed into."""
 
     retired = Bundle("retired")
     finished = Bundle("finished")
-
-    if TYPE_CHECKING:
-
-        @property
-        def model(self) -> Model: ...
-
-        def _do(self, op: CoreOperation) -> None: ...
-
-        def _mirror_id(self) -> int: ...
-
-        def _range_id(self) -> int: ...
 
     @precondition(lambda self: not self.model.released)
     @rule(target=retired)
