@@ -14,6 +14,7 @@ from typing import Final, final
 from hmm_ref import (
     DEFAULT_ENCODING,
     PAGE_SIZE,
+    PTE_MIGRATION,
     PTE_NONE,
     PTE_POISON,
     Errno,
@@ -22,6 +23,7 @@ from hmm_ref import (
     Pte,
 )
 
+from .._case import VmaSpec
 from .._generation import ENCODINGS, VMAS
 from ._adapter import Capability
 from ._model import Model
@@ -62,6 +64,8 @@ class Scope:
     ranges: int = 2
     #: The spans of snapshots and of invalidations, inside the first vma.
     spans: tuple[tuple[int, int], ...]
+    #: Spans of invalidations alone, across vmas (an unmap or a reap runs over several).
+    crossing: tuple[tuple[int, int], ...] = ()
     #: Snapshots the rules make fail or leave empty, as (vma, start, end).
     refused: tuple[tuple[int, int, int], ...]
     blockable: tuple[bool, ...] = (True, False)
@@ -83,7 +87,8 @@ class Scope:
         return (
             f"{_count(len(self.worlds), 'world')}, "
             f"{_count(self.mirrors, 'mirror')}, {_count(self.ranges, 'snapshot')}, "
-            f"{_count(pages, 'page')}, {_count(len(self.spans), 'span')}, "
+            f"{_count(pages, 'page')}, {_count(len(self.spans), 'span')}"
+            f"{f' (and {len(self.crossing)} across vmas)' if self.crossing else ''}, "
             f"{_modes(set(self.blockable))}, "
             f"replies in {{{', '.join(_reply_name(r) for r in self.replies)}}}"
         )
@@ -105,11 +110,17 @@ def _reply_name(reply: int) -> str:
 
 _WRITABLE, _READ_ONLY = Pte.present(0x100, write=True), Pte.present(0x101)
 _DEVICE = Pte.device_private(0x800, write=True)
+#: A read-only frame whose top bit runs past 64 in an encoding that shifts by 13 or more,
+#: which the entry must lose (RNG-1: entries are 64-bit words).
+_HIGH = Pte.present(1 << 51)
+#: The random engine's vmas with the special one unreadable too: which refusal wins (RNG-2).
+_UNREADABLE_SPECIAL = (*VMAS[:3], replace(VMAS[3], read=False))
 
 
-def _world(*ptes: Pte) -> World:
-    """The random engine's vmas, with ``ptes`` on the first pages of the first."""
-    return World(vmas=VMAS, ptes=tuple((_pages(n, n + 1)[0], pte) for n, pte in enumerate(ptes)))
+def _world(*ptes: Pte, vmas: tuple[VmaSpec, ...] = VMAS) -> World:
+    """``vmas`` (the random engine's, unless given), with ``ptes`` on the first pages of the
+    first."""
+    return World(vmas=vmas, ptes=tuple((_pages(n, n + 1)[0], pte) for n, pte in enumerate(ptes)))
 
 
 def _fault(
@@ -134,13 +145,19 @@ def _fault(
 def _faults() -> tuple[FaultSnapshot, ...]:
     """The faults the scope may take, each in one range number (given when it is taken).
 
-    Over the first two pages (writable, read-only), both asked for write: mapped as asked,
-    non-blocking; the handler waiting at the read-only page, non-blocking (-EBUSY); failing
-    there, blocking (-EFAULT). A fault the rules refuse (an unreadable vma). Then the walk's
-    other paths: asked for read over the first three pages (the third is device memory, not
-    asked back); asked for write without VALID (nothing is faulted); every page of the world
-    asked for read (the poisoned one ends the walk, -EFAULT); an empty page faulted in for read;
-    and a span past its vma (-EINVAL, the requests left as they are).
+    Over the first two pages, both asked for write: mapped as asked, non-blocking; the handler
+    waiting at the second page, non-blocking (-EBUSY); failing there, blocking (-EFAULT). A
+    fault the rules refuse (an unreadable vma). Then the walk's other paths: asked for read
+    over the first three pages; asked for write without VALID (nothing is faulted); every page
+    of the world asked for read (the poisoned one ends the walk, -EFAULT); an empty page
+    faulted in for read; and a span past its vma (-EINVAL, the requests left as they are).
+
+    In the first world the first two pages are writable and read-only, and the third is device
+    memory, not asked back. In the second the first page is device memory: asked with VALID but
+    not DEVICE_PRIVATE, it is not faulted, and its entry then carries DEVICE_PRIVATE, which a
+    walk that restarts from the start instead of where it was reads as a request to fault it
+    back. The second page is under migration: the fault waits for it, restarts, and reads the
+    page, read-only now, with the request it wrote there (values[NONE]), not the one asked.
     """
     both = _pages(0, 2)
     read_only = both[1] - PAGE_SIZE
@@ -159,27 +176,42 @@ def _faults() -> tuple[FaultSnapshot, ...]:
     )
 
 
-#: The default scope: the random engine's vmas, and two worlds of four pages of the first vma
-#: (mapped writable, read-only, to device memory and poisoned, so that a snapshot shows every
-#: kind of entry; then the same with the poisoned page before the device page, so that the
-#: walk stops there and leaves the last entry unwritten, as the seed's does); spans that meet
-#: as the overlap rules care about; snapshots in two encodings (flags at the bottom and at the
-#: top).
+#: Flags at the top, as the random engine's second encoding, shifted by 13 (the top bit of a
+#: high frame falls off the word), and ``values[NONE]`` carrying VALID, as a driver may
+#: choose: a page an invalidation clears must read as not valid all the same (RNG-3).
+_TOP: Final = PfnEncoding(
+    flags=ENCODINGS[1].flags, values=(0xE, ENCODINGS[1].flags[0] | 0xF, 0xE), pfn_shift=13
+)
+
+#: The default scope: the random engine's vmas, and two worlds of four pages of the first vma,
+#: each a root of the search:
+#:
+#: - mapped writable, read-only (a frame too high for 64 bits in some encodings), to device
+#:   memory, and poisoned: a snapshot shows every kind of entry;
+#: - device memory, a page under migration (a fault waits for it, then restarts past the
+#:   device page and finds the page read-only), a poisoned page that stops the walk and leaves
+#:   the last entry unwritten, as the seed's walk does; and a special vma that is unreadable
+#:   too, so that a snapshot of it shows which refusal wins.
+#:
+#: Spans that meet as the overlap rules care about, and one for invalidations alone, across the
+#: first three vmas (over a refused snapshot of the unreadable one); snapshots in two encodings
+#: (flags at the bottom, and at the top with NONE carrying VALID).
 SCOPE: Final = Scope(
     worlds=(
-        _world(_WRITABLE, _READ_ONLY, _DEVICE, PTE_POISON),
-        _world(_WRITABLE, _READ_ONLY, PTE_POISON, _DEVICE),
+        _world(_WRITABLE, _HIGH, _DEVICE, PTE_POISON),
+        _world(_DEVICE, PTE_MIGRATION, PTE_POISON, _READ_ONLY, vmas=_UNREADABLE_SPECIAL),
     ),
     spans=(_pages(0, 1), _pages(1, 2), _pages(0, 2), _pages(0, 4)),
+    crossing=((_BASE, VMAS[2].start + PAGE_SIZE),),
     refused=(
         (0, VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE),  # runs past its vma
         (1, VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE),  # starts before its vma
         (2, VMAS[2].start, VMAS[2].end),  # unreadable
-        (3, VMAS[3].start, VMAS[3].end),  # special
+        (3, VMAS[3].start, VMAS[3].end),  # special (and unreadable, in the second world)
         (0, _BASE, _BASE),  # empty
         (0, VMAS[0].end, VMAS[0].end),  # empty, at the very end of its vma
     ),
-    encodings=ENCODINGS[:2],
+    encodings=(DEFAULT_ENCODING, _TOP),
     faults=_faults(),
 )
 
@@ -255,7 +287,7 @@ def operations(model: Model, scope: Scope) -> Iterator[CoreOperation]:
         )
         for mirrors in [sorted(model.mirrors)]
         for blockable in scope.blockable
-        for start, end in scope.spans
+        for start, end in scope.spans + scope.crossing
         for replies in itertools.product(scope.replies, repeat=len(mirrors))
     )
     candidates.extend(InvalidateEnd(start=start, end=end) for start, end in model.windows.values())
@@ -268,6 +300,8 @@ def operations(model: Model, scope: Scope) -> Iterator[CoreOperation]:
     candidates.extend(RangeDone(range=range_id) for range_id in sorted(model.ranges))
     candidates.append(RangeDone(range=UNKNOWN_RANGE))
     candidates.extend(UnregisterMirror(mirror=m) for m in sorted(model.known | model.refused))
+    # A number the scope never registers: unregistering it must do nothing (REG-3).
+    candidates.append(UnregisterMirror(mirror=scope.mirrors))
     if used_ranges < scope.ranges:
         candidates.extend(
             Snapshot(range=used_ranges, vma=vma, start=start, end=end, encoding=DEFAULT_ENCODING)
