@@ -1,6 +1,6 @@
 """The suite's strength and speed, measured side by side in one run.
 
-    python3 tasks.py bench           # the whole set, under 5 minutes on 2 cores
+    python3 tasks.py bench           # the whole set, about 50 minutes on 2 cores
     python -m benchmarks.run --quick # a smoke run (what the test suite runs)
 
 It writes ``benchmarks/results.json`` and ``docs/benchmarks.md``. Every figure is a count or a
@@ -11,7 +11,9 @@ ratio measured in the same run on the same machine; none is asserted anywhere.
    them through the executor and oracle without Hypothesis; the gaps say where the time goes.
 2. Strength: every catalogue entry over several seeds at the CI budget: in how many seeds it
    was caught against its rules, the median number of cases to the first failure, and the
-   shrunk length over the shortest length the exhaustive engine finds.
+   shrunk length over the shortest length the exhaustive engine finds; and that shortest
+   length found by the merged search and by every sequence, with what each cost
+   (``benchmarks/searches.py``).
 3. The exhaustive engine: transitions per second against the reference, and the depth it
    completes in a fixed time.
 4. Adapters: the same cases through each way of reaching a candidate (the reference in
@@ -74,7 +76,7 @@ from conformance.core._wire import WireCandidate, exec_factory
 from conformance.driver._catalogue import DRIVER_CATALOGUE
 from hmm_ref import HmmUpdate
 
-from . import _strength, driver, generation
+from . import _strength, driver, generation, searches
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -231,15 +233,16 @@ def overhead(seed: int, budget: Budget) -> dict[str, Any]:
 # -- 2. strength ------------------------------------------------------------------------------
 
 
-def _shortest(entry: KnownBad[Any]) -> int | None:
-    candidate, handshake = start(entry.make)
-    found = explore(candidate, handshake, depth=4)
-    return len(found.failure.case.ops) if found.failure else None
-
-
-def strength(settings: Settings) -> list[dict[str, Any]]:
-    """Each entry over ``settings.seeds`` seeds, two processes at a time."""
-    return _strength.measure("core", settings.entries, settings.seeds, settings.budget, _shortest)
+def strength(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each entry over ``settings.seeds`` seeds, two processes at a time; and each searched by
+    the exhaustive engine, merged and every sequence (``benchmarks/searches.py``), whose
+    merged length is the shortest the shrunk lengths are measured against."""
+    searched = [searches.compare(entry) for entry in settings.entries]
+    shortest = {row["entry"]: row["merged"]["length"] for row in searched}
+    rows = _strength.measure(
+        "core", settings.entries, settings.seeds, settings.budget, lambda e: shortest[e.name]
+    )
+    return rows, searched
 
 
 # -- 3. the exhaustive engine -----------------------------------------------------------------
@@ -373,6 +376,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         *_strength.table(results["strength"]),
     ]
+    lines += searches.markdown(results["searches"])
     lines += [
         "",
         "## The exhaustive engine",
@@ -455,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "overhead": overhead(1, settings.speed_budget),
     }
     print(f"{len(settings.entries)} catalogue entries x {settings.seeds} seeds ...", flush=True)
-    results["strength"] = strength(settings)
+    results["strength"], results["searches"] = strength(settings)
     print(f"the exhaustive engine for {settings.explore_seconds:g} s ...", flush=True)
     results["exhaustive"] = exhaustive(settings.explore_seconds)
     print("the adapters ...", flush=True)

@@ -26,6 +26,12 @@ def test_a_quick_benchmark_run_writes_json_and_markdown(
         assert row["caught"] == row["seeds"] == 1
         assert row["shortest"] == row["recorded_shortest"]
         assert row["worst_ratio"] == 1.0
+    for row in data["searches"]:
+        # the first two entries are 2 operations long either way, and every sequence of 2
+        # is at least as many transitions as the merged search's
+        assert row["merged"]["length"] == row["every"]["length"] == 2
+        assert row["every"]["transitions"] >= row["merged"]["transitions"] > 0
+    assert [row["entry"] for row in data["searches"]] == [row["entry"] for row in data["strength"]]
     exhaustive = data["exhaustive"]
     assert exhaustive["transitions"] == sum(lv["transitions"] for lv in exhaustive["levels"])
     assert exhaustive["completed_depth"] <= len(exhaustive["levels"])
@@ -63,6 +69,7 @@ def test_a_quick_benchmark_run_writes_json_and_markdown(
     assert "| `sleeps-when-not-blockable` | 1/1 |" in text
     assert "## The driver side" in text
     assert "| `parent-tree` | 1/1 |" in text
+    assert "Same shortest length both ways: 2 of 2 entries (2 found within depth 4)." in text
     assert f"Python {data['machine']['python']}" in text
     assert "| C candidate, C wire server |" in text
     assert "| C candidate, C wire server, protocol 1.0 |" in text
