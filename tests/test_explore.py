@@ -32,6 +32,7 @@ from conformance._fingerprint import own_state
 from conformance._known_bad import KnownBad
 from conformance._report import rule_rows
 from conformance._verdicts import Tally
+from conformance.core._blind_ranges import MigrationAsError
 from conformance.core._catalogue import CATALOGUE
 from conformance.core._executor import Executor
 from conformance.core._explore import CoreSpace
@@ -337,26 +338,17 @@ def test_a_candidates_hidden_state_keeps_apart_what_the_model_merges(
     assert explore(candidate, handshake, depth=3, scope=SMALL).failure is None
 
 
-class MigrationAsError(SeedCore):
-    """Encodes a page under migration as values[ERROR]: only a world with one shows it."""
-
-    def encode(self, encoding: H.PfnEncoding, pte: H.Pte) -> int:
-        if pte.kind is H.PteKind.MIGRATION:
-            return encoding.values[H.HmmPfnValue.ERROR]
-        return encoding.encode(pte)
-
-
 def test_each_world_is_a_root_and_a_bug_on_a_migrating_page_takes_one_snapshot() -> None:
     """The second world has a page under migration, which nothing in the first world becomes:
-    one snapshot from the second world's root shows the bug, and no sequence of three from the
-    first world's does."""
-    found = _explore(lambda: MigrationAsError(name="migration-as-error"), 3).failure
+    one snapshot from the second world's root shows the blind core that encodes such a page as
+    an error, and no sequence of three from the first world's does."""
+    found = _explore(MigrationAsError, 3).failure
     assert found is not None
     assert [op.name for op in found.case.ops] == ["snapshot"]
     assert found.case.world == SCOPE.worlds[1]
     assert {v.rule for v in found.verdicts} == {"RNG-1"}
     first = replace(SCOPE, worlds=SCOPE.worlds[:1], mirrors=1, ranges=1)
-    candidate, handshake = start(lambda: MigrationAsError(name="migration-as-error"))
+    candidate, handshake = start(MigrationAsError)
     assert explore(candidate, handshake, depth=3, scope=first).failure is None
 
 

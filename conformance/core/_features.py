@@ -42,14 +42,17 @@ class Feature:
     holds: Callable[[Model, frozenset[int]], bool]
 
 
-def _same_span(m: Model, _: frozenset[int]) -> bool:
-    spans = list(m.windows.values())
+def _repeats(spans: list[tuple[int, int]]) -> bool:
+    """Whether a span comes up twice."""
     return len(set(spans)) < len(spans)
+
+
+def _same_span(m: Model, _: frozenset[int]) -> bool:
+    return _repeats(list(m.windows.values()))
 
 
 def _twin_ranges(m: Model, _: frozenset[int]) -> bool:
-    spans = [(r.start, r.end) for r in m.registered_ranges() if r.valid and not r.empty]
-    return len(set(spans)) < len(spans)
+    return _repeats([(r.start, r.end) for r in m.registered_ranges() if r.valid and not r.empty])
 
 
 #: Each page a fault may walk with the page above it in its vma.

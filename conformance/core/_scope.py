@@ -160,8 +160,8 @@ def _faults() -> tuple[FaultSnapshot, ...]:
     page, read-only now, with the request it wrote there (values[NONE]), not the one asked.
     """
     both = _pages(0, 2)
-    read_only = both[1] - PAGE_SIZE
-    wait, error = ((read_only, FaultOutcome.WAIT),), ((read_only, FaultOutcome.ERROR),)
+    second = both[1] - PAGE_SIZE
+    wait, error = ((second, FaultOutcome.WAIT),), ((second, FaultOutcome.ERROR),)
     beyond = (VMAS[0].end - PAGE_SIZE, VMAS[1].start + PAGE_SIZE)
     return (
         _fault(0, both, False, (3, 3)),
