@@ -63,10 +63,10 @@ def core_result(shape: str) -> CoreResult:
     return _SHAPES[shape][0]()
 
 
-def _run(factory: object, profile: Profile = Profile.SEED) -> CoreResult:
+def _run(factory: object) -> CoreResult:
     assert callable(factory)
     candidate, handshake = start(factory)
-    return run(candidate, handshake, profile=profile, budget=BUDGETS["ci"], seed_value=SEED)
+    return run(candidate, handshake, budget=BUDGETS["ci"], seed_value=SEED)
 
 
 def _replayed(factory: object, *ops: CoreOperation) -> CoreFailure:
@@ -209,10 +209,24 @@ def test_json_reports_of_every_outcome_validate_and_name_it(
 
 
 def test_a_strict_run_report_validates(schema: dict[str, Any]) -> None:
-    """The strict profile's documented failure of the reference validates too."""
-    report = json.loads(render(_run(reference, Profile.STRICT), "json"))
+    """The strict profile's documented failure of the reference validates too: a snapshot,
+    then release (REL-3), replayed under strict. (test_engine finds it by a strict run.)"""
+    candidate, handshake = start(reference)
+    stale = Case(
+        world=World(vmas=VMAS),
+        ops=(
+            Snapshot(
+                range=0, vma=0, start=VMAS[0].start, end=VMAS[0].end, encoding=DEFAULT_ENCODING
+            ),
+            Release(),
+        ),
+    )
+    failure = replay_failure(candidate, handshake, stale, Profile.STRICT)
+    assert {verdict.rule for verdict in failure.verdicts} >= {"REL-3"}
+    report = json.loads(render(_graft(failure=failure, profile=Profile.STRICT), "json"))
     jsonschema.validate(report, schema, cls=jsonschema.Draft202012Validator)
     assert report["result"] == "violation"
+    assert report["profile"] == "strict"
 
 
 def test_json_keeps_a_flaky_failure_as_first_seen(schema: dict[str, Any]) -> None:
