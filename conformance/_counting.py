@@ -8,7 +8,11 @@ runs a step, with :class:`BudgetSpent`, a ``BaseException`` so that Hypothesis p
 as it does ``KeyboardInterrupt``: nothing is shrunk, replayed or saved for it.
 
 After the first failure the cases Hypothesis runs are shrinking attempts; they are counted apart
-and are not progress.
+and are not progress. They may be bounded too (:attr:`Budget.shrinks`, or the side's own bound):
+Hypothesis shrinks every choice behind a case, and once the case is down to its few operations
+it goes on simplifying the world and the swarm behind them, in hundreds to thousands of cases
+that no longer shorten it. After that many, :class:`ShrinkingSpent` hands the last failing case
+to the side's minimiser (``conformance._engine.minimise``), which shortens the case itself.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ __all__ = [
     "CaseCount",
     "Live",
     "Recorder",
+    "ShrinkingSpent",
     "budget_from_env",
 ]
 
@@ -37,11 +42,14 @@ __all__ = [
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Budget:
-    """How much to generate: cases, and the most steps in one case."""
+    """How much to generate: cases, and the most steps in one case; and how many cases
+    Hypothesis may run to shrink a failure before the minimiser takes it as it is (None: the
+    side's own bound, ``Side.shrinks``, which may be none)."""
 
     name: str
     examples: int
     steps: int
+    shrinks: int | None = None
 
 
 #: Settings profiles: ``fast`` for development, ``ci`` for CI (the default), ``thorough``.
@@ -67,6 +75,11 @@ class BudgetSpent(BaseException):
     """The budget of generated cases is spent: the run ends without a failure."""
 
 
+class ShrinkingSpent(BaseException):
+    """The budget's shrinking cases are spent: Hypothesis stops, and the last failing case
+    goes to the minimiser as it is."""
+
+
 @final
 @dataclass(slots=True, kw_only=True)
 class CaseCount:
@@ -74,6 +87,8 @@ class CaseCount:
 
     #: How many cases to generate; None for no limit of ours (Hypothesis's alone).
     limit: int | None = None
+    #: How many shrinking cases to run after the first failure; None for no limit of ours.
+    shrink_limit: int | None = None
     #: Called with the number of generated cases after each one.
     on_case: Callable[[int], None] | None = field(default=None)
     #: Cases generated, counting from 1, up to and including the first that failed.
@@ -84,8 +99,9 @@ class CaseCount:
     first_failure: int | None = None
 
     def begin(self) -> None:
-        """A case is about to start; :class:`BudgetSpent` if none may (and the signal again
-        if one came and the code it interrupted swallowed it).
+        """A case is about to start; :class:`BudgetSpent` if none may, or
+        :class:`ShrinkingSpent` once a failure's shrinking has run its cases (and the signal
+        again if one came and the code it interrupted swallowed it).
 
         A case counts once its world is drawn: it then runs against the candidate, even if
         Hypothesis abandons it later for want of an enabled rule or of room for choices.
@@ -94,6 +110,8 @@ class CaseCount:
         if signalled is not None:  # swallowed on its way up: raise it again, here
             raise signalled
         if self.first_failure is not None:
+            if self.shrink_limit is not None and self.shrinking >= self.shrink_limit:
+                raise ShrinkingSpent
             self.shrinking += 1
             return
         if self.limit is not None and self.generated >= self.limit:

@@ -19,7 +19,7 @@ from hypothesis.internal.conjecture import providers
 from hypothesis.internal.constants_ast import Constants
 from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 
-from ._counting import Budget, BudgetSpent, CaseCount
+from ._counting import Budget, BudgetSpent, CaseCount, ShrinkingSpent
 from ._generation import StepFailedError
 from ._isolation import received
 
@@ -137,7 +137,7 @@ def _hypothesis(
     examples: ExampleDatabase | None,
     phases: list[Phase],
 ) -> None:
-    with seed_only(), contextlib.suppress(StepFailedError, BudgetSpent, Flaky):
+    with seed_only(), contextlib.suppress(StepFailedError, BudgetSpent, ShrinkingSpent, Flaky):
         # The recorder has the failing cases; settle() decides what they show.
         run_state_machine_as_test(
             machine,

@@ -380,9 +380,11 @@ def run(
     failure. The arguments are the public ``conformance.run``'s, which documents them.
     """
     budget = budget or budget_from_env()
+    if budget.shrinks is None:
+        budget = replace(budget, shrinks=side.shrinks)
     chosen_seed = seed_value if seed_value is not None else secrets.randbelow(2**32)
     tally = Tally()
-    count = CaseCount(limit=budget.examples, on_case=on_case)
+    count = CaseCount(limit=budget.examples, shrink_limit=budget.shrinks, on_case=on_case)
     machine, recorder = side.machine(
         candidate, handshake, profile=profile, tally=tally, count=count, keep=keep
     )

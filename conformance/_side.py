@@ -194,6 +194,12 @@ class Side(Connectable, Protocol[CandidateT_contra, HandshakeT, CaseT, StepT]):
     @property
     def who(self) -> str: ...
 
+    #: How many cases Hypothesis may run to shrink a failure before the side's minimiser
+    #: takes it, where the budget leaves it to the side; None for no bound but Hypothesis's
+    #: own (docs/catalogue.md, "Shrinking a core's case").
+    @property
+    def shrinks(self) -> int | None: ...
+
     #: What the side checks, for ``--side``'s help ("a mirror driver against the DRV rules").
     @property
     def summary(self) -> str: ...

@@ -105,7 +105,8 @@ def test_run_checks_the_reference_by_default_and_prints_the_matrix() -> None:
 
 
 def test_run_of_a_broken_candidate_exits_1_with_steps_and_a_replay_file(tmp_path: Path) -> None:
-    """A violation prints the rule and the shrunk steps, writes a replay file and reports."""
+    """A violation prints the rule and the shrunk steps, writes a replay file and reports; its
+    shrinking stops at --shrinks."""
     replays = tmp_path / "failures"
     json_report, ktap = tmp_path / "r.json", tmp_path / "r.ktap"
     status, out, _ = _run(
@@ -116,6 +117,8 @@ def test_run_of_a_broken_candidate_exits_1_with_steps_and_a_replay_file(tmp_path
         "fast",
         "--seed",
         "5",
+        "--shrinks",
+        "7",
         "--replay-dir",
         str(replays),
         "--report",
@@ -130,7 +133,11 @@ def test_run_of_a_broken_candidate_exits_1_with_steps_and_a_replay_file(tmp_path
     assert "FAIL INV-5:" in out
     [replay_file] = list(replays.iterdir())
     assert f"replay file: {replay_file}" in out
-    assert json.loads(json_report.read_text())["result"] == "violation"
+    report = json.loads(json_report.read_text())
+    assert report["result"] == "violation"
+    # --shrinks bounds Hypothesis's shrinking; the minimiser still takes the case to 1 operation
+    assert report["budget"] == {"name": "fast+custom", "examples": 100, "steps": 30, "shrinks": 7}
+    assert 0 < report["totals"]["shrink_cases"] <= 7
     assert ktap.read_text().startswith("KTAP version 1\n")
 
     status, out, _ = _run("replay", str(replay_file), "--adapter", "tests.candidates:ParentTree")

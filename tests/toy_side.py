@@ -118,6 +118,7 @@ class ToySide:
 
     name: Final = "toy"
     who: Final = "toy"
+    shrinks: Final = 50
     default_adapter: Final = "tests.toy_side:Echo"
     summary: Final = "a toy candidate against TOY-1"
 

@@ -66,6 +66,7 @@ def to_json(result: AnyResult, rows: Sequence[RuleRow]) -> dict[str, Any]:
             "name": result.budget.name,
             "examples": result.budget.examples,
             "steps": result.budget.steps,
+            "shrinks": result.budget.shrinks,
         },
         "seed": result.seed,
         "result": outcome_of(result),

@@ -176,11 +176,13 @@ class Connection:
 @final
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Sizing:
-    """How much to generate: ``--budget``, ``--examples`` and ``--steps``."""
+    """How much to generate: ``--budget``, ``--examples`` and ``--steps``; and how long to
+    shrink: ``--shrinks``."""
 
     budget: str | None = None
     examples: int | None = None
     steps: int | None = None
+    shrinks: int | None = None
 
     @staticmethod
     def add(command: argparse.ArgumentParser, *, per: str = "") -> None:
@@ -196,19 +198,28 @@ class Sizing:
         command.add_argument(
             "--steps", type=positive, help="most steps in one case (overrides the budget)"
         )
+        command.add_argument(
+            "--shrinks",
+            type=positive,
+            help="most cases Hypothesis runs to shrink a failure before the minimiser takes it "
+            "(200 on the core side; none on the driver side)",
+        )
 
     @staticmethod
     def read(args: argparse.Namespace) -> Sizing:
-        return Sizing(budget=args.budget, examples=args.examples, steps=args.steps)
+        return Sizing(
+            budget=args.budget, examples=args.examples, steps=args.steps, shrinks=args.shrinks
+        )
 
     def resolve(self) -> Budget:
         """The budget named (or ``$HMM_CONFORMANCE_BUDGET``'s), with the overrides."""
         base = BUDGETS[self.budget] if self.budget else budget_from_env()
-        custom = self.examples is not None or self.steps is not None
+        custom = any(n is not None for n in (self.examples, self.steps, self.shrinks))
         return Budget(
             name=f"{base.name}+custom" if custom else base.name,
             examples=self.examples or base.examples,
             steps=self.steps or base.steps,
+            shrinks=self.shrinks or base.shrinks,
         )
 
 

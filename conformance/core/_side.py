@@ -62,6 +62,9 @@ class CoreSide:
 
     name: Final = "core"
     who: Final = "candidate"
+    #: A core's case is down to its few operations within a few dozen shrinking cases; the
+    #: rest simplify the world behind it (docs/catalogue.md, "Shrinking a core's case").
+    shrinks: Final = 200
 
     default_adapter: Final = "conformance:reference"
     summary: Final = "an HMM core against the REG/INV/END/RNG/REL rules"
