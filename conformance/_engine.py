@@ -379,9 +379,8 @@ def run(
     """Check ``candidate`` of ``side`` over a budget of generated cases; shrink and replay a
     failure. The arguments are the public ``conformance.run``'s, which documents them.
     """
-    budget = budget or budget_from_env()
-    if budget.shrinks is None:
-        budget = replace(budget, shrinks=side.shrinks)
+    given = budget or budget_from_env()
+    budget = replace(given, shrinks=side.shrinks) if given.shrinks is None else given
     chosen_seed = seed_value if seed_value is not None else secrets.randbelow(2**32)
     tally = Tally()
     count = CaseCount(limit=budget.examples, shrink_limit=budget.shrinks, on_case=on_case)
