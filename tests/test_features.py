@@ -5,15 +5,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
-
 from conformance import BUDGETS, reference, run, start
+from conformance._case import CpuState
 from conformance._generation import VMAS
 from conformance.core._catalogue import CATALOGUE
-from conformance.core._draws import Swarm
+from conformance.core._draws import Swarm, seams
 from conformance.core._features import FeatureRates, feature_names, feature_rates
-from conformance.core._ops import Case, InvalidateEnd, InvalidateStart, RegisterMirror, Snapshot
-from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, FaultOutcome
+from conformance.core._ops import (
+    Case,
+    FaultSnapshot,
+    InvalidateEnd,
+    InvalidateStart,
+    RegisterMirror,
+    Snapshot,
+    World,
+)
+from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PTE_POISON, FaultOutcome, Pte
 
 from . import candidates as C
 from .test_oracle import WORLD, page
@@ -31,17 +38,22 @@ def _rates(seed: int) -> FeatureRates:
     return _RATES[seed]
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_every_rare_state_comes_up_in_many_cases(seed: int) -> None:
-    """At the fast budget, each feature holds before some step of at least a tenth of the
-    cases: a bug that needs it is met within a few dozen cases, not by chance. And INV-4 (a
-    mirror's -EAGAIN in a non-blockable start) is checked with three mirrors or more live."""
-    rates = _rates(seed)
-    rare = {name: rates.cases_with[name] for name in feature_names()}
-    assert min(rare.values()) >= rates.cases // 10, rare
-    assert rates.checks["INV-4"] > 0
-    assert 0 < rates.rate("INV-4", "mirrors>=3") <= 1  # a rare rule meets a rare state
-    assert rates.rate("NO-SUCH-RULE", "mirrors>=3") == 0
+def test_every_rare_state_comes_up_in_many_cases() -> None:
+    """At the fast budget, each feature holds before some step (or, a trigger, shows in one) of
+    at least one case in twenty over three seeds, and of some case in each: a bug that needs
+    it is met within a few dozen cases, not by chance. One seed's count swings widely
+    (`twin-ranges` in 1 to 34 cases of 100 over seeds 1-20: Hypothesis grows a seed's cases from
+    its earlier ones), so the rate is judged on the three together. And INV-4 (a mirror's
+    -EAGAIN in a non-blockable start) is checked with three mirrors or more live."""
+    seeds = [_rates(seed) for seed in (1, 2, 3)]
+    cases = sum(rates.cases for rates in seeds)
+    reached = {name: [rates.cases_with[name] for rates in seeds] for name in feature_names()}
+    assert min(sum(counts) for counts in reached.values()) >= cases // 20, reached
+    assert min(min(counts) for counts in reached.values()) > 0, reached
+    for rates in seeds:
+        assert rates.checks["INV-4"] > 0
+        assert 0 < rates.rate("INV-4", "mirrors>=3") <= 1  # a rare rule meets a rare state
+        assert rates.rate("NO-SUCH-RULE", "mirrors>=3") == 0
 
 
 def test_each_feature_holds_exactly_in_its_state() -> None:
@@ -66,6 +78,38 @@ def test_each_feature_holds_exactly_in_its_state() -> None:
                                      "ranges>=2", "twin-ranges"}  # fmt: skip
     assert rates.within["END-1"]["twin-ranges"] == rates.checks["END-1"]
     assert rates.within["END-1"]["ranges>=2"] == rates.checks["END-1"]
+
+
+def test_a_fault_restarting_past_a_device_entry_is_a_trigger() -> None:
+    """A device-private page at page 2 with holes around it: a fault from it, or from the hole
+    below it, that maps a page above it shows the trigger in its own step's checks; one whose
+    handler fails there, or that starts above it, does not. Each case's state holds the
+    device page below a hole throughout."""
+    world = World(vmas=VMAS, ptes=((page(2), Pte.device_private(0x800, write=True)),))
+
+    def fault(start: int, *handler: tuple[int, FaultOutcome]) -> Case:
+        op = FaultSnapshot(
+            range=0,
+            vma=0,
+            start=start,
+            end=page(4),
+            encoding=DEFAULT_ENCODING,
+            block=False,
+            requests=(1,) * ((page(4) - start) // PAGE_SIZE),
+            handler=handler,
+        )
+        return Case(world=world, ops=(op,))
+
+    past = [fault(page(2)), fault(page(1))]
+    short = [fault(page(2), (page(3), FaultOutcome.ERROR)), fault(page(3))]
+    for cases, shown in ((past, len(past)), (short, 0)):
+        rates = feature_rates(cases, reference)
+        assert rates.cases_with["restart-past-device"] == shown
+        assert rates.cases_with["device-below-hole"] == len(cases)
+        assert rates.checks["FLT-2"] == len(cases)
+        assert rates.within["FLT-2"]["restart-past-device"] == shown
+    assert seams(CpuState(world)) == [(0, 2)]
+    assert seams(CpuState(replace(world, ptes=((page(3), PTE_POISON), *world.ptes)))) == []
 
 
 def test_a_case_that_fails_or_cannot_begin_counts_what_it_checked() -> None:
@@ -105,6 +149,7 @@ def test_a_case_that_shares_spans_snapshots_only_there() -> None:
         release_after=0,
         kinds=(),
         spans=(),
+        seams=False,
     )
     last = VMAS[1].end - PAGE_SIZE
     assert plain.span(1, 7, 8) == (1, last, VMAS[1].end)

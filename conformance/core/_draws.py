@@ -21,8 +21,10 @@ from hmm_ref import (
     HmmPfnValue,
     PfnEncoding,
     Pte,
+    PteKind,
 )
 
+from .._case import CpuState
 from .._generation import ENCODINGS, VMAS, ptes
 from ._ops import (
     World,
@@ -32,6 +34,8 @@ __all__ = [
     "EMPTY",
     "HIGH",
     "KINDS",
+    "KIND_DEVICE",
+    "KIND_NONE",
     "LOW",
     "REFUSED",
     "REFUSED_SPANS",
@@ -43,6 +47,7 @@ __all__ = [
     "core_ptes",
     "encodings",
     "entries_of",
+    "seams",
     "swarms",
     "vma_span",
     "world_strategy",
@@ -140,6 +145,24 @@ def vma_span(vma: int, first: int, length: int) -> tuple[int, int]:
     return start, min(start + length * PAGE_SIZE, span.end)
 
 
+#: The numbers in :data:`KINDS` of no mapping and of device-private memory, which make seams.
+KIND_NONE, KIND_DEVICE = 1, 2
+#: Entries a fault for read must fill: no mapping, or one swapped or migrating.
+_FILLED: Final = frozenset({PteKind.NONE, PteKind.SWAP, PteKind.MIGRATION})
+
+
+def seams(cpu: CpuState) -> list[tuple[int, int]]:
+    """The seams of the CPU's page table, as (vma, page): a device-private page just below one
+    a fault must fill, in the same snapshottable vma."""
+    return [
+        (vma, index)
+        for vma in SNAPSHOTTABLE
+        for index in range(VMAS[vma].npages - 1)
+        if cpu.pte(VMAS[vma].start + index * PAGE_SIZE).kind is PteKind.DEVICE_PRIVATE
+        and cpu.pte(VMAS[vma].start + (index + 1) * PAGE_SIZE).kind in _FILLED
+    ]
+
+
 def world_strategy(kinds: tuple[int, ...] = ()) -> st.SearchStrategy[World]:
     """The fixed vmas, the special one readable or not (which test the seed makes first, the
     special one, then shows), with an entry of ``kinds`` (:func:`entries_of`) drawn for each
@@ -201,6 +224,13 @@ class Swarm:
     #: buffer do, so that ranges of equal bounds are live together. None: anywhere. (Faults
     #: draw their own: over spans already faulted in, they would find nothing to fault.)
     spans: tuple[tuple[int, int, int], ...]
+    #: Whether this case's faults start at a seam, where one exists: a device-private page
+    #: just below a page the fault must fill. There the walk writes the device entry, which
+    #: the caller never asks to fault, then restarts past it after the handler. Drawn
+    #: anywhere, a fault's span seldom starts there: it often starts lower, at a page that
+    #: stops the walk first (poison, a failing handler). The machine draws it, for a core
+    #: that faults only (``FaultRules._seamed``), and gives such a case holes and device pages.
+    seams: bool = False
 
     def span(self, vma: int, first: int, length: int) -> tuple[int, int, int]:
         """Where a snapshot drawn at page ``first`` of vma ``vma`` (``length`` pages) falls, as

@@ -4,7 +4,9 @@ A bug that only shows in a rare state (three mirrors around an unregistered one,
 open over the same span, a range snapshotted before the first mirror) is caught only as often
 as generation reaches that state. :func:`feature_rates` replays a run's cases on the reference
 and counts, for every rule check, which of the :data:`FEATURES` held in the state the checked
-step was taken from, so that a rare state shows as a small number before a bug hides in it.
+step was taken from (a :class:`Feature`) or showed in the step itself (a :class:`Trigger`: a
+fault that restarts past a device entry, which the state before it only makes possible), so
+that a rare state shows as a small number before a bug hides in it.
 ``tasks.py bench`` prints the table (docs/benchmarks.md), and a test keeps every feature common.
 """
 
@@ -17,16 +19,15 @@ from typing import Final, final
 
 from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PteKind
 
-from .._generation import VMAS
 from .._rules import Profile
 from .._verdicts import Status
 from ._adapter import Candidate
-from ._draws import SNAPSHOTTABLE, SNAPSHOTTABLE_PAGES
+from ._draws import SNAPSHOTTABLE_PAGES, seams
 from ._executor import Executor
-from ._model import Model
-from ._ops import Case, Snapshot
+from ._model import Model, Observation
+from ._ops import Case, CoreOperation, FaultSnapshot, Snapshot
 
-__all__ = ["FEATURES", "Feature", "FeatureRates", "feature_names", "feature_rates"]
+__all__ = ["FEATURES", "Feature", "FeatureRates", "Trigger", "feature_names", "feature_rates"]
 
 _EXERCISED: Final = (Status.PASS, Status.ALLOWED, Status.FAIL)
 
@@ -55,28 +56,33 @@ def _twin_ranges(m: Model, _: frozenset[int]) -> bool:
     return _repeats([(r.start, r.end) for r in m.registered_ranges() if r.valid and not r.empty])
 
 
-#: Each page a fault may walk with the page above it in its vma.
-_PAIRS: Final = tuple(
-    (addr, addr + PAGE_SIZE)
-    for index in SNAPSHOTTABLE
-    for addr in range(VMAS[index].start, VMAS[index].end - PAGE_SIZE, PAGE_SIZE)
-)
-#: Entries a fault for read must fill: no mapping, or one swapped or migrating.
-_HOLES: Final = frozenset({PteKind.NONE, PteKind.SWAP, PteKind.MIGRATION})
-
-
 def _migrating(m: Model, _: frozenset[int]) -> bool:
     return any(m.cpu.pte(addr).kind is PteKind.MIGRATION for addr in SNAPSHOTTABLE_PAGES)
 
 
-def _device_below_hole(m: Model, _: frozenset[int]) -> bool:
+@final
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Trigger:
+    """A step a bug can hide in, by name, with its test on the step's operation, what the
+    replay observed of it, and the model after it: a state alone does not show it."""
+
+    name: str
+    meaning: str
+    shows: Callable[[CoreOperation, Observation, Model], bool]
+
+
+def _restart_past_device(op: CoreOperation, seen: Observation, after: Model) -> bool:
+    if not isinstance(op, FaultSnapshot):
+        return False
     return any(
-        m.cpu.pte(low).kind is PteKind.DEVICE_PRIVATE and m.cpu.pte(high).kind in _HOLES
-        for low, high in _PAIRS
+        after.cpu.pte(addr).kind is PteKind.DEVICE_PRIVATE
+        for call in seen.faults
+        if not call.answer  # mapped, or waited for: the walk goes on from that page
+        for addr in range(op.start, call.addr, PAGE_SIZE)
     )
 
 
-FEATURES: Final = (
+FEATURES: Final[tuple[Feature | Trigger, ...]] = (
     Feature(
         name="mirrors>=3",
         meaning="three or more mirrors registered",
@@ -118,7 +124,15 @@ FEATURES: Final = (
     Feature(
         name="device-below-hole",
         meaning="a device-private page just below one a fault must fill, in one vma",
-        holds=_device_below_hole,
+        holds=lambda m, _: bool(seams(m.cpu)),
+    ),
+    Trigger(
+        name="restart-past-device",
+        meaning=(
+            "a fault that called the handler or waited for a migration above a device-private "
+            "page it had walked: it restarts past the device entry it wrote"
+        ),
+        shows=_restart_past_device,
     ),
     Feature(
         name="other-encoding",
@@ -150,18 +164,23 @@ def _replay(case: Case, make: Callable[[], Candidate], rates: FeatureRates) -> N
     executor = Executor(candidate, candidate.handshake(), Profile.SEED, case.world)
     if executor.begin() is not None:
         return
-    early, reached = frozenset[int](), set[str]()
+    early, reached, model = frozenset[int](), set[str](), executor.model
     for op in case.ops:
-        holding = [f.name for f in FEATURES if f.holds(executor.model, early)]
-        reached.update(holding)
+        holding = [f.name for f in FEATURES if isinstance(f, Feature) and f.holds(model, early)]
         outcome = executor.step(op)
+        holding += [
+            t.name
+            for t in FEATURES
+            if isinstance(t, Trigger) and t.shows(op, outcome.observation, model)
+        ]
+        reached.update(holding)
         for verdict in outcome.verdicts:
             if verdict.rule is not None and verdict.status in _EXERCISED:
                 rates.checks[verdict.rule] += 1
                 rates.within.setdefault(verdict.rule, Counter()).update(holding)
         if outcome.failed:
             break
-        if isinstance(op, Snapshot) and not executor.model.known:
+        if isinstance(op, Snapshot) and not model.known:
             early |= {op.range}
     rates.cases += 1
     rates.cases_with.update(reached)

@@ -125,7 +125,7 @@ class HmmConformance(FaultRules, MisuseRules, CaseMachine[Case, CoreOperation, E
         """The case's swarm and its world, then the mirrors it starts with (so that
         invalidations meet some); before them, if the swarm says so, a snapshot, and after
         them the oldest unregistered and windows left open."""
-        self.swarm = swarm
+        self.swarm = swarm = self._seamed(swarm, data)
         world = data.draw(world_strategy(swarm.kinds), label="world")
         self.begin_case(world, lambda: self.recorder.make_executor(world))
         if swarm.early_snapshot:
@@ -254,13 +254,13 @@ class HmmConformance(FaultRules, MisuseRules, CaseMachine[Case, CoreOperation, E
         One rule, like cpu_update, so that the pair is not lost to rules switched off; and the
         faulting snapshot rides on it, so that a case without the fault rule still faults.
         """
-        start, end = vma_span(vma, first, length)
         if Capability.FAULT in self.model.capabilities and data.draw(st.booleans(), label="fault"):
+            vma, start, end = self._aimed(vma, first, length)
             range_id = self._fault(vma, start, end, data.draw(st.booleans(), label="block"), data)
             if not (done := self.model.ranges.get(range_id)) or not done.registered:
                 return range_id
         else:
-            range_id = self._snapshot(vma, start, end, self._encoding(data))
+            range_id = self._snapshot(vma, *vma_span(vma, first, length), self._encoding(data))
         self._do(RangeDone(range=range_id))
         return range_id
 

@@ -149,7 +149,8 @@ class CoreSide:
             count=count,
             keep=keep,
         )
-        return HmmConformance.bound(recorder), recorder
+        machine = HmmConformance.for_capabilities(handshake.capabilities)
+        return machine.bound(recorder), recorder
 
     def edits(self, case: Case) -> Iterator[Case]:
         return _shrink.edits(case)
