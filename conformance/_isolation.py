@@ -231,12 +231,21 @@ _INTERRUPTS: Final = (signal.SIGINT, signal.SIGTERM)
 
 
 def _send_later(signum: int) -> None:
-    """Send ``signum`` to this process from another thread, a moment from now (after the
-    code that lost it has returned)."""
+    """Send ``signum`` to this process's main thread from another thread, a moment from now
+    (after the code that lost it has returned).
+
+    To the main thread, not to the process: the kernel may hand a signal sent to the process
+    to any thread that does not block it, the sending one included, and Python then runs the
+    handler only once the main thread next runs Python code. A main thread waiting in a system
+    call (a sleep, a read from a candidate's pipe) would wait it out first; a signal sent to
+    it ends the wait.
+    """
+    main = threading.main_thread().ident
+    assert main is not None, "the main thread has started"
 
     def send() -> None:
         time.sleep(0.01)
-        os.kill(os.getpid(), signum)
+        signal.pthread_kill(main, signum)
 
     threading.Thread(target=send, name="interrupt again", daemon=True).start()
 

@@ -112,6 +112,19 @@ def test_sigterm_leaves_no_process_of_a_hung_wire_candidate(tmp_path: Path) -> N
     assert [pid for pid in started if _running(pid)] == []
 
 
+def test_a_signal_sent_again_goes_to_the_main_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sent to the process, the kernel may hand it to another thread, and a main thread in a
+    system call (a sleep, a read from a candidate's pipe) would wait that out before Python ran
+    the handler: the signal sent again is addressed to the main thread."""
+    sent: list[tuple[int, int]] = []
+    monkeypatch.setattr(signal, "pthread_kill", lambda ident, signum: sent.append((ident, signum)))
+    monkeypatch.setattr(os, "kill", lambda pid, signum: sent.append((pid, signum)))
+    I._send_later(signal.SIGTERM)
+    (sender,) = [t for t in threading.enumerate() if t.name == "interrupt again"]
+    sender.join(5)
+    assert sent == [(threading.main_thread().ident, signal.SIGTERM)]
+
+
 def _signal_self(signum: int) -> None:
     os.kill(os.getpid(), signum)
     time.sleep(30)  # the handler raises on delivery, before this ends
