@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+from hypothesis import find, settings
+from hypothesis.errors import NoSuchExample
+
 from conformance import BUDGETS, reference, run, start
 from conformance._case import CpuState
 from conformance._generation import VMAS
 from conformance.core._catalogue import CATALOGUE
-from conformance.core._draws import Swarm, seams
+from conformance.core._draws import KIND_DEVICE, KIND_NONE, Swarm, entries_of, seams
 from conformance.core._features import FeatureRates, feature_names, feature_rates
 from conformance.core._ops import (
     Case,
@@ -20,7 +24,7 @@ from conformance.core._ops import (
     Snapshot,
     World,
 )
-from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PTE_POISON, FaultOutcome, Pte
+from hmm_ref import DEFAULT_ENCODING, PAGE_SIZE, PTE_NONE, PTE_POISON, FaultOutcome, Pte, PteKind
 
 from . import candidates as C
 from .test_oracle import WORLD, page
@@ -110,6 +114,19 @@ def test_a_fault_restarting_past_a_device_entry_is_a_trigger() -> None:
         assert rates.within["FLT-2"]["restart-past-device"] == shown
     assert seams(CpuState(world)) == [(0, 2)]
     assert seams(CpuState(replace(world, ptes=((page(3), PTE_POISON), *world.ptes)))) == []
+
+
+def test_the_kinds_a_seamed_case_adds_are_holes_and_device_pages() -> None:
+    """``KIND_NONE`` and ``KIND_DEVICE`` number entries of :data:`KINDS` by place: a world of
+    the one holds no mapping, and of the other only device-private pages."""
+    quick = settings(max_examples=100, database=None)
+    assert find(entries_of((KIND_NONE,)), lambda _: True, settings=quick) == PTE_NONE
+    with pytest.raises(NoSuchExample):
+        find(
+            entries_of((KIND_DEVICE,)),
+            lambda pte: pte.kind is not PteKind.DEVICE_PRIVATE,
+            settings=quick,
+        )
 
 
 def test_a_case_that_fails_or_cannot_begin_counts_what_it_checked() -> None:
