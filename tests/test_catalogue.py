@@ -31,12 +31,21 @@ from conformance import (
 )
 from conformance._generation import VMAS
 from conformance._known_bad import KnownBad
+from conformance._verdicts import Tally
 from conformance.core import _explore as core_explore
 from conformance.core import _side as core_side
 from conformance.core._blind_catalogue import BLIND_CATALOGUE
 from conformance.core._catalogue import CATALOGUE, ParentTree, SeedCore, ValidAgainAtEnd
+from conformance.core._executor import Executor
 from conformance.core._model import CpuState
-from conformance.core._ops import case_from_json
+from conformance.core._ops import (
+    CoreOperation,
+    InvalidateEnd,
+    InvalidateStart,
+    RegisterMirror,
+    case_from_json,
+)
+from conformance.core._scope import SCOPE, operations
 from conformance.core._seed_fault import SeedFaultCore
 from conformance.core._side import CoreFailure, CoreSide
 
@@ -299,3 +308,53 @@ def test_a_rule_with_a_longer_shortest_of_its_own_is_shrunk_against_that() -> No
     assert stale.shortest_for(set(), 3) == 3
     assert stale.shortest_for({"REL-1"}, None) is None
     assert BY_NAME["parent-tree"].shortest_for({"INV-5"}, 2) == 2
+
+
+def _failing_sequences(entry: KnownBad[Candidate], depth: int) -> list[tuple[int, set[str]]]:
+    """Every sequence of up to ``depth`` operations in the exhaustive engine's scope that the
+    entry fails, as its length and the rules its last step broke."""
+    found: list[tuple[int, set[str]]] = []
+
+    def walk(world: World, prefix: tuple[CoreOperation, ...]) -> None:
+        executor = _replayed(entry, world, prefix)
+        for op in operations(executor.model, SCOPE):
+            outcome = _replayed(entry, world, prefix).step(op)
+            if outcome.failed:
+                broken = {verdict.rule for verdict in outcome.verdicts if verdict.rule}
+                found.append((len(prefix) + 1, broken))
+            elif len(prefix) + 1 < depth:
+                walk(world, (*prefix, op))
+
+    for world in SCOPE.worlds:
+        walk(world, ())
+    return found
+
+
+def _replayed(entry: KnownBad[Candidate], world: World, ops: tuple[CoreOperation, ...]) -> Executor:
+    candidate, handshake = start(entry.make)
+    executor = Executor(candidate, handshake, Profile.SEED, world, Tally())
+    assert executor.begin() is None
+    for op in ops:
+        assert not executor.step(op).failed
+    return executor
+
+
+def test_mirrors_at_end_breaks_end_1_alone_in_three_operations_and_no_fewer() -> None:
+    """Mirrors told at the end break INV-6 in two operations (a register, then a start), and
+    END-1 alone only when the mirror registers inside a window: every sequence of two in the
+    exhaustive engine's scope that fails breaks another of its rules, and start, register, end
+    breaks END-1 alone. So a run that meets END-1 alone first is at its shortest at three."""
+    entry = BY_NAME["mirrors-at-end"]
+    failing = _failing_sequences(entry, 2)
+    assert failing
+    assert all(length == 2 and broken & entry.rules - {"END-1"} for length, broken in failing)
+    ops = (
+        InvalidateStart(start=SPAN[0], end=SPAN[1], blockable=True, replies=()),
+        RegisterMirror(mirror=0, with_ops=True),
+        InvalidateEnd(start=SPAN[0], end=SPAN[1]),
+    )
+    failure = replay(*start(entry.make), Case(world=SCOPE.worlds[0], ops=ops), Profile.SEED)
+    assert isinstance(failure, Failure)
+    assert {verdict.rule for verdict in failure.verdicts} == {"END-1"}
+    assert entry.shortest_for({"END-1"}, entry.shortest) == 3
+    assert entry.shortest_for({"END-1", "INV-6"}, entry.shortest) == 2

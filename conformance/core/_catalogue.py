@@ -273,7 +273,10 @@ class NoWalkAfterFault(SeedFaultCore):
         return step
 
 
-def _entry(cls: type[SeedCore], shortest: int, rules: str, origin: str) -> KnownBad[Candidate]:
+def _entry(
+    cls: type[SeedCore], shortest: int, rules: str, origin: str, **longer: int
+) -> KnownBad[Candidate]:
+    """An entry; ``longer`` gives the rules whose own shortest is longer (``END_1=3``)."""
     name = entry_name(cls)
     return KnownBad(
         name=name,
@@ -281,6 +284,7 @@ def _entry(cls: type[SeedCore], shortest: int, rules: str, origin: str) -> Known
         rules=frozenset(rules.split()),
         shortest=shortest,
         origin=origin,
+        shortest_by_rule=tuple((rule.replace("_", "-"), n) for rule, n in longer.items()),
     )
 
 
@@ -296,6 +300,7 @@ CATALOGUE: Final = (
         2,
         "INV-6 END-1 RNG-3",
         "before 6/7: mirrors told at end, after pages went (bug #7)",
+        END_1=3,
     ),
     _entry(
         ShadowedRet, 2, "INV-4", "5.2: a mirror's -EAGAIN swallowed by a shadowed ret (bug #13b)"
