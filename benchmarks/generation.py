@@ -61,7 +61,9 @@ def markdown(results: dict[str, Any]) -> list[str]:
         "for each rule, how many of its checks were made in each state a bug can hide in; the "
         "first row is in how many cases the state came up at all. Each case draws its shape "
         "first (swarm testing): how many mirrors, the oldest unregistered or not, a snapshot "
-        "before the first mirror, windows left open, the encodings its snapshots use.",
+        "before the first mirror, windows left open, the encodings its snapshots use, what its "
+        "faults ask and meet, the kinds of entry its world holds, spans its snapshots share, "
+        "faults aimed at seams, and whether it dwells on what the rules refuse.",
         "",
         *(f"- `{feature.name}`: {feature.meaning}" for feature in FEATURES),
         "",

@@ -13,7 +13,14 @@ from conformance import BUDGETS, reference, run, start
 from conformance._case import CpuState
 from conformance._generation import VMAS
 from conformance.core._catalogue import CATALOGUE
-from conformance.core._draws import KIND_DEVICE, KIND_NONE, Swarm, entries_of, seams
+from conformance.core._draws import (
+    KIND_DEVICE,
+    KIND_NONE,
+    Swarm,
+    entries_of,
+    seams,
+    world_strategy,
+)
 from conformance.core._features import FeatureRates, feature_names, feature_rates
 from conformance.core._ops import (
     Case,
@@ -114,6 +121,55 @@ def test_a_fault_restarting_past_a_device_entry_is_a_trigger() -> None:
         assert rates.within["FLT-2"]["restart-past-device"] == shown
     assert seams(CpuState(world)) == [(0, 2)]
     assert seams(CpuState(replace(world, ptes=((page(3), PTE_POISON), *world.ptes)))) == []
+
+
+def test_a_snapshot_or_fault_of_a_special_vma_that_cannot_be_read_is_a_trigger() -> None:
+    """Of the special vma made unreadable too, a snapshot and a fault each show the trigger in
+    their own step, which RNG-2 checks (FLT-1 for the fault); of the same vma readable, or of
+    the unreadable vma that is not special, neither does."""
+    special, plain = VMAS[3], VMAS[2]
+    unreadable = replace(WORLD, vmas=(*VMAS[:3], replace(special, read=False)))
+    pages = (special.end - special.start) // PAGE_SIZE
+    snapshot = Snapshot(
+        range=0, vma=3, start=special.start, end=special.end, encoding=DEFAULT_ENCODING
+    )
+    fault = FaultSnapshot(
+        range=0,
+        vma=3,
+        start=special.start,
+        end=special.end,
+        encoding=DEFAULT_ENCODING,
+        block=True,
+        requests=(1,) * pages,
+        handler=(),
+    )
+    elsewhere = replace(snapshot, vma=2, start=plain.start, end=plain.end)
+
+    def rates(world: World, op: Snapshot | FaultSnapshot) -> FeatureRates:
+        return feature_rates([Case(world=world, ops=(RegisterMirror(mirror=0), op))], reference)
+
+    for op, rule in ((snapshot, "RNG-2"), (fault, "FLT-1")):
+        shown = rates(unreadable, op)
+        assert shown.cases_with["special-unreadable"] == 1
+        assert shown.within[rule]["special-unreadable"] == shown.checks[rule] == 1
+        assert rates(WORLD, op).cases_with["special-unreadable"] == 0
+    assert WORLD.vmas[3].read
+    assert not WORLD.vmas[2].read
+    assert rates(unreadable, elsewhere).cases_with["special-unreadable"] == 0
+
+
+def test_a_case_that_dwells_on_refusals_has_an_unreadable_special_vma() -> None:
+    """A world drawn for a case with :attr:`Swarm.refusals` never lets the special vma be read;
+    one drawn without may make it either."""
+    quick = settings(max_examples=100, database=None)
+    with pytest.raises(NoSuchExample):
+        find(world_strategy(refusals=True), lambda world: world.vmas[3].read, settings=quick)
+    assert find(world_strategy(), lambda world: world.vmas[3].read, settings=quick).vmas[3].special
+    assert (
+        not find(world_strategy(), lambda world: not world.vmas[3].read, settings=quick)
+        .vmas[3]
+        .read
+    )
 
 
 def test_the_kinds_a_seamed_case_adds_are_holes_and_device_pages() -> None:

@@ -31,6 +31,7 @@ from ._ops import (
 )
 
 __all__ = [
+    "DRIVER_SPANS",
     "EMPTY",
     "HIGH",
     "KINDS",
@@ -69,6 +70,10 @@ REFUSED_SPANS: Final = {
 #: Empty snapshots, which RNG-9 is about: inside the vma, or at its very end (RNG-2 refuses).
 EMPTY: Final = {"empty": VMAS[0].start, "empty-at-end": VMAS[0].end}
 REFUSED: Final = (*REFUSED_SPANS, *EMPTY)
+#: Where a driver's fault asks for pages: as drawn three times in four ("ok"), else a span the
+#: rules refuse, as a device may fault at any address of the process: a special or unreadable
+#: vma, or across a vma's end.
+DRIVER_SPANS: Final = st.sampled_from(("ok",) * 3 * len(REFUSED_SPANS) + tuple(REFUSED_SPANS))
 
 #: Where a start falls when a range is live: over it, anywhere, or at its boundary; when a
 #: window is open, also over exactly its span (a start nested in one of the same span).
@@ -163,13 +168,16 @@ def seams(cpu: CpuState) -> list[tuple[int, int]]:
     ]
 
 
-def world_strategy(kinds: tuple[int, ...] = ()) -> st.SearchStrategy[World]:
+def world_strategy(
+    kinds: tuple[int, ...] = (), *, refusals: bool = False
+) -> st.SearchStrategy[World]:
     """The fixed vmas, the special one readable or not (which test the seed makes first, the
-    special one, then shows), with an entry of ``kinds`` (:func:`entries_of`) drawn for each
-    page of the snapshottable ones."""
+    special one, then shows; with ``refusals``, never readable), with an entry of ``kinds``
+    (:func:`entries_of`) drawn for each page of the snapshottable ones."""
     pages = SNAPSHOTTABLE_PAGES
     entries = st.lists(entries_of(kinds), min_size=len(pages), max_size=len(pages))
-    special = st.sampled_from((True, False)).map(lambda read: replace(VMAS[3], read=read))
+    readable = st.just(False) if refusals else st.sampled_from((True, False))
+    special = readable.map(lambda read: replace(VMAS[3], read=read))
     return st.tuples(entries, special).map(
         lambda drawn: World(
             vmas=(*VMAS[:3], drawn[1]),
@@ -231,6 +239,11 @@ class Swarm:
     #: stops the walk first (poison, a failing handler). The machine draws it, for a core
     #: that faults only (``FaultRules._seamed``), and gives such a case holes and device pages.
     seams: bool = False
+    #: Whether this case dwells on what the rules refuse: its world's special vma is
+    #: unreadable too (only there does the order of RNG-2's two tests show), and the driver's
+    #: fault path asks for refused spans as well (:data:`DRIVER_SPANS`). Elsewhere those come
+    #: from the snapshot and fault rules alone, in few cases.
+    refusals: bool = False
 
     def span(self, vma: int, first: int, length: int) -> tuple[int, int, int]:
         """Where a snapshot drawn at page ``first`` of vma ``vma`` (``length`` pages) falls, as
@@ -267,4 +280,5 @@ def swarms() -> st.SearchStrategy[Swarm]:
             min_size=1,
             max_size=2,
         ).map(tuple),
+        refusals=st.booleans(),
     )

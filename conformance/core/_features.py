@@ -5,8 +5,9 @@ open over the same span, a range snapshotted before the first mirror) is caught 
 as generation reaches that state. :func:`feature_rates` replays a run's cases on the reference
 and counts, for every rule check, which of the :data:`FEATURES` held in the state the checked
 step was taken from (a :class:`Feature`) or showed in the step itself (a :class:`Trigger`: a
-fault that restarts past a device entry, which the state before it only makes possible), so
-that a rare state shows as a small number before a bug hides in it.
+fault that restarts past a device entry, which the state before it only makes possible; a
+snapshot of a special vma that is unreadable too), so that a rare state shows as a small number
+before a bug hides in it.
 ``tasks.py bench`` prints the table (docs/benchmarks.md), and a test keeps every feature common.
 """
 
@@ -82,6 +83,13 @@ def _restart_past_device(op: CoreOperation, seen: Observation, after: Model) -> 
     )
 
 
+def _special_unreadable(op: CoreOperation, _: Observation, after: Model) -> bool:
+    if not isinstance(op, Snapshot | FaultSnapshot):
+        return False
+    vma = after.cpu.vmas[op.vma]
+    return vma.special and not vma.read
+
+
 FEATURES: Final[tuple[Feature | Trigger, ...]] = (
     Feature(
         name="mirrors>=3",
@@ -133,6 +141,14 @@ FEATURES: Final[tuple[Feature | Trigger, ...]] = (
             "page it had walked: it restarts past the device entry it wrote"
         ),
         shows=_restart_past_device,
+    ),
+    Trigger(
+        name="special-unreadable",
+        meaning=(
+            "a snapshot or fault of a special vma that cannot be read either: which of the two "
+            "refusals of RNG-2 (FLT-1) a core tests first shows only there"
+        ),
+        shows=_special_unreadable,
     ),
     Feature(
         name="other-encoding",

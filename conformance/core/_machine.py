@@ -35,6 +35,7 @@ from .._stateful import CaseMachine
 from .._stateful import CaseRecorder as Recorders
 from ._adapter import Capability
 from ._draws import (
+    DRIVER_SPANS,
     EMPTY,
     HIGH,
     LOW,
@@ -126,7 +127,7 @@ class HmmConformance(FaultRules, MisuseRules, CaseMachine[Case, CoreOperation, E
         invalidations meet some); before them, if the swarm says so, a snapshot, and after
         them the oldest unregistered and windows left open."""
         self.swarm = swarm = self._seamed(swarm, data)
-        world = data.draw(world_strategy(swarm.kinds), label="world")
+        world = data.draw(world_strategy(swarm.kinds, refusals=swarm.refusals), label="world")
         self.begin_case(world, lambda: self.recorder.make_executor(world))
         if swarm.early_snapshot:
             self._snapshot(0, VMAS[0].start, VMAS[0].end, swarm.encodings[-1])
@@ -151,6 +152,11 @@ class HmmConformance(FaultRules, MisuseRules, CaseMachine[Case, CoreOperation, E
     def _encoding(self, data: st.DataObject) -> PfnEncoding:
         """An encoding from the case's swarm."""
         return data.draw(st.sampled_from(self._swarm.encodings), label="encoding")
+
+    def _driver_span(self, data: st.DataObject) -> str:
+        """Where the driver's fault path snapshots: in a case that dwells on refusals
+        (:attr:`Swarm.refusals`), sometimes a span the rules refuse."""
+        return data.draw(DRIVER_SPANS, label="span") if self._swarm.refusals else "ok"
 
     def _entries(self) -> st.SearchStrategy[Pte]:
         """What the CPU changes an entry to: one of the world's kinds, or any."""
@@ -249,7 +255,8 @@ class HmmConformance(FaultRules, MisuseRules, CaseMachine[Case, CoreOperation, E
     def device_fault(self, *, vma: int, first: int, length: int, data: st.DataObject) -> int:
         """A driver's fault path: a snapshot, or ``hmm_vma_fault`` as nouveau's is, then
         range_done (RNG-1, RNG-7, RNG-8; FLT). A fault that failed has ended its range itself
-        (FLT-4), so the driver does not end it again.
+        (FLT-4), and a snapshot of a span the rules refuse never listed it (RNG-2), so the
+        driver does not end either.
 
         One rule, like cpu_update, so that the pair is not lost to rules switched off; and the
         faulting snapshot rides on it, so that a case without the fault rule still faults.
@@ -259,6 +266,8 @@ class HmmConformance(FaultRules, MisuseRules, CaseMachine[Case, CoreOperation, E
             range_id = self._fault(vma, start, end, data.draw(st.booleans(), label="block"), data)
             if not (done := self.model.ranges.get(range_id)) or not done.registered:
                 return range_id
+        elif (kind := self._driver_span(data)) != "ok":
+            return self._snapshot(*REFUSED_SPANS[kind], self._encoding(data))  # failed: no end
         else:
             range_id = self._snapshot(vma, *vma_span(vma, first, length), self._encoding(data))
         self._do(RangeDone(range=range_id))

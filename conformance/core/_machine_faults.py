@@ -37,6 +37,7 @@ from hmm_ref import (
 from .._generation import VMAS
 from ._adapter import Capability
 from ._draws import (
+    DRIVER_SPANS,
     KIND_DEVICE,
     KIND_NONE,
     REFUSED_SPANS,
@@ -51,8 +52,6 @@ from ._ops import FaultSnapshot
 __all__ = ["FaultRules"]
 
 _DEVICE = 4
-#: A fault's span: three times in four one the rules accept (the plain one first), else refused.
-_KINDS = st.sampled_from(("ok",) * 3 * len(REFUSED_SPANS) + tuple(REFUSED_SPANS))
 
 
 class FaultRules(MachineNames):
@@ -81,7 +80,7 @@ class FaultRules(MachineNames):
     )
     @rule(
         target=ranges,
-        kind=_KINDS,
+        kind=DRIVER_SPANS,
         vma=st.sampled_from(SNAPSHOTTABLE),
         first=st.integers(0, 7),
         length=st.integers(1, 8),
