@@ -153,11 +153,6 @@ class HmmConformance(FaultRules, MisuseRules, CaseMachine[Case, CoreOperation, E
         """An encoding from the case's swarm."""
         return data.draw(st.sampled_from(self._swarm.encodings), label="encoding")
 
-    def _driver_span(self, data: st.DataObject) -> str:
-        """Where the driver's fault path snapshots: in a case that dwells on refusals
-        (:attr:`Swarm.refusals`), sometimes a span the rules refuse."""
-        return data.draw(DRIVER_SPANS, label="span") if self._swarm.refusals else "ok"
-
     def _entries(self) -> st.SearchStrategy[Pte]:
         """What the CPU changes an entry to: one of the world's kinds, or any."""
         return entries_of(self._swarm.kinds) | core_ptes
@@ -255,8 +250,8 @@ class HmmConformance(FaultRules, MisuseRules, CaseMachine[Case, CoreOperation, E
     def device_fault(self, *, vma: int, first: int, length: int, data: st.DataObject) -> int:
         """A driver's fault path: a snapshot, or ``hmm_vma_fault`` as nouveau's is, then
         range_done (RNG-1, RNG-7, RNG-8; FLT). A fault that failed has ended its range itself
-        (FLT-4), and a snapshot of a span the rules refuse never listed it (RNG-2), so the
-        driver does not end either.
+        (FLT-4), and a snapshot of a span the rules refuse (drawn in a case that dwells on
+        refusals, :attr:`Swarm.refusals`) never listed it (RNG-2), so the driver ends neither.
 
         One rule, like cpu_update, so that the pair is not lost to rules switched off; and the
         faulting snapshot rides on it, so that a case without the fault rule still faults.
@@ -266,7 +261,7 @@ class HmmConformance(FaultRules, MisuseRules, CaseMachine[Case, CoreOperation, E
             range_id = self._fault(vma, start, end, data.draw(st.booleans(), label="block"), data)
             if not (done := self.model.ranges.get(range_id)) or not done.registered:
                 return range_id
-        elif (kind := self._driver_span(data)) != "ok":
+        elif self._swarm.refusals and (kind := data.draw(DRIVER_SPANS, label="span")) != "ok":
             return self._snapshot(*REFUSED_SPANS[kind], self._encoding(data))  # failed: no end
         else:
             range_id = self._snapshot(vma, *vma_span(vma, first, length), self._encoding(data))
